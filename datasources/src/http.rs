@@ -1,0 +1,285 @@
+//! The one HTTP client wisp uses: reqwest (blocking) over rustls with the ring provider, no proxy
+//! (the metadata service is reached directly, as MAAS's own scripts do with `--no-proxy`),
+//! transparent gzip, explicit timeouts and a size cap on every answer.
+
+use std::io::Read;
+use std::time::{Duration, SystemTime};
+
+use crate::error::FetchError;
+
+/// Default cap on an answer: MAAS accepts user-data up to this size in practice, and a boot agent
+/// must not be made to buffer more.
+pub const DEFAULT_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// How a client connects.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub connect_timeout: Duration,
+    pub user_agent: String,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            connect_timeout: Duration::from_secs(10),
+            user_agent: concat!("wisp/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+/// A complete answer, any status.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub url: String,
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub content_type: Option<String>,
+    pub date: Option<SystemTime>,
+    pub retry_after: Option<Duration>,
+}
+
+impl Response {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// Turns a non-2xx answer into an error that keeps what retries and skew correction need.
+    pub fn into_error(self) -> FetchError {
+        FetchError::Status {
+            url: self.url,
+            status: self.status,
+            body: printable_prefix(&self.body, 200),
+            retry_after: self.retry_after,
+            date: self.date,
+        }
+    }
+}
+
+/// The first `max` characters of a body, control characters replaced, for error messages.
+pub fn printable_prefix(body: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(body)
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// One request to make.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    pub authorization: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub body: Option<Vec<u8>>,
+    pub timeout: Duration,
+    pub max_bytes: u64,
+}
+
+impl<'a> Request<'a> {
+    pub fn get(url: &'a str, timeout: Duration) -> Self {
+        Request {
+            method: "GET",
+            url,
+            authorization: None,
+            content_type: None,
+            body: None,
+            timeout,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    inner: reqwest::blocking::Client,
+}
+
+impl HttpClient {
+    pub fn new(options: &HttpOptions) -> Result<Self, FetchError> {
+        // reqwest is built without a default crypto provider (we choose ring: smaller and faster
+        // to build than aws-lc-rs). Installing fails only if one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let inner = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .gzip(true)
+            .connect_timeout(options.connect_timeout)
+            .user_agent(options.user_agent.clone())
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .map_err(|e| FetchError::Connect {
+                url: String::new(),
+                detail: format!("cannot build HTTP client: {e}"),
+            })?;
+        Ok(HttpClient { inner })
+    }
+
+    /// Sends a request and reads the whole answer (up to `max_bytes`), whatever its status.
+    pub fn send(&self, req: Request<'_>) -> Result<Response, FetchError> {
+        let url = req.url.to_string();
+        let parsed = url::Url::parse(req.url).map_err(|e| FetchError::InvalidUrl {
+            url: url.clone(),
+            detail: e.to_string(),
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(FetchError::InvalidUrl {
+                url,
+                detail: "only http and https are supported".into(),
+            });
+        }
+        let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|e| {
+            FetchError::InvalidUrl {
+                url: url.clone(),
+                detail: e.to_string(),
+            }
+        })?;
+        let mut builder = self.inner.request(method, parsed).timeout(req.timeout);
+        if let Some(auth) = req.authorization {
+            builder = builder.header(reqwest::header::AUTHORIZATION, auth);
+        }
+        if let Some(ct) = req.content_type {
+            builder = builder.header(reqwest::header::CONTENT_TYPE, ct);
+        }
+        if let Some(body) = req.body {
+            builder = builder.body(body);
+        }
+        let resp = builder
+            .send()
+            .map_err(|e| classify(&url, req.timeout, &e))?;
+        let status = resp.status().as_u16();
+        let header = |name: reqwest::header::HeaderName| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let date = header(reqwest::header::DATE).and_then(|d| httpdate::parse_http_date(&d).ok());
+        let retry_after = header(reqwest::header::RETRY_AFTER)
+            .and_then(|v| parse_retry_after(&v, SystemTime::now()));
+        let content_type = header(reqwest::header::CONTENT_TYPE);
+        if let Some(len) = resp.content_length() {
+            if len > req.max_bytes {
+                return Err(FetchError::TooLarge {
+                    url,
+                    limit: req.max_bytes,
+                });
+            }
+        }
+        let mut body = Vec::new();
+        resp.take(req.max_bytes + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| {
+                if is_timeout_io(&e) {
+                    FetchError::Timeout {
+                        url: url.clone(),
+                        timeout: req.timeout,
+                    }
+                } else {
+                    FetchError::Body {
+                        url: url.clone(),
+                        detail: e.to_string(),
+                    }
+                }
+            })?;
+        if body.len() as u64 > req.max_bytes {
+            return Err(FetchError::TooLarge {
+                url,
+                limit: req.max_bytes,
+            });
+        }
+        Ok(Response {
+            url,
+            status,
+            body,
+            content_type,
+            date,
+            retry_after,
+        })
+    }
+}
+
+fn is_timeout_io(e: &std::io::Error) -> bool {
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        return true;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|r| r as _);
+    while let Some(s) = source {
+        if let Some(re) = s.downcast_ref::<reqwest::Error>() {
+            if re.is_timeout() {
+                return true;
+            }
+        }
+        source = s.source();
+    }
+    false
+}
+
+fn classify(url: &str, timeout: Duration, e: &reqwest::Error) -> FetchError {
+    if e.is_timeout() {
+        return FetchError::Timeout {
+            url: url.to_string(),
+            timeout,
+        };
+    }
+    // The innermost cause says what really happened (refused, reset, DNS...).
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if e.is_body() || e.is_decode() {
+        return FetchError::Body {
+            url: url.to_string(),
+            detail,
+        };
+    }
+    FetchError::Connect {
+        url: url.to_string(),
+        detail,
+    }
+}
+
+/// `Retry-After` is either delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(20));
+        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(20)));
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(20));
+        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn printable_prefix_strips_controls_and_cuts() {
+        assert_eq!(printable_prefix(b"a\x1b[31mb\nc", 100), "a [31mb c");
+        assert_eq!(printable_prefix(&[b'x'; 500], 10).len(), 10);
+        assert_eq!(printable_prefix(&[0xff, 0xfe, b'a'], 10), "\u{fffd}\u{fffd}a");
+    }
+
+    #[test]
+    fn non_http_schemes_are_refused() {
+        let c = HttpClient::new(&HttpOptions::default()).unwrap();
+        let e = c
+            .send(Request::get("file:///etc/passwd", Duration::from_secs(1)))
+            .unwrap_err();
+        assert!(matches!(e, FetchError::InvalidUrl { .. }), "{e}");
+    }
+}

@@ -1,0 +1,370 @@
+//! The MAAS datasource (maas-protocol.md §2–3).
+//!
+//! Fetch order: wait for `instance-id`, then `local-hostname`, `public-keys`, `vendor-data`;
+//! `user-data` is a separate call because MAAS marks the machine Deployed when it is made.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{DatasourceError, FetchError};
+use crate::http::{HttpClient, Request, DEFAULT_MAX_BYTES};
+use crate::oauth::{self, Credentials, SkewStore, SKEW_CHANGE_LIMIT_SECS};
+use crate::retry::{RetryPolicy, Verdict};
+use crate::{Datasource, Metadata};
+
+/// The metadata version wisp speaks (`latest` serves the same).
+pub const API_VERSION: &str = "2012-03-01";
+/// What MAAS answers an unsigned request with.
+pub const ENLISTMENT_INSTANCE_ID: &str = "i-maas-enlistment";
+
+/// Attempts for each item after the service answered (cloud-init: one retry).
+const ITEM_ATTEMPTS: u32 = 3;
+
+#[derive(Debug, Clone)]
+pub struct MaasConfig {
+    /// `http://<host>:5248/MAAS/metadata/` (a missing trailing slash is added).
+    pub metadata_url: String,
+    pub credentials: Credentials,
+    /// How long to wait for the service to answer at all.
+    pub max_wait: Duration,
+    /// Timeout of one request.
+    pub timeout: Duration,
+    pub max_user_data_bytes: u64,
+}
+
+impl MaasConfig {
+    pub fn new(metadata_url: impl Into<String>, credentials: Credentials) -> Self {
+        MaasConfig {
+            metadata_url: metadata_url.into(),
+            credentials,
+            max_wait: Duration::from_secs(120),
+            timeout: Duration::from_secs(50),
+            max_user_data_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+/// cloud-init's instance id for MAAS before the network is up: `v1:` + sha256 of
+/// `consumer_key \0 token_key \0 token_secret`. It changes when the machine is redeployed.
+pub fn instance_id_from_credentials(creds: &Credentials) -> String {
+    let joined = format!(
+        "{}\0{}\0{}",
+        creds.consumer_key, creds.token_key, creds.token_secret
+    );
+    let digest = Sha256::digest(joined.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("v1:{hex}")
+}
+
+/// The metadata URL derived from a reporting endpoint `…/MAAS/metadata/status/<id>`.
+pub fn metadata_url_from_endpoint(endpoint: &str) -> Option<String> {
+    let idx = endpoint.rfind("status/")?;
+    Some(endpoint[..idx].to_string())
+}
+
+pub struct Maas {
+    config: MaasConfig,
+    base: url::Url,
+    client: HttpClient,
+    skew: Arc<dyn SkewStore>,
+    skew_key: String,
+}
+
+impl Maas {
+    pub fn new(
+        mut config: MaasConfig,
+        client: HttpClient,
+        skew: Arc<dyn SkewStore>,
+    ) -> Result<Self, DatasourceError> {
+        if !config.metadata_url.ends_with('/') {
+            config.metadata_url.push('/');
+        }
+        let base = url::Url::parse(&config.metadata_url).map_err(|e| {
+            DatasourceError::invalid("datasource.MAAS", "metadata_url", e.to_string())
+        })?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(DatasourceError::invalid(
+                "datasource.MAAS",
+                "metadata_url",
+                format!("{}: must be an http or https URL", config.metadata_url),
+            ));
+        }
+        if !config.credentials.is_complete() {
+            return Err(DatasourceError::NotConfigured(
+                "datasource.MAAS: consumer_key, token_key and token_secret are all required".into(),
+            ));
+        }
+        let skew_key = oauth::skew_key(&base);
+        Ok(Maas {
+            config,
+            base,
+            client,
+            skew,
+            skew_key,
+        })
+    }
+
+    pub fn config(&self) -> &MaasConfig {
+        &self.config
+    }
+
+    /// `<metadata_url>2012-03-01/<path>`.
+    pub fn item_url(&self, path: &str) -> String {
+        format!("{}{}/{}", self.base, API_VERSION, path)
+    }
+
+    /// The current correction for this server, in seconds.
+    pub fn skew(&self) -> i64 {
+        self.skew.get(&self.skew_key).unwrap_or(0)
+    }
+
+    /// The `Authorization` header for a request made now (clock corrected, fresh nonce).
+    pub fn authorization(&self) -> String {
+        let ts = oauth::signing_timestamp(SystemTime::now(), self.skew());
+        oauth::authorization_header(&self.config.credentials, ts, &oauth::new_nonce())
+    }
+
+    /// A 401/403 with a `Date` header tells us the server's clock. If it differs from what we
+    /// assumed by more than the jitter limit, adopt it and retry at once; otherwise the refusal
+    /// is real and retrying cannot help.
+    fn verdict_for(&self, err: &FetchError) -> Verdict {
+        match err {
+            FetchError::Status {
+                status: 401 | 403,
+                date: Some(date),
+                ..
+            } => {
+                let new = oauth::skew_seconds(*date, SystemTime::now());
+                let old = self.skew();
+                if (new - old).abs() > SKEW_CHANGE_LIMIT_SECS {
+                    tracing::warn!(
+                        server = %self.skew_key,
+                        skew_seconds = new,
+                        "server clock differs from ours; signing with the server's time"
+                    );
+                    self.skew.set(&self.skew_key, new);
+                    Verdict::RetryNow
+                } else {
+                    Verdict::Stop
+                }
+            }
+            e if e.is_transient() => Verdict::Retry,
+            _ => Verdict::Stop,
+        }
+    }
+
+    /// One signed GET under `policy`. `Ok(None)` is a 404: the item is absent.
+    pub fn signed_get(
+        &self,
+        url: &str,
+        max_bytes: u64,
+        policy: &RetryPolicy,
+    ) -> Result<Option<Vec<u8>>, DatasourceError> {
+        policy.run(|timeout| {
+            let auth = self.authorization();
+            let mut req = Request::get(url, timeout);
+            req.authorization = Some(&auth);
+            req.max_bytes = max_bytes;
+            let resp = match self.client.send(req) {
+                Ok(r) => r,
+                Err(e) => {
+                    let v = self.verdict_for(&e);
+                    return Err((e, v));
+                }
+            };
+            if resp.is_success() {
+                Ok(Some(resp.body))
+            } else if resp.status == 404 {
+                Ok(None)
+            } else {
+                let e = resp.into_error();
+                let v = self.verdict_for(&e);
+                Err((e, v))
+            }
+        })
+    }
+
+    /// A signed POST (status events). Returns the status code of a 2xx answer.
+    pub fn signed_post(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: &[u8],
+        policy: &RetryPolicy,
+    ) -> Result<u16, DatasourceError> {
+        policy.run(|timeout| {
+            let auth = self.authorization();
+            let req = Request {
+                method: "POST",
+                url,
+                authorization: Some(&auth),
+                content_type: Some(content_type),
+                body: Some(body.to_vec()),
+                timeout,
+                max_bytes: 64 * 1024,
+            };
+            match self.client.send(req) {
+                Ok(r) if r.is_success() => Ok(r.status),
+                Ok(r) => {
+                    let e = r.into_error();
+                    let v = self.verdict_for(&e);
+                    Err((e, v))
+                }
+                Err(e) => {
+                    let v = self.verdict_for(&e);
+                    Err((e, v))
+                }
+            }
+        })
+    }
+
+    fn wait_policy(&self) -> RetryPolicy {
+        RetryPolicy::new(self.config.max_wait, self.config.timeout)
+    }
+
+    fn item_policy(&self) -> RetryPolicy {
+        RetryPolicy::new(self.config.max_wait, self.config.timeout).with_max_attempts(ITEM_ATTEMPTS)
+    }
+
+    fn text_item(&self, item: &str, required: bool) -> Result<Option<String>, DatasourceError> {
+        let url = self.item_url(&format!("meta-data/{item}"));
+        let policy = if item == "instance-id" {
+            self.wait_policy()
+        } else {
+            self.item_policy()
+        };
+        match self.signed_get(&url, 1024 * 1024, &policy)? {
+            Some(body) => String::from_utf8(body).map(Some).map_err(|_| {
+                DatasourceError::invalid(url.clone(), item, "not valid UTF-8 text")
+            }),
+            None if required => Err(DatasourceError::MissingItem {
+                source_name: url,
+                item: item.to_string(),
+            }),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Datasource for Maas {
+    fn name(&self) -> &'static str {
+        "MAAS"
+    }
+
+    fn fetch_metadata(&mut self) -> Result<Metadata, DatasourceError> {
+        let instance_id = self
+            .text_item("instance-id", true)?
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        if instance_id == ENLISTMENT_INSTANCE_ID {
+            return Err(DatasourceError::Enlistment {
+                url: self.item_url("meta-data/instance-id"),
+            });
+        }
+        if instance_id.is_empty() {
+            return Err(DatasourceError::invalid(
+                self.item_url("meta-data/instance-id"),
+                "instance-id",
+                "empty",
+            ));
+        }
+        let local_hostname = self
+            .text_item("local-hostname", true)?
+            .map(|s| s.trim().to_string());
+        // 200 with an empty body when the owner has no keys; 404 on old MAAS.
+        let public_keys: Vec<String> = self
+            .text_item("public-keys", false)?
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        let vendor_url = self.item_url("meta-data/vendor-data");
+        let vendor_data = match self.signed_get(&vendor_url, DEFAULT_MAX_BYTES, &self.item_policy())?
+        {
+            None => None,
+            Some(body) => {
+                let value: serde_yaml::Value = serde_yaml::from_slice(&body).map_err(|e| {
+                    DatasourceError::invalid(vendor_url.clone(), "vendor-data", e.to_string())
+                })?;
+                crate::convert_vendor_data(&value, &vendor_url)?
+            }
+        };
+        let meta_data = serde_json::json!({
+            "instance-id": instance_id,
+            "local-hostname": local_hostname,
+            "public-keys": public_keys,
+        });
+        Ok(Metadata {
+            datasource: "MAAS".into(),
+            source: self.config.metadata_url.clone(),
+            instance_id,
+            local_hostname,
+            public_keys,
+            vendor_data,
+            network_config: None,
+            meta_data,
+        })
+    }
+
+    /// Exactly `<v>/user-data` (with a trailing slash MAAS would answer the version index).
+    fn fetch_user_data(&mut self) -> Result<Option<Vec<u8>>, DatasourceError> {
+        let url = self.item_url("user-data");
+        self.signed_get(&url, self.config.max_user_data_bytes, &self.item_policy())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_id_before_network_matches_cloud_init() {
+        let c = Credentials {
+            consumer_key: "CK".into(),
+            consumer_secret: String::new(),
+            token_key: "TK".into(),
+            token_secret: "TS".into(),
+        };
+        // python3 -c "import hashlib;print(hashlib.sha256(b'CK\0TK\0TS').hexdigest())"
+        assert_eq!(
+            instance_id_from_credentials(&c),
+            "v1:98eb181e459b705d01af000b7bee7c34b241c9c384f9de8ca981781578e13633"
+        );
+    }
+
+    #[test]
+    fn metadata_url_from_reporting_endpoint() {
+        assert_eq!(
+            metadata_url_from_endpoint("http://10.0.0.2:5248/MAAS/metadata/status/abc123").as_deref(),
+            Some("http://10.0.0.2:5248/MAAS/metadata/")
+        );
+        assert_eq!(metadata_url_from_endpoint("http://x/y"), None);
+    }
+
+    #[test]
+    fn rejects_bad_urls_and_missing_credentials() {
+        let client = HttpClient::new(&Default::default()).unwrap();
+        let skew: Arc<dyn SkewStore> = Arc::new(oauth::MemorySkewStore::default());
+        let creds = Credentials {
+            consumer_key: "C".into(),
+            token_key: "T".into(),
+            token_secret: "S".into(),
+            ..Default::default()
+        };
+        let e = Maas::new(MaasConfig::new("ftp://x/", creds.clone()), client.clone(), skew.clone())
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("metadata_url"), "{e}");
+        let e = Maas::new(MaasConfig::new("http://x/", Credentials::default()), client.clone(), skew.clone())
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("token_secret"), "{e}");
+        let m = Maas::new(MaasConfig::new("http://x:5248/MAAS/metadata", creds), client, skew).unwrap();
+        assert_eq!(m.item_url("user-data"), "http://x:5248/MAAS/metadata/2012-03-01/user-data");
+    }
+}

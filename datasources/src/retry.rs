@@ -1,0 +1,255 @@
+//! The retry policy, in one place: exponential backoff with full jitter, `Retry-After` honoured,
+//! a per-request timeout and an overall deadline so that the boot never hangs.
+
+use std::time::{Duration, Instant};
+
+use crate::error::{DatasourceError, FetchError};
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transient: wait (backoff or `Retry-After`) and try again.
+    Retry,
+    /// Something was corrected (the clock skew): try again at once.
+    RetryNow,
+    /// Trying again cannot help.
+    Stop,
+}
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Overall deadline for all attempts together.
+    pub max_wait: Duration,
+    /// Timeout of a single request (cut to what is left of `max_wait`).
+    pub request_timeout: Duration,
+    /// At most this many attempts (None: as many as fit in `max_wait`).
+    pub max_attempts: Option<u32>,
+    /// First backoff ceiling; doubles with each attempt up to `max_delay`.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// A server's `Retry-After` is honoured up to this long.
+    pub max_retry_after: Duration,
+}
+
+/// The shortest timeout an attempt gets, even when the deadline is nearly spent.
+const MIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl RetryPolicy {
+    /// cloud-init's MAAS defaults: wait up to 120 s, 50 s per request.
+    pub fn new(max_wait: Duration, request_timeout: Duration) -> Self {
+        RetryPolicy {
+            max_wait,
+            request_timeout,
+            max_attempts: None,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = Some(attempts.max(1));
+        self
+    }
+
+    /// The backoff before attempt `n + 1` after `n` failures: uniform in [0, min(cap, base·2ⁿ⁻¹)].
+    pub fn backoff(&self, failures: u32) -> Duration {
+        let exp = failures.saturating_sub(1).min(20);
+        let ceiling = self
+            .base_delay
+            .saturating_mul(1u32 << exp)
+            .min(self.max_delay);
+        ceiling.mul_f64(random_unit())
+    }
+
+    /// Runs `attempt` (given the timeout for this try) until it succeeds, says stop, runs out of
+    /// attempts, or the next wait would cross the deadline.
+    pub fn run<T>(
+        &self,
+        mut attempt: impl FnMut(Duration) -> Result<T, (FetchError, Verdict)>,
+    ) -> Result<T, DatasourceError> {
+        let start = Instant::now();
+        let deadline = start + self.max_wait;
+        let mut failures = 0u32;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let timeout = self
+                .request_timeout
+                .min(remaining.max(MIN_ATTEMPT_TIMEOUT));
+            let (err, verdict) = match attempt(timeout) {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            failures += 1;
+            let give_up = |last: FetchError| DatasourceError::GaveUp {
+                attempts: failures,
+                elapsed: start.elapsed(),
+                max_wait: self.max_wait,
+                last: Box::new(last),
+            };
+            if verdict == Verdict::Stop {
+                return Err(err.into());
+            }
+            if self.max_attempts.is_some_and(|max| failures >= max) {
+                return Err(give_up(err));
+            }
+            let delay = match verdict {
+                Verdict::RetryNow => Duration::ZERO,
+                _ => err
+                    .retry_after()
+                    .map(|d| d.min(self.max_retry_after))
+                    .unwrap_or_else(|| self.backoff(failures)),
+            };
+            if Instant::now() + delay >= deadline {
+                return Err(give_up(err));
+            }
+            tracing::debug!(error = %err, ?delay, attempt = failures, "retrying");
+            std::thread::sleep(delay);
+        }
+    }
+}
+
+/// A uniform random number in [0, 1) from the OS's generator.
+fn random_unit() -> f64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::getrandom(&mut bytes).is_err() {
+        return 0.5;
+    }
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transient() -> FetchError {
+        FetchError::Connect {
+            url: "http://x/".into(),
+            detail: "refused".into(),
+        }
+    }
+
+    fn fast(max_wait_ms: u64) -> RetryPolicy {
+        let mut p = RetryPolicy::new(
+            Duration::from_millis(max_wait_ms),
+            Duration::from_millis(100),
+        );
+        p.base_delay = Duration::from_millis(2);
+        p.max_delay = Duration::from_millis(8);
+        p
+    }
+
+    #[test]
+    fn backoff_stays_within_the_growing_ceiling() {
+        let p = RetryPolicy::new(Duration::from_secs(60), Duration::from_secs(5));
+        for failures in 1..12 {
+            let ceiling = (p.base_delay * 2u32.pow(failures - 1)).min(p.max_delay);
+            for _ in 0..50 {
+                assert!(p.backoff(failures) <= ceiling);
+            }
+        }
+        // Full jitter: the delays are not all the same.
+        let samples: Vec<_> = (0..20).map(|_| p.backoff(5)).collect();
+        assert!(samples.iter().any(|d| *d != samples[0]));
+    }
+
+    #[test]
+    fn recovers_after_transient_failures() {
+        let mut calls = 0;
+        let v = fast(2000)
+            .run(|_| {
+                calls += 1;
+                if calls < 4 {
+                    Err((transient(), Verdict::Retry))
+                } else {
+                    Ok(calls)
+                }
+            })
+            .unwrap();
+        assert_eq!(v, 4);
+    }
+
+    #[test]
+    fn stop_is_final() {
+        let mut calls = 0;
+        let e = fast(2000)
+            .run::<()>(|_| {
+                calls += 1;
+                Err((transient(), Verdict::Stop))
+            })
+            .unwrap_err();
+        assert_eq!(calls, 1);
+        assert!(matches!(e, DatasourceError::Fetch(_)));
+    }
+
+    #[test]
+    fn deadline_bounds_the_wait() {
+        let start = Instant::now();
+        let e = fast(150)
+            .run::<()>(|_| Err((transient(), Verdict::Retry)))
+            .unwrap_err();
+        assert!(start.elapsed() < Duration::from_millis(400));
+        assert!(
+            e.to_string().starts_with("gave up after"),
+            "unexpected message: {e}"
+        );
+    }
+
+    #[test]
+    fn attempts_bound_the_tries() {
+        let mut calls = 0;
+        let _ = fast(5000)
+            .with_max_attempts(3)
+            .run::<()>(|_| {
+                calls += 1;
+                Err((transient(), Verdict::Retry))
+            })
+            .unwrap_err();
+        assert_eq!(calls, 3);
+    }
+
+    #[test]
+    fn retry_after_is_honoured_but_capped() {
+        let mut p = fast(5000);
+        p.max_retry_after = Duration::from_millis(50);
+        let mut times = Vec::new();
+        let _ = p.with_max_attempts(2).run::<()>(|_| {
+            times.push(Instant::now());
+            Err((
+                FetchError::Status {
+                    url: "u".into(),
+                    status: 503,
+                    body: String::new(),
+                    retry_after: Some(Duration::from_secs(3600)),
+                    date: None,
+                },
+                Verdict::Retry,
+            ))
+        });
+        let gap = times[1] - times[0];
+        assert!(gap >= Duration::from_millis(50) && gap < Duration::from_millis(500), "{gap:?}");
+    }
+
+    #[test]
+    fn retry_now_does_not_sleep() {
+        let mut times = Vec::new();
+        let mut p = fast(5000);
+        p.base_delay = Duration::from_secs(1);
+        let _ = p.with_max_attempts(2).run::<()>(|_| {
+            times.push(Instant::now());
+            Err((transient(), Verdict::RetryNow))
+        });
+        assert!(times[1] - times[0] < Duration::from_millis(100));
+    }
+
+    #[test]
+    fn attempt_timeout_never_exceeds_request_timeout() {
+        let p = fast(10_000);
+        let mut seen = None;
+        let _ = p.run(|t| {
+            seen = Some(t);
+            Ok::<_, (FetchError, Verdict)>(())
+        });
+        assert_eq!(seen, Some(Duration::from_millis(100)));
+    }
+}
