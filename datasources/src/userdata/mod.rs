@@ -32,6 +32,16 @@ pub enum PartKind {
     Boothook,
 }
 
+impl PartKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartKind::CloudConfig => "cloud-config",
+            PartKind::Script => "script",
+            PartKind::Boothook => "boothook",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Part {
     pub kind: PartKind,

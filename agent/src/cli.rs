@@ -1,0 +1,87 @@
+//! The command line. Global flags apply to every command.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+
+use crate::commands::{self, Context};
+use crate::platform::Platform;
+use crate::root::Root;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// wisp: first-boot agent for BSD machines deployed by MAAS (a small cloud-init).
+#[derive(Debug, Parser)]
+#[command(name = "wisp", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file (default /etc/wisp/wisp.yaml under --root; drop-ins from FILE.d/*.yaml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Take every path wisp reads or writes under DIR (a mounted image, a fake root).
+    #[arg(long, global = true, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// The target OS (default: the running one).
+    #[arg(long, global = true, value_enum)]
+    pub platform: Option<Platform>,
+    /// Print what would be done; change nothing.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub format: Format,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log output (-q warnings only, -qq errors only).
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub quiet: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch metadata and user-data from the datasource and show them (secrets redacted).
+    Fetch(commands::fetch::FetchArgs),
+    /// Show data cached by the last fetch or init.
+    Query(commands::query::QueryArgs),
+}
+
+impl Cli {
+    pub fn log_level(&self) -> tracing::Level {
+        match (self.verbose as i8) - (self.quiet as i8) {
+            i8::MIN..=-2 => tracing::Level::ERROR,
+            -1 => tracing::Level::WARN,
+            0 => tracing::Level::INFO,
+            1 => tracing::Level::DEBUG,
+            _ => tracing::Level::TRACE,
+        }
+    }
+
+    pub fn context(&self) -> Context {
+        Context {
+            config_path: self.config.clone(),
+            root: Root::new(&self.root),
+            platform: self.platform.or_else(Platform::detect),
+            dry_run: self.dry_run,
+            format: self.format,
+        }
+    }
+}
+
+pub fn run(cli: &Cli) -> anyhow::Result<()> {
+    let ctx = cli.context();
+    tracing::debug!(
+        platform = ctx.platform.map(|p| p.name()).unwrap_or("unsupported"),
+        root = %ctx.root.path("/").display(),
+        "starting"
+    );
+    match &cli.command {
+        Command::Fetch(args) => commands::fetch::run(&ctx, args),
+        Command::Query(args) => commands::query::run(&ctx, args),
+    }
+}

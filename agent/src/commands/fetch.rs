@@ -1,0 +1,167 @@
+//! `wisp fetch`: ask the datasource and show what it returns (secrets redacted), caching it in
+//! the state directory for `wisp query`.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use serde_json::json;
+use wisp_datasources::http::{HttpClient, HttpOptions};
+use wisp_datasources::oauth::{MemorySkewStore, SkewStore};
+use wisp_datasources::userdata::{self, DecodeOptions, Decoded};
+use wisp_datasources::Metadata;
+
+use super::Context;
+use crate::cli::Format;
+use crate::config;
+use crate::sources;
+use crate::state::{self, FileSkewStore, StateDir};
+
+#[derive(Debug, clap::Args)]
+pub struct FetchArgs {
+    /// Do not fetch user-data. On MAAS, fetching user-data is what marks the machine Deployed.
+    #[arg(long)]
+    pub metadata_only: bool,
+}
+
+pub fn run(ctx: &Context, args: &FetchArgs) -> anyhow::Result<()> {
+    let loaded = config::load(&ctx.root, ctx.config_path.as_deref())?;
+    tracing::debug!(files = ?loaded.files, "configuration read");
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let state = StateDir::new(&ctx.root, ctx.dry_run);
+    let skew: Arc<dyn SkewStore> = if ctx.dry_run {
+        Arc::new(MemorySkewStore::default())
+    } else {
+        Arc::new(FileSkewStore::load(state.clone()))
+    };
+    let client = HttpClient::new(&HttpOptions::default())?;
+    let mut ds = sources::select(&loaded.config, &ctx.root, &client, skew)?;
+    let md = ds
+        .fetch_metadata()
+        .with_context(|| format!("datasource {}", ds.name()))?;
+    // Under --dry-run nothing may change, and on MAAS the user-data GET changes the machine's
+    // state to Deployed: skip it.
+    let skip_user_data = args.metadata_only || ctx.dry_run;
+    let user_data = if skip_user_data {
+        None
+    } else {
+        ds.fetch_user_data()
+            .with_context(|| format!("datasource {}: user-data", ds.name()))?
+    };
+    let instance = md.instance_data();
+    let decode = |raw: &[u8], name: &str| {
+        let opts = DecodeOptions {
+            fetcher: Some(&client),
+            instance_data: Some(&instance),
+            max_bytes: loaded
+                .config
+                .max_user_data_bytes
+                .unwrap_or(wisp_datasources::http::DEFAULT_MAX_BYTES),
+            ..Default::default()
+        };
+        userdata::decode(raw, name, &opts)
+    };
+    let vendor = md.vendor_data.as_deref().map(|v| decode(v, "vendor-data"));
+    let user = user_data.as_deref().map(|u| decode(u, "user-data"));
+
+    save(&state, &md, user_data.as_deref(), skip_user_data)?;
+
+    let report = json!({
+        "datasource": md.datasource,
+        "source": md.source,
+        "instance_id": md.instance_id,
+        "local_hostname": md.local_hostname,
+        "public_keys": md.public_keys,
+        "network_config": md.network_config,
+        "vendor_data": vendor.as_ref().map(summary),
+        "user_data": if skip_user_data { json!("not fetched") } else { json!(user.as_ref().map(summary)) },
+    });
+    match ctx.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Text => print_text(&md, vendor.as_ref(), user.as_ref(), skip_user_data),
+    }
+    Ok(())
+}
+
+fn save(
+    state: &StateDir,
+    md: &Metadata,
+    user_data: Option<&[u8]>,
+    skipped_user_data: bool,
+) -> anyhow::Result<()> {
+    let mut instance = md.instance_data();
+    instance["datasource"] = json!(md.datasource);
+    instance["network_config"] = json!(md.network_config);
+    let ctx = |what: &str| format!("saving {what} in {}", state.dir().display());
+    state
+        .write(state::INSTANCE_DATA, &serde_json::to_vec_pretty(&instance)?)
+        .with_context(|| ctx(state::INSTANCE_DATA))?;
+    match &md.vendor_data {
+        Some(v) => state.write(state::VENDOR_DATA, v),
+        None => state.remove(state::VENDOR_DATA),
+    }
+    .with_context(|| ctx(state::VENDOR_DATA))?;
+    if !skipped_user_data {
+        match user_data {
+            Some(u) => state.write(state::USER_DATA, u),
+            None => state.remove(state::USER_DATA),
+        }
+        .with_context(|| ctx(state::USER_DATA))?;
+    }
+    Ok(())
+}
+
+/// Part names, kinds and sizes, the top-level keys and the problems: never the content, which
+/// may hold passwords.
+fn summary(d: &Decoded) -> serde_json::Value {
+    json!({
+        "parts": d.parts,
+        "cloud_config_keys": d.cloud_config.keys().filter_map(|k| k.as_str()).collect::<Vec<_>>(),
+        "problems": d.problems,
+    })
+}
+
+fn print_text(md: &Metadata, vendor: Option<&Decoded>, user: Option<&Decoded>, skipped: bool) {
+    println!("datasource:     {} ({})", md.datasource, md.source);
+    println!("instance-id:    {}", md.instance_id);
+    println!(
+        "local-hostname: {}",
+        md.local_hostname.as_deref().unwrap_or("(none)")
+    );
+    println!("public-keys:    {}", md.public_keys.len());
+    for k in &md.public_keys {
+        println!("  {k}");
+    }
+    if md.network_config.is_some() {
+        println!("network-config: present");
+    }
+    print_decoded("vendor-data", vendor, false);
+    print_decoded("user-data", user, skipped);
+}
+
+fn print_decoded(label: &str, d: Option<&Decoded>, skipped: bool) {
+    if skipped {
+        println!("{label}:      not fetched");
+        return;
+    }
+    let Some(d) = d else {
+        println!("{label}:{}(none)", " ".repeat(15 - label.len()));
+        return;
+    };
+    println!(
+        "{label}:{}{} part(s)",
+        " ".repeat(15 - label.len()),
+        d.parts.len()
+    );
+    for p in &d.parts {
+        println!("  {} {} ({} bytes)", p.kind.as_str(), p.name, p.size);
+    }
+    let keys: Vec<&str> = d.cloud_config.keys().filter_map(|k| k.as_str()).collect();
+    if !keys.is_empty() {
+        println!("  cloud-config keys: {}", keys.join(", "));
+    }
+    for pr in &d.problems {
+        println!("  problem: {}: {}", pr.part, pr.message);
+    }
+}

@@ -1,0 +1,20 @@
+//! One module per command.
+
+pub mod fetch;
+pub mod query;
+
+use std::path::PathBuf;
+
+use crate::cli::Format;
+use crate::platform::Platform;
+use crate::root::Root;
+
+/// What every command gets from the global flags.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub config_path: Option<PathBuf>,
+    pub root: Root,
+    pub platform: Option<Platform>,
+    pub dry_run: bool,
+    pub format: Format,
+}

@@ -1,0 +1,393 @@
+//! wisp's configuration: `/etc/wisp/wisp.yaml` and `/etc/wisp/wisp.yaml.d/*.yaml` (merged in name
+//! order, later files winning key by key). It uses cloud-init's system-config keys so existing
+//! snippets — MAAS's `90_maas_cloud_config.cfg` among them — work unchanged. Keys wisp does not
+//! know at the top level are kept: they are cloud-config for the whole system.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_yaml::{Mapping, Value};
+
+use crate::root::Root;
+
+pub const DEFAULT_CONFIG: &str = "/etc/wisp/wisp.yaml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The typed part of the configuration.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    #[serde(deserialize_with = "string_or_list")]
+    pub datasource_list: Option<Vec<String>>,
+    pub datasource: DatasourceConfig,
+    pub reporting: BTreeMap<String, ReportingConfig>,
+    /// The distribution's default user (cloud-init's `system_info.default_user` also works).
+    pub default_user: Option<Value>,
+    pub system_info: Option<Value>,
+    /// Largest user-data accepted, in bytes (default 16 MiB).
+    pub max_user_data_bytes: Option<u64>,
+    /// The whole merged document, for the cloud-config keys it carries.
+    #[serde(skip)]
+    pub raw: Mapping,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DatasourceConfig {
+    #[serde(rename = "MAAS")]
+    pub maas: Option<MaasSection>,
+    #[serde(rename = "NoCloud")]
+    pub nocloud: Option<NoCloudSection>,
+    #[serde(rename = "ConfigDrive")]
+    pub configdrive: Option<ConfigDriveSection>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct MaasSection {
+    pub metadata_url: Option<String>,
+    pub consumer_key: Option<String>,
+    pub consumer_secret: Option<String>,
+    pub token_key: Option<String>,
+    pub token_secret: Option<String>,
+    /// Seconds to wait for the metadata service (default 120).
+    pub max_wait: Option<f64>,
+    /// Seconds per request (default 50).
+    pub timeout: Option<f64>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct NoCloudSection {
+    /// A seed directory, `file://` or http(s) URL.
+    pub seedfrom: Option<String>,
+    /// Volume label of a seed volume (default `cidata`).
+    pub fs_label: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct ConfigDriveSection {
+    /// A directory holding `openstack/latest/…` (wisp's extension; the volume `config-2` is found
+    /// by label at boot).
+    pub seed_dir: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct ReportingConfig {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub endpoint: Option<String>,
+    pub consumer_key: Option<String>,
+    pub consumer_secret: Option<String>,
+    pub token_key: Option<String>,
+    pub token_secret: Option<String>,
+}
+
+fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<Form>::deserialize(d)? {
+        None => None,
+        Some(Form::One(s)) => Some(
+            s.split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect(),
+        ),
+        Some(Form::Many(v)) => Some(v),
+    })
+}
+
+/// A loaded configuration and where it came from.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub config: Config,
+    pub files: Vec<PathBuf>,
+    /// Unknown keys inside known sections, bad values that were ignored.
+    pub warnings: Vec<String>,
+}
+
+/// Loads the configuration. `explicit` is `--config` (a path on the host, not under the root);
+/// without it the default is read under `root`, and may be absent.
+pub fn load(root: &Root, explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
+    let main = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => root.path(DEFAULT_CONFIG),
+    };
+    let mut files = Vec::new();
+    match std::fs::metadata(&main) {
+        Ok(_) => files.push(main.clone()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {}
+        Err(e) => return Err(ConfigError::Read { path: main, source: e }),
+    }
+    let dropin = PathBuf::from(format!("{}.d", main.display()));
+    if let Ok(entries) = std::fs::read_dir(&dropin) {
+        let mut more: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "cfg"))
+            .collect();
+        more.sort();
+        files.extend(more);
+    }
+    let mut merged = Mapping::new();
+    let mut warnings = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.clone(),
+            source: e,
+        })?;
+        let doc = parse_file(path, &text)?;
+        warnings.extend(unknown_keys(path, &doc));
+        merge_into(&mut merged, doc);
+    }
+    let mut config: Config = serde_yaml::from_value(Value::Mapping(merged.clone())).map_err(|e| {
+        ConfigError::Invalid {
+            path: files.last().cloned().unwrap_or(main),
+            message: e.to_string(),
+        }
+    })?;
+    config.raw = merged;
+    validate(&config, &files)?;
+    Ok(Loaded {
+        config,
+        files,
+        warnings,
+    })
+}
+
+/// Parses one file and checks its types, so that an error names this file, the line and the key.
+fn parse_file(path: &Path, text: &str) -> Result<Mapping, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let value: Value = serde_yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    let map = match value {
+        Value::Null => return Ok(Mapping::new()),
+        Value::Mapping(m) => m,
+        _ => return Err(invalid("the configuration must be a YAML map".into())),
+    };
+    // serde_path_to_error gives the key; serde_yaml's message carries the line and column.
+    let typed: Result<Config, _> =
+        serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text));
+    if let Err(e) = typed {
+        let inner = e.inner().to_string();
+        let key = e.path().to_string();
+        let message = if inner.starts_with(&key) {
+            inner
+        } else {
+            format!("{key}: {inner}")
+        };
+        return Err(invalid(message));
+    }
+    Ok(map)
+}
+
+/// Later files win key by key; maps merge recursively, everything else is replaced.
+fn merge_into(base: &mut Mapping, over: Mapping) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(Value::Mapping(b)), Value::Mapping(o)) => merge_into(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+const MAAS_KEYS: &[&str] = &[
+    "metadata_url",
+    "consumer_key",
+    "consumer_secret",
+    "token_key",
+    "token_secret",
+    "max_wait",
+    "timeout",
+];
+const REPORTING_KEYS: &[&str] = &[
+    "type",
+    "endpoint",
+    "consumer_key",
+    "consumer_secret",
+    "token_key",
+    "token_secret",
+];
+
+fn unknown_keys(path: &Path, doc: &Mapping) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |section: &str, v: Option<&Value>, known: &[&str]| {
+        if let Some(Value::Mapping(m)) = v {
+            for k in m.keys() {
+                let name = k.as_str().unwrap_or("?");
+                if !known.contains(&name) {
+                    out.push(format!(
+                        "{}: unknown key {section}.{name} (ignored)",
+                        path.display()
+                    ));
+                }
+            }
+        }
+    };
+    let ds = doc.get("datasource");
+    check("datasource.MAAS", ds.and_then(|d| d.get("MAAS")), MAAS_KEYS);
+    check(
+        "datasource.NoCloud",
+        ds.and_then(|d| d.get("NoCloud")),
+        &["seedfrom", "fs_label"],
+    );
+    check(
+        "datasource.ConfigDrive",
+        ds.and_then(|d| d.get("ConfigDrive")),
+        &["seed_dir"],
+    );
+    if let Some(Value::Mapping(r)) = doc.get("reporting") {
+        for (name, handler) in r {
+            let section = format!("reporting.{}", name.as_str().unwrap_or("?"));
+            check(&section, Some(handler), REPORTING_KEYS);
+        }
+    }
+    out
+}
+
+fn validate(config: &Config, files: &[PathBuf]) -> Result<(), ConfigError> {
+    let where_ = || files.last().cloned().unwrap_or_default();
+    if let Some(m) = &config.datasource.maas {
+        for (key, v) in [("max_wait", m.max_wait), ("timeout", m.timeout)] {
+            if let Some(v) = v {
+                if !(0.0..=86_400.0).contains(&v) {
+                    return Err(ConfigError::Invalid {
+                        path: where_(),
+                        message: format!(
+                            "datasource.MAAS.{key}: {v} is not a number of seconds between 0 and 86400"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "wisp-config-{}",
+            wisp_datasources::oauth::new_nonce()
+        ));
+        std::fs::create_dir_all(d.join("etc/wisp/wisp.yaml.d")).unwrap();
+        d
+    }
+
+    #[test]
+    fn missing_default_config_is_empty() {
+        let d = dir();
+        let l = load(&Root::new(&d), None).unwrap();
+        assert!(l.files.is_empty());
+        assert!(l.config.datasource.maas.is_none());
+    }
+
+    #[test]
+    fn missing_explicit_config_is_an_error() {
+        let d = dir();
+        let e = load(&Root::new(&d), Some(&d.join("nope.yaml"))).unwrap_err();
+        assert!(e.to_string().contains("nope.yaml"), "{e}");
+    }
+
+    #[test]
+    fn dropins_merge_in_name_order() {
+        let d = dir();
+        std::fs::write(
+            d.join("etc/wisp/wisp.yaml"),
+            "datasource_list: [NoCloud]\ndatasource:\n  MAAS:\n    metadata_url: http://a/\n    max_wait: 10\nmanage_etc_hosts: false\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("etc/wisp/wisp.yaml.d/50-maas.yaml"),
+            "datasource_list: [ MAAS ]\ndatasource:\n  MAAS:\n    token_key: T\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("etc/wisp/wisp.yaml.d/90-local.yaml"),
+            "datasource:\n  MAAS:\n    max_wait: 30\nmanage_etc_hosts: true\n",
+        )
+        .unwrap();
+        let l = load(&Root::new(&d), None).unwrap();
+        assert_eq!(l.files.len(), 3);
+        let m = l.config.datasource.maas.unwrap();
+        assert_eq!(m.metadata_url.as_deref(), Some("http://a/"));
+        assert_eq!(m.token_key.as_deref(), Some("T"));
+        assert_eq!(m.max_wait, Some(30.0));
+        assert_eq!(l.config.datasource_list, Some(vec!["MAAS".to_string()]));
+        assert_eq!(l.config.raw.get("manage_etc_hosts"), Some(&Value::Bool(true)));
+    }
+
+    #[test]
+    fn wrong_type_names_file_line_and_key() {
+        let d = dir();
+        let p = d.join("etc/wisp/wisp.yaml");
+        std::fs::write(&p, "datasource:\n  MAAS:\n    token_key: T\n    max_wait: soon\n").unwrap();
+        let e = load(&Root::new(&d), None).unwrap_err().to_string();
+        assert!(e.contains("wisp.yaml"), "{e}");
+        assert!(e.contains("datasource.MAAS.max_wait"), "{e}");
+        assert!(e.contains("line 4"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_names_file_and_line() {
+        let d = dir();
+        std::fs::write(d.join("etc/wisp/wisp.yaml.d/10-bad.yaml"), "datasource:\n  MAAS: [unclosed\n").unwrap();
+        let e = load(&Root::new(&d), None).unwrap_err().to_string();
+        assert!(e.contains("10-bad.yaml") && e.contains("line"), "{e}");
+    }
+
+    #[test]
+    fn non_map_and_bad_ranges_are_refused() {
+        let d = dir();
+        let p = d.join("etc/wisp/wisp.yaml");
+        std::fs::write(&p, "- a\n").unwrap();
+        assert!(load(&Root::new(&d), None).unwrap_err().to_string().contains("YAML map"));
+        std::fs::write(&p, "datasource: {MAAS: {max_wait: -3}}\n").unwrap();
+        let e = load(&Root::new(&d), None).unwrap_err().to_string();
+        assert!(e.contains("datasource.MAAS.max_wait"), "{e}");
+    }
+
+    #[test]
+    fn unknown_section_keys_are_warnings_and_maas_snippet_loads() {
+        let d = dir();
+        // The cloud-config MAAS writes for cloud-init, as is.
+        std::fs::write(
+            d.join("etc/wisp/wisp.yaml.d/90_maas_cloud_config.cfg"),
+            "#cloud-config\ndatasource:\n  MAAS:\n    consumer_key: CK\n    metadata_url: http://10.20.0.2:5248/MAAS/metadata/\n    token_key: TK\n    token_secret: TS\n    tokn_secret: typo\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("etc/wisp/wisp.yaml.d/91.yaml"), "datasource_list: MAAS, NoCloud\n").unwrap();
+        let l = load(&Root::new(&d), None).unwrap();
+        assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+        assert!(l.warnings[0].contains("datasource.MAAS.tokn_secret"));
+        assert_eq!(l.config.datasource.maas.unwrap().token_secret.as_deref(), Some("TS"));
+        assert_eq!(
+            l.config.datasource_list,
+            Some(vec!["MAAS".to_string(), "NoCloud".to_string()])
+        );
+    }
+}

@@ -1,0 +1,32 @@
+//! wisp: a small, fast first-boot agent for NetBSD, FreeBSD and OpenBSD machines deployed by
+//! MAAS. See wisp(8) and the README.
+
+mod cli;
+mod commands;
+mod config;
+mod fsutil;
+mod platform;
+mod root;
+mod sources;
+mod state;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(cli.log_level())
+        .with_target(false)
+        .without_time()
+        .init();
+    match cli::run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wisp: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

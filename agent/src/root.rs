@@ -1,0 +1,44 @@
+//! `--root DIR`: every path wisp reads or writes is taken under DIR (a mounted image, a fake root
+//! in tests). Paths in wisp's code are written as on the target system (`/etc/wisp/wisp.yaml`).
+
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct Root(PathBuf);
+
+impl Root {
+    pub fn new(dir: impl Into<PathBuf>) -> Root {
+        Root(dir.into())
+    }
+
+    /// The host path of a target path. `..` components cannot climb out of the root.
+    pub fn path(&self, target: impl AsRef<Path>) -> PathBuf {
+        let mut out = self.0.clone();
+        for c in target.as_ref().components() {
+            match c {
+                Component::Normal(p) => out.push(p),
+                Component::ParentDir => {
+                    if out != self.0 {
+                        out.pop();
+                    }
+                }
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_under_the_root() {
+        let r = Root::new("/tmp/fake");
+        assert_eq!(r.path("/etc/wisp/wisp.yaml"), Path::new("/tmp/fake/etc/wisp/wisp.yaml"));
+        assert_eq!(r.path("/../../etc/passwd"), Path::new("/tmp/fake/etc/passwd"));
+        assert_eq!(r.path("/var/db/../db/wisp"), Path::new("/tmp/fake/var/db/wisp"));
+        assert_eq!(Root::new("/").path("/etc/x"), Path::new("/etc/x"));
+    }
+}

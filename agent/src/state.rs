@@ -1,0 +1,143 @@
+//! wisp's state under `/var/db/wisp` (0700, files 0600): the fetched data that `wisp query`
+//! reads, and the OAuth clock skew per `host:port` that later stages and boots reuse.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use wisp_datasources::oauth::SkewStore;
+
+use crate::fsutil::{ensure_dir, write_atomic};
+use crate::root::Root;
+
+pub const STATE_DIR: &str = "/var/db/wisp";
+pub const INSTANCE_DATA: &str = "instance-data.json";
+pub const USER_DATA: &str = "user-data";
+pub const VENDOR_DATA: &str = "vendor-data";
+pub const SKEW_FILE: &str = "oauth-skew.json";
+
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    dir: PathBuf,
+    /// `--dry-run`: read, never write.
+    read_only: bool,
+}
+
+impl StateDir {
+    pub fn new(root: &Root, read_only: bool) -> StateDir {
+        StateDir {
+            dir: root.path(STATE_DIR),
+            read_only,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Writes a state file atomically, root-only. A no-op under `--dry-run`.
+    pub fn write(&self, name: &str, data: &[u8]) -> io::Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        ensure_dir(&self.dir, 0o700)?;
+        write_atomic(&self.path(name), data, 0o600)
+    }
+
+    pub fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        match std::fs::read(self.path(name)) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn remove(&self, name: &str) -> io::Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        match std::fs::remove_file(self.path(name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The clock skew per `host:port`, kept in `oauth-skew.json` so the next stage or boot starts
+/// with the right time instead of paying a refused request again.
+pub struct FileSkewStore {
+    state: StateDir,
+    skews: Mutex<BTreeMap<String, i64>>,
+}
+
+impl FileSkewStore {
+    pub fn load(state: StateDir) -> FileSkewStore {
+        let skews = state
+            .read(SKEW_FILE)
+            .ok()
+            .flatten()
+            .and_then(|d| serde_json::from_slice(&d).ok())
+            .unwrap_or_default();
+        FileSkewStore {
+            state,
+            skews: Mutex::new(skews),
+        }
+    }
+}
+
+impl SkewStore for FileSkewStore {
+    fn get(&self, host_port: &str) -> Option<i64> {
+        self.skews.lock().ok()?.get(host_port).copied()
+    }
+
+    fn set(&self, host_port: &str, skew: i64) {
+        let Ok(mut skews) = self.skews.lock() else {
+            return;
+        };
+        skews.insert(host_port.to_string(), skew);
+        let data = serde_json::to_vec_pretty(&*skews).unwrap_or_default();
+        if let Err(e) = self.state.write(SKEW_FILE, &data) {
+            tracing::warn!(error = %e, "cannot save the clock skew; it will be measured again");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn state_is_root_only_and_skew_persists() {
+        let d = std::env::temp_dir().join(format!(
+            "wisp-state-{}",
+            wisp_datasources::oauth::new_nonce()
+        ));
+        let root = Root::new(&d);
+        let s = StateDir::new(&root, false);
+        let store = FileSkewStore::load(s.clone());
+        store.set("10.0.0.2:5248", 3600);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(s.dir()), 0o700);
+        assert_eq!(mode(&s.path(SKEW_FILE)), 0o600);
+        let again = FileSkewStore::load(StateDir::new(&root, false));
+        assert_eq!(again.get("10.0.0.2:5248"), Some(3600));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn dry_run_writes_nothing() {
+        let d = std::env::temp_dir().join(format!(
+            "wisp-state-{}",
+            wisp_datasources::oauth::new_nonce()
+        ));
+        let s = StateDir::new(&Root::new(&d), true);
+        s.write("x", b"y").unwrap();
+        assert!(!d.exists());
+    }
+}
