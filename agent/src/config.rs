@@ -135,13 +135,21 @@ pub fn load(root: &Root, explicit: Option<&Path>) -> Result<Loaded, ConfigError>
     match std::fs::metadata(&main) {
         Ok(_) => files.push(main.clone()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {}
-        Err(e) => return Err(ConfigError::Read { path: main, source: e }),
+        Err(e) => {
+            return Err(ConfigError::Read {
+                path: main,
+                source: e,
+            })
+        }
     }
     let dropin = PathBuf::from(format!("{}.d", main.display()));
     if let Ok(entries) = std::fs::read_dir(&dropin) {
         let mut more: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "cfg"))
+            .filter(|p| {
+                p.extension()
+                    .is_some_and(|x| x == "yaml" || x == "yml" || x == "cfg")
+            })
             .collect();
         more.sort();
         files.extend(more);
@@ -157,12 +165,13 @@ pub fn load(root: &Root, explicit: Option<&Path>) -> Result<Loaded, ConfigError>
         warnings.extend(unknown_keys(path, &doc));
         merge_into(&mut merged, doc);
     }
-    let mut config: Config = serde_yaml::from_value(Value::Mapping(merged.clone())).map_err(|e| {
-        ConfigError::Invalid {
-            path: files.last().cloned().unwrap_or(main),
-            message: e.to_string(),
-        }
-    })?;
+    let mut config: Config =
+        serde_yaml::from_value(Value::Mapping(merged.clone())).map_err(|e| {
+            ConfigError::Invalid {
+                path: files.last().cloned().unwrap_or(main),
+                message: e.to_string(),
+            }
+        })?;
     config.raw = merged;
     validate(&config, &files)?;
     Ok(Loaded {
@@ -338,14 +347,21 @@ mod tests {
         assert_eq!(m.token_key.as_deref(), Some("T"));
         assert_eq!(m.max_wait, Some(30.0));
         assert_eq!(l.config.datasource_list, Some(vec!["MAAS".to_string()]));
-        assert_eq!(l.config.raw.get("manage_etc_hosts"), Some(&Value::Bool(true)));
+        assert_eq!(
+            l.config.raw.get("manage_etc_hosts"),
+            Some(&Value::Bool(true))
+        );
     }
 
     #[test]
     fn wrong_type_names_file_line_and_key() {
         let d = dir();
         let p = d.join("etc/wisp/wisp.yaml");
-        std::fs::write(&p, "datasource:\n  MAAS:\n    token_key: T\n    max_wait: soon\n").unwrap();
+        std::fs::write(
+            &p,
+            "datasource:\n  MAAS:\n    token_key: T\n    max_wait: soon\n",
+        )
+        .unwrap();
         let e = load(&Root::new(&d), None).unwrap_err().to_string();
         assert!(e.contains("wisp.yaml"), "{e}");
         assert!(e.contains("datasource.MAAS.max_wait"), "{e}");
@@ -355,7 +371,11 @@ mod tests {
     #[test]
     fn syntax_error_names_file_and_line() {
         let d = dir();
-        std::fs::write(d.join("etc/wisp/wisp.yaml.d/10-bad.yaml"), "datasource:\n  MAAS: [unclosed\n").unwrap();
+        std::fs::write(
+            d.join("etc/wisp/wisp.yaml.d/10-bad.yaml"),
+            "datasource:\n  MAAS: [unclosed\n",
+        )
+        .unwrap();
         let e = load(&Root::new(&d), None).unwrap_err().to_string();
         assert!(e.contains("10-bad.yaml") && e.contains("line"), "{e}");
     }
@@ -365,7 +385,10 @@ mod tests {
         let d = dir();
         let p = d.join("etc/wisp/wisp.yaml");
         std::fs::write(&p, "- a\n").unwrap();
-        assert!(load(&Root::new(&d), None).unwrap_err().to_string().contains("YAML map"));
+        assert!(load(&Root::new(&d), None)
+            .unwrap_err()
+            .to_string()
+            .contains("YAML map"));
         std::fs::write(&p, "datasource: {MAAS: {max_wait: -3}}\n").unwrap();
         let e = load(&Root::new(&d), None).unwrap_err().to_string();
         assert!(e.contains("datasource.MAAS.max_wait"), "{e}");
@@ -380,11 +403,18 @@ mod tests {
             "#cloud-config\ndatasource:\n  MAAS:\n    consumer_key: CK\n    metadata_url: http://10.20.0.2:5248/MAAS/metadata/\n    token_key: TK\n    token_secret: TS\n    tokn_secret: typo\n",
         )
         .unwrap();
-        std::fs::write(d.join("etc/wisp/wisp.yaml.d/91.yaml"), "datasource_list: MAAS, NoCloud\n").unwrap();
+        std::fs::write(
+            d.join("etc/wisp/wisp.yaml.d/91.yaml"),
+            "datasource_list: MAAS, NoCloud\n",
+        )
+        .unwrap();
         let l = load(&Root::new(&d), None).unwrap();
         assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
         assert!(l.warnings[0].contains("datasource.MAAS.tokn_secret"));
-        assert_eq!(l.config.datasource.maas.unwrap().token_secret.as_deref(), Some("TS"));
+        assert_eq!(
+            l.config.datasource.maas.unwrap().token_secret.as_deref(),
+            Some("TS")
+        );
         assert_eq!(
             l.config.datasource_list,
             Some(vec!["MAAS".to_string(), "NoCloud".to_string()])

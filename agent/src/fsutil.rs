@@ -77,7 +77,10 @@ mod tests {
         write_atomic(&p, b"one", 0o600).unwrap();
         write_atomic(&p, b"two", 0o640).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o7777, 0o640);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
+            0o640
+        );
         assert_eq!(fs::read_dir(&d).unwrap().count(), 1, "no temp file left");
         fs::remove_dir_all(d).unwrap();
     }
@@ -91,7 +94,10 @@ mod tests {
         std::os::unix::fs::symlink(&target, &link).unwrap();
         write_atomic(&link, b"new", 0o600).unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"keep");
-        assert!(!fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(!fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
         fs::remove_dir_all(d).unwrap();
     }
 
@@ -100,7 +106,10 @@ mod tests {
         let d = tmpdir();
         let s = d.join("a/b");
         ensure_dir(&s, 0o700).unwrap();
-        assert_eq!(fs::metadata(&s).unwrap().permissions().mode() & 0o7777, 0o700);
+        assert_eq!(
+            fs::metadata(&s).unwrap().permissions().mode() & 0o7777,
+            0o700
+        );
         fs::remove_dir_all(d).unwrap();
     }
 }

@@ -36,9 +36,18 @@ mod tests {
     #[test]
     fn paths_stay_under_the_root() {
         let r = Root::new("/tmp/fake");
-        assert_eq!(r.path("/etc/wisp/wisp.yaml"), Path::new("/tmp/fake/etc/wisp/wisp.yaml"));
-        assert_eq!(r.path("/../../etc/passwd"), Path::new("/tmp/fake/etc/passwd"));
-        assert_eq!(r.path("/var/db/../db/wisp"), Path::new("/tmp/fake/var/db/wisp"));
+        assert_eq!(
+            r.path("/etc/wisp/wisp.yaml"),
+            Path::new("/tmp/fake/etc/wisp/wisp.yaml")
+        );
+        assert_eq!(
+            r.path("/../../etc/passwd"),
+            Path::new("/tmp/fake/etc/passwd")
+        );
+        assert_eq!(
+            r.path("/var/db/../db/wisp"),
+            Path::new("/tmp/fake/var/db/wisp")
+        );
         assert_eq!(Root::new("/").path("/etc/x"), Path::new("/etc/x"));
     }
 }

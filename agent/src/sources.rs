@@ -64,8 +64,8 @@ pub fn select(
         match name.as_str() {
             "MAAS" => {
                 if let Some(cfg) = maas_config(config) {
-                    let maas = Maas::new(cfg, client.clone(), skew.clone())
-                        .context("datasource MAAS")?;
+                    let maas =
+                        Maas::new(cfg, client.clone(), skew.clone()).context("datasource MAAS")?;
                     return Ok(Box::new(maas));
                 }
             }
@@ -109,7 +109,10 @@ pub fn select(
                 }
             }
             "None" => {}
-            other => tracing::warn!(datasource = other, "datasource not supported by wisp, skipped"),
+            other => tracing::warn!(
+                datasource = other,
+                "datasource not supported by wisp, skipped"
+            ),
         }
     }
     Err(anyhow!(

@@ -61,7 +61,11 @@ impl Datasource for ConfigDrive {
         let md = Self::read_json(&md_path)?.unwrap_or_default();
         let name = md_path.display().to_string();
         if !md.is_object() {
-            return Err(DatasourceError::invalid(name, "meta_data.json", "must be a JSON object"));
+            return Err(DatasourceError::invalid(
+                name,
+                "meta_data.json",
+                "must be a JSON object",
+            ));
         }
         let instance_id = md
             .get("uuid")
@@ -144,7 +148,10 @@ mod tests {
                         "keys":[{"type":"ssh","data":"ssh-rsa AAAA k"},{"type":"x509","data":"no"}]}"#,
                 ),
                 ("user_data", "#!/bin/sh\necho hi\n"),
-                ("vendor_data.json", r##"{"cloud-init":"#cloud-config\nntp: {}\n"}"##),
+                (
+                    "vendor_data.json",
+                    r##"{"cloud-init":"#cloud-config\nntp: {}\n"}"##,
+                ),
             ],
         );
         let mut ds = ConfigDrive::from_dir(&root);
@@ -153,19 +160,28 @@ mod tests {
         assert_eq!(md.local_hostname.as_deref(), Some("cd1"));
         assert_eq!(md.public_keys, vec!["ssh-rsa AAAA k"]);
         assert_eq!(md.vendor_data.unwrap(), b"#cloud-config\nntp: {}\n");
-        assert_eq!(ds.fetch_user_data().unwrap().unwrap(), b"#!/bin/sh\necho hi\n");
+        assert_eq!(
+            ds.fetch_user_data().unwrap().unwrap(),
+            b"#!/bin/sh\necho hi\n"
+        );
         let _ = std::fs::remove_dir_all(root);
     }
 
     #[test]
     fn falls_back_to_newest_dated_version_and_names_missing_uuid() {
         let root = drive("2015-10-15", &[("meta_data.json", r#"{"hostname":"x"}"#)]);
-        let e = ConfigDrive::from_dir(&root).fetch_metadata().unwrap_err().to_string();
+        let e = ConfigDrive::from_dir(&root)
+            .fetch_metadata()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("2015-10-15") && e.contains("uuid"), "{e}");
         let _ = std::fs::remove_dir_all(root);
         let empty = std::env::temp_dir().join(format!("wisp-cd-{}", crate::oauth::new_nonce()));
         std::fs::create_dir_all(empty.join("openstack")).unwrap();
-        let e = ConfigDrive::from_dir(&empty).fetch_metadata().unwrap_err().to_string();
+        let e = ConfigDrive::from_dir(&empty)
+            .fetch_metadata()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("meta_data.json"), "{e}");
         let _ = std::fs::remove_dir_all(empty);
     }

@@ -69,7 +69,9 @@ impl FetchError {
 pub enum DatasourceError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
-    #[error("gave up after {attempts} attempt(s) in {elapsed:.1?} (max_wait {max_wait:?}): {last}")]
+    #[error(
+        "gave up after {attempts} attempt(s) in {elapsed:.1?} (max_wait {max_wait:?}): {last}"
+    )]
     GaveUp {
         attempts: u32,
         elapsed: Duration,

@@ -261,7 +261,10 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
         let later = httpdate::fmt_http_date(now + Duration::from_secs(20));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(20)));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(20))
+        );
         let earlier = httpdate::fmt_http_date(now - Duration::from_secs(20));
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
@@ -271,7 +274,10 @@ mod tests {
     fn printable_prefix_strips_controls_and_cuts() {
         assert_eq!(printable_prefix(b"a\x1b[31mb\nc", 100), "a [31mb c");
         assert_eq!(printable_prefix(&[b'x'; 500], 10).len(), 10);
-        assert_eq!(printable_prefix(&[0xff, 0xfe, b'a'], 10), "\u{fffd}\u{fffd}a");
+        assert_eq!(
+            printable_prefix(&[0xff, 0xfe, b'a'], 10),
+            "\u{fffd}\u{fffd}a"
+        );
     }
 
     #[test]

@@ -112,7 +112,8 @@ mod tests {
 
     #[test]
     fn vendor_data_forms() {
-        let v: serde_yaml::Value = serde_yaml::from_str("cloud-init: \"#cloud-config\\nntp: {}\\n\"").unwrap();
+        let v: serde_yaml::Value =
+            serde_yaml::from_str("cloud-init: \"#cloud-config\\nntp: {}\\n\"").unwrap();
         assert_eq!(
             convert_vendor_data(&v, "t").unwrap().unwrap(),
             b"#cloud-config\nntp: {}\n"

@@ -236,9 +236,9 @@ impl Maas {
             self.item_policy()
         };
         match self.signed_get(&url, 1024 * 1024, &policy)? {
-            Some(body) => String::from_utf8(body).map(Some).map_err(|_| {
-                DatasourceError::invalid(url.clone(), item, "not valid UTF-8 text")
-            }),
+            Some(body) => String::from_utf8(body)
+                .map(Some)
+                .map_err(|_| DatasourceError::invalid(url.clone(), item, "not valid UTF-8 text")),
             None if required => Err(DatasourceError::MissingItem {
                 source_name: url,
                 item: item.to_string(),
@@ -284,16 +284,16 @@ impl Datasource for Maas {
             .map(str::to_string)
             .collect();
         let vendor_url = self.item_url("meta-data/vendor-data");
-        let vendor_data = match self.signed_get(&vendor_url, DEFAULT_MAX_BYTES, &self.item_policy())?
-        {
-            None => None,
-            Some(body) => {
-                let value: serde_yaml::Value = serde_yaml::from_slice(&body).map_err(|e| {
-                    DatasourceError::invalid(vendor_url.clone(), "vendor-data", e.to_string())
-                })?;
-                crate::convert_vendor_data(&value, &vendor_url)?
-            }
-        };
+        let vendor_data =
+            match self.signed_get(&vendor_url, DEFAULT_MAX_BYTES, &self.item_policy())? {
+                None => None,
+                Some(body) => {
+                    let value: serde_yaml::Value = serde_yaml::from_slice(&body).map_err(|e| {
+                        DatasourceError::invalid(vendor_url.clone(), "vendor-data", e.to_string())
+                    })?;
+                    crate::convert_vendor_data(&value, &vendor_url)?
+                }
+            };
         let meta_data = serde_json::json!({
             "instance-id": instance_id,
             "local-hostname": local_hostname,
@@ -340,7 +340,8 @@ mod tests {
     #[test]
     fn metadata_url_from_reporting_endpoint() {
         assert_eq!(
-            metadata_url_from_endpoint("http://10.0.0.2:5248/MAAS/metadata/status/abc123").as_deref(),
+            metadata_url_from_endpoint("http://10.0.0.2:5248/MAAS/metadata/status/abc123")
+                .as_deref(),
             Some("http://10.0.0.2:5248/MAAS/metadata/")
         );
         assert_eq!(metadata_url_from_endpoint("http://x/y"), None);
@@ -356,15 +357,31 @@ mod tests {
             token_secret: "S".into(),
             ..Default::default()
         };
-        let e = Maas::new(MaasConfig::new("ftp://x/", creds.clone()), client.clone(), skew.clone())
-            .err()
-            .unwrap();
+        let e = Maas::new(
+            MaasConfig::new("ftp://x/", creds.clone()),
+            client.clone(),
+            skew.clone(),
+        )
+        .err()
+        .unwrap();
         assert!(e.to_string().contains("metadata_url"), "{e}");
-        let e = Maas::new(MaasConfig::new("http://x/", Credentials::default()), client.clone(), skew.clone())
-            .err()
-            .unwrap();
+        let e = Maas::new(
+            MaasConfig::new("http://x/", Credentials::default()),
+            client.clone(),
+            skew.clone(),
+        )
+        .err()
+        .unwrap();
         assert!(e.to_string().contains("token_secret"), "{e}");
-        let m = Maas::new(MaasConfig::new("http://x:5248/MAAS/metadata", creds), client, skew).unwrap();
-        assert_eq!(m.item_url("user-data"), "http://x:5248/MAAS/metadata/2012-03-01/user-data");
+        let m = Maas::new(
+            MaasConfig::new("http://x:5248/MAAS/metadata", creds),
+            client,
+            skew,
+        )
+        .unwrap();
+        assert_eq!(
+            m.item_url("user-data"),
+            "http://x:5248/MAAS/metadata/2012-03-01/user-data"
+        );
     }
 }

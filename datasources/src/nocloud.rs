@@ -96,11 +96,19 @@ impl NoCloud {
                             Ok(r) if r.status == 404 => Ok(None),
                             Ok(r) => {
                                 let e = r.into_error();
-                                let v = if e.is_transient() { Verdict::Retry } else { Verdict::Stop };
+                                let v = if e.is_transient() {
+                                    Verdict::Retry
+                                } else {
+                                    Verdict::Stop
+                                };
                                 Err((e, v))
                             }
                             Err(e) => {
-                                let v = if e.is_transient() { Verdict::Retry } else { Verdict::Stop };
+                                let v = if e.is_transient() {
+                                    Verdict::Retry
+                                } else {
+                                    Verdict::Stop
+                                };
                                 Err((e, v))
                             }
                         }
@@ -170,10 +178,12 @@ impl Datasource for NoCloud {
 
     fn fetch_metadata(&mut self) -> Result<Metadata, DatasourceError> {
         let source = self.source();
-        let raw = self.read("meta-data")?.ok_or_else(|| DatasourceError::MissingItem {
-            source_name: source.clone(),
-            item: "meta-data".into(),
-        })?;
+        let raw = self
+            .read("meta-data")?
+            .ok_or_else(|| DatasourceError::MissingItem {
+                source_name: source.clone(),
+                item: "meta-data".into(),
+            })?;
         let name = format!("{source}/meta-data");
         let md: serde_yaml::Value = if raw.iter().all(u8::is_ascii_whitespace) {
             serde_yaml::Value::Mapping(Default::default())
@@ -182,7 +192,11 @@ impl Datasource for NoCloud {
                 .map_err(|e| DatasourceError::invalid(name.clone(), "meta-data", e.to_string()))?
         };
         if !md.is_mapping() {
-            return Err(DatasourceError::invalid(name, "meta-data", "must be a YAML map"));
+            return Err(DatasourceError::invalid(
+                name,
+                "meta-data",
+                "must be a YAML map",
+            ));
         }
         let get_str = |keys: &[&str]| {
             keys.iter()
@@ -276,7 +290,10 @@ mod tests {
         assert_eq!(md.instance_id, "iid-42");
         assert_eq!(md.local_hostname.as_deref(), Some("box1"));
         assert_eq!(md.public_keys, vec!["ssh-ed25519 AAA k1"]);
-        assert_eq!(md.vendor_data.as_deref(), Some(&b"#cloud-config\nntp: {}\n"[..]));
+        assert_eq!(
+            md.vendor_data.as_deref(),
+            Some(&b"#cloud-config\nntp: {}\n"[..])
+        );
         assert_eq!(md.network_config.unwrap()["version"], 2);
         assert_eq!(
             ds.fetch_user_data().unwrap().unwrap(),
@@ -289,26 +306,44 @@ mod tests {
         let d = seed(&[("meta-data", "")]);
         let md = NoCloud::from_dir(d.path()).fetch_metadata().unwrap();
         assert_eq!(md.instance_id, DEFAULT_INSTANCE_ID);
-        assert!(NoCloud::from_dir(d.path()).fetch_user_data().unwrap().is_none());
+        assert!(NoCloud::from_dir(d.path())
+            .fetch_user_data()
+            .unwrap()
+            .is_none());
     }
 
     #[test]
     fn missing_or_malformed_meta_data_is_named() {
         let d = seed(&[]);
-        let e = NoCloud::from_dir(d.path()).fetch_metadata().unwrap_err().to_string();
+        let e = NoCloud::from_dir(d.path())
+            .fetch_metadata()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("meta-data"), "{e}");
         let d = seed(&[("meta-data", "instance-id: [unclosed\n")]);
-        let e = NoCloud::from_dir(d.path()).fetch_metadata().unwrap_err().to_string();
+        let e = NoCloud::from_dir(d.path())
+            .fetch_metadata()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("meta-data") && e.contains("line"), "{e}");
         let d = seed(&[("meta-data", "- a list\n")]);
-        let e = NoCloud::from_dir(d.path()).fetch_metadata().unwrap_err().to_string();
+        let e = NoCloud::from_dir(d.path())
+            .fetch_metadata()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("must be a YAML map"), "{e}");
     }
 
     #[test]
     fn seedfrom_forms() {
-        assert!(matches!(Seed::from_seedfrom("/var/seed/").unwrap(), Seed::Dir(_)));
-        assert!(matches!(Seed::from_seedfrom("file:///var/seed").unwrap(), Seed::Dir(_)));
+        assert!(matches!(
+            Seed::from_seedfrom("/var/seed/").unwrap(),
+            Seed::Dir(_)
+        ));
+        assert!(matches!(
+            Seed::from_seedfrom("file:///var/seed").unwrap(),
+            Seed::Dir(_)
+        ));
         match Seed::from_seedfrom("http://10.0.0.1/seed").unwrap() {
             Seed::Url(u) => assert_eq!(u, "http://10.0.0.1/seed/"),
             other => panic!("{other:?}"),
@@ -320,7 +355,10 @@ mod tests {
     fn keys_in_every_shape() {
         let v: serde_yaml::Value =
             serde_yaml::from_str("{a: 'ssh-rsa A a', b: ['ssh-ed25519 B b']}").unwrap();
-        assert_eq!(keys_from_value(Some(&v)), vec!["ssh-rsa A a", "ssh-ed25519 B b"]);
+        assert_eq!(
+            keys_from_value(Some(&v)),
+            vec!["ssh-rsa A a", "ssh-ed25519 B b"]
+        );
         let v: serde_yaml::Value = serde_yaml::from_str("\"k1\\n# c\\n\\nk2\"").unwrap();
         assert_eq!(keys_from_value(Some(&v)), vec!["k1", "k2"]);
     }

@@ -101,7 +101,10 @@ pub fn skew_seconds(server_date: SystemTime, now: SystemTime) -> i64 {
 
 /// The timestamp to sign with: our clock corrected by the skew, never before the epoch.
 pub fn signing_timestamp(now: SystemTime, skew: i64) -> u64 {
-    let secs = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64;
+    let secs = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs() as i64;
     secs.saturating_add(skew).max(1) as u64
 }
 

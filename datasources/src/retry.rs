@@ -73,9 +73,7 @@ impl RetryPolicy {
         let mut failures = 0u32;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let timeout = self
-                .request_timeout
-                .min(remaining.max(MIN_ATTEMPT_TIMEOUT));
+            let timeout = self.request_timeout.min(remaining.max(MIN_ATTEMPT_TIMEOUT));
             let (err, verdict) = match attempt(timeout) {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
@@ -227,7 +225,10 @@ mod tests {
             ))
         });
         let gap = times[1] - times[0];
-        assert!(gap >= Duration::from_millis(50) && gap < Duration::from_millis(500), "{gap:?}");
+        assert!(
+            gap >= Duration::from_millis(50) && gap < Duration::from_millis(500),
+            "{gap:?}"
+        );
     }
 
     #[test]

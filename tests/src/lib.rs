@@ -46,6 +46,9 @@ pub struct Faults {
     /// Answer with `Content-Encoding: gzip` when the client accepts it (MAAS ≤ 3.0).
     pub gzip: bool,
     pub timestamp_check: TimestampCheck,
+    /// Drop the `Authorization` header before MAAS sees it, as a misbehaving proxy would: MAAS
+    /// then answers with enlistment data.
+    pub strip_authorization: bool,
 }
 
 /// One request as the mock saw it.
@@ -195,7 +198,9 @@ impl MockMaas {
     }
 
     pub fn events(&self, system_id: &str) -> Vec<serde_json::Value> {
-        self.machine(system_id).map(|m| m.events).unwrap_or_default()
+        self.machine(system_id)
+            .map(|m| m.events)
+            .unwrap_or_default()
     }
 
     /// The whole state as served at `/_mock/state`.
@@ -219,17 +224,21 @@ fn snapshot(s: &State) -> serde_json::Value {
 }
 
 fn handle_connection(mut stream: TcpStream, state: &Mutex<State>) {
-    let Some(req) = server::read_request(&mut stream) else {
+    let Some(mut req) = server::read_request(&mut stream) else {
         return;
     };
     let lock = || state.lock().unwrap_or_else(|p| p.into_inner());
     if req.path == "/_mock/state" {
         let body = serde_json::to_vec_pretty(&snapshot(&lock())).unwrap_or_default();
         let resp = server::HttpResponse::new(200, "application/json", body);
-        server::write_response(&mut stream, &resp, &httpdate::fmt_http_date(SystemTime::now()));
+        server::write_response(
+            &mut stream,
+            &resp,
+            &httpdate::fmt_http_date(SystemTime::now()),
+        );
         return;
     }
-    let (delay, drop_it, fail, offset, gzip, check) = {
+    let (delay, drop_it, fail, offset, gzip, check, strip) = {
         let mut s = lock();
         let f = &mut s.faults;
         let drop_it = f.drop_connections > 0;
@@ -247,8 +256,13 @@ fn handle_connection(mut stream: TcpStream, state: &Mutex<State>) {
             f.clock_offset_secs,
             f.gzip,
             f.timestamp_check,
+            f.strip_authorization,
         )
     };
+    let seen = metadata::OAuthSeen::from_request(&req);
+    if strip {
+        req.headers.retain(|(n, _)| n != "authorization");
+    }
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
@@ -257,7 +271,6 @@ fn handle_connection(mut stream: TcpStream, state: &Mutex<State>) {
     } else {
         SystemTime::now() - Duration::from_secs(offset.unsigned_abs())
     };
-    let mut seen = metadata::OAuthSeen::default();
     let resp = if drop_it {
         None
     } else if let Some(retry_after) = fail {
@@ -278,7 +291,7 @@ fn handle_connection(mut stream: TcpStream, state: &Mutex<State>) {
             server_now,
             timestamp_check: check,
         };
-        Some(api.handle(&req, &mut seen))
+        Some(api.handle(&req))
     };
     let accept = req.header("accept-encoding").map(str::to_string);
     let resp = resp.map(|mut r| {

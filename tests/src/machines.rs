@@ -71,13 +71,14 @@ impl MachinesFile {
     pub fn load(path: &Path) -> anyhow::Result<MachinesFile> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let mut file: MachinesFile = serde_yaml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut file: MachinesFile =
+            serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         for m in &mut file.machines {
             if let Some(f) = &m.user_data_file {
                 let p = dir.join(f);
-                let bytes = std::fs::read(&p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                let bytes =
+                    std::fs::read(&p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
                 m.user_data_base64 = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
                 m.user_data_file = None;
             }
@@ -159,20 +160,20 @@ pub fn vendor_data_document(cloud_config: &str) -> String {
     }
     let mut out = String::from("cloud-init: \"");
     let mut col = out.len();
-    let mut iter = tokens.into_iter().peekable();
-    while let Some(tok) = iter.next() {
-        out.push_str(&tok);
-        col += tok.len();
-        // Fold after an escaped newline once the line is long, as PyYAML does at width 80.
-        if col > 72 && tok == "\\n" && iter.peek().is_some() {
+    for tok in tokens {
+        // Past the width, break with an escaped line break; a space that would start the next
+        // line is escaped so that the parser keeps it (PyYAML's double-quoted style).
+        if col + tok.len() > 78 {
             out.push_str("\\\n  ");
             col = 2;
-            if iter.peek().map(String::as_str) == Some(" ") {
-                iter.next();
+            if tok == " " {
                 out.push_str("\\ ");
                 col += 2;
+                continue;
             }
         }
+        col += tok.len();
+        out.push_str(&tok);
     }
     out.push_str("\"\n");
     out
@@ -187,9 +188,17 @@ mod tests {
         let cc = "#cloud-config\nntp:\n  pools: []\n  servers:\n  - 10.20.0.2\nsnap:\n  commands:\n  - snap set system proxy.http=\"http://10.20.0.2:8000/\" proxy.https=\"http://10.20.0.2:8000/\"\nsystem_info:\n  default_user:\n    gecos: Jane Admin\n    name: ubuntu\n\ttab\\\n";
         let doc = vendor_data_document(cc);
         assert!(doc.lines().count() > 2, "folded: {doc}");
-        assert!(doc.contains("\\\n  \\ "), "leading space escaped on a folded line: {doc}");
         let v: serde_yaml::Value = serde_yaml::from_str(&doc).unwrap();
         assert_eq!(v["cloud-init"].as_str().unwrap(), cc);
+        // A fold that lands on spaces must escape the first one, or the parser drops them.
+        let spaced = format!("#cloud-config\n{}{}x\n", "y".repeat(50), " ".repeat(40));
+        let doc = vendor_data_document(&spaced);
+        assert!(
+            doc.contains("\\\n  \\ "),
+            "leading space escaped on a folded line: {doc}"
+        );
+        let v: serde_yaml::Value = serde_yaml::from_str(&doc).unwrap();
+        assert_eq!(v["cloud-init"].as_str().unwrap(), spaced);
     }
 
     #[test]

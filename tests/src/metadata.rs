@@ -43,6 +43,21 @@ pub struct OAuthSeen {
     pub signature_method: Option<String>,
 }
 
+impl OAuthSeen {
+    pub fn from_request(req: &HttpRequest) -> OAuthSeen {
+        let params = req
+            .header("authorization")
+            .and_then(wisp_datasources::oauth::parse_authorization)
+            .unwrap_or_default();
+        OAuthSeen {
+            nonce: params.get("oauth_nonce").cloned(),
+            timestamp: params.get("oauth_timestamp").cloned(),
+            token: params.get("oauth_token").cloned(),
+            signature_method: params.get("oauth_signature_method").cloned(),
+        }
+    }
+}
+
 pub struct Api<'a> {
     pub machines: &'a mut Vec<Machine>,
     pub user_tokens: &'a [UserToken],
@@ -63,17 +78,13 @@ const REQUIRED: &[&str] = &[
 ];
 
 impl Api<'_> {
-    pub fn authenticate(&mut self, req: &HttpRequest, seen: &mut OAuthSeen) -> Auth {
+    pub fn authenticate(&mut self, req: &HttpRequest) -> Auth {
         let Some(params) = req
             .header("authorization")
             .and_then(wisp_datasources::oauth::parse_authorization)
         else {
             return Auth::Anonymous;
         };
-        seen.nonce = params.get("oauth_nonce").cloned();
-        seen.timestamp = params.get("oauth_timestamp").cloned();
-        seen.token = params.get("oauth_token").cloned();
-        seen.signature_method = params.get("oauth_signature_method").cloned();
         if REQUIRED.iter().any(|k| !params.contains_key(*k)) {
             return Auth::Anonymous;
         }
@@ -82,7 +93,10 @@ impl Api<'_> {
         };
         if let Some(v) = params.get("oauth_version") {
             if v != "1.0" {
-                return Auth::Refused(401, format!("Authorization Error: 'OAuth version {v} not supported.'"));
+                return Auth::Refused(
+                    401,
+                    format!("Authorization Error: 'OAuth version {v} not supported.'"),
+                );
             }
         }
         let consumer = &params["oauth_consumer_key"];
@@ -90,10 +104,16 @@ impl Api<'_> {
         let machine = self.machines.iter().position(|m| &m.token_key == token);
         let user = self.user_tokens.iter().find(|u| &u.token_key == token);
         let (consumer_key, secret) = match (machine, user) {
-            (Some(i), _) => (self.machines[i].consumer_key.clone(), self.machines[i].token_secret.clone()),
+            (Some(i), _) => (
+                self.machines[i].consumer_key.clone(),
+                self.machines[i].token_secret.clone(),
+            ),
             (None, Some(u)) => (u.consumer_key.clone(), u.token_secret.clone()),
             (None, None) => {
-                return Auth::Refused(401, format!("Authorization Error: 'Invalid access token: {token}'"))
+                return Auth::Refused(
+                    401,
+                    format!("Authorization Error: 'Invalid access token: {token}'"),
+                )
             }
         };
         if &consumer_key != consumer {
@@ -129,7 +149,10 @@ impl Api<'_> {
         }
         let nonce = params["oauth_nonce"].clone();
         if !self.nonces.insert((token.clone(), nonce.clone())) {
-            return Auth::Refused(401, format!("Authorization Error: 'Nonce already used: {nonce}'"));
+            return Auth::Refused(
+                401,
+                format!("Authorization Error: 'Nonce already used: {nonce}'"),
+            );
         }
         // PLAINTEXT: percent-encoded consumer secret (always empty) & token secret.
         let expected = format!("&{secret}");
@@ -143,7 +166,7 @@ impl Api<'_> {
     }
 
     /// Answers one request. The caller has applied faults already.
-    pub fn handle(&mut self, req: &HttpRequest, seen: &mut OAuthSeen) -> HttpResponse {
+    pub fn handle(&mut self, req: &HttpRequest) -> HttpResponse {
         if let Some(name) = req.path.strip_prefix("/files/") {
             return match self.files.get(name) {
                 Some(body) => HttpResponse::text(200, body.clone()),
@@ -153,7 +176,7 @@ impl Api<'_> {
         let Some(rest) = req.path.strip_prefix(PREFIX) else {
             return HttpResponse::text(404, "Not Found");
         };
-        let auth = self.authenticate(req, seen);
+        let auth = self.authenticate(req);
         if let Auth::Refused(status, msg) = &auth {
             let mut resp = HttpResponse::text(*status, msg.clone());
             if *status == 401 {
@@ -176,7 +199,11 @@ impl Api<'_> {
             return HttpResponse::text(404, format!("Unknown metadata version: {version}"));
         }
         if req.method == "POST" {
-            if req.query.as_deref().is_some_and(|q| q.split('&').any(|p| p == "op=signal")) {
+            if req
+                .query
+                .as_deref()
+                .is_some_and(|q| q.split('&').any(|p| p == "op=signal"))
+            {
                 return self.signal(req, &auth);
             }
             return HttpResponse::text(405, "Method Not Allowed");
@@ -278,7 +305,9 @@ impl Api<'_> {
         }
         let event: serde_json::Value = match serde_json::from_slice(&req.body) {
             Ok(v) => v,
-            Err(e) => return HttpResponse::text(400, format!("Status payload is not valid JSON: {e}")),
+            Err(e) => {
+                return HttpResponse::text(400, format!("Status payload is not valid JSON: {e}"))
+            }
         };
         if let Err(msg) = validate_event(&event) {
             return HttpResponse::text(400, msg);
@@ -326,7 +355,9 @@ fn unauthorized(msg: &str) -> HttpResponse {
 
 /// The status endpoint's rules (maas-protocol.md §4).
 pub fn validate_event(event: &serde_json::Value) -> Result<(), String> {
-    let obj = event.as_object().ok_or("Status payload must be a JSON object")?;
+    let obj = event
+        .as_object()
+        .ok_or("Status payload must be a JSON object")?;
     for key in ["event_type", "origin", "name", "description"] {
         if !obj.contains_key(key) {
             return Err(format!("Missing parameter in status message {key}"));
@@ -358,7 +389,10 @@ pub fn validate_event(event: &serde_json::Value) -> Result<(), String> {
                 return Err("files[].encoding must be base64".into());
             }
             let content = f.get("content").and_then(|c| c.as_str()).unwrap_or("");
-            if base64::engine::general_purpose::STANDARD.decode(content).is_err() {
+            if base64::engine::general_purpose::STANDARD
+                .decode(content)
+                .is_err()
+            {
                 return Err("files[].content is not base64".into());
             }
         }
@@ -372,9 +406,15 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\"");
     if let Some(pos) = text.find(&marker) {
         let after = &text[pos + marker.len()..];
-        let value_start = after.find("\r\n\r\n").map(|i| i + 4).or(after.find("\n\n").map(|i| i + 2))?;
+        let value_start = after
+            .find("\r\n\r\n")
+            .map(|i| i + 4)
+            .or(after.find("\n\n").map(|i| i + 2))?;
         let value = &after[value_start..];
-        let end = value.find("\r\n--").or(value.find("\n--")).unwrap_or(value.len());
+        let end = value
+            .find("\r\n--")
+            .or(value.find("\n--"))
+            .unwrap_or(value.len());
         return Some(value[..end].trim().to_string());
     }
     text.split('&').find_map(|kv| {

@@ -73,7 +73,9 @@ pub fn reason(status: u16) -> &'static str {
 
 /// Reads one request. `None` if the peer sent nothing usable.
 pub fn read_request(stream: &mut TcpStream) -> Option<HttpRequest> {
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     let header_end = loop {
@@ -136,7 +138,9 @@ pub fn read_request(stream: &mut TcpStream) -> Option<HttpRequest> {
 
 pub fn write_response(stream: &mut TcpStream, resp: &HttpResponse, date: &str) {
     let mut head = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
-    head.push_str(&format!("Date: {date}\r\nServer: mock-maas\r\nConnection: close\r\n"));
+    head.push_str(&format!(
+        "Date: {date}\r\nServer: mock-maas\r\nConnection: close\r\n"
+    ));
     for (n, v) in &resp.headers {
         head.push_str(&format!("{n}: {v}\r\n"));
     }

@@ -50,8 +50,12 @@ pub fn run(ctx: &Context, args: &QueryArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let raw = state.read(state::INSTANCE_DATA)?.with_context(no_cache)?;
-    let data: serde_json::Value = serde_json::from_slice(&raw)
-        .with_context(|| format!("{}: not valid JSON", state.path(state::INSTANCE_DATA).display()))?;
+    let data: serde_json::Value = serde_json::from_slice(&raw).with_context(|| {
+        format!(
+            "{}: not valid JSON",
+            state.path(state::INSTANCE_DATA).display()
+        )
+    })?;
     if args.list_keys {
         if let Some(obj) = data.as_object() {
             for k in obj.keys() {
@@ -61,7 +65,9 @@ pub fn run(ctx: &Context, args: &QueryArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let value = match (&args.key, args.all) {
-        (Some(key), _) => lookup(&data, key).with_context(|| format!("no key {key:?} in the instance data"))?,
+        (Some(key), _) => {
+            lookup(&data, key).with_context(|| format!("no key {key:?} in the instance data"))?
+        }
         (None, _) => &data,
     };
     match (value, ctx.format) {
@@ -74,11 +80,10 @@ pub fn run(ctx: &Context, args: &QueryArgs) -> anyhow::Result<()> {
 /// Dotted lookup; a key not found at the top is tried under `v1`, as cloud-init's aliases do.
 pub fn lookup<'a>(data: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
     let walk = |root: &'a serde_json::Value| {
-        key.split('.')
-            .try_fold(root, |v, seg| match v {
-                serde_json::Value::Array(items) => items.get(seg.parse::<usize>().ok()?),
-                _ => v.get(seg),
-            })
+        key.split('.').try_fold(root, |v, seg| match v {
+            serde_json::Value::Array(items) => items.get(seg.parse::<usize>().ok()?),
+            _ => v.get(seg),
+        })
     };
     walk(data).or_else(|| data.get("v1").and_then(walk))
 }

@@ -24,7 +24,8 @@ pub fn render(template: &str, data: &Value) -> Result<Rendered, String> {
         if let Some(body) = tail.strip_prefix("{{") {
             let end = body.find("}}").ok_or("unterminated '{{'")?;
             let expr = body[..end].trim();
-            out.text.push_str(&render_expr(expr, data, &mut out.missing)?);
+            out.text
+                .push_str(&render_expr(expr, data, &mut out.missing)?);
             rest = &body[end + 2..];
         } else if let Some(body) = tail.strip_prefix("{#") {
             let end = body.find("#}").ok_or("unterminated '{#'")?;
@@ -124,9 +125,15 @@ mod tests {
 
     #[test]
     fn statements_and_filters_are_refused() {
-        assert!(render("{% if x %}y{% endif %}", &data()).unwrap_err().contains("statements"));
-        assert!(render("{{ x | upper }}", &data()).unwrap_err().contains("not supported"));
-        assert!(render("{{ x ", &data()).unwrap_err().contains("unterminated"));
+        assert!(render("{% if x %}y{% endif %}", &data())
+            .unwrap_err()
+            .contains("statements"));
+        assert!(render("{{ x | upper }}", &data())
+            .unwrap_err()
+            .contains("not supported"));
+        assert!(render("{{ x ", &data())
+            .unwrap_err()
+            .contains("unterminated"));
     }
 
     #[test]

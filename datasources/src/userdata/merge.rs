@@ -55,7 +55,10 @@ impl Mergers {
                     let inner = rest
                         .strip_suffix(')')
                         .ok_or_else(|| format!("merge type {item:?}: missing ')'"))?;
-                    (n.trim(), inner.split(',').map(|o| o.trim().to_string()).collect())
+                    (
+                        n.trim(),
+                        inner.split(',').map(|o| o.trim().to_string()).collect(),
+                    )
                 }
                 None => (item, Vec::new()),
             };
@@ -243,7 +246,10 @@ mod tests {
     #[test]
     fn default_replaces_top_level_keys() {
         let m = Mergers::default();
-        let out = m.merge(y("{runcmd: [a], ntp: {servers: [x]}, k: 1}"), y("{runcmd: [b], ntp: {pools: [p]}}"));
+        let out = m.merge(
+            y("{runcmd: [a], ntp: {servers: [x]}, k: 1}"),
+            y("{runcmd: [b], ntp: {pools: [p]}}"),
+        );
         assert_eq!(out, y("{runcmd: [b], ntp: {pools: [p]}, k: 1}"));
     }
 

@@ -95,7 +95,9 @@ pub fn parse(data: &[u8]) -> Message {
                     body: data.to_vec(),
                 };
             }
-            let value = String::from_utf8_lossy(&line[colon + 1..]).trim().to_string();
+            let value = String::from_utf8_lossy(&line[colon + 1..])
+                .trim()
+                .to_string();
             headers.push((name.to_ascii_lowercase(), value));
         } else {
             return Message {
@@ -187,7 +189,9 @@ fn decode_quoted_printable(input: &[u8]) -> Vec<u8> {
                 i += 3;
                 continue;
             }
-            let hex = input.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let hex = input
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
             if let Some(byte) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 out.push(byte);
                 i += 3;
@@ -206,9 +210,14 @@ mod tests {
 
     #[test]
     fn headers_with_folding_and_crlf() {
-        let m = parse(b"Content-Type: text/x-shellscript;\r\n charset=\"us-ascii\"\r\nX-A: b\r\n\r\nbody\r\n");
+        let m = parse(
+            b"Content-Type: text/x-shellscript;\r\n charset=\"us-ascii\"\r\nX-A: b\r\n\r\nbody\r\n",
+        );
         assert_eq!(m.content_type().as_deref(), Some("text/x-shellscript"));
-        assert_eq!(m.param("content-type", "charset").as_deref(), Some("us-ascii"));
+        assert_eq!(
+            m.param("content-type", "charset").as_deref(),
+            Some("us-ascii")
+        );
         assert_eq!(m.header("x-a"), Some("b"));
         assert_eq!(m.body, b"body\r\n");
     }
@@ -222,7 +231,8 @@ mod tests {
 
     #[test]
     fn multipart_split_drops_preamble_and_epilogue() {
-        let body = b"preamble\n--XX\nContent-Type: text/plain\n\none\n--XX\n\ntwo\n--XX--\nepilogue\n";
+        let body =
+            b"preamble\n--XX\nContent-Type: text/plain\n\none\n--XX\n\ntwo\n--XX--\nepilogue\n";
         let parts = split_multipart(body, "XX");
         assert_eq!(parts.len(), 2);
         assert_eq!(parse(&parts[0]).body, b"one");

@@ -117,7 +117,10 @@ pub fn decode(raw: &[u8], source: &str, opts: &DecodeOptions<'_>) -> Decoded {
         source,
     };
     if raw.len() as u64 > opts.max_bytes {
-        d.problem(source, format!("larger than the {}-byte limit", opts.max_bytes));
+        d.problem(
+            source,
+            format!("larger than the {}-byte limit", opts.max_bytes),
+        );
         return d.out;
     }
     d.payload(raw, None, None, 0);
@@ -129,7 +132,10 @@ const STARTS_WITH: &[(&str, Kind)] = &[
     ("#include-once", Kind::Include),
     ("#include", Kind::Include),
     ("#cloud-config-archive", Kind::Archive),
-    ("#cloud-config-jsonp", Kind::Unsupported("#cloud-config-jsonp")),
+    (
+        "#cloud-config-jsonp",
+        Kind::Unsupported("#cloud-config-jsonp"),
+    ),
     ("#cloud-config", Kind::CloudConfig),
     ("#cloud-boothook", Kind::Boothook),
     ("#part-handler", Kind::Unsupported("#part-handler")),
@@ -219,9 +225,18 @@ impl Decoder<'_, '_> {
     }
 
     /// One payload: a whole document, a MIME part's body, an include's answer, an archive item.
-    fn payload(&mut self, data: &[u8], mime: Option<&mime::Message>, name: Option<String>, depth: usize) {
+    fn payload(
+        &mut self,
+        data: &[u8],
+        mime: Option<&mime::Message>,
+        name: Option<String>,
+        depth: usize,
+    ) {
         if depth > MAX_DEPTH {
-            self.problem(self.source, format!("parts nest deeper than {MAX_DEPTH} levels"));
+            self.problem(
+                self.source,
+                format!("parts nest deeper than {MAX_DEPTH} levels"),
+            );
             return;
         }
         if self.out.parts.len() + self.out.problems.len() >= MAX_PARTS {
@@ -236,7 +251,9 @@ impl Decoder<'_, '_> {
             self.message(&msg, depth);
             return;
         }
-        let declared = mime.and_then(|m| m.content_type()).and_then(|c| kind_from_mime(&c));
+        let declared = mime
+            .and_then(|m| m.content_type())
+            .and_then(|c| kind_from_mime(&c));
         let kind = match declared {
             Some(Kind::Unknown) => {
                 let ct = mime.and_then(|m| m.content_type()).unwrap_or_default();
@@ -281,7 +298,10 @@ impl Decoder<'_, '_> {
             Kind::Jinja => self.jinja(data, name, depth),
             Kind::Unsupported(what) => {
                 let n = self.next_name(name);
-                self.problem(&n, format!("{what} parts are not supported by wisp, skipped"));
+                self.problem(
+                    &n,
+                    format!("{what} parts are not supported by wisp, skipped"),
+                );
             }
             Kind::Unknown => {
                 if data.iter().all(u8::is_ascii_whitespace) {
@@ -388,7 +408,10 @@ impl Decoder<'_, '_> {
             if self.includes >= self.opts.max_includes {
                 self.problem(
                     &label,
-                    format!("more than {} #include URLs, {url} not fetched", self.opts.max_includes),
+                    format!(
+                        "more than {} #include URLs, {url} not fetched",
+                        self.opts.max_includes
+                    ),
                 );
                 continue;
             }
@@ -422,10 +445,16 @@ impl Decoder<'_, '_> {
                 Value::String(s) => self.payload(s.as_bytes(), None, None, depth + 1),
                 Value::Mapping(m) => {
                     let Some(content) = m.get("content").and_then(Value::as_str) else {
-                        self.problem(&format!("{label}[{i}]"), "archive item without a content string");
+                        self.problem(
+                            &format!("{label}[{i}]"),
+                            "archive item without a content string",
+                        );
                         continue;
                     };
-                    let filename = m.get("filename").and_then(Value::as_str).map(str::to_string);
+                    let filename = m
+                        .get("filename")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
                     let mut headers = Vec::new();
                     if let Some(t) = m.get("type").and_then(Value::as_str) {
                         headers.push(("content-type".to_string(), t.to_string()));
@@ -436,7 +465,10 @@ impl Decoder<'_, '_> {
                     };
                     self.payload(content.as_bytes(), Some(&fake), filename, depth + 1);
                 }
-                _ => self.problem(&format!("{label}[{i}]"), "archive item must be a string or a map"),
+                _ => self.problem(
+                    &format!("{label}[{i}]"),
+                    "archive item must be a string or a map",
+                ),
             }
         }
     }
@@ -447,7 +479,10 @@ impl Decoder<'_, '_> {
         let body = text.split_once('\n').map(|(_, b)| b).unwrap_or("");
         let Some(instance) = self.opts.instance_data else {
             let n = self.next_name(name);
-            return self.problem(&n, "jinja template needs instance data, which is not available here");
+            return self.problem(
+                &n,
+                "jinja template needs instance data, which is not available here",
+            );
         };
         match jinja::render(body, instance) {
             Ok(r) => {
@@ -471,8 +506,7 @@ impl Decoder<'_, '_> {
 fn looks_like_mime(data: &[u8]) -> bool {
     let head = &data[..data.len().min(4096)];
     let lower = head.to_ascii_lowercase();
-    lower.starts_with(b"content-type:")
-        || lower.windows(13).any(|w| w == b"mime-version:")
+    lower.starts_with(b"content-type:") || lower.windows(13).any(|w| w == b"mime-version:")
 }
 
 fn gunzip(data: &[u8], max: u64) -> Result<Vec<u8>, String> {

@@ -53,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         drop_connections: args.drop_connections,
         delay_ms: args.delay_ms,
         gzip: args.gzip,
+        strip_authorization: false,
         timestamp_check: if args.strict_timestamps {
             TimestampCheck::Both
         } else {
@@ -60,7 +61,10 @@ fn main() -> anyhow::Result<()> {
         },
     });
     println!("mock-maas: metadata service at {}", mock.metadata_url());
-    println!("mock-maas: state (machines, events, requests) at http://{}/_mock/state", mock.addr());
+    println!(
+        "mock-maas: state (machines, events, requests) at http://{}/_mock/state",
+        mock.addr()
+    );
     if let (Some(path), Some(m)) = (&args.write_wisp_config, first) {
         let cfg = format!(
             "# wisp configuration for mock machine {id}\n\

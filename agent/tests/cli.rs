@@ -1,0 +1,65 @@
+//! The command line itself: help, version, global flags, and errors for bad invocations.
+
+use std::process::Command;
+
+fn wisp(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wisp"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn help_lists_commands_and_global_flags() {
+    let o = wisp(&["--help"]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    for word in [
+        "fetch",
+        "query",
+        "--config",
+        "--root",
+        "--platform",
+        "--dry-run",
+        "--format",
+        "--verbose",
+        "--quiet",
+    ] {
+        assert!(out.contains(word), "--help lacks {word}:\n{out}");
+    }
+}
+
+#[test]
+fn version_is_the_crate_version() {
+    let o = wisp(&["--version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        format!("wisp {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn global_flags_work_after_the_command() {
+    let root = std::env::temp_dir().join(format!("wisp-cli-{}", std::process::id()));
+    let o = wisp(&[
+        "query",
+        "--root",
+        root.to_str().unwrap(),
+        "--platform",
+        "netbsd",
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no cached data") && err.contains("var/db/wisp"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_platform_is_refused() {
+    let o = wisp(&["--platform", "plan9", "query"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("netbsd"));
+}

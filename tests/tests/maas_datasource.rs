@@ -1,0 +1,353 @@
+//! The MAAS datasource against the mock: OAuth, clock skew, retries, deadlines, the
+//! enlistment answer, and the user-data side effect.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use mock_maas::{Faults, MachineStatus, MockMaas, TimestampCheck};
+use wisp_datasources::http::{HttpClient, HttpOptions};
+use wisp_datasources::maas::{Maas, MaasConfig};
+use wisp_datasources::oauth::{Credentials, MemorySkewStore, SkewStore};
+use wisp_datasources::{Datasource, DatasourceError};
+
+fn creds() -> Credentials {
+    Credentials {
+        consumer_key: CONSUMER_KEY.into(),
+        consumer_secret: String::new(),
+        token_key: TOKEN_KEY.into(),
+        token_secret: TOKEN_SECRET.into(),
+    }
+}
+
+fn maas_with(
+    mock: &MockMaas,
+    creds: Credentials,
+    max_wait_ms: u64,
+    skew: Arc<dyn SkewStore>,
+) -> Maas {
+    let mut cfg = MaasConfig::new(mock.metadata_url(), creds);
+    cfg.max_wait = Duration::from_millis(max_wait_ms);
+    cfg.timeout = Duration::from_millis(1000);
+    Maas::new(cfg, HttpClient::new(&HttpOptions::default()).unwrap(), skew).unwrap()
+}
+
+fn maas(mock: &MockMaas) -> (Maas, Arc<MemorySkewStore>) {
+    let skew = Arc::new(MemorySkewStore::default());
+    (maas_with(mock, creds(), 5000, skew.clone()), skew)
+}
+
+#[test]
+fn full_fetch_in_protocol_order() {
+    let mock = mock();
+    let (mut ds, _) = maas(&mock);
+    let md = ds.fetch_metadata().unwrap();
+    assert_eq!(md.instance_id, SYSTEM_ID);
+    assert_eq!(md.local_hostname.as_deref(), Some("node1.maas"));
+    assert_eq!(md.public_keys.len(), 1);
+    let vendor = String::from_utf8(md.vendor_data.unwrap()).unwrap();
+    assert!(vendor.starts_with("#cloud-config\nntp:"), "{vendor}");
+    // Metadata alone does not deploy the machine.
+    assert_eq!(mock.status(SYSTEM_ID), Some(MachineStatus::Deploying));
+    let ud = ds.fetch_user_data().unwrap().unwrap();
+    assert!(ud.starts_with(b"#cloud-config\nhostname: node1"));
+    assert_eq!(mock.status(SYSTEM_ID), Some(MachineStatus::Deployed));
+    let paths: Vec<String> = mock.requests().iter().map(|r| r.path.clone()).collect();
+    let v = "/MAAS/metadata/2012-03-01";
+    assert_eq!(
+        paths,
+        vec![
+            format!("{v}/meta-data/instance-id"),
+            format!("{v}/meta-data/local-hostname"),
+            format!("{v}/meta-data/public-keys"),
+            format!("{v}/meta-data/vendor-data"),
+            format!("{v}/user-data"),
+        ]
+    );
+    assert!(mock.requests().iter().all(|r| r.status == 200));
+}
+
+#[test]
+fn every_request_is_signed_with_a_unique_nonce() {
+    let mock = mock();
+    mock.set_faults(Faults {
+        fail_503: 2,
+        retry_after_secs: Some(0),
+        ..Default::default()
+    });
+    let (mut ds, _) = maas(&mock);
+    ds.fetch_metadata().unwrap();
+    ds.fetch_user_data().unwrap();
+    let reqs = mock.requests();
+    assert!(reqs.len() >= 7);
+    let mut nonces = HashSet::new();
+    for r in &reqs {
+        let nonce = r.oauth.nonce.clone().expect("signed");
+        assert!(nonces.insert(nonce), "nonce reused in {reqs:?}");
+        assert_eq!(r.oauth.signature_method.as_deref(), Some("PLAINTEXT"));
+        assert_eq!(r.oauth.token.as_deref(), Some(TOKEN_KEY));
+    }
+}
+
+#[test]
+fn server_clock_an_hour_ahead_is_recovered_and_remembered() {
+    let mock = mock();
+    mock.set_faults(Faults {
+        clock_offset_secs: 3600,
+        ..Default::default()
+    });
+    let (mut ds, skew) = maas(&mock);
+    let md = ds.fetch_metadata().unwrap();
+    assert_eq!(md.instance_id, SYSTEM_ID);
+    let reqs = mock.requests();
+    assert_eq!(reqs[0].status, 401, "first request is refused as expired");
+    assert!(reqs[1..].iter().all(|r| r.status == 200), "{reqs:?}");
+    let key = format!("127.0.0.1:{}", mock.addr().port());
+    let s = skew.get(&key).unwrap();
+    assert!((3595..=3605).contains(&s), "skew {s}");
+    // A later run with the same store signs right the first time.
+    let (mut ds2, _) = (maas_with(&mock, creds(), 5000, skew.clone()), ());
+    ds2.fetch_user_data().unwrap();
+    assert_eq!(mock.requests().last().unwrap().status, 200);
+    assert_eq!(mock.requests().len(), reqs.len() + 1);
+}
+
+#[test]
+fn server_clock_an_hour_behind() {
+    // MAAS only refuses timestamps in the past: a client ahead of the server is accepted as is.
+    let mock = mock();
+    mock.set_faults(Faults {
+        clock_offset_secs: -3600,
+        ..Default::default()
+    });
+    let (mut ds, skew) = maas(&mock);
+    ds.fetch_metadata().unwrap();
+    assert!(mock.requests().iter().all(|r| r.status == 200));
+    // A server that checks both ways refuses once; the negative skew is learnt.
+    let strict = common::mock();
+    strict.set_faults(Faults {
+        clock_offset_secs: -3600,
+        timestamp_check: TimestampCheck::Both,
+        ..Default::default()
+    });
+    let (mut ds, skew2) = maas(&strict);
+    ds.fetch_metadata().unwrap();
+    assert_eq!(strict.requests()[0].status, 401);
+    let key = format!("127.0.0.1:{}", strict.addr().port());
+    let s = skew2.get(&key).unwrap();
+    assert!((-3605..=-3595).contains(&s), "skew {s}");
+    drop(skew);
+}
+
+#[test]
+fn three_503s_with_retry_after_are_recovered() {
+    let mock = mock();
+    mock.set_faults(Faults {
+        fail_503: 3,
+        retry_after_secs: Some(1),
+        ..Default::default()
+    });
+    let (mut ds, _) = maas(&mock);
+    let start = Instant::now();
+    let md = ds.fetch_metadata().unwrap();
+    assert_eq!(md.instance_id, SYSTEM_ID);
+    let statuses: Vec<u16> = mock.requests().iter().map(|r| r.status).collect();
+    assert_eq!(&statuses[..4], &[503, 503, 503, 200]);
+    // Retry-After: 1 was honoured three times.
+    assert!(
+        start.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn dropped_connections_and_slow_answers_are_survived() {
+    let mock = mock();
+    mock.set_faults(Faults {
+        drop_connections: 2,
+        delay_ms: 200,
+        ..Default::default()
+    });
+    let (mut ds, _) = maas(&mock);
+    assert_eq!(ds.fetch_metadata().unwrap().instance_id, SYSTEM_ID);
+    assert_eq!(mock.requests()[0].status, 0);
+    assert_eq!(mock.requests()[1].status, 0);
+}
+
+#[test]
+fn an_answer_slower_than_the_timeout_fails_within_max_wait() {
+    let mock = mock();
+    mock.set_faults(Faults {
+        delay_ms: 3000,
+        ..Default::default()
+    });
+    let skew = Arc::new(MemorySkewStore::default());
+    let mut cfg = MaasConfig::new(mock.metadata_url(), creds());
+    cfg.max_wait = Duration::from_millis(1500);
+    cfg.timeout = Duration::from_millis(300);
+    let mut ds = Maas::new(cfg, HttpClient::new(&HttpOptions::default()).unwrap(), skew).unwrap();
+    let start = Instant::now();
+    let e = ds.fetch_metadata().unwrap_err().to_string();
+    // Each attempt gets at least a second once the deadline is near, so allow some slack.
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        e.contains("gave up") && e.contains("no answer within"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unreachable_service_fails_clearly_after_max_wait() {
+    // A port nobody listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let skew = Arc::new(MemorySkewStore::default());
+    let mut cfg = MaasConfig::new(format!("http://127.0.0.1:{port}/MAAS/metadata/"), creds());
+    cfg.max_wait = Duration::from_millis(1500);
+    let mut ds = Maas::new(cfg, HttpClient::new(&HttpOptions::default()).unwrap(), skew).unwrap();
+    let start = Instant::now();
+    let e = ds.fetch_metadata().unwrap_err();
+    let elapsed = start.elapsed();
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    let msg = e.to_string();
+    assert!(
+        matches!(e, DatasourceError::GaveUp { attempts, .. } if attempts > 1),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("cannot connect") && msg.contains("instance-id"),
+        "{msg}"
+    );
+    assert!(msg.contains("max_wait"), "{msg}");
+}
+
+#[test]
+fn unsigned_requests_get_enlistment_data_which_is_an_error() {
+    let mock = mock();
+    mock.set_faults(Faults {
+        strip_authorization: true,
+        ..Default::default()
+    });
+    let (mut ds, _) = maas(&mock);
+    let e = ds.fetch_metadata().unwrap_err();
+    assert!(matches!(e, DatasourceError::Enlistment { .. }), "{e}");
+    assert!(e.to_string().contains("not signed"));
+    assert_eq!(mock.status(SYSTEM_ID), Some(MachineStatus::Deploying));
+}
+
+#[test]
+fn no_user_data_is_absent_and_still_deploys() {
+    let mock = mock_with(|f| f.machines[0].user_data = None);
+    let (mut ds, _) = maas(&mock);
+    ds.fetch_metadata().unwrap();
+    assert_eq!(ds.fetch_user_data().unwrap(), None);
+    assert_eq!(mock.requests().last().unwrap().status, 404);
+    assert_eq!(mock.status(SYSTEM_ID), Some(MachineStatus::Deployed));
+}
+
+#[test]
+fn owner_without_keys_gives_an_empty_list() {
+    let mock = mock_with(|f| f.machines[0].public_keys.clear());
+    let (mut ds, _) = maas(&mock);
+    assert!(ds.fetch_metadata().unwrap().public_keys.is_empty());
+}
+
+#[test]
+fn a_wrong_token_fails_fast_without_waiting() {
+    let mock = mock();
+    let mut bad = creds();
+    bad.token_secret = "wrong".into();
+    let skew = Arc::new(MemorySkewStore::default());
+    let mut ds = maas_with(&mock, bad, 30_000, skew);
+    let start = Instant::now();
+    let e = ds.fetch_metadata().unwrap_err().to_string();
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert!(
+        e.contains("HTTP 401") && e.contains("Invalid signature"),
+        "{e}"
+    );
+    assert!(!e.contains("wrong"), "the secret must not appear: {e}");
+}
+
+#[test]
+fn a_user_token_is_refused_with_403() {
+    let mock = mock_with(|f| {
+        f.user_tokens.push(mock_maas::machines::UserToken {
+            consumer_key: "UserCK".into(),
+            token_key: "UserTK".into(),
+            token_secret: "UserTS".into(),
+        })
+    });
+    let skew = Arc::new(MemorySkewStore::default());
+    let user = Credentials {
+        consumer_key: "UserCK".into(),
+        consumer_secret: String::new(),
+        token_key: "UserTK".into(),
+        token_secret: "UserTS".into(),
+    };
+    let mut ds = maas_with(&mock, user, 5000, skew);
+    let e = ds.fetch_metadata().unwrap_err().to_string();
+    assert!(e.contains("HTTP 403"), "{e}");
+}
+
+#[test]
+fn gzip_answers_are_decoded() {
+    let mock = mock();
+    mock.set_faults(Faults {
+        gzip: true,
+        ..Default::default()
+    });
+    let (mut ds, _) = maas(&mock);
+    let md = ds.fetch_metadata().unwrap();
+    assert_eq!(md.instance_id, SYSTEM_ID);
+    assert!(ds
+        .fetch_user_data()
+        .unwrap()
+        .unwrap()
+        .starts_with(b"#cloud-config"));
+    assert!(mock.requests().iter().all(|r| r
+        .accept_encoding
+        .as_deref()
+        .is_some_and(|a| a.contains("gzip"))));
+}
+
+#[test]
+fn oversized_user_data_is_a_clear_error() {
+    let mock = mock_with(|f| {
+        f.machines[0].user_data = Some(format!("#cloud-config\n#{}\n", "x".repeat(4096)))
+    });
+    let skew = Arc::new(MemorySkewStore::default());
+    let mut cfg = MaasConfig::new(mock.metadata_url(), creds());
+    cfg.max_user_data_bytes = 1024;
+    let mut ds = Maas::new(cfg, HttpClient::new(&HttpOptions::default()).unwrap(), skew).unwrap();
+    let e = ds.fetch_user_data().unwrap_err().to_string();
+    assert!(
+        e.contains("1024-byte limit") && e.contains("user-data"),
+        "{e}"
+    );
+}
+
+#[test]
+fn vendor_data_is_served_folded_as_maas_does_and_parsed_back() {
+    let mock = mock();
+    let (mut ds, _) = maas(&mock);
+    let md = ds.fetch_metadata().unwrap();
+    let expected = common::demo_machines().machines[0]
+        .vendor_data
+        .clone()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(md.vendor_data.unwrap()).unwrap(),
+        expected
+    );
+}
