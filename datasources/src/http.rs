@@ -99,10 +99,12 @@ pub struct HttpClient {
 
 impl HttpClient {
     pub fn new(options: &HttpOptions) -> Result<Self, FetchError> {
-        // reqwest is built without a default crypto provider (we choose ring: smaller and faster
-        // to build than aws-lc-rs). Installing fails only if one is installed already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tls = tls::client_config().map_err(|e| FetchError::Connect {
+            url: String::new(),
+            detail: format!("cannot set up TLS: {e}"),
+        })?;
         let inner = reqwest::blocking::Client::builder()
+            .tls_backend_preconfigured(tls)
             .no_proxy()
             .gzip(true)
             .connect_timeout(options.connect_timeout)
@@ -239,6 +241,118 @@ fn classify(url: &str, timeout: Duration, e: &reqwest::Error) -> FetchError {
     FetchError::Connect {
         url: url.to_string(),
         detail,
+    }
+}
+
+/// TLS with rustls and the ring provider (smaller and faster to build than aws-lc-rs).
+///
+/// The MAAS metadata service is almost always plain http, and loading the platform's CA roots
+/// costs ~8 ms — most of a whole fetch. So the platform verifier is created on the first TLS
+/// handshake, not when the client is built.
+mod tls {
+    use std::sync::{Arc, OnceLock};
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+
+    #[derive(Debug)]
+    pub struct LazyPlatformVerifier {
+        provider: Arc<CryptoProvider>,
+        inner: OnceLock<Result<rustls_platform_verifier::Verifier, rustls::Error>>,
+    }
+
+    impl LazyPlatformVerifier {
+        pub fn new(provider: Arc<CryptoProvider>) -> Self {
+            LazyPlatformVerifier {
+                provider,
+                inner: OnceLock::new(),
+            }
+        }
+    }
+
+    impl ServerCertVerifier for LazyPlatformVerifier {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            server_name: &ServerName<'_>,
+            ocsp_response: &[u8],
+            now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            let verifier = self
+                .inner
+                .get_or_init(|| rustls_platform_verifier::Verifier::new(self.provider.clone()));
+            match verifier {
+                Ok(v) => {
+                    v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+                }
+                Err(e) => Err(e.clone()),
+            }
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+
+    pub fn client_config() -> Result<rustls::ClientConfig, rustls::Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Ok(
+            rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(LazyPlatformVerifier::new(provider)))
+                .with_no_client_auth(),
+        )
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_bogus_certificate_is_rejected_not_accepted() {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let v = LazyPlatformVerifier::new(provider);
+            let name = ServerName::try_from("maas.example").unwrap();
+            let cert = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x00]);
+            assert!(v
+                .verify_server_cert(&cert, &[], &name, &[], UnixTime::now())
+                .is_err());
+            assert!(!v.supported_verify_schemes().is_empty());
+        }
     }
 }
 
