@@ -74,6 +74,7 @@ struct State {
     faults: Faults,
     nonces: HashSet<(String, String)>,
     log: Vec<LoggedRequest>,
+    state_file: Option<std::path::PathBuf>,
 }
 
 /// A running mock. Stops when dropped.
@@ -173,6 +174,13 @@ impl MockMaas {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Writes the state as JSON to `path` now and after every request.
+    pub fn set_state_file(&mut self, path: std::path::PathBuf) {
+        let mut s = self.lock();
+        s.state_file = Some(path);
+        save_state(&s);
+    }
+
     pub fn set_faults(&self, faults: Faults) {
         self.lock().faults = faults;
     }
@@ -221,6 +229,16 @@ fn snapshot(s: &State) -> serde_json::Value {
         "requests": s.log,
         "faults": s.faults,
     })
+}
+
+fn save_state(s: &State) {
+    if let Some(path) = &s.state_file {
+        let tmp = path.with_extension("tmp");
+        let body = serde_json::to_vec_pretty(&snapshot(s)).unwrap_or_default();
+        if std::fs::write(&tmp, body).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
+        }
+    }
 }
 
 fn handle_connection(mut stream: TcpStream, state: &Mutex<State>) {
@@ -306,7 +324,8 @@ fn handle_connection(mut stream: TcpStream, state: &Mutex<State>) {
         }
         r
     });
-    lock().log.push(LoggedRequest {
+    let mut s = lock();
+    s.log.push(LoggedRequest {
         method: req.method.clone(),
         path: req.path.clone(),
         query: req.query.clone(),
@@ -316,6 +335,8 @@ fn handle_connection(mut stream: TcpStream, state: &Mutex<State>) {
         user_agent: req.header("user-agent").map(str::to_string),
         body: String::from_utf8_lossy(&req.body).into_owned(),
     });
+    save_state(&s);
+    drop(s);
     match resp {
         Some(r) => server::write_response(&mut stream, &r, &httpdate::fmt_http_date(server_now)),
         None => server::drop_connection(&mut stream),

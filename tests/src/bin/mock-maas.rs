@@ -39,13 +39,20 @@ struct Args {
     /// Refuse timestamps 300 s off in either direction (MAAS refuses only old ones).
     #[arg(long)]
     strict_timestamps: bool,
+    /// Keep the state (machines, events, requests) as JSON in this file, rewritten after every
+    /// request.
+    #[arg(long)]
+    state_file: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let file = MachinesFile::load(&args.machines)?;
     let first = file.machines.first().cloned();
-    let mock = MockMaas::start_on(args.listen, file)?;
+    let mut mock = MockMaas::start_on(args.listen, file)?;
+    if let Some(path) = &args.state_file {
+        mock.set_state_file(path.clone());
+    }
     mock.set_faults(Faults {
         clock_offset_secs: args.clock_offset,
         fail_503: args.fail_503,
