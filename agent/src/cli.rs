@@ -49,6 +49,8 @@ pub enum Command {
     Fetch(commands::fetch::FetchArgs),
     /// Show data cached by the last fetch or init.
     Query(commands::query::QueryArgs),
+    /// Check cloud-config documents; report every problem with line and column.
+    Schema(commands::schema::SchemaArgs),
 }
 
 impl Cli {
@@ -73,7 +75,8 @@ impl Cli {
     }
 }
 
-pub fn run(cli: &Cli) -> anyhow::Result<()> {
+/// Runs the command; the number is the exit status.
+pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     let ctx = cli.context();
     tracing::debug!(
         platform = ctx.platform.map(|p| p.name()).unwrap_or("unsupported"),
@@ -81,7 +84,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         "starting"
     );
     match &cli.command {
-        Command::Fetch(args) => commands::fetch::run(&ctx, args),
-        Command::Query(args) => commands::query::run(&ctx, args),
+        Command::Fetch(args) => commands::fetch::run(&ctx, args).map(|()| 0),
+        Command::Query(args) => commands::query::run(&ctx, args).map(|()| 0),
+        Command::Schema(args) => commands::schema::run(&ctx, args),
     }
 }

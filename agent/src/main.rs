@@ -2,6 +2,7 @@
 //! MAAS. See wisp(8) and the README.
 
 mod cli;
+mod cloudconfig;
 mod commands;
 mod config;
 mod fsutil;
@@ -23,7 +24,7 @@ fn main() -> ExitCode {
         .without_time()
         .init();
     match cli::run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("wisp: error: {e:#}");
             ExitCode::FAILURE

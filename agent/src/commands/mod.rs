@@ -2,6 +2,7 @@
 
 pub mod fetch;
 pub mod query;
+pub mod schema;
 
 use std::path::PathBuf;
 

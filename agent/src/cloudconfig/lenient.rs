@@ -1,0 +1,312 @@
+//! Reading YAML the way cloud-init does (PyYAML, YAML 1.1, and cloud-init's own coercions),
+//! collecting every problem with its path instead of stopping at the first.
+
+use serde::Serialize;
+use serde_yaml::{Mapping, Value};
+
+use super::positions::Positions;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem of a document: where (`users[1].lock_passwd`), how bad, and what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub path: String,
+    pub severity: Severity,
+    pub message: String,
+}
+
+/// The reading context: problems found so far and, when known, the positions of the text.
+#[derive(Default)]
+pub struct Reader<'a> {
+    pub problems: Vec<Problem>,
+    pub positions: Option<&'a Positions>,
+}
+
+/// `parent.key`, or the key alone at the top.
+pub fn child(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+/// A short description of a value for messages (never the whole value: it may be a secret or
+/// megabytes long).
+pub fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("boolean {b}"),
+        Value::Number(n) => format!("number {n}"),
+        Value::String(s) if s.chars().count() > 40 => "a long string".into(),
+        Value::String(s) => format!("string {s:?}"),
+        Value::Sequence(_) => "a list".into(),
+        Value::Mapping(_) => "a map".into(),
+        Value::Tagged(_) => "a tagged value".into(),
+    }
+}
+
+/// YAML 1.1 booleans as PyYAML reads them (`yes`, `On`, `n`, …).
+pub fn yaml11_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "y" => Some(true),
+            "false" | "no" | "off" | "n" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Keys may be written with `-` or `_`.
+pub fn norm_key(k: &str) -> String {
+    k.replace('-', "_")
+}
+
+/// The entries of a map with normalised string keys, in order. Non-string keys are reported.
+pub fn entries<'v>(
+    r: &mut Reader<'_>,
+    path: &str,
+    map: &'v Mapping,
+) -> Vec<(String, String, &'v Value)> {
+    let mut out = Vec::new();
+    for (k, v) in map {
+        match k {
+            Value::String(s) => out.push((norm_key(s), s.clone(), v)),
+            Value::Number(n) => out.push((n.to_string(), n.to_string(), v)),
+            Value::Bool(b) => out.push((b.to_string(), b.to_string(), v)),
+            other => r.error(
+                path,
+                format!("keys must be strings, not {}", describe(other)),
+            ),
+        }
+    }
+    out
+}
+
+impl Reader<'_> {
+    pub fn error(&mut self, path: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.to_string(),
+            severity: Severity::Error,
+            message: message.into(),
+        });
+    }
+
+    pub fn warn(&mut self, path: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.to_string(),
+            severity: Severity::Warning,
+            message: message.into(),
+        });
+    }
+
+    pub fn bool(&mut self, path: &str, v: &Value) -> Option<bool> {
+        let b = yaml11_bool(v);
+        if b.is_none() {
+            self.error(
+                path,
+                format!(
+                    "expected a boolean (true/false, yes/no, on/off), got {}",
+                    describe(v)
+                ),
+            );
+        }
+        b
+    }
+
+    /// A string; numbers and booleans are taken as their text, as cloud-init's `str()` would.
+    pub fn string(&mut self, path: &str, v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            other => {
+                self.error(path, format!("expected a string, got {}", describe(other)));
+                None
+            }
+        }
+    }
+
+    /// A string, or null (absent).
+    pub fn opt_string(&mut self, path: &str, v: &Value) -> Option<String> {
+        if v.is_null() {
+            None
+        } else {
+            self.string(path, v)
+        }
+    }
+
+    /// A list of strings, written as a list or as one comma-separated string.
+    pub fn string_list(&mut self, path: &str, v: &Value) -> Vec<String> {
+        match v {
+            Value::Null => Vec::new(),
+            Value::String(s) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            Value::Sequence(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| self.string(&format!("{path}[{i}]"), item))
+                .collect(),
+            other => {
+                self.error(
+                    path,
+                    format!(
+                        "expected a string or a list of strings, got {}",
+                        describe(other)
+                    ),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// A list of strings written as one string (one item) or a list — never split on commas
+    /// (SSH keys contain commas in their options).
+    pub fn string_or_list(&mut self, path: &str, v: &Value) -> Vec<String> {
+        match v {
+            Value::Null => Vec::new(),
+            Value::String(s) => vec![s.clone()],
+            Value::Sequence(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| self.string(&format!("{path}[{i}]"), item))
+                .collect(),
+            other => {
+                self.error(
+                    path,
+                    format!(
+                        "expected a string or a list of strings, got {}",
+                        describe(other)
+                    ),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// A non-negative integer, also written as a numeric string.
+    pub fn uint(&mut self, path: &str, v: &Value, max: u64) -> Option<u64> {
+        let n = match v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        match n {
+            Some(n) if n <= max => Some(n),
+            _ => {
+                self.error(
+                    path,
+                    format!(
+                        "expected a whole number from 0 to {max}, got {}",
+                        describe(v)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// A file mode as cloud-init reads it: an octal string (`'0644'`), or an integer — which
+    /// YAML 1.1 already read as octal when written with a leading zero.
+    pub fn mode(&mut self, path: &str, v: &Value) -> Option<u32> {
+        let from_octal = |s: &str| {
+            let s = s.trim();
+            let s = s.strip_prefix("0o").unwrap_or(s);
+            u32::from_str_radix(s, 8).ok()
+        };
+        let mode = match v {
+            Value::String(s) => from_octal(s),
+            Value::Number(n) => {
+                // serde_yaml reads YAML 1.2: an unquoted `0644` is 644. Look at the text.
+                match self.positions.and_then(|p| p.plain(path)) {
+                    Some(text) if text.starts_with('0') && text.len() > 1 => from_octal(text),
+                    _ => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+                }
+            }
+            _ => None,
+        };
+        match mode {
+            Some(m) if m <= 0o7777 => Some(m),
+            _ => {
+                self.error(
+                    path,
+                    format!("expected a file mode such as '0644', got {}", describe(v)),
+                );
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn y(s: &str) -> Value {
+        serde_yaml::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn yaml11_booleans() {
+        for t in ["true", "True", "yes", "YES", "on", "On", "y", "Y"] {
+            assert_eq!(yaml11_bool(&Value::String(t.into())), Some(true), "{t}");
+        }
+        for f in ["false", "no", "No", "off", "OFF", "n"] {
+            assert_eq!(yaml11_bool(&Value::String(f.into())), Some(false), "{f}");
+        }
+        assert_eq!(yaml11_bool(&y("maybe")), None);
+        assert_eq!(yaml11_bool(&y("1")), None);
+    }
+
+    #[test]
+    fn lists_and_strings() {
+        let mut r = Reader::default();
+        assert_eq!(r.string_list("g", &y("'a, b ,c'")), vec!["a", "b", "c"]);
+        assert_eq!(r.string_list("g", &y("[a, 7]")), vec!["a", "7"]);
+        assert_eq!(
+            r.string_or_list("k", &y("'ssh-rsa AAA x,y'")),
+            vec!["ssh-rsa AAA x,y"]
+        );
+        assert!(r.problems.is_empty());
+        r.string_list("g", &y("{a: 1}"));
+        r.string_list("h", &y("[[nested]]"));
+        assert_eq!(r.problems.len(), 2);
+        assert_eq!(r.problems[1].path, "h[0]");
+    }
+
+    #[test]
+    fn modes_like_cloud_init() {
+        let text = "a: 0644\nb: '0600'\nc: 420\nd: 0o755\ne: 99999\nf: rwx\n";
+        let pos = Positions::of(text);
+        let v: Value = serde_yaml::from_str(text).unwrap();
+        let mut r = Reader {
+            positions: Some(&pos),
+            ..Default::default()
+        };
+        assert_eq!(r.mode("a", &v["a"]), Some(0o644));
+        assert_eq!(r.mode("b", &v["b"]), Some(0o600));
+        assert_eq!(r.mode("c", &v["c"]), Some(0o644), "420 decimal is 0644");
+        assert_eq!(r.mode("d", &v["d"]), Some(0o755));
+        assert_eq!(r.mode("e", &v["e"]), None);
+        assert_eq!(r.mode("f", &v["f"]), None);
+        assert_eq!(r.problems.len(), 2);
+    }
+
+    #[test]
+    fn descriptions_never_carry_long_values() {
+        assert_eq!(describe(&Value::String("x".repeat(100))), "a long string");
+        assert_eq!(describe(&y("[1]")), "a list");
+    }
+}
