@@ -49,6 +49,8 @@ pub enum Command {
     Fetch(commands::fetch::FetchArgs),
     /// Show data cached by the last fetch or init.
     Query(commands::query::QueryArgs),
+    /// Apply a local cloud-config (no datasource); with --dry-run print the plan.
+    Apply(commands::apply::ApplyArgs),
     /// Check cloud-config documents; report every problem with line and column.
     Schema(commands::schema::SchemaArgs),
 }
@@ -87,5 +89,6 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Fetch(args) => commands::fetch::run(&ctx, args).map(|()| 0),
         Command::Query(args) => commands::query::run(&ctx, args).map(|()| 0),
         Command::Schema(args) => commands::schema::run(&ctx, args),
+        Command::Apply(args) => commands::apply::run(&ctx, args),
     }
 }

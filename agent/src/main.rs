@@ -1,11 +1,15 @@
 //! wisp: a small, fast first-boot agent for NetBSD, FreeBSD and OpenBSD machines deployed by
 //! MAAS. See wisp(8) and the README.
 
+mod accounts;
+mod apply;
 mod cli;
 mod cloudconfig;
 mod commands;
 mod config;
 mod fsutil;
+mod modules;
+mod plan;
 mod platform;
 mod root;
 mod sources;

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod apply;
 pub mod fetch;
 pub mod query;
 pub mod schema;

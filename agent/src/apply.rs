@@ -1,0 +1,191 @@
+//! Carrying out a plan under `--root`. Every action is tried; a failure is recorded with its
+//! module and item, and the others still run. Tools run with argv, never through a shell;
+//! secrets go on their standard input.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+
+use serde::Serialize;
+
+use crate::accounts::Accounts;
+use crate::fsutil::{ensure_dir, write_atomic};
+use crate::plan::Action;
+use crate::root::Root;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub module: &'static str,
+    pub item: String,
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub fn execute(actions: &[Action], root: &Root) -> Vec<Outcome> {
+    let mut accounts = Accounts::load(root);
+    let mut out = Vec::new();
+    for a in actions {
+        let result = match a {
+            Action::Exec { argv, stdin, .. } => {
+                let r = run(argv, stdin.as_ref().map(|s| s.0.as_bytes()));
+                // Users and groups may have changed.
+                accounts = Accounts::load(root);
+                r
+            }
+            Action::Write {
+                path,
+                mode,
+                owner,
+                group,
+                in_home,
+                content,
+                ..
+            } => write(
+                root, &accounts, path, content, *mode, owner, group, *in_home,
+            ),
+            Action::Mkdir {
+                path,
+                mode,
+                owner,
+                group,
+                in_home,
+                ..
+            } => mkdir(root, &accounts, path, *mode, owner, group, *in_home),
+        };
+        let item = match a {
+            Action::Exec { item, .. } | Action::Write { item, .. } | Action::Mkdir { item, .. } => {
+                item.clone()
+            }
+        };
+        if let Err(e) = &result {
+            tracing::warn!(module = a.module(), item, error = %e, "failed");
+        }
+        out.push(Outcome {
+            module: a.module(),
+            item,
+            action: a.describe(),
+            error: result.err(),
+        });
+    }
+    out
+}
+
+fn run(argv: &[String], stdin: Option<&[u8]>) -> Result<(), String> {
+    let (prog, args) = argv.split_first().ok_or("empty command")?;
+    let mut child = Command::new(prog)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{prog}: {e}"))?;
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(data)
+            .map_err(|e| format!("{prog}: writing its input: {e}"))?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("{prog}: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    Err(format!(
+        "{prog} failed ({}): {}",
+        output.status,
+        tail.join(" / ").trim()
+    ))
+}
+
+fn ids(accounts: &Accounts, owner: &str, group: &str) -> Result<(u32, u32), String> {
+    let user = accounts
+        .user(owner)
+        .ok_or_else(|| format!("no user {owner}"))?;
+    let gid = if group.is_empty() {
+        user.gid
+    } else {
+        accounts
+            .group(group)
+            .ok_or_else(|| format!("no group {group}"))?
+            .gid
+    };
+    Ok((user.uid, gid))
+}
+
+/// In a user's home nothing may be followed: the directory that holds the file must be a real
+/// directory, and the file is replaced by rename, which never writes through a link.
+fn refuse_symlinked_parent(host: &std::path::Path) -> Result<(), String> {
+    if let Some(parent) = host.parent() {
+        match std::fs::symlink_metadata(parent) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(format!("{} is a symbolic link: refused", parent.display()))
+            }
+            Ok(m) if !m.is_dir() => return Err(format!("{} is not a directory", parent.display())),
+            Ok(_) => {}
+            Err(e) => return Err(format!("{}: {e}", parent.display())),
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write(
+    root: &Root,
+    accounts: &Accounts,
+    path: &str,
+    content: &[u8],
+    mode: u32,
+    owner: &str,
+    group: &str,
+    in_home: bool,
+) -> Result<(), String> {
+    let host = root.path(path);
+    let (uid, gid) = ids(accounts, owner, group)?;
+    if in_home {
+        refuse_symlinked_parent(&host)?;
+    } else if let Some(parent) = host.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    write_atomic(&host, content, mode).map_err(|e| format!("{}: {e}", host.display()))?;
+    std::os::unix::fs::chown(&host, Some(uid), Some(gid))
+        .map_err(|e| format!("chown {}: {e}", host.display()))
+}
+
+fn mkdir(
+    root: &Root,
+    accounts: &Accounts,
+    path: &str,
+    mode: u32,
+    owner: &str,
+    group: &str,
+    in_home: bool,
+) -> Result<(), String> {
+    let host = root.path(path);
+    let (uid, gid) = ids(accounts, owner, group)?;
+    if in_home {
+        refuse_symlinked_parent(&host)?;
+        match std::fs::symlink_metadata(&host) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(format!("{} is a symbolic link: refused", host.display()))
+            }
+            Ok(_) => std::fs::set_permissions(&host, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| format!("{}: {e}", host.display()))?,
+            Err(_) => {
+                std::fs::create_dir(&host).map_err(|e| format!("{}: {e}", host.display()))?;
+                std::fs::set_permissions(&host, std::fs::Permissions::from_mode(mode))
+                    .map_err(|e| format!("{}: {e}", host.display()))?;
+            }
+        }
+    } else {
+        ensure_dir(&host, mode).map_err(|e| format!("{}: {e}", host.display()))?;
+    }
+    std::os::unix::fs::chown(&host, Some(uid), Some(gid))
+        .map_err(|e| format!("chown {}: {e}", host.display()))
+}

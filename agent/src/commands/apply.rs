@@ -1,0 +1,166 @@
+//! `wisp apply --user-data FILE`: apply a local cloud-config (no datasource) — the quickest way
+//! to try a document. With `--dry-run` the plan is printed and nothing changes.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+use serde_json::json;
+use wisp_datasources::userdata::{self, DecodeOptions};
+
+use super::Context;
+use crate::accounts::Accounts;
+use crate::cli::Format;
+use crate::cloudconfig::{CloudConfig, Reader, Severity};
+use crate::config;
+use crate::modules::{self, Inputs, Planned};
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// The user-data to apply (#cloud-config, or any user-data format).
+    #[arg(long, value_name = "FILE")]
+    pub user_data: PathBuf,
+}
+
+/// 0 SUCCESS, 2 WARN (warnings or refused items), 1 FAIL (an action failed).
+pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
+    let Some(platform) = ctx.platform else {
+        bail!("this OS is not supported; name the target with --platform");
+    };
+    let loaded = config::load(&ctx.root, ctx.config_path.as_deref())?;
+    let raw = std::fs::read(&args.user_data)
+        .with_context(|| format!("reading {}", args.user_data.display()))?;
+    let name = args.user_data.display().to_string();
+    let decoded = userdata::decode(&raw, &name, &DecodeOptions::default());
+    let mut planned = Planned::default();
+    for p in &decoded.problems {
+        planned.warnings.push(format!("{}: {}", p.part, p.message));
+    }
+    let mut reader = Reader::default();
+    let cc = CloudConfig::read(&mut reader, &decoded.cloud_config);
+    let configured_default = loaded
+        .config
+        .default_user
+        .as_ref()
+        .or(loaded
+            .config
+            .system_info
+            .as_ref()
+            .and_then(|s| s.get("default_user")))
+        .and_then(|v| {
+            let mut map = serde_yaml::Mapping::new();
+            map.insert(
+                "system_info".into(),
+                serde_yaml::Value::Mapping({
+                    let mut inner = serde_yaml::Mapping::new();
+                    inner.insert("default_user".into(), v.clone());
+                    inner
+                }),
+            );
+            CloudConfig::read(&mut reader, &map).default_user
+        });
+    for p in reader.problems {
+        let sev = if p.severity == Severity::Error {
+            "error"
+        } else {
+            "warning"
+        };
+        planned
+            .warnings
+            .push(format!("{name}: {sev}: {}: {}", p.path, p.message));
+    }
+    let root_arg = (ctx.root.path("/") != std::path::Path::new("/"))
+        .then(|| ctx.root.path("/").display().to_string());
+    let backend = platform.backend(root_arg);
+    let accounts = Accounts::load(&ctx.root);
+    let inputs = Inputs {
+        config: &cc,
+        metadata_keys: &[],
+        configured_default_user: configured_default.as_ref(),
+        backend: backend.as_ref(),
+        accounts: &accounts,
+        root: &ctx.root,
+    };
+    let (users, groups) = modules::users_groups::normalize(&inputs);
+    let managed = modules::users_groups::plan(&inputs, &users, &groups, &mut planned);
+    modules::ssh::plan(&inputs, &managed, &mut planned);
+
+    let plan = json!({
+        "platform": backend.platform(),
+        "modules": [
+            {"name": modules::users_groups::NAME, "stage": modules::users_groups::STAGE, "frequency": modules::users_groups::FREQUENCY},
+            {"name": modules::ssh::NAME, "stage": modules::ssh::STAGE, "frequency": modules::ssh::FREQUENCY},
+        ],
+        "users": users,
+        "groups": groups,
+        "actions": planned.actions,
+        "warnings": planned.warnings,
+        "errors": planned.errors,
+    });
+    if ctx.dry_run {
+        match ctx.format {
+            Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+            Format::Text => {
+                for a in &planned.actions {
+                    println!("{:<13} {}", a.module(), a.describe());
+                }
+                for w in &planned.warnings {
+                    println!("warning: {w}");
+                }
+                for e in &planned.errors {
+                    println!("error: {}: {}: {}", e.module, e.item, e.reason);
+                }
+                if planned.actions.is_empty() {
+                    println!("nothing to do");
+                }
+            }
+        }
+        return Ok(result_code(false, &planned));
+    }
+    let outcomes = crate::apply::execute(&planned.actions, &ctx.root);
+    let failed = outcomes.iter().any(|o| o.error.is_some());
+    match ctx.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "result": result_name(result_code(failed, &planned)),
+                "outcomes": outcomes,
+                "warnings": planned.warnings,
+                "errors": planned.errors,
+            }))?
+        ),
+        Format::Text => {
+            for o in &outcomes {
+                match &o.error {
+                    None => println!("{:<13} ok    {}", o.module, o.action),
+                    Some(e) => println!("{:<13} FAIL  {}: {e}", o.module, o.action),
+                }
+            }
+            for w in &planned.warnings {
+                println!("warning: {w}");
+            }
+            for e in &planned.errors {
+                println!("error: {}: {}: {}", e.module, e.item, e.reason);
+            }
+            println!("result: {}", result_name(result_code(failed, &planned)));
+        }
+    }
+    Ok(result_code(failed, &planned))
+}
+
+fn result_code(failed: bool, planned: &Planned) -> u8 {
+    if failed {
+        1
+    } else if !planned.errors.is_empty() || !planned.warnings.is_empty() {
+        2
+    } else {
+        0
+    }
+}
+
+fn result_name(code: u8) -> &'static str {
+    match code {
+        0 => "SUCCESS",
+        2 => "WARN",
+        _ => "FAIL",
+    }
+}

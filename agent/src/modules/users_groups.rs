@@ -1,0 +1,374 @@
+//! `users` and `groups` (cloud-init's cc_users_groups): groups first, then users. A user that
+//! exists is not created again; only the every-run fields (lock, sudo, doas) are applied.
+//! Stage network, once per instance.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::{Frequency, Inputs, Planned, Stage};
+use crate::accounts::check_name;
+use crate::cloudconfig::model::{UserEntry, UserSpec};
+use crate::plan::Action;
+
+pub const NAME: &str = "users_groups";
+pub const STAGE: Stage = Stage::Network;
+pub const FREQUENCY: Frequency = Frequency::PerInstance;
+
+/// A user after defaults, merging and the default user's keys: cloud-init's field names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub name: String,
+    pub gecos: Option<String>,
+    pub homedir: String,
+    pub primary_group: Option<String>,
+    pub groups: Vec<String>,
+    pub shell: Option<String>,
+    pub uid: Option<u32>,
+    pub system: bool,
+    pub no_create_home: bool,
+    pub expiredate: Option<String>,
+    pub inactive: Option<u32>,
+    pub lock_passwd: bool,
+    pub sudo: Vec<String>,
+    pub doas: Vec<String>,
+    pub ssh_authorized_keys: Vec<String>,
+    /// The distribution's default user (`default` in `users`).
+    pub default: bool,
+}
+
+/// Later values win, field by field (cloud-init merges entries that share a name).
+fn overlay(base: &mut UserSpec, over: &UserSpec) {
+    macro_rules! take {
+        ($($f:ident),*) => { $( if over.$f.is_some() { base.$f = over.$f.clone(); } )* };
+    }
+    take!(
+        gecos,
+        homedir,
+        primary_group,
+        groups,
+        shell,
+        uid,
+        system,
+        no_create_home,
+        no_user_group,
+        create_groups,
+        expiredate,
+        inactive,
+        lock_passwd,
+        passwd,
+        hashed_passwd,
+        plain_text_passwd,
+        sudo,
+        doas,
+        ssh_authorized_keys
+    );
+    if !over.name.is_empty() {
+        base.name = over.name.clone();
+    }
+}
+
+/// The users to manage, in order, and the top-level groups with their members.
+pub fn normalize(inp: &Inputs<'_>) -> (Vec<User>, BTreeMap<String, Vec<String>>) {
+    let cc = inp.config;
+    // The default user: the OS's, then wisp.yaml, then system_info.default_user, then `user:`.
+    let mut default = inp.backend.default_user();
+    for over in [
+        inp.configured_default_user,
+        cc.default_user.as_ref(),
+        cc.user.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        overlay(&mut default, over);
+    }
+    let entries: Vec<UserEntry> = cc.users.clone().unwrap_or_else(|| vec![UserEntry::Default]);
+    let mut merged: Vec<(UserSpec, bool)> = Vec::new();
+    for entry in entries {
+        let (spec, is_default) = match entry {
+            UserEntry::Default => (default.clone(), true),
+            UserEntry::User(u) => (*u, false),
+        };
+        match merged.iter_mut().find(|(m, _)| m.name == spec.name) {
+            Some((m, d)) => {
+                overlay(m, &spec);
+                *d |= is_default;
+            }
+            None => merged.push((spec, is_default)),
+        }
+    }
+    let users = merged
+        .into_iter()
+        .map(|(u, is_default)| {
+            let mut keys = u.ssh_authorized_keys.clone().unwrap_or_default();
+            if is_default {
+                keys.extend(cc.ssh_authorized_keys.iter().cloned());
+                keys.extend(inp.metadata_keys.iter().cloned());
+            }
+            let existing_home = inp.accounts.user(&u.name).map(|e| e.home.clone());
+            User {
+                homedir: u
+                    .homedir
+                    .clone()
+                    .or(existing_home)
+                    .unwrap_or_else(|| format!("/home/{}", u.name)),
+                gecos: u.gecos,
+                primary_group: u.primary_group,
+                groups: u.groups.unwrap_or_default(),
+                shell: u.shell,
+                uid: u.uid,
+                system: u.system.unwrap_or(false),
+                no_create_home: u.no_create_home.unwrap_or(false),
+                expiredate: u.expiredate,
+                inactive: u.inactive,
+                lock_passwd: u.lock_passwd.unwrap_or(true),
+                sudo: u.sudo.unwrap_or_default(),
+                doas: u.doas.unwrap_or_default(),
+                ssh_authorized_keys: dedup(keys),
+                default: is_default,
+                name: u.name,
+            }
+        })
+        .collect();
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for g in &cc.groups {
+        let members = groups.entry(g.name.clone()).or_default();
+        for m in &g.members {
+            if !members.contains(m) {
+                members.push(m.clone());
+            }
+        }
+    }
+    (users, groups)
+}
+
+pub fn dedup(items: Vec<String>) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    items
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && seen.insert(s.clone()))
+        .collect()
+}
+
+/// Plans groups and users. Returns the users that are (or will be) on the system, for the
+/// modules that act on them (ssh keys).
+pub fn plan(
+    inp: &Inputs<'_>,
+    users: &[User],
+    groups: &BTreeMap<String, Vec<String>>,
+    out: &mut Planned,
+) -> Vec<User> {
+    let b = inp.backend;
+    let max = b.max_name_len();
+    let mut new_groups: BTreeSet<String> = BTreeSet::new();
+    let add_group = |name: &str, out: &mut Planned, new_groups: &mut BTreeSet<String>| -> bool {
+        if let Err(e) = check_name(name, max) {
+            out.error(NAME, name, format!("group name refused: {e}"));
+            return false;
+        }
+        if inp.accounts.group(name).is_none() && new_groups.insert(name.to_string()) {
+            out.actions
+                .push(Action::exec(NAME, name, b.add_group(name)));
+        }
+        true
+    };
+    for name in groups.keys() {
+        add_group(name, out, &mut new_groups);
+    }
+    let mut managed = Vec::new();
+    let mut sudo_lines: Vec<String> = Vec::new();
+    let mut doas_lines: Vec<String> = Vec::new();
+    for u in users {
+        if let Err(e) = check_name(&u.name, max) {
+            out.error(NAME, &u.name, format!("user name refused: {e}"));
+            continue;
+        }
+        if (u.system || u.no_create_home) && !u.ssh_authorized_keys.is_empty() {
+            out.error(
+                NAME,
+                &u.name,
+                "a system or no_create_home user cannot have SSH keys (it has no home for them)",
+            );
+            continue;
+        }
+        let existing = inp.accounts.user(&u.name);
+        if existing.is_none() {
+            let mut ok = true;
+            for g in u.primary_group.iter().chain(u.groups.iter()) {
+                ok &= add_group(g, out, &mut new_groups);
+            }
+            if !ok {
+                out.error(
+                    NAME,
+                    &u.name,
+                    "not created: one of its groups has a refused name",
+                );
+                continue;
+            }
+            let new = crate::platform::NewUser {
+                name: &u.name,
+                gecos: u.gecos.as_deref(),
+                homedir: u.homedir_given(),
+                primary_group: u.primary_group.as_deref(),
+                groups: &u.groups,
+                shell: u.shell.as_deref(),
+                uid: u.uid,
+                system: u.system,
+                // cloud-init: a home unless no_create_home or system (NetBSD's bug was `-m`
+                // unless both).
+                create_home: !(u.no_create_home || u.system),
+                expiredate: u.expiredate.as_deref(),
+                inactive: u.inactive,
+            };
+            let argv = b.add_user(&new, &mut out.warnings);
+            out.actions.push(Action::exec(NAME, &u.name, argv));
+        }
+        // Every run: the lock (cloud-init locks even a password just set).
+        if u.lock_passwd {
+            let locked =
+                existing.is_some_and(|e| b.is_locked(inp.accounts.hash(&u.name), &e.shell));
+            if !locked {
+                out.actions
+                    .push(Action::exec(NAME, &u.name, b.lock(&u.name)));
+            }
+        }
+        for group in groups
+            .iter()
+            .filter(|(_, m)| m.contains(&u.name))
+            .map(|(g, _)| g)
+        {
+            if !inp.accounts.in_group(&u.name, group) && !u.groups.contains(group) {
+                out.actions
+                    .push(Action::exec(NAME, &u.name, b.add_to_group(&u.name, group)));
+            }
+        }
+        sudo_lines.extend(u.sudo.iter().map(|rule| format!("{} {}", u.name, rule)));
+        doas_lines.extend(u.doas.iter().cloned());
+        managed.push(u.clone());
+    }
+    // Members of top-level groups that are not managed users but exist.
+    for (group, members) in groups {
+        for m in members
+            .iter()
+            .filter(|m| !users.iter().any(|u| &u.name == *m))
+        {
+            if inp.accounts.user(m).is_none() {
+                out.warnings.push(format!(
+                    "groups: {group}: member {m} does not exist; skipped"
+                ));
+            } else if !inp.accounts.in_group(m, group) {
+                out.actions
+                    .push(Action::exec(NAME, m, b.add_to_group(m, group)));
+            }
+        }
+    }
+    let wheel = b.wheel();
+    append_lines(
+        inp,
+        out,
+        "sudo",
+        b.sudoers_dropin(),
+        &sudo_lines,
+        0o440,
+        wheel,
+    );
+    if !sudo_lines.is_empty() {
+        include_sudoers_dir(inp, out, wheel);
+    }
+    append_lines(inp, out, "doas", b.doas_conf(), &doas_lines, 0o600, wheel);
+    managed
+}
+
+impl User {
+    /// The home directory only if cloud-config named it (else the tool's default is used).
+    fn homedir_given(&self) -> Option<&str> {
+        (self.homedir != format!("/home/{}", self.name)).then_some(self.homedir.as_str())
+    }
+}
+
+/// Adds each missing line to a rules file, once; an unchanged file is not rewritten.
+fn append_lines(
+    inp: &Inputs<'_>,
+    out: &mut Planned,
+    item: &str,
+    path: &str,
+    lines: &[String],
+    mode: u32,
+    group: &str,
+) {
+    if lines.is_empty() {
+        return;
+    }
+    let current = std::fs::read_to_string(inp.root.path(path)).unwrap_or_default();
+    let have: BTreeSet<&str> = current.lines().map(str::trim).collect();
+    let mut missing: Vec<&String> = Vec::new();
+    for l in lines {
+        if !have.contains(l.trim()) && !missing.contains(&l) {
+            missing.push(l);
+        }
+    }
+    if missing.is_empty() {
+        return;
+    }
+    let mut text = current.clone();
+    if text.is_empty() {
+        text.push_str("# Written by wisp from cloud-config.\n");
+    } else if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    for l in missing {
+        text.push_str(l);
+        text.push('\n');
+    }
+    out.actions.push(Action::write(
+        NAME,
+        item,
+        path,
+        text.into_bytes(),
+        mode,
+        ("root", group),
+        false,
+    ));
+}
+
+/// sudo reads the drop-in directory only if the main sudoers says so (cloud-init checks this too).
+fn include_sudoers_dir(inp: &Inputs<'_>, out: &mut Planned, group: &str) {
+    let b = inp.backend;
+    let dir = b
+        .sudoers_dropin()
+        .rsplit_once('/')
+        .map(|(d, _)| d)
+        .unwrap_or("/");
+    let main = inp.root.path(b.sudoers());
+    let Ok(text) = std::fs::read_to_string(&main) else {
+        out.warnings.push(format!(
+            "sudo: {} does not exist (is sudo installed?); rules are in {} for when it is",
+            b.sudoers(),
+            b.sudoers_dropin()
+        ));
+        return;
+    };
+    let included = text.lines().any(|l| {
+        let l = l.trim();
+        (l.starts_with("@includedir") || l.starts_with("#includedir"))
+            && l.split_whitespace().nth(1) == Some(dir)
+    });
+    if !included {
+        let mut new = text;
+        if !new.ends_with('\n') {
+            new.push('\n');
+        }
+        new.push_str(&format!("@includedir {dir}\n"));
+        out.actions.push(Action::write(
+            NAME,
+            "sudo",
+            b.sudoers(),
+            new.into_bytes(),
+            0o440,
+            ("root", group),
+            false,
+        ));
+    }
+}

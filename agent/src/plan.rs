@@ -1,0 +1,205 @@
+//! Plans: what wisp will do, as data. Modules produce actions; `--dry-run` prints them (JSON or
+//! text); [`crate::apply`] carries them out. Secrets in a plan are redacted when shown.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+/// A value that must not be shown: a password, a hash. `Debug` and `Serialize` redact it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<redacted {} bytes>", self.0.len())
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("<redacted {} bytes>", self.0.len()))
+    }
+}
+
+fn octal<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{mode:04o}"))
+}
+
+/// One step. Paths are target paths (`/etc/group`); `--root` is applied when carrying out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Run a tool with this argv (never through a shell), feeding `stdin` if any.
+    Exec {
+        module: &'static str,
+        item: String,
+        argv: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stdin: Option<Secret>,
+    },
+    /// Write a file atomically. `in_home`: inside a user's home, so no symlink is followed.
+    Write {
+        module: &'static str,
+        item: String,
+        path: String,
+        #[serde(serialize_with = "octal")]
+        mode: u32,
+        owner: String,
+        group: String,
+        sha256: String,
+        size: usize,
+        in_home: bool,
+        #[serde(skip)]
+        content: Vec<u8>,
+    },
+    /// Create a directory (and set mode and owner even when it exists).
+    Mkdir {
+        module: &'static str,
+        item: String,
+        path: String,
+        #[serde(serialize_with = "octal")]
+        mode: u32,
+        owner: String,
+        group: String,
+        in_home: bool,
+    },
+}
+
+impl Action {
+    pub fn write(
+        module: &'static str,
+        item: impl Into<String>,
+        path: impl Into<String>,
+        content: Vec<u8>,
+        mode: u32,
+        owner: (&str, &str),
+        in_home: bool,
+    ) -> Action {
+        let digest = Sha256::digest(&content);
+        Action::Write {
+            module,
+            item: item.into(),
+            path: path.into(),
+            mode,
+            owner: owner.0.to_string(),
+            group: owner.1.to_string(),
+            sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            size: content.len(),
+            in_home,
+            content,
+        }
+    }
+
+    pub fn exec(module: &'static str, item: impl Into<String>, argv: Vec<String>) -> Action {
+        Action::Exec {
+            module,
+            item: item.into(),
+            argv,
+            stdin: None,
+        }
+    }
+
+    pub fn module(&self) -> &'static str {
+        match self {
+            Action::Exec { module, .. }
+            | Action::Write { module, .. }
+            | Action::Mkdir { module, .. } => module,
+        }
+    }
+
+    /// One line for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Exec { argv, stdin, .. } => {
+                let mut s = argv
+                    .iter()
+                    .map(|a| {
+                        if a.is_empty()
+                            || a.contains(|c: char| {
+                                c.is_whitespace() || "'\"\\$`*?;&|<>()".contains(c)
+                            })
+                        {
+                            format!("'{}'", a.replace('\'', "'\\''"))
+                        } else {
+                            a.clone()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                if let Some(input) = stdin {
+                    s.push_str(&format!("  < {input:?}"));
+                }
+                s
+            }
+            Action::Write {
+                path,
+                mode,
+                owner,
+                group,
+                size,
+                ..
+            } => {
+                format!("write {path} ({size} bytes, {mode:04o} {owner}:{group})")
+            }
+            Action::Mkdir {
+                path,
+                mode,
+                owner,
+                group,
+                ..
+            } => {
+                format!("mkdir {path} ({mode:04o} {owner}:{group})")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_everywhere() {
+        let a = Action::Exec {
+            module: "set_passwords",
+            item: "alice".into(),
+            argv: vec!["chpasswd".into()],
+            stdin: Some(Secret("alice:hunter2".into())),
+        };
+        let json = serde_json::to_string(&a).unwrap();
+        assert!(!json.contains("hunter2"), "{json}");
+        assert!(json.contains("<redacted 13 bytes>"));
+        assert!(!format!("{a:?}").contains("hunter2"));
+        assert!(!a.describe().contains("hunter2"));
+    }
+
+    #[test]
+    fn writes_show_digest_and_octal_mode_not_content() {
+        let a = Action::write(
+            "m",
+            "i",
+            "/etc/x",
+            b"secret".to_vec(),
+            0o440,
+            ("root", "wheel"),
+            false,
+        );
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["mode"], "0440");
+        assert_eq!(v["size"], 6);
+        assert_eq!(v["sha256"].as_str().unwrap().len(), 64);
+        assert!(!v.to_string().contains("secret\""));
+        assert_eq!(a.describe(), "write /etc/x (6 bytes, 0440 root:wheel)");
+    }
+
+    #[test]
+    fn describe_quotes_arguments_for_reading() {
+        let a = Action::exec(
+            "m",
+            "i",
+            vec!["pw".into(), "useradd".into(), "a b".into(), "it's".into()],
+        );
+        assert_eq!(a.describe(), "pw useradd 'a b' 'it'\\''s'");
+    }
+}

@@ -1,0 +1,95 @@
+//! FreeBSD: pw(8), which has its own root option (`pw -R`); sudo and doas from ports under
+//! /usr/local.
+
+use super::{Backend, NewUser, Platform};
+use crate::cloudconfig::model::UserSpec;
+
+pub struct FreeBsd {
+    pub root: Option<String>,
+}
+
+impl FreeBsd {
+    fn pw(&self, args: &[&str]) -> Vec<String> {
+        let mut argv = vec!["pw".to_string()];
+        if let Some(r) = &self.root {
+            argv.push("-R".into());
+            argv.push(r.clone());
+        }
+        argv.extend(args.iter().map(|a| a.to_string()));
+        argv
+    }
+}
+
+impl Backend for FreeBsd {
+    fn platform(&self) -> Platform {
+        Platform::Freebsd
+    }
+    /// MAXLOGNAME is 33 with the terminating NUL.
+    fn max_name_len(&self) -> usize {
+        32
+    }
+    fn default_user(&self) -> UserSpec {
+        UserSpec {
+            shell: Some("/bin/tcsh".into()),
+            ..super::sudo_rule_user("freebsd")
+        }
+    }
+    fn sudoers_dropin(&self) -> &'static str {
+        "/usr/local/etc/sudoers.d/90-wisp-users"
+    }
+    fn sudoers(&self) -> &'static str {
+        "/usr/local/etc/sudoers"
+    }
+    fn doas_conf(&self) -> &'static str {
+        "/usr/local/etc/doas.conf"
+    }
+    fn wheel(&self) -> &'static str {
+        "wheel"
+    }
+    fn add_group(&self, name: &str) -> Vec<String> {
+        self.pw(&["groupadd", name])
+    }
+    fn add_user(&self, u: &NewUser<'_>, warnings: &mut Vec<String>) -> Vec<String> {
+        let mut argv = self.pw(&["useradd", u.name]);
+        let mut opt = |flag: &str, v: Option<String>| {
+            if let Some(v) = v {
+                argv.push(flag.into());
+                argv.push(v);
+            }
+        };
+        opt("-c", u.gecos.map(str::to_string));
+        opt("-d", u.homedir.map(str::to_string));
+        // -e is the account's expiry (-p would be the password's).
+        opt("-e", u.expiredate.map(str::to_string));
+        opt("-g", u.primary_group.map(str::to_string));
+        opt("-G", (!u.groups.is_empty()).then(|| u.groups.join(",")));
+        opt("-s", u.shell.map(str::to_string));
+        opt("-u", u.uid.map(|d| d.to_string()));
+        if u.create_home {
+            argv.push("-m".into());
+        }
+        // pw has no inactivity setting (cloud-init wrongly passed -E, which pw does not have).
+        if u.inactive.is_some() {
+            warnings.push(format!(
+                "{}: inactive is not supported by pw(8) on FreeBSD; ignored",
+                u.name
+            ));
+        }
+        if u.system {
+            warnings.push(format!(
+                "{}: pw(8) has no system-account range; created without a home",
+                u.name
+            ));
+        }
+        argv
+    }
+    fn add_to_group(&self, user: &str, group: &str) -> Vec<String> {
+        self.pw(&["groupmod", group, "-m", user])
+    }
+    fn lock(&self, user: &str) -> Vec<String> {
+        self.pw(&["lock", user])
+    }
+    fn is_locked(&self, hash: Option<&str>, _shell: &str) -> bool {
+        hash.is_some_and(|h| h.starts_with("*LOCKED*"))
+    }
+}

@@ -1,0 +1,103 @@
+//! Linux (shadow-utils), for tests and for the curtin side: useradd, usermod and groupadd with
+//! `--root`. Long options are fine here — and only here.
+
+use super::{Backend, NewUser, Platform};
+use crate::cloudconfig::model::UserSpec;
+
+pub struct Linux {
+    pub root: Option<String>,
+}
+
+impl Linux {
+    fn tool(&self, name: &str) -> Vec<String> {
+        let mut argv = vec![name.to_string()];
+        if let Some(r) = &self.root {
+            argv.push("--root".into());
+            argv.push(r.clone());
+        }
+        argv
+    }
+}
+
+impl Backend for Linux {
+    fn platform(&self) -> Platform {
+        Platform::Linux
+    }
+    fn max_name_len(&self) -> usize {
+        32
+    }
+    fn default_user(&self) -> UserSpec {
+        UserSpec {
+            shell: Some("/bin/sh".into()),
+            ..super::sudo_rule_user("linux")
+        }
+    }
+    fn sudoers_dropin(&self) -> &'static str {
+        "/etc/sudoers.d/90-wisp-users"
+    }
+    fn sudoers(&self) -> &'static str {
+        "/etc/sudoers"
+    }
+    fn doas_conf(&self) -> &'static str {
+        "/etc/doas.conf"
+    }
+    fn wheel(&self) -> &'static str {
+        "root"
+    }
+    fn add_group(&self, name: &str) -> Vec<String> {
+        let mut argv = self.tool("groupadd");
+        argv.push(name.into());
+        argv
+    }
+    fn add_user(&self, u: &NewUser<'_>, _warnings: &mut Vec<String>) -> Vec<String> {
+        let mut argv = self.tool("useradd");
+        let mut opt = |flag: &str, v: Option<String>| {
+            if let Some(v) = v {
+                argv.push(flag.into());
+                argv.push(v);
+            }
+        };
+        opt("--comment", u.gecos.map(str::to_string));
+        opt("--home-dir", u.homedir.map(str::to_string));
+        opt("--expiredate", u.expiredate.map(str::to_string));
+        opt("--inactive", u.inactive.map(|d| d.to_string()));
+        opt("--gid", u.primary_group.map(str::to_string));
+        opt(
+            "--groups",
+            (!u.groups.is_empty()).then(|| u.groups.join(",")),
+        );
+        opt("--shell", u.shell.map(str::to_string));
+        opt("--uid", u.uid.map(|d| d.to_string()));
+        if u.system {
+            argv.push("--system".into());
+        }
+        argv.push(
+            if u.create_home {
+                "--create-home"
+            } else {
+                "--no-create-home"
+            }
+            .into(),
+        );
+        argv.push(u.name.to_string());
+        argv
+    }
+    fn add_to_group(&self, user: &str, group: &str) -> Vec<String> {
+        let mut argv = self.tool("usermod");
+        argv.extend([
+            "--append".into(),
+            "--groups".into(),
+            group.into(),
+            user.into(),
+        ]);
+        argv
+    }
+    fn lock(&self, user: &str) -> Vec<String> {
+        let mut argv = self.tool("usermod");
+        argv.extend(["--lock".into(), user.into()]);
+        argv
+    }
+    fn is_locked(&self, hash: Option<&str>, _shell: &str) -> bool {
+        hash.is_some_and(|h| h.starts_with('!'))
+    }
+}

@@ -1,0 +1,139 @@
+//! The operating systems wisp targets, and one backend per OS that turns account changes into
+//! that OS's own tools and files. Per-OS differences live here and nowhere else.
+
+mod freebsd;
+mod linux;
+mod netbsd;
+mod openbsd;
+
+use clap::ValueEnum;
+use serde::Serialize;
+
+use crate::cloudconfig::model::UserSpec;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    Netbsd,
+    Freebsd,
+    Openbsd,
+    Linux,
+}
+
+impl Platform {
+    /// The running OS, if wisp supports it.
+    pub fn detect() -> Option<Platform> {
+        match std::env::consts::OS {
+            "netbsd" => Some(Platform::Netbsd),
+            "freebsd" => Some(Platform::Freebsd),
+            "openbsd" => Some(Platform::Openbsd),
+            "linux" => Some(Platform::Linux),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Netbsd => "netbsd",
+            Platform::Freebsd => "freebsd",
+            Platform::Openbsd => "openbsd",
+            Platform::Linux => "linux",
+        }
+    }
+
+    /// The backend for this OS. `root`: the target root when it is not `/`.
+    pub fn backend(self, root: Option<String>) -> Box<dyn Backend> {
+        match self {
+            Platform::Netbsd => Box::new(netbsd::NetBsd { root }),
+            Platform::Freebsd => Box::new(freebsd::FreeBsd { root }),
+            Platform::Openbsd => Box::new(openbsd::OpenBsd { root }),
+            Platform::Linux => Box::new(linux::Linux { root }),
+        }
+    }
+}
+
+/// A user to create, with what cloud-init applies only at creation.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser<'a> {
+    pub name: &'a str,
+    pub gecos: Option<&'a str>,
+    pub homedir: Option<&'a str>,
+    pub primary_group: Option<&'a str>,
+    pub groups: &'a [String],
+    pub shell: Option<&'a str>,
+    pub uid: Option<u32>,
+    pub system: bool,
+    pub create_home: bool,
+    pub expiredate: Option<&'a str>,
+    pub inactive: Option<u32>,
+}
+
+/// What each OS does its own way.
+pub trait Backend {
+    fn platform(&self) -> Platform;
+    /// The longest user or group name the OS takes.
+    fn max_name_len(&self) -> usize;
+    /// The distribution's default user (cloud-init's choice per OS).
+    fn default_user(&self) -> UserSpec;
+    /// `sudo` rules from cloud-config go here (under `${LOCALBASE}` on the BSDs).
+    fn sudoers_dropin(&self) -> &'static str;
+    /// The main sudoers file, which must include the drop-in directory.
+    fn sudoers(&self) -> &'static str;
+    fn doas_conf(&self) -> &'static str;
+    /// The group that owns system files (`wheel`, or `root` on Linux).
+    fn wheel(&self) -> &'static str;
+    fn add_group(&self, name: &str) -> Vec<String>;
+    /// useradd/pw argv; warnings for fields this OS's tool cannot apply.
+    fn add_user(&self, u: &NewUser<'_>, warnings: &mut Vec<String>) -> Vec<String>;
+    fn add_to_group(&self, user: &str, group: &str) -> Vec<String>;
+    fn lock(&self, user: &str) -> Vec<String>;
+    /// Whether the account is locked already, from its password field and shell.
+    fn is_locked(&self, hash: Option<&str>, shell: &str) -> bool;
+}
+
+/// `chroot ROOT argv…` when a root is set (for tools with no root option of their own).
+pub(crate) fn chrooted(root: &Option<String>, argv: Vec<&str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    if let Some(r) = root {
+        out.push("chroot".into());
+        out.push(r.clone());
+    }
+    out.extend(argv.into_iter().map(str::to_string));
+    out
+}
+
+/// The fields of useradd that NetBSD and OpenBSD share (OpenBSD's tool derives from NetBSD's).
+pub(crate) fn bsd_useradd_common(u: &NewUser<'_>, argv: &mut Vec<String>) {
+    if u.create_home {
+        argv.push("-m".into());
+    }
+    let mut opt = |flag: &str, v: Option<String>| {
+        if let Some(v) = v {
+            argv.push(flag.into());
+            argv.push(v);
+        }
+    };
+    opt("-c", u.gecos.map(str::to_string));
+    opt("-d", u.homedir.map(str::to_string));
+    opt("-e", u.expiredate.map(str::to_string));
+    opt("-f", u.inactive.map(|d| d.to_string()));
+    opt("-g", u.primary_group.map(str::to_string));
+    opt("-s", u.shell.map(str::to_string));
+    opt("-u", u.uid.map(|d| d.to_string()));
+    // System accounts take their uid from the range below the users' (neither tool has a
+    // "system" flag; this is what their daemons' accounts use).
+    opt(
+        "-r",
+        (u.system && u.uid.is_none()).then(|| "100..999".to_string()),
+    );
+}
+
+pub(crate) fn sudo_rule_user(name: &str) -> UserSpec {
+    UserSpec {
+        name: name.to_string(),
+        groups: Some(vec!["wheel".into()]),
+        lock_passwd: Some(true),
+        sudo: Some(vec!["ALL=(ALL) NOPASSWD:ALL".into()]),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,61 @@
+//! NetBSD: useradd(8), usermod(8), groupadd(8) from base (no root option: `chroot`), sudo and doas
+//! from pkgsrc under /usr/pkg.
+
+use super::{bsd_useradd_common, chrooted, sudo_rule_user, Backend, NewUser, Platform};
+use crate::cloudconfig::model::UserSpec;
+
+pub struct NetBsd {
+    pub root: Option<String>,
+}
+
+impl Backend for NetBsd {
+    fn platform(&self) -> Platform {
+        Platform::Netbsd
+    }
+    /// LOGIN_NAME_MAX is 17 with the terminating NUL.
+    fn max_name_len(&self) -> usize {
+        16
+    }
+    fn default_user(&self) -> UserSpec {
+        UserSpec {
+            shell: Some("/bin/sh".into()),
+            ..sudo_rule_user("netbsd")
+        }
+    }
+    fn sudoers_dropin(&self) -> &'static str {
+        "/usr/pkg/etc/sudoers.d/90-wisp-users"
+    }
+    fn sudoers(&self) -> &'static str {
+        "/usr/pkg/etc/sudoers"
+    }
+    fn doas_conf(&self) -> &'static str {
+        "/usr/pkg/etc/doas.conf"
+    }
+    fn wheel(&self) -> &'static str {
+        "wheel"
+    }
+    fn add_group(&self, name: &str) -> Vec<String> {
+        chrooted(&self.root, vec!["groupadd", name])
+    }
+    fn add_user(&self, u: &NewUser<'_>, _warnings: &mut Vec<String>) -> Vec<String> {
+        let mut argv = chrooted(&self.root, vec!["useradd"]);
+        bsd_useradd_common(u, &mut argv);
+        // NetBSD's -G takes one group per flag.
+        for g in u.groups {
+            argv.push("-G".into());
+            argv.push(g.clone());
+        }
+        argv.push(u.name.to_string());
+        argv
+    }
+    /// usermod -G adds the user to that group in /etc/group.
+    fn add_to_group(&self, user: &str, group: &str) -> Vec<String> {
+        chrooted(&self.root, vec!["usermod", "-G", group, user])
+    }
+    fn lock(&self, user: &str) -> Vec<String> {
+        chrooted(&self.root, vec!["usermod", "-C", "yes", user])
+    }
+    fn is_locked(&self, hash: Option<&str>, _shell: &str) -> bool {
+        hash.is_some_and(|h| h.starts_with("*LOCKED*"))
+    }
+}

@@ -1,0 +1,66 @@
+//! OpenBSD: useradd(8), usermod(8), groupadd(8) from base (no root option: `chroot`); doas from
+//! base in /etc, sudo from ports under /usr/local.
+
+use super::{bsd_useradd_common, chrooted, Backend, NewUser, Platform};
+use crate::cloudconfig::model::UserSpec;
+
+pub struct OpenBsd {
+    pub root: Option<String>,
+}
+
+impl Backend for OpenBsd {
+    fn platform(&self) -> Platform {
+        Platform::Openbsd
+    }
+    /// _PW_NAME_LEN.
+    fn max_name_len(&self) -> usize {
+        31
+    }
+    /// doas is the norm here, sudo is not in base.
+    fn default_user(&self) -> UserSpec {
+        UserSpec {
+            name: "openbsd".into(),
+            groups: Some(vec!["wheel".into()]),
+            lock_passwd: Some(true),
+            shell: Some("/bin/ksh".into()),
+            doas: Some(vec!["permit nopass openbsd".into()]),
+            ..Default::default()
+        }
+    }
+    fn sudoers_dropin(&self) -> &'static str {
+        "/usr/local/etc/sudoers.d/90-wisp-users"
+    }
+    fn sudoers(&self) -> &'static str {
+        "/usr/local/etc/sudoers"
+    }
+    fn doas_conf(&self) -> &'static str {
+        "/etc/doas.conf"
+    }
+    fn wheel(&self) -> &'static str {
+        "wheel"
+    }
+    fn add_group(&self, name: &str) -> Vec<String> {
+        chrooted(&self.root, vec!["groupadd", name])
+    }
+    fn add_user(&self, u: &NewUser<'_>, _warnings: &mut Vec<String>) -> Vec<String> {
+        let mut argv = chrooted(&self.root, vec!["useradd"]);
+        bsd_useradd_common(u, &mut argv);
+        if !u.groups.is_empty() {
+            argv.push("-G".into());
+            argv.push(u.groups.join(","));
+        }
+        argv.push(u.name.to_string());
+        argv
+    }
+    /// usermod -G appends to the secondary groups (-S would replace them).
+    fn add_to_group(&self, user: &str, group: &str) -> Vec<String> {
+        chrooted(&self.root, vec!["usermod", "-G", group, user])
+    }
+    fn lock(&self, user: &str) -> Vec<String> {
+        chrooted(&self.root, vec!["usermod", "-Z", user])
+    }
+    /// usermod -Z appends '-' to the shell and prefixes the password with '*'.
+    fn is_locked(&self, _hash: Option<&str>, shell: &str) -> bool {
+        shell.ends_with('-')
+    }
+}

@@ -1,0 +1,225 @@
+//! A real run on Linux: wisp creates users, groups, keys and sudoers in a throwaway root with
+//! shadow-utils (`useradd --root`), then the files are checked. Needs root and shadow-utils, as CI
+//! has; elsewhere it says so and returns.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn have(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
+        .unwrap_or(false)
+}
+
+/// A minimal Linux root: the account files shadow-utils needs and a /home.
+fn make_root() -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    for d in ["etc", "home", "root"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::write(r.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(r.join("etc/group"), "root:x:0:\n").unwrap();
+    std::fs::write(r.join("etc/shadow"), "root:*:19000:0:99999:7:::\n").unwrap();
+    std::fs::write(r.join("etc/gshadow"), "root:*::\n").unwrap();
+    for f in ["etc/shadow", "etc/gshadow"] {
+        std::fs::set_permissions(r.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    std::fs::write(r.join("etc/sudoers"), "root ALL=(ALL) ALL\n").unwrap();
+    t
+}
+
+fn wisp(root: &Path, extra: &[&str], doc: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wisp"))
+        .args(["--platform", "linux", "--root"])
+        .arg(root)
+        .arg("--config")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/no-config.yaml"))
+        .args(extra)
+        .args(["apply", "--user-data"])
+        .arg(doc)
+        .output()
+        .unwrap()
+}
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/users.yaml")
+}
+
+fn skip() -> bool {
+    if !is_root() || !have("useradd") {
+        eprintln!("skipped: needs root and shadow-utils (CI has both)");
+        return true;
+    }
+    false
+}
+
+fn line<'a>(text: &'a str, name: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.split(':').next() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[test]
+fn creates_users_groups_keys_and_sudoers_and_a_rerun_plans_nothing() {
+    if skip() {
+        return;
+    }
+    let t = make_root();
+    let r = t.path();
+    let o = wisp(r, &[], &example());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("result: SUCCESS"), "{out}");
+
+    let passwd = std::fs::read_to_string(r.join("etc/passwd")).unwrap();
+    assert!(
+        line(&passwd, "operator").contains(":Site Operator:/home/operator:/bin/sh"),
+        "{passwd}"
+    );
+    assert!(line(&passwd, "linux").ends_with(":/home/linux:/bin/sh"));
+    assert!(line(&passwd, "app").starts_with("app:x:2001:"));
+    let backup: Vec<&str> = line(&passwd, "backup").split(':').collect();
+    assert!(
+        backup[2].parse::<u32>().unwrap() < 1000,
+        "system uid: {backup:?}"
+    );
+    assert!(
+        !r.join("home/backup").exists(),
+        "a system user gets no home"
+    );
+
+    let group = std::fs::read_to_string(r.join("etc/group")).unwrap();
+    assert!(
+        line(&group, "wheel").ends_with(":linux,operator"),
+        "{group}"
+    );
+    assert!(line(&group, "admins").ends_with(":operator"));
+    assert!(line(&group, "staff").ends_with(":operator"));
+    let deploy_gid = line(&group, "deploy").split(':').nth(2).unwrap();
+    assert_eq!(
+        line(&passwd, "app").split(':').nth(3).unwrap(),
+        deploy_gid,
+        "primary group"
+    );
+
+    let shadow = std::fs::read_to_string(r.join("etc/shadow")).unwrap();
+    for u in ["linux", "operator", "backup", "app"] {
+        assert!(
+            line(&shadow, u).split(':').nth(1).unwrap().starts_with('!'),
+            "{u} not locked"
+        );
+    }
+
+    let uid = |name: &str| {
+        line(&passwd, name)
+            .split(':')
+            .nth(2)
+            .unwrap()
+            .parse::<u32>()
+            .unwrap()
+    };
+    let ssh = r.join("home/operator/.ssh");
+    let keys = ssh.join("authorized_keys");
+    let md = std::fs::metadata(&ssh).unwrap();
+    assert_eq!((md.mode() & 0o7777, md.uid()), (0o700, uid("operator")));
+    let mk = std::fs::metadata(&keys).unwrap();
+    assert_eq!((mk.mode() & 0o7777, mk.uid()), (0o600, uid("operator")));
+    assert_eq!(
+        std::fs::read_to_string(&keys).unwrap(),
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOp3 ops@bastion\n"
+    );
+    let default_keys = std::fs::read_to_string(r.join("home/linux/.ssh/authorized_keys")).unwrap();
+    assert_eq!(
+        default_keys,
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHn0 jane@laptop\n"
+    );
+    let root_keys = std::fs::read_to_string(r.join("root/.ssh/authorized_keys")).unwrap();
+    assert!(root_keys.starts_with("no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command=\"echo 'Please login as the user \\\"linux\\\" rather than the user \\\"root\\\".';echo;sleep 10;exit 142\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHn0 jane@laptop"), "{root_keys}");
+
+    let sudoers = r.join("etc/sudoers.d/90-wisp-users");
+    assert_eq!(std::fs::metadata(&sudoers).unwrap().mode() & 0o7777, 0o440);
+    let rules = std::fs::read_to_string(&sudoers).unwrap();
+    assert_eq!(rules, "# Written by wisp from cloud-config.\nlinux ALL=(ALL) NOPASSWD:ALL\noperator ALL=(ALL) NOPASSWD:ALL\n");
+    assert!(std::fs::read_to_string(r.join("etc/sudoers"))
+        .unwrap()
+        .ends_with("@includedir /etc/sudoers.d\n"));
+    assert_eq!(
+        std::fs::read_to_string(r.join("etc/doas.conf")).unwrap(),
+        "# Written by wisp from cloud-config.\npermit nopass app as root cmd /usr/sbin/rcctl\n"
+    );
+
+    // The same document again: nothing to do, nothing changed.
+    let before = std::fs::read_to_string(r.join("etc/passwd")).unwrap();
+    let o = wisp(r, &["--dry-run", "--format", "json"], &example());
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan["actions"], serde_json::json!([]), "{plan}");
+    let o = wisp(r, &[], &example());
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.join("etc/passwd")).unwrap(),
+        before
+    );
+    assert_eq!(
+        std::fs::read_to_string(&keys).unwrap().lines().count(),
+        1,
+        "each key once"
+    );
+}
+
+#[test]
+fn a_dot_ssh_symlink_is_refused_and_the_rest_applied() {
+    if skip() {
+        return;
+    }
+    let t = make_root();
+    let r = t.path();
+    // An existing user whose ~/.ssh points at /etc: writing keys there would replace files
+    // of the system.
+    std::fs::write(
+        r.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nmallory:x:1005:1005::/home/mallory:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(r.join("etc/group"), "root:x:0:\nmallory:x:1005:\n").unwrap();
+    std::fs::write(
+        r.join("etc/shadow"),
+        "root:*:19000:0:99999:7:::\nmallory:!:19000:0:99999:7:::\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(r.join("home/mallory")).unwrap();
+    std::os::unix::fs::symlink(r.join("etc"), r.join("home/mallory/.ssh")).unwrap();
+    let doc = r.join("ud.yaml");
+    std::fs::write(&doc, "#cloud-config\nusers:\n  - name: mallory\n    ssh_authorized_keys: [ssh-rsa AAAA m@x]\n  - name: honest\n    ssh_authorized_keys: [ssh-rsa BBBB h@x]\n").unwrap();
+    let o = wisp(r, &[], &doc);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("error: ssh: mallory: /home/mallory/.ssh is a symbolic link: refused"),
+        "{out}"
+    );
+    assert!(
+        !r.join("etc/authorized_keys").exists(),
+        "nothing written through the link"
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.join("home/honest/.ssh/authorized_keys")).unwrap(),
+        "ssh-rsa BBBB h@x\n"
+    );
+}

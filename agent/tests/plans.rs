@@ -1,0 +1,94 @@
+//! Golden plans: every document of the corpus, planned for every OS, against a fresh root and a
+//! root where some of it exists already. `WISP_BLESS=1 cargo test -p wisp --test plans` rewrites
+//! the goldens; review the diff before committing it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PLATFORMS: &[&str] = &["netbsd", "freebsd", "openbsd", "linux"];
+
+fn dir(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+/// The plan as JSON, with the root's path replaced by `$ROOT` so goldens do not depend on where
+/// the repository is.
+fn plan(platform: &str, root: &Path, doc: &Path) -> (Option<i32>, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_wisp"))
+        .args([
+            "--platform",
+            platform,
+            "--dry-run",
+            "--format",
+            "json",
+            "--root",
+        ])
+        .arg(root)
+        .arg("--config")
+        .arg(dir("tests/fixtures/no-config.yaml"))
+        .args(["apply", "--user-data"])
+        .arg(doc)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout)
+        .replace(&root.display().to_string(), "$ROOT")
+        .replace(&doc.display().to_string(), "$DOC");
+    (o.status.code(), text)
+}
+
+fn check(root_name: &str, cases: &[&str]) {
+    let root = dir(&format!("tests/fixtures/roots/{root_name}"));
+    let bless = std::env::var_os("WISP_BLESS").is_some();
+    let mut failures = Vec::new();
+    for case in cases {
+        let doc = dir(&format!("tests/fixtures/corpus/{case}.yaml"));
+        for platform in PLATFORMS {
+            let (code, got) = plan(platform, &root, &doc);
+            assert!(
+                matches!(code, Some(0 | 2)),
+                "{platform} {case}: exit {code:?}\n{got}"
+            );
+            let golden = dir(&format!("tests/golden/{platform}/{root_name}/{case}.json"));
+            if bless {
+                std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+                std::fs::write(&golden, &got).unwrap();
+                continue;
+            }
+            let want = std::fs::read_to_string(&golden).unwrap_or_default();
+            if want != got {
+                failures.push(format!(
+                    "{}\n--- want\n{want}\n--- got\n{got}",
+                    golden.display()
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} golden plan(s) differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn fresh_root() {
+    check(
+        "fresh",
+        &[
+            "users",
+            "cloud-init-docs",
+            "no-users-key",
+            "users-empty",
+            "forms",
+            "merged-duplicates",
+            "hostile",
+            "bsd-bugs",
+        ],
+    );
+}
+
+#[test]
+fn root_where_users_exist() {
+    check("existing", &["users"]);
+}
