@@ -52,11 +52,13 @@ pub fn execute(actions: &[Action], root: &Root) -> Vec<Outcome> {
                 in_home,
                 ..
             } => mkdir(root, &accounts, path, *mode, owner, group, *in_home),
+            Action::Symlink { path, target, .. } => symlink(root, path, target),
         };
         let item = match a {
-            Action::Exec { item, .. } | Action::Write { item, .. } | Action::Mkdir { item, .. } => {
-                item.clone()
-            }
+            Action::Exec { item, .. }
+            | Action::Write { item, .. }
+            | Action::Mkdir { item, .. }
+            | Action::Symlink { item, .. } => item.clone(),
         };
         if let Err(e) = &result {
             tracing::warn!(module = a.module(), item, error = %e, "failed");
@@ -188,4 +190,20 @@ fn mkdir(
     }
     std::os::unix::fs::chown(&host, Some(uid), Some(gid))
         .map_err(|e| format!("chown {}: {e}", host.display()))
+}
+
+/// A new link beside the old path, renamed over it: never a moment without one.
+fn symlink(root: &Root, path: &str, target: &str) -> Result<(), String> {
+    let host = root.path(path);
+    let name = host
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = host.with_file_name(format!(".{name}.wisp-tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &host).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("{}: {e}", host.display())
+    })
 }

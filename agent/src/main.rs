@@ -11,6 +11,7 @@ mod fsutil;
 mod modules;
 mod plan;
 mod platform;
+mod rcconf;
 mod root;
 mod sources;
 mod state;

@@ -64,6 +64,13 @@ pub enum Action {
         group: String,
         in_home: bool,
     },
+    /// Make `path` a symbolic link to `target` (atomically: a new link renamed into place).
+    Symlink {
+        module: &'static str,
+        item: String,
+        path: String,
+        target: String,
+    },
 }
 
 impl Action {
@@ -104,7 +111,8 @@ impl Action {
         match self {
             Action::Exec { module, .. }
             | Action::Write { module, .. }
-            | Action::Mkdir { module, .. } => module,
+            | Action::Mkdir { module, .. }
+            | Action::Symlink { module, .. } => module,
         }
     }
 
@@ -151,6 +159,7 @@ impl Action {
             } => {
                 format!("mkdir {path} ({mode:04o} {owner}:{group})")
             }
+            Action::Symlink { path, target, .. } => format!("ln -sf {target} {path}"),
         }
     }
 }

@@ -84,6 +84,8 @@ fn fresh_root() {
             "merged-duplicates",
             "hostile",
             "bsd-bugs",
+            "host-and-files",
+            "bad-host",
         ],
     );
 }

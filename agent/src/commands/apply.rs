@@ -80,16 +80,15 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
         accounts: &accounts,
         root: &ctx.root,
     };
-    let (users, groups) = modules::users_groups::normalize(&inputs);
-    let managed = modules::users_groups::plan(&inputs, &users, &groups, &mut planned);
-    modules::ssh::plan(&inputs, &managed, &mut planned);
+    let modules::Plan {
+        users,
+        groups,
+        planned,
+    } = modules::plan_all(&inputs, None, planned);
 
     let plan = json!({
         "platform": backend.platform(),
-        "modules": [
-            {"name": modules::users_groups::NAME, "stage": modules::users_groups::STAGE, "frequency": modules::users_groups::FREQUENCY},
-            {"name": modules::ssh::NAME, "stage": modules::ssh::STAGE, "frequency": modules::ssh::FREQUENCY},
-        ],
+        "modules": modules::MODULES,
         "users": users,
         "groups": groups,
         "actions": planned.actions,

@@ -1,8 +1,12 @@
 //! The cloud-config modules, one per file. Each reads the cloud-config and the system's current
 //! state and plans actions; nothing here runs a tool or writes a file.
 
+pub mod hostname;
+pub mod ntp;
 pub mod ssh;
+pub mod timezone;
 pub mod users_groups;
+pub mod write_files;
 
 use serde::Serialize;
 
@@ -60,11 +64,111 @@ pub struct Planned {
 }
 
 impl Planned {
+    /// A file as it will be when the actions planned so far have run: the last planned write
+    /// of it, else what is on disk. Modules that edit a shared file (rc.conf) read it here, so
+    /// their edits compose instead of overwriting each other.
+    pub fn current(&self, root: &Root, path: &str) -> Option<Vec<u8>> {
+        self.actions
+            .iter()
+            .rev()
+            .find_map(|a| match a {
+                Action::Write {
+                    path: p, content, ..
+                } if p == path => Some(content.clone()),
+                _ => None,
+            })
+            .or_else(|| std::fs::read(root.path(path)).ok())
+    }
+
+    pub fn current_text(&self, root: &Root, path: &str) -> String {
+        self.current(root, path)
+            .map(|c| String::from_utf8_lossy(&c).into_owned())
+            .unwrap_or_default()
+    }
+
     pub fn error(&mut self, module: &'static str, item: &str, reason: impl Into<String>) {
         self.errors.push(ItemError {
             module,
             item: item.to_string(),
             reason: reason.into(),
         });
+    }
+}
+
+/// A module's name, stage and frequency, as shown in plans and used by the boot flow.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ModuleInfo {
+    pub name: &'static str,
+    pub stage: Stage,
+    pub frequency: Frequency,
+}
+
+/// The modules, in the order they run.
+pub const MODULES: &[ModuleInfo] = &[
+    ModuleInfo {
+        name: hostname::NAME,
+        stage: hostname::STAGE,
+        frequency: hostname::FREQUENCY,
+    },
+    ModuleInfo {
+        name: users_groups::NAME,
+        stage: users_groups::STAGE,
+        frequency: users_groups::FREQUENCY,
+    },
+    ModuleInfo {
+        name: ssh::NAME,
+        stage: ssh::STAGE,
+        frequency: ssh::FREQUENCY,
+    },
+    ModuleInfo {
+        name: write_files::NAME,
+        stage: write_files::STAGE,
+        frequency: write_files::FREQUENCY,
+    },
+    ModuleInfo {
+        name: ntp::NAME,
+        stage: ntp::STAGE,
+        frequency: ntp::FREQUENCY,
+    },
+    ModuleInfo {
+        name: timezone::NAME,
+        stage: timezone::STAGE,
+        frequency: timezone::FREQUENCY,
+    },
+    ModuleInfo {
+        name: "write_files_deferred",
+        stage: write_files::DEFERRED_STAGE,
+        frequency: write_files::FREQUENCY,
+    },
+];
+
+/// Everything a cloud-config asks for, planned in module order.
+pub struct Plan {
+    pub users: Vec<users_groups::User>,
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
+    pub planned: Planned,
+}
+
+pub fn plan_all(inp: &Inputs<'_>, local_hostname: Option<&str>, mut planned: Planned) -> Plan {
+    hostname::plan(inp, local_hostname, &mut planned);
+    let (users, groups) = users_groups::normalize(inp);
+    let managed = users_groups::plan(inp, &users, &groups, &mut planned);
+    ssh::plan(inp, &managed, &mut planned);
+    let mut homes: Vec<String> = managed.iter().map(|u| u.homedir.clone()).collect();
+    homes.extend(
+        inp.accounts
+            .users
+            .iter()
+            .map(|u| u.home.clone())
+            .filter(|h| h.len() > 1 && h != "/nonexistent" && h != "/var/empty"),
+    );
+    write_files::plan(inp, false, &homes, &mut planned);
+    ntp::plan(inp, &mut planned);
+    timezone::plan(inp, &mut planned);
+    write_files::plan(inp, true, &homes, &mut planned);
+    Plan {
+        users,
+        groups,
+        planned,
     }
 }

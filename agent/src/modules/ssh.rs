@@ -84,7 +84,7 @@ fn keys_for(inp: &Inputs<'_>, out: &mut Planned, user: &str, home: &str, keys: &
         );
         return;
     }
-    let current = std::fs::read_to_string(&host_file).unwrap_or_default();
+    let current = out.current_text(inp.root, &file);
     let have: BTreeSet<&str> = current.lines().map(str::trim).collect();
     let missing: Vec<&String> = keys.iter().filter(|k| !have.contains(k.trim())).collect();
     if missing.is_empty() {

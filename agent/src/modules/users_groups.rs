@@ -301,7 +301,7 @@ fn append_lines(
     if lines.is_empty() {
         return;
     }
-    let current = std::fs::read_to_string(inp.root.path(path)).unwrap_or_default();
+    let current = out.current_text(inp.root, path);
     let have: BTreeSet<&str> = current.lines().map(str::trim).collect();
     let mut missing: Vec<&String> = Vec::new();
     for l in lines {
@@ -341,8 +341,10 @@ fn include_sudoers_dir(inp: &Inputs<'_>, out: &mut Planned, group: &str) {
         .rsplit_once('/')
         .map(|(d, _)| d)
         .unwrap_or("/");
-    let main = inp.root.path(b.sudoers());
-    let Ok(text) = std::fs::read_to_string(&main) else {
+    let Some(text) = out
+        .current(inp.root, b.sudoers())
+        .map(|c| String::from_utf8_lossy(&c).into_owned())
+    else {
         out.warnings.push(format!(
             "sudo: {} does not exist (is sudo installed?); rules are in {} for when it is",
             b.sudoers(),

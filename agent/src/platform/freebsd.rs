@@ -1,7 +1,7 @@
 //! FreeBSD: pw(8), which has its own root option (`pw -R`); sudo and doas from ports under
 //! /usr/local.
 
-use super::{Backend, NewUser, Platform};
+use super::{Backend, HostnameStore, NewUser, NtpStyle, Platform};
 use crate::cloudconfig::model::UserSpec;
 
 pub struct FreeBsd {
@@ -91,5 +91,17 @@ impl Backend for FreeBsd {
     }
     fn is_locked(&self, hash: Option<&str>, _shell: &str) -> bool {
         hash.is_some_and(|h| h.starts_with("*LOCKED*"))
+    }
+    fn hostname_store(&self) -> HostnameStore {
+        HostnameStore::RcConf("/etc/rc.conf")
+    }
+    fn ntp(&self) -> NtpStyle {
+        NtpStyle {
+            conf: "/etc/ntp.conf",
+            openntpd: false,
+            driftfile: Some("/var/db/ntpd.drift"),
+            enable: Some(("/etc/rc.conf", "ntpd_enable", "YES")),
+            default_pool: "freebsd.pool.ntp.org",
+        }
     }
 }

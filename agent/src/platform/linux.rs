@@ -1,7 +1,7 @@
 //! Linux (shadow-utils), for tests and for the curtin side: useradd, usermod and groupadd with
 //! `--root`. Long options are fine here — and only here.
 
-use super::{Backend, NewUser, Platform};
+use super::{Backend, HostnameStore, NewUser, NtpStyle, Platform};
 use crate::cloudconfig::model::UserSpec;
 
 pub struct Linux {
@@ -99,5 +99,23 @@ impl Backend for Linux {
     }
     fn is_locked(&self, hash: Option<&str>, _shell: &str) -> bool {
         hash.is_some_and(|h| h.starts_with('!'))
+    }
+    fn hostname_store(&self) -> HostnameStore {
+        HostnameStore::File("/etc/hostname")
+    }
+    fn prefers_fqdn(&self) -> bool {
+        false
+    }
+    fn loopback(&self) -> &'static [&'static str] {
+        &["127.0.1.1"]
+    }
+    fn ntp(&self) -> NtpStyle {
+        NtpStyle {
+            conf: "/etc/ntp.conf",
+            openntpd: false,
+            driftfile: Some("/var/lib/ntp/ntp.drift"),
+            enable: None,
+            default_pool: "pool.ntp.org",
+        }
     }
 }

@@ -68,6 +68,27 @@ pub struct NewUser<'a> {
     pub inactive: Option<u32>,
 }
 
+/// Where the OS keeps its hostname across boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostnameStore {
+    /// `hostname="…"` in rc.conf (NetBSD, FreeBSD).
+    RcConf(&'static str),
+    /// The name alone in a file (OpenBSD `/etc/myname`, Linux `/etc/hostname`).
+    File(&'static str),
+}
+
+/// How the OS's NTP daemon is configured and enabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NtpStyle {
+    pub conf: &'static str,
+    /// OpenBSD's OpenNTPD has its own, simpler syntax.
+    pub openntpd: bool,
+    pub driftfile: Option<&'static str>,
+    /// `(rc.conf file, variable, value)` that enables the daemon, if it is not on by default.
+    pub enable: Option<(&'static str, &'static str, &'static str)>,
+    pub default_pool: &'static str,
+}
+
 /// What each OS does its own way.
 pub trait Backend {
     fn platform(&self) -> Platform;
@@ -89,6 +110,17 @@ pub trait Backend {
     fn lock(&self, user: &str) -> Vec<String>;
     /// Whether the account is locked already, from its password field and shell.
     fn is_locked(&self, hash: Option<&str>, shell: &str) -> bool;
+    fn hostname_store(&self) -> HostnameStore;
+    /// BSD convention is the FQDN as the hostname; Linux uses the short name.
+    fn prefers_fqdn(&self) -> bool {
+        true
+    }
+    /// Loopback addresses the host's own names go on in /etc/hosts. The BSDs answer only on
+    /// 127.0.0.1 and ::1, not on the rest of 127/8 as Linux does with 127.0.1.1.
+    fn loopback(&self) -> &'static [&'static str] {
+        &["127.0.0.1", "::1"]
+    }
+    fn ntp(&self) -> NtpStyle;
 }
 
 /// `chroot ROOT argv…` when a root is set (for tools with no root option of their own).

@@ -1,7 +1,10 @@
 //! NetBSD: useradd(8), usermod(8), groupadd(8) from base (no root option: `chroot`), sudo and doas
 //! from pkgsrc under /usr/pkg.
 
-use super::{bsd_useradd_common, chrooted, sudo_rule_user, Backend, NewUser, Platform};
+use super::{
+    bsd_useradd_common, chrooted, sudo_rule_user, Backend, HostnameStore, NewUser, NtpStyle,
+    Platform,
+};
 use crate::cloudconfig::model::UserSpec;
 
 pub struct NetBsd {
@@ -57,5 +60,17 @@ impl Backend for NetBsd {
     }
     fn is_locked(&self, hash: Option<&str>, _shell: &str) -> bool {
         hash.is_some_and(|h| h.starts_with("*LOCKED*"))
+    }
+    fn hostname_store(&self) -> HostnameStore {
+        HostnameStore::RcConf("/etc/rc.conf")
+    }
+    fn ntp(&self) -> NtpStyle {
+        NtpStyle {
+            conf: "/etc/ntp.conf",
+            openntpd: false,
+            driftfile: Some("/var/db/ntp.drift"),
+            enable: Some(("/etc/rc.conf", "ntpd", "YES")),
+            default_pool: "netbsd.pool.ntp.org",
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! OpenBSD: useradd(8), usermod(8), groupadd(8) from base (no root option: `chroot`); doas from
 //! base in /etc, sudo from ports under /usr/local.
 
-use super::{bsd_useradd_common, chrooted, Backend, NewUser, Platform};
+use super::{bsd_useradd_common, chrooted, Backend, HostnameStore, NewUser, NtpStyle, Platform};
 use crate::cloudconfig::model::UserSpec;
 
 pub struct OpenBsd {
@@ -62,5 +62,18 @@ impl Backend for OpenBsd {
     /// usermod -Z appends '-' to the shell and prefixes the password with '*'.
     fn is_locked(&self, _hash: Option<&str>, shell: &str) -> bool {
         shell.ends_with('-')
+    }
+    fn hostname_store(&self) -> HostnameStore {
+        HostnameStore::File("/etc/myname")
+    }
+    /// OpenNTPD is in base and enabled by default.
+    fn ntp(&self) -> NtpStyle {
+        NtpStyle {
+            conf: "/etc/ntpd.conf",
+            openntpd: true,
+            driftfile: None,
+            enable: None,
+            default_pool: "pool.ntp.org",
+        }
     }
 }

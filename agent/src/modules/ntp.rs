@@ -1,0 +1,83 @@
+//! `ntp` (cloud-init's cc_ntp) with the OS's own daemon: ntpd's ntp.conf on NetBSD and FreeBSD,
+//! OpenNTPD's ntpd.conf on OpenBSD; the daemon enabled in rc.conf where it is not by default.
+//! With neither servers nor pools, the OS's pool is used. Once per instance.
+
+use super::{Frequency, Inputs, Planned, Stage};
+use crate::plan::Action;
+
+pub const NAME: &str = "ntp";
+pub const STAGE: Stage = Stage::Network;
+pub const FREQUENCY: Frequency = Frequency::PerInstance;
+
+pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
+    let Some(ntp) = &inp.config.ntp else {
+        return;
+    };
+    if ntp.enabled == Some(false) {
+        return;
+    }
+    let style = inp.backend.ntp();
+    let mut pools = ntp.pools.clone();
+    if ntp.servers.is_empty() && pools.is_empty() {
+        pools = (0..4)
+            .map(|i| format!("{i}.{}", style.default_pool))
+            .collect();
+    }
+    for s in ntp.servers.iter().chain(pools.iter()) {
+        if s.is_empty()
+            || s.starts_with('-')
+            || s.contains(|c: char| c.is_whitespace() || c.is_control())
+        {
+            out.error(NAME, s, "not a server name or address");
+            return;
+        }
+    }
+    let mut text = String::from("# Written by wisp from cloud-config (ntp).\n");
+    if style.openntpd {
+        for s in &ntp.servers {
+            text.push_str(&format!("server {s}\n"));
+        }
+        for p in &pools {
+            text.push_str(&format!("servers {p}\n"));
+        }
+    } else {
+        if let Some(drift) = style.driftfile {
+            text.push_str(&format!("driftfile {drift}\n"));
+        }
+        text.push_str("restrict default limited kod nomodify notrap nopeer noquery\n");
+        text.push_str("restrict -6 default limited kod nomodify notrap nopeer noquery\n");
+        text.push_str("restrict 127.0.0.1\nrestrict -6 ::1\n");
+        for s in &ntp.servers {
+            text.push_str(&format!("server {s} iburst\n"));
+        }
+        for p in &pools {
+            text.push_str(&format!("pool {p} iburst\n"));
+        }
+    }
+    let wheel = inp.backend.wheel();
+    if out.current_text(inp.root, style.conf) != text {
+        out.actions.push(Action::write(
+            NAME,
+            style.conf,
+            style.conf,
+            text.into_bytes(),
+            0o644,
+            ("root", wheel),
+            false,
+        ));
+    }
+    if let Some((file, var, value)) = style.enable {
+        let current = out.current_text(inp.root, file);
+        if let Some(new) = crate::rcconf::set_var(&current, var, value) {
+            out.actions.push(Action::write(
+                NAME,
+                var,
+                file,
+                new.into_bytes(),
+                0o644,
+                ("root", wheel),
+                false,
+            ));
+        }
+    }
+}
