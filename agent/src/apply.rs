@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::accounts::Accounts;
 use crate::fsutil::{ensure_dir, write_atomic};
-use crate::plan::Action;
+use crate::plan::{Action, PasswdField};
 use crate::root::Root;
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,12 +53,20 @@ pub fn execute(actions: &[Action], root: &Root) -> Vec<Outcome> {
                 ..
             } => mkdir(root, &accounts, path, *mode, owner, group, *in_home),
             Action::Symlink { path, target, .. } => symlink(root, path, target),
+            Action::MasterPasswd {
+                user,
+                field,
+                hasher,
+                db,
+                ..
+            } => master_passwd(root, user, field, hasher, db),
         };
         let item = match a {
             Action::Exec { item, .. }
             | Action::Write { item, .. }
             | Action::Mkdir { item, .. }
             | Action::Symlink { item, .. } => item.clone(),
+            Action::MasterPasswd { user, .. } => user.clone(),
         };
         if let Err(e) = &result {
             tracing::warn!(module = a.module(), item, error = %e, "failed");
@@ -74,6 +82,11 @@ pub fn execute(actions: &[Action], root: &Root) -> Vec<Outcome> {
 }
 
 fn run(argv: &[String], stdin: Option<&[u8]>) -> Result<(), String> {
+    run_capture(argv, stdin).map(|_| ())
+}
+
+/// Runs a tool and returns its standard output.
+fn run_capture(argv: &[String], stdin: Option<&[u8]>) -> Result<Vec<u8>, String> {
     let (prog, args) = argv.split_first().ok_or("empty command")?;
     let mut child = Command::new(prog)
         .args(args)
@@ -94,7 +107,7 @@ fn run(argv: &[String], stdin: Option<&[u8]>) -> Result<(), String> {
         .wait_with_output()
         .map_err(|e| format!("{prog}: {e}"))?;
     if output.status.success() {
-        return Ok(());
+        return Ok(output.stdout);
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
     let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
@@ -205,5 +218,70 @@ fn symlink(root: &Root, path: &str, target: &str) -> Result<(), String> {
     std::fs::rename(&tmp, &host).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         format!("{}: {e}", host.display())
+    })
+}
+
+/// vipw(8)'s way: the changed file as `/etc/ptmp` (created exclusively: another editor holding
+/// it means the file is busy), then pwd_mkdb installs it as master.passwd and updates the
+/// databases. The hash travels through files and pipes only, never argv.
+fn master_passwd(
+    root: &Root,
+    user: &str,
+    field: &PasswdField,
+    hasher: &[String],
+    db: &[String],
+) -> Result<(), String> {
+    let (index, value) = match field {
+        PasswdField::Password { secret, plain } => {
+            let hash = if *plain {
+                let out = run_capture(hasher, Some(format!("{}\n", secret.0).as_bytes()))?;
+                String::from_utf8_lossy(&out).trim().to_string()
+            } else {
+                secret.0.clone()
+            };
+            if hash.is_empty() || hash.contains([':', '\n']) {
+                return Err("the hashing tool gave no usable hash".into());
+            }
+            (1, hash)
+        }
+        PasswdField::Change(v) => (5, v.to_string()),
+    };
+    let master = root.path("/etc/master.passwd");
+    let text =
+        std::fs::read_to_string(&master).map_err(|e| format!("{}: {e}", master.display()))?;
+    let mut found = false;
+    let mut out = String::with_capacity(text.len() + value.len());
+    for line in text.lines() {
+        let mut fields: Vec<&str> = line.split(':').collect();
+        if fields.first() == Some(&user) && fields.len() == 10 && !found {
+            found = true;
+            fields[index] = &value;
+            out.push_str(&fields.join(":"));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    if !found {
+        return Err(format!("no user {user} in /etc/master.passwd"));
+    }
+    let ptmp = root.path("/etc/ptmp");
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&ptmp)
+            .map_err(|e| format!("{}: {e} (the password file is busy)", ptmp.display()))?;
+        let written = f.write_all(out.as_bytes()).and_then(|()| f.sync_all());
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&ptmp);
+            return Err(format!("{}: {e}", ptmp.display()));
+        }
+    }
+    run(db, None).inspect_err(|_| {
+        let _ = std::fs::remove_file(&ptmp);
     })
 }

@@ -26,6 +26,16 @@ fn octal<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{mode:04o}"))
 }
 
+/// A field of master.passwd(5) to set.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswdField {
+    /// The password: a hash, or plain text to be hashed by the OS's tool.
+    Password { secret: Secret, plain: bool },
+    /// The password change time; 1 forces a change at the next login.
+    Change(u64),
+}
+
 /// One step. Paths are target paths (`/etc/group`); `--root` is applied when carrying out.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -63,6 +73,17 @@ pub enum Action {
         owner: String,
         group: String,
         in_home: bool,
+    },
+    /// Change one field of a user's line in `/etc/master.passwd` (NetBSD, OpenBSD), the way
+    /// vipw(8) does: a copy as `/etc/ptmp`, installed by `db` (pwd_mkdb). A plain-text password
+    /// is first hashed by `hasher`, which reads it on standard input.
+    MasterPasswd {
+        module: &'static str,
+        user: String,
+        field: PasswdField,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        hasher: Vec<String>,
+        db: Vec<String>,
     },
     /// Make `path` a symbolic link to `target` (atomically: a new link renamed into place).
     Symlink {
@@ -112,6 +133,7 @@ impl Action {
             Action::Exec { module, .. }
             | Action::Write { module, .. }
             | Action::Mkdir { module, .. }
+            | Action::MasterPasswd { module, .. }
             | Action::Symlink { module, .. } => module,
         }
     }
@@ -160,6 +182,22 @@ impl Action {
                 format!("mkdir {path} ({mode:04o} {owner}:{group})")
             }
             Action::Symlink { path, target, .. } => format!("ln -sf {target} {path}"),
+            Action::MasterPasswd {
+                user,
+                field,
+                hasher,
+                db,
+                ..
+            } => {
+                let what = match field {
+                    PasswdField::Password { plain: true, .. } => {
+                        format!("password of {user} (hashed by {})", hasher.join(" "))
+                    }
+                    PasswdField::Password { .. } => format!("password hash of {user}"),
+                    PasswdField::Change(v) => format!("password change time of {user} to {v}"),
+                };
+                format!("set {what} in /etc/master.passwd, then {}", db.join(" "))
+            }
         }
     }
 }

@@ -156,3 +156,76 @@ fn no_tool_is_run_through_a_shell() {
         }
     }
 }
+
+const PASSWORDS: &str = "#cloud-config\nusers:\n  - {name: pat, plain_text_passwd: 'x; reboot #Pw1', lock_passwd: false}\nchpasswd:\n  users:\n    - {name: pat, password: 'Another$(id)Pw', type: text}\n";
+
+fn argvs(p: &serde_json::Value) -> Vec<Vec<String>> {
+    p["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| {
+            [
+                a["argv"].as_array(),
+                a["db"].as_array(),
+                a["hasher"].as_array(),
+            ]
+        })
+        .flatten()
+        .map(|argv| {
+            argv.iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn password_expiry_uses_each_systems_own_way_not_passwd_expire() {
+    for (os, expect) in [
+        ("netbsd", vec!["usermod", "-F", "pat"]),
+        ("freebsd", vec!["usermod", "pat", "-p", "1"]),
+        ("openbsd", vec!["pwd_mkdb", "-u", "pat", "/etc/ptmp"]),
+    ] {
+        let p = plan(os, PASSWORDS);
+        let all = argvs(&p);
+        assert!(
+            !all.iter().any(|a| a.iter().any(|s| s == "--expire")),
+            "{os}: {all:?}"
+        );
+        assert!(
+            !all.iter().any(|a| a.first().is_some_and(|s| s == "passwd")),
+            "{os}: {all:?}"
+        );
+        let found = all
+            .iter()
+            .any(|a| a.windows(expect.len()).any(|w| w == expect.as_slice()));
+        assert!(found, "{os}: no {expect:?} in {all:?}");
+    }
+    // OpenBSD forces the change through master.passwd's change field.
+    let p = plan("openbsd", PASSWORDS);
+    assert!(p["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["field"]["change"] == 1));
+}
+
+#[test]
+fn plain_text_passwords_never_reach_argv_or_a_shell() {
+    for os in ["netbsd", "freebsd", "openbsd", "linux"] {
+        let p = plan(os, PASSWORDS);
+        let text = p.to_string();
+        for secret in ["x; reboot #Pw1", "Another$(id)Pw", "reboot", "$(id)"] {
+            assert!(!text.contains(secret), "{os}: {secret} in the plan");
+        }
+        for argv in argvs(&p) {
+            assert!(
+                !argv
+                    .iter()
+                    .any(|a| a == "-c" || a == "sh" || a == "/bin/sh"),
+                "{os}: {argv:?}"
+            );
+        }
+    }
+}

@@ -223,3 +223,57 @@ fn a_dot_ssh_symlink_is_refused_and_the_rest_applied() {
         "ssh-rsa BBBB h@x\n"
     );
 }
+
+#[test]
+fn passwords_go_through_stdin_and_are_never_shown() {
+    if skip() || !have("chpasswd") {
+        return;
+    }
+    let t = make_root();
+    let r = t.path();
+    let hash = "$6$wispsalt$0vYyrNq2O8eJ6t0O8Rq2pJt5l5HmHqZ7q4zP8a1lq6kB2l6oQ4b9Jm3nH1Xy7eJ2u9w3Kx1cV5sD8fG0hJ2kL.";
+    let doc = r.join("pw.yaml");
+    std::fs::write(
+        &doc,
+        format!(
+            "#cloud-config\nusers:\n  - {{name: pia, hashed_passwd: '{hash}', lock_passwd: false}}\n  - {{name: tex, plain_text_passwd: 'Pl41n-Text-Pw', lock_passwd: false}}\n  - {{name: rnd, lock_passwd: false}}\nchpasswd:\n  expire: false\n  users:\n    - {{name: rnd, type: RANDOM}}\n"
+        ),
+    )
+    .unwrap();
+    let o = wisp(r, &["-vv"], &doc);
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    let shadow = std::fs::read_to_string(r.join("etc/shadow")).unwrap();
+    let field = |u: &str| line(&shadow, u).split(':').nth(1).unwrap().to_string();
+    assert_eq!(field("pia"), hash);
+    assert!(
+        field("tex").starts_with('$') && !field("tex").contains("Pl41n"),
+        "{}",
+        field("tex")
+    );
+    assert!(field("rnd").starts_with('$'));
+    // The generated password is shown once, on the console; neither secret is in the log.
+    let shown: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("random password:"))
+        .collect();
+    assert_eq!(shown.len(), 1, "{stdout}");
+    let random = shown[0].rsplit(' ').next().unwrap();
+    assert_eq!(random.len(), 20);
+    assert!(
+        !stderr.contains(random) && !stderr.contains("Pl41n-Text-Pw"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("Pl41n-Text-Pw"));
+    // A hash already in place is not set again.
+    let o = wisp(r, &["--dry-run", "--format", "json"], &doc);
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let items: Vec<&str> = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["item"].as_str().unwrap_or(""))
+        .collect();
+    assert!(!items.contains(&"pia"), "{plan}");
+}

@@ -86,8 +86,57 @@ fn fresh_root() {
             "bsd-bugs",
             "host-and-files",
             "bad-host",
+            "passwords",
         ],
     );
+}
+
+#[test]
+fn plans_never_show_a_password() {
+    let root = dir("tests/fixtures/roots/fresh");
+    let doc = dir("tests/fixtures/corpus/passwords.yaml");
+    for platform in PLATFORMS {
+        for format in ["json", "text"] {
+            let o = Command::new(env!("CARGO_BIN_EXE_wisp"))
+                .args([
+                    "--platform",
+                    platform,
+                    "--dry-run",
+                    "--format",
+                    format,
+                    "--root",
+                ])
+                .arg(&root)
+                .args(["apply", "--user-data"])
+                .arg(&doc)
+                .output()
+                .unwrap();
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            for secret in [
+                "DefaultUserPlain1",
+                "PlainSecretPw9",
+                "RootTextPw7",
+                "GhostPw",
+                "$2b$10$QmFz",
+                "$6$rounds",
+                "$1$abc$def",
+                "clearly-not-a-hash",
+            ] {
+                assert!(
+                    !all.contains(secret),
+                    "{platform} {format}: {secret} shown:\n{all}"
+                );
+            }
+            assert!(
+                all.contains("redacted") || format == "text",
+                "{platform}: {all}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -117,6 +117,15 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
     }
     let outcomes = crate::apply::execute(&planned.actions, &ctx.root);
     let failed = outcomes.iter().any(|o| o.error.is_some());
+    // Generated passwords go to the console once, and only if they were really set.
+    for (user, secret) in &planned.random_passwords {
+        let set = outcomes.iter().any(|o| {
+            o.module == modules::set_passwords::NAME && &o.item == user && o.error.is_none()
+        });
+        if set {
+            println!("set_passwords: {user}: random password: {}", secret.0);
+        }
+    }
     match ctx.format {
         Format::Json => println!(
             "{}",

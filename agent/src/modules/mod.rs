@@ -3,6 +3,7 @@
 
 pub mod hostname;
 pub mod ntp;
+pub mod set_passwords;
 pub mod ssh;
 pub mod timezone;
 pub mod users_groups;
@@ -61,6 +62,9 @@ pub struct Planned {
     pub actions: Vec<Action>,
     pub warnings: Vec<String>,
     pub errors: Vec<ItemError>,
+    /// Generated passwords, for the console once they are set (never the log).
+    #[serde(skip)]
+    pub random_passwords: Vec<(String, crate::plan::Secret)>,
 }
 
 impl Planned {
@@ -116,6 +120,11 @@ pub const MODULES: &[ModuleInfo] = &[
         frequency: users_groups::FREQUENCY,
     },
     ModuleInfo {
+        name: set_passwords::NAME,
+        stage: set_passwords::STAGE,
+        frequency: set_passwords::FREQUENCY,
+    },
+    ModuleInfo {
         name: ssh::NAME,
         stage: ssh::STAGE,
         frequency: ssh::FREQUENCY,
@@ -153,6 +162,7 @@ pub fn plan_all(inp: &Inputs<'_>, local_hostname: Option<&str>, mut planned: Pla
     hostname::plan(inp, local_hostname, &mut planned);
     let (users, groups) = users_groups::normalize(inp);
     let managed = users_groups::plan(inp, &users, &groups, &mut planned);
+    set_passwords::plan(inp, &managed, &mut planned);
     ssh::plan(inp, &managed, &mut planned);
     let mut homes: Vec<String> = managed.iter().map(|u| u.homedir.clone()).collect();
     homes.extend(

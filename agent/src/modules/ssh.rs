@@ -16,7 +16,66 @@ pub const FREQUENCY: Frequency = Frequency::PerInstance;
 /// cloud-init's default `disable_root_opts`.
 pub const DISABLE_ROOT_OPTS: &str = "no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command=\"echo 'Please login as the user \\\"$USER\\\" rather than the user \\\"$DISABLE_USER\\\".';echo;sleep 10;exit 142\"";
 
+const SSHD_CONFIG: &str = "/etc/ssh/sshd_config";
+
+/// `PasswordAuthentication yes|no` in sshd_config: the first setting outside a `Match` block is
+/// the one sshd uses, so that one is replaced, or a line is added before the first `Match`.
+pub fn set_password_authentication(current: &str, on: bool) -> Option<String> {
+    let value = if on { "yes" } else { "no" };
+    let wanted = format!("PasswordAuthentication {value}");
+    let lines: Vec<&str> = current.lines().collect();
+    let first_match = lines
+        .iter()
+        .position(|l| l.trim_start().to_ascii_lowercase().starts_with("match "))
+        .unwrap_or(lines.len());
+    let existing = lines[..first_match].iter().position(|l| {
+        let t = l.trim_start();
+        !t.starts_with('#') && t.to_ascii_lowercase().starts_with("passwordauthentication")
+    });
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    match existing {
+        Some(i)
+            if out[i]
+                .split_whitespace()
+                .nth(1)
+                .is_some_and(|v| v.eq_ignore_ascii_case(value)) =>
+        {
+            return None
+        }
+        Some(i) => out[i] = wanted,
+        None => out.insert(first_match, wanted),
+    }
+    Some(out.join("\n") + "\n")
+}
+
+fn pwauth(inp: &Inputs<'_>, out: &mut Planned) {
+    let Some(on) = inp.config.ssh_pwauth else {
+        return;
+    };
+    let current = out.current_text(inp.root, SSHD_CONFIG);
+    let Some(text) = set_password_authentication(&current, on) else {
+        return;
+    };
+    out.actions.push(Action::write(
+        NAME,
+        "ssh_pwauth",
+        SSHD_CONFIG,
+        text.into_bytes(),
+        0o644,
+        ("root", inp.backend.wheel()),
+        false,
+    ));
+    // Reload only a running sshd on this very system; at first boot it starts after wisp.
+    if inp.root.path("/") == std::path::Path::new("/")
+        && std::path::Path::new("/var/run/sshd.pid").exists()
+    {
+        out.actions
+            .push(Action::exec(NAME, "ssh_pwauth", inp.backend.reload_sshd()));
+    }
+}
+
 pub fn plan(inp: &Inputs<'_>, users: &[User], out: &mut Planned) {
+    pwauth(inp, out);
     for u in users.iter().filter(|u| !u.ssh_authorized_keys.is_empty()) {
         keys_for(inp, out, &u.name, &u.homedir, &u.ssh_authorized_keys);
     }
@@ -108,4 +167,28 @@ fn keys_for(inp: &Inputs<'_>, out: &mut Planned, user: &str, home: &str, keys: &
         (user, ""),
         true,
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_authentication_outside_match_blocks() {
+        let cfg = "# sshd_config\n#PasswordAuthentication yes\nPermitRootLogin no\nMatch User bob\n  PasswordAuthentication yes\n";
+        assert_eq!(
+            set_password_authentication(cfg, false).unwrap(),
+            "# sshd_config\n#PasswordAuthentication yes\nPermitRootLogin no\nPasswordAuthentication no\nMatch User bob\n  PasswordAuthentication yes\n"
+        );
+        let set = "PasswordAuthentication no\n";
+        assert_eq!(set_password_authentication(set, false), None);
+        assert_eq!(
+            set_password_authentication(set, true).unwrap(),
+            "PasswordAuthentication yes\n"
+        );
+        assert_eq!(
+            set_password_authentication("", true).unwrap(),
+            "PasswordAuthentication yes\n"
+        );
+    }
 }

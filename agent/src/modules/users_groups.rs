@@ -35,6 +35,13 @@ pub struct User {
     pub ssh_authorized_keys: Vec<String>,
     /// The distribution's default user (`default` in `users`).
     pub default: bool,
+    /// A hash, applied when the user is created.
+    #[serde(skip)]
+    pub passwd: Option<String>,
+    #[serde(skip)]
+    pub hashed_passwd: Option<String>,
+    #[serde(skip)]
+    pub plain_text_passwd: Option<String>,
 }
 
 /// Later values win, field by field (cloud-init merges entries that share a name).
@@ -127,6 +134,9 @@ pub fn normalize(inp: &Inputs<'_>) -> (Vec<User>, BTreeMap<String, Vec<String>>)
                 doas: u.doas.unwrap_or_default(),
                 ssh_authorized_keys: dedup(keys),
                 default: is_default,
+                passwd: u.passwd,
+                hashed_passwd: u.hashed_passwd,
+                plain_text_passwd: u.plain_text_passwd,
                 name: u.name,
             }
         })
@@ -225,6 +235,7 @@ pub fn plan(
             let argv = b.add_user(&new, &mut out.warnings);
             out.actions.push(Action::exec(NAME, &u.name, argv));
         }
+        super::set_passwords::user_passwords(inp, u, existing.is_none(), out);
         // Every run: the lock (cloud-init locks even a password just set).
         if u.lock_passwd {
             let locked =

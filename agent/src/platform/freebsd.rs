@@ -92,6 +92,26 @@ impl Backend for FreeBsd {
     fn is_locked(&self, hash: Option<&str>, _shell: &str) -> bool {
         hash.is_some_and(|h| h.starts_with("*LOCKED*"))
     }
+    /// `pw usermod -H 0` reads a hash from descriptor 0, `-h 0` a plain-text password.
+    fn set_password(&self, user: &str, secret: &str, hashed: bool) -> crate::plan::Action {
+        crate::plan::Action::Exec {
+            module: "set_passwords",
+            item: user.to_string(),
+            argv: self.pw(&["usermod", user, if hashed { "-H" } else { "-h" }, "0"]),
+            stdin: Some(crate::plan::Secret(format!("{secret}\n"))),
+        }
+    }
+    /// -p sets the password's expiry date; a date in the past forces a change.
+    fn expire_password(&self, user: &str) -> crate::plan::Action {
+        crate::plan::Action::exec(
+            "set_passwords",
+            user,
+            self.pw(&["usermod", user, "-p", "1"]),
+        )
+    }
+    fn reload_sshd(&self) -> Vec<String> {
+        vec!["service".into(), "sshd".into(), "reload".into()]
+    }
     fn hostname_store(&self) -> HostnameStore {
         HostnameStore::RcConf("/etc/rc.conf")
     }

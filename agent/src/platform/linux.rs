@@ -100,6 +100,30 @@ impl Backend for Linux {
     fn is_locked(&self, hash: Option<&str>, _shell: &str) -> bool {
         hash.is_some_and(|h| h.starts_with('!'))
     }
+    /// chpasswd reads `user:password` lines: `--encrypted` when they are hashes, else hashed by
+    /// chpasswd itself (`--crypt-method`), not through the target's PAM stack.
+    fn set_password(&self, user: &str, secret: &str, hashed: bool) -> crate::plan::Action {
+        let mut argv = self.tool("chpasswd");
+        if hashed {
+            argv.push("--encrypted".into());
+        } else {
+            argv.extend(["--crypt-method".into(), "SHA512".into()]);
+        }
+        crate::plan::Action::Exec {
+            module: "set_passwords",
+            item: user.to_string(),
+            argv,
+            stdin: Some(crate::plan::Secret(format!("{user}:{secret}\n"))),
+        }
+    }
+    fn expire_password(&self, user: &str) -> crate::plan::Action {
+        let mut argv = self.tool("chage");
+        argv.extend(["--lastday".into(), "0".into(), user.into()]);
+        crate::plan::Action::exec("set_passwords", user, argv)
+    }
+    fn reload_sshd(&self) -> Vec<String> {
+        vec!["systemctl".into(), "reload-or-restart".into(), "ssh".into()]
+    }
     fn hostname_store(&self) -> HostnameStore {
         HostnameStore::File("/etc/hostname")
     }

@@ -121,6 +121,13 @@ pub trait Backend {
         &["127.0.0.1", "::1"]
     }
     fn ntp(&self) -> NtpStyle;
+    /// Sets a password; the secret never goes in argv.
+    fn set_password(&self, user: &str, secret: &str, hashed: bool) -> crate::plan::Action;
+    /// Forces a password change at the next login (cloud-init ran `passwd --expire`, which no
+    /// BSD has).
+    fn expire_password(&self, user: &str) -> crate::plan::Action;
+    /// Reloads a running sshd after its configuration changed.
+    fn reload_sshd(&self) -> Vec<String>;
 }
 
 /// `chroot ROOT argv…` when a root is set (for tools with no root option of their own).
@@ -167,5 +174,30 @@ pub(crate) fn sudo_rule_user(name: &str) -> UserSpec {
         lock_passwd: Some(true),
         sudo: Some(vec!["ALL=(ALL) NOPASSWD:ALL".into()]),
         ..Default::default()
+    }
+}
+
+/// The stdin-fed tools of Linux and FreeBSD, and the master.passwd way of NetBSD and OpenBSD,
+/// behind one call. `hashed`: `secret` is a crypt(3) hash already.
+pub(crate) fn master_passwd_password(
+    root: &Option<String>,
+    user: &str,
+    secret: &str,
+    hashed: bool,
+    hasher: &str,
+) -> crate::plan::Action {
+    crate::plan::Action::MasterPasswd {
+        module: "set_passwords",
+        user: user.to_string(),
+        field: crate::plan::PasswdField::Password {
+            secret: crate::plan::Secret(secret.to_string()),
+            plain: !hashed,
+        },
+        hasher: if hashed {
+            Vec::new()
+        } else {
+            chrooted(root, vec![hasher])
+        },
+        db: chrooted(root, vec!["pwd_mkdb", "-s", "-u", user, "/etc/ptmp"]),
     }
 }

@@ -61,6 +61,20 @@ impl Backend for NetBsd {
     fn is_locked(&self, hash: Option<&str>, _shell: &str) -> bool {
         hash.is_some_and(|h| h.starts_with("*LOCKED*"))
     }
+    fn set_password(&self, user: &str, secret: &str, hashed: bool) -> crate::plan::Action {
+        super::master_passwd_password(&self.root, user, secret, hashed, "pwhash")
+    }
+    /// usermod -F: "force a user to change their password at next login".
+    fn expire_password(&self, user: &str) -> crate::plan::Action {
+        crate::plan::Action::exec(
+            "set_passwords",
+            user,
+            chrooted(&self.root, vec!["usermod", "-F", user]),
+        )
+    }
+    fn reload_sshd(&self) -> Vec<String> {
+        vec!["/etc/rc.d/sshd".into(), "reload".into()]
+    }
     fn hostname_store(&self) -> HostnameStore {
         HostnameStore::RcConf("/etc/rc.conf")
     }

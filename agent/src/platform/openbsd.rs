@@ -63,6 +63,22 @@ impl Backend for OpenBsd {
     fn is_locked(&self, _hash: Option<&str>, shell: &str) -> bool {
         shell.ends_with('-')
     }
+    fn set_password(&self, user: &str, secret: &str, hashed: bool) -> crate::plan::Action {
+        super::master_passwd_password(&self.root, user, secret, hashed, "encrypt")
+    }
+    /// OpenBSD's usermod cannot force a change; the `change` field of master.passwd can.
+    fn expire_password(&self, user: &str) -> crate::plan::Action {
+        crate::plan::Action::MasterPasswd {
+            module: "set_passwords",
+            user: user.to_string(),
+            field: crate::plan::PasswdField::Change(1),
+            hasher: Vec::new(),
+            db: chrooted(&self.root, vec!["pwd_mkdb", "-u", user, "/etc/ptmp"]),
+        }
+    }
+    fn reload_sshd(&self) -> Vec<String> {
+        vec!["rcctl".into(), "reload".into(), "sshd".into()]
+    }
     fn hostname_store(&self) -> HostnameStore {
         HostnameStore::File("/etc/myname")
     }

@@ -1,0 +1,147 @@
+//! Passwords (cloud-init's cc_set_passwords and the password fields of `users`): `passwd` (a
+//! hash, when the user is created), `hashed_passwd` and `plain_text_passwd` (every run),
+//! top-level `password` for the default user, and `chpasswd` with `expire`. Secrets go to the
+//! OS's tools on standard input or through files, never in argv, a plan or a log; generated
+//! (RANDOM) passwords are shown once, on the console. Stage network, once per instance.
+
+use super::users_groups::User;
+use super::{Frequency, Inputs, Planned, Stage};
+use crate::cloudconfig::is_password_hash;
+use crate::cloudconfig::model::PasswordKind;
+use crate::plan::Secret;
+
+pub const NAME: &str = "set_passwords";
+pub const STAGE: Stage = Stage::Network;
+pub const FREQUENCY: Frequency = Frequency::PerInstance;
+
+/// The hash in a password field, without the marks a lock adds (`!`, `*LOCKED*`, `*`).
+fn unlocked(field: &str) -> &str {
+    field
+        .strip_prefix("*LOCKED*")
+        .or_else(|| field.strip_prefix('!'))
+        .or_else(|| field.strip_prefix('*').filter(|r| r.starts_with('$')))
+        .unwrap_or(field)
+}
+
+/// A password of 20 letters and digits from the OS's random source.
+fn random_password() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut bytes = [0u8; 20];
+    let hex = wisp_datasources::oauth::new_nonce() + &wisp_datasources::oauth::new_nonce();
+    for (i, b) in bytes.iter_mut().enumerate() {
+        let v = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).unwrap_or(0);
+        *b = ALPHABET[v as usize % ALPHABET.len()];
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The password fields of one `users` entry, planned between its creation and its lock.
+pub fn user_passwords(inp: &Inputs<'_>, u: &User, created: bool, out: &mut Planned) {
+    let b = inp.backend;
+    if created {
+        if let Some(p) = &u.passwd {
+            if is_password_hash(p) {
+                out.actions.push(b.set_password(&u.name, p, true));
+            } else {
+                out.error(
+                    NAME,
+                    &u.name,
+                    "passwd must be a password hash; use plain_text_passwd for plain text",
+                );
+            }
+        }
+    }
+    if let Some(h) = &u.hashed_passwd {
+        if !is_password_hash(h) {
+            out.error(NAME, &u.name, "hashed_passwd is not a password hash");
+        } else if inp.accounts.hash(&u.name).map(unlocked) != Some(h.as_str()) {
+            out.actions.push(b.set_password(&u.name, h, true));
+        }
+    }
+    if let Some(p) = &u.plain_text_passwd {
+        out.actions.push(b.set_password(&u.name, p, false));
+    }
+}
+
+/// Top-level `password` and `chpasswd`.
+pub fn plan(inp: &Inputs<'_>, managed: &[User], out: &mut Planned) {
+    let b = inp.backend;
+    let mut changed: Vec<String> = Vec::new();
+    let exists =
+        |name: &str| inp.accounts.user(name).is_some() || managed.iter().any(|u| u.name == name);
+    let mut set = |name: &str, password: &str, kind: PasswordKind, out: &mut Planned| {
+        if !exists(name) {
+            out.error(NAME, name, "no such user");
+            return;
+        }
+        match kind {
+            PasswordKind::Hash if !is_password_hash(password) => {
+                out.error(NAME, name, "type hash, but the password is not a hash");
+                return;
+            }
+            PasswordKind::Hash => {
+                if inp.accounts.hash(name).map(unlocked) == Some(password) {
+                    return;
+                }
+                out.actions.push(b.set_password(name, password, true));
+            }
+            PasswordKind::Text => out.actions.push(b.set_password(name, password, false)),
+            PasswordKind::Random => {
+                let p = random_password();
+                out.actions.push(b.set_password(name, &p, false));
+                out.random_passwords.push((name.to_string(), Secret(p)));
+            }
+        }
+        changed.push(name.to_string());
+    };
+    if let Some(p) = &inp.config.password {
+        match managed.iter().find(|u| u.default) {
+            Some(d) => {
+                let kind = if p == "RANDOM" {
+                    PasswordKind::Random
+                } else if is_password_hash(p) {
+                    PasswordKind::Hash
+                } else {
+                    PasswordKind::Text
+                };
+                let name = d.name.clone();
+                set(&name, p, kind, out);
+            }
+            None => out
+                .warnings
+                .push("password: there is no default user to set it for".into()),
+        }
+    }
+    let Some(chpasswd) = &inp.config.chpasswd else {
+        return;
+    };
+    for u in &chpasswd.users {
+        set(&u.name, &u.password, u.kind, out);
+    }
+    if chpasswd.expire.unwrap_or(true) {
+        for name in changed {
+            out.actions.push(b.expire_password(&name));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_marks_are_not_part_of_the_hash() {
+        assert_eq!(unlocked("!$6$a$b"), "$6$a$b");
+        assert_eq!(unlocked("*LOCKED*$2b$x"), "$2b$x");
+        assert_eq!(unlocked("*$2b$x"), "$2b$x");
+        assert_eq!(unlocked("*"), "*");
+    }
+
+    #[test]
+    fn random_passwords_are_fresh_and_plain() {
+        let a = random_password();
+        assert_eq!(a.len(), 20);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, random_password());
+    }
+}
