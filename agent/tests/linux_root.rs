@@ -277,3 +277,74 @@ fn passwords_go_through_stdin_and_are_never_shown() {
         .collect();
     assert!(!items.contains(&"pia"), "{plan}");
 }
+
+/// Puts the host's /bin/sh and the libraries it needs into the root, so commands can run there.
+fn add_shell(r: &Path) {
+    let out = Command::new("ldd").arg("/bin/sh").output().unwrap();
+    let mut files = vec![PathBuf::from("/bin/sh")];
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(p) = l.split_whitespace().find(|w| w.starts_with('/')) {
+            files.push(PathBuf::from(p));
+        }
+    }
+    for f in files {
+        let real = std::fs::canonicalize(&f).unwrap();
+        let dest = r.join(f.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&real, &dest).unwrap();
+    }
+    std::fs::create_dir_all(r.join("var/tmp")).unwrap();
+}
+
+#[test]
+fn commands_scripts_and_boothooks_run_in_the_root_and_failures_are_reported() {
+    if skip() || !have("ldd") {
+        return;
+    }
+    let t = make_root();
+    let r = t.path();
+    add_shell(r);
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus/commands.yaml");
+    let o = wisp(r, &[], &doc);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let read =
+        |p: &str| std::fs::read_to_string(r.join(p)).unwrap_or_else(|e| panic!("{p}: {e}\n{out}"));
+    assert!(
+        read("var/tmp/boot").starts_with("booting local-"),
+        "INSTANCE_ID is set"
+    );
+    assert_eq!(read("var/tmp/hook"), "hook\n");
+    assert_eq!(
+        read("var/tmp/ran"),
+        "done\n",
+        "runcmd is one script: cd holds"
+    );
+    assert_eq!(
+        read("var/tmp/quoted"),
+        "it's $(here)\n",
+        "argv items are quoted, not evaluated"
+    );
+    assert_eq!(read("var/tmp/setup"), "setup\n");
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(r.join("var/db/wisp/scripts/runcmd-runcmd")).unwrap();
+    assert_eq!((md.mode() & 0o7777, md.uid()), (0o700, 0));
+
+    // A failing command: reported with its status and output; what comes after still runs.
+    let bad = r.join("bad.yaml");
+    std::fs::write(&bad, "#cloud-config\nusers: []\nruncmd:\n  - echo about to fail >&2\n  - exit 3\nwrite_files:\n  - {path: /var/tmp/after, content: ok, defer: true}\n").unwrap();
+    let o = wisp(r, &[], &bad);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("FAIL") && out.contains("exit status: 3") && out.contains("about to fail"),
+        "{out}"
+    );
+    assert!(out.contains("result: FAIL"));
+    assert_eq!(read("var/tmp/after"), "ok");
+}

@@ -87,6 +87,7 @@ fn fresh_root() {
             "host-and-files",
             "bad-host",
             "passwords",
+            "commands",
         ],
     );
 }

@@ -84,7 +84,15 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
         users,
         groups,
         planned,
-    } = modules::plan_all(&inputs, None, planned);
+    } = modules::plan_all(
+        &inputs,
+        &modules::Extras {
+            parts: &decoded.parts,
+            instance_id: &local_instance_id(&raw),
+            local_hostname: None,
+        },
+        planned,
+    );
 
     let plan = json!({
         "platform": backend.platform(),
@@ -171,4 +179,12 @@ fn result_name(code: u8) -> &'static str {
         2 => "WARN",
         _ => "FAIL",
     }
+}
+
+/// With no datasource, the instance is the document: `local-` and the start of its sha256.
+fn local_instance_id(raw: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(raw);
+    let hex: String = d.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("local-{hex}")
 }

@@ -1,8 +1,12 @@
 //! The cloud-config modules, one per file. Each reads the cloud-config and the system's current
 //! state and plans actions; nothing here runs a tool or writes a file.
 
+pub mod bootcmd;
 pub mod hostname;
 pub mod ntp;
+pub mod runcmd;
+pub mod script;
+pub mod scripts_user;
 pub mod set_passwords;
 pub mod ssh;
 pub mod timezone;
@@ -110,6 +114,16 @@ pub struct ModuleInfo {
 /// The modules, in the order they run.
 pub const MODULES: &[ModuleInfo] = &[
     ModuleInfo {
+        name: bootcmd::NAME,
+        stage: bootcmd::STAGE,
+        frequency: bootcmd::FREQUENCY,
+    },
+    ModuleInfo {
+        name: scripts_user::BOOTHOOK,
+        stage: Stage::Local,
+        frequency: Frequency::PerBoot,
+    },
+    ModuleInfo {
         name: hostname::NAME,
         stage: hostname::STAGE,
         frequency: hostname::FREQUENCY,
@@ -149,6 +163,16 @@ pub const MODULES: &[ModuleInfo] = &[
         stage: write_files::DEFERRED_STAGE,
         frequency: write_files::FREQUENCY,
     },
+    ModuleInfo {
+        name: runcmd::NAME,
+        stage: runcmd::STAGE,
+        frequency: runcmd::FREQUENCY,
+    },
+    ModuleInfo {
+        name: scripts_user::NAME,
+        stage: scripts_user::STAGE,
+        frequency: scripts_user::FREQUENCY,
+    },
 ];
 
 /// Everything a cloud-config asks for, planned in module order.
@@ -158,7 +182,19 @@ pub struct Plan {
     pub planned: Planned,
 }
 
-pub fn plan_all(inp: &Inputs<'_>, local_hostname: Option<&str>, mut planned: Planned) -> Plan {
+/// What the user-data carried besides cloud-config, and who the instance is.
+pub struct Extras<'a> {
+    pub parts: &'a [wisp_datasources::userdata::Part],
+    pub instance_id: &'a str,
+    pub local_hostname: Option<&'a str>,
+}
+
+pub fn plan_all(inp: &Inputs<'_>, extras: &Extras<'_>, mut planned: Planned) -> Plan {
+    // local
+    bootcmd::plan(inp, extras.instance_id, &mut planned);
+    scripts_user::plan_boothooks(inp, extras.parts, &mut planned);
+    // network
+    let local_hostname = extras.local_hostname;
     hostname::plan(inp, local_hostname, &mut planned);
     let (users, groups) = users_groups::normalize(inp);
     let managed = users_groups::plan(inp, &users, &groups, &mut planned);
@@ -175,7 +211,10 @@ pub fn plan_all(inp: &Inputs<'_>, local_hostname: Option<&str>, mut planned: Pla
     write_files::plan(inp, false, &homes, &mut planned);
     ntp::plan(inp, &mut planned);
     timezone::plan(inp, &mut planned);
+    // final
     write_files::plan(inp, true, &homes, &mut planned);
+    runcmd::plan(inp, &mut planned);
+    scripts_user::plan(inp, extras.parts, &mut planned);
     Plan {
         users,
         groups,
