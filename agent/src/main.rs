@@ -8,6 +8,7 @@ mod cloudconfig;
 mod commands;
 mod config;
 mod fsutil;
+mod instance;
 mod modules;
 mod plan;
 mod platform;

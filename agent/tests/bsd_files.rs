@@ -133,3 +133,55 @@ fn freebsd_enables_ntpd_its_way() {
     assert!(read(r, "/etc/ntp.conf").contains("driftfile /var/db/ntpd.drift\n"));
     rerun_plans_nothing("freebsd", r);
 }
+
+#[test]
+fn instance_markers_skip_done_modules_until_a_new_instance() {
+    let t = fake_root();
+    let r = t.path();
+    let run = |id: &str, extra: &[&str]| {
+        let doc = r.join("user-data");
+        std::fs::write(&doc, DOC).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_wisp"))
+            .args(["--platform", "netbsd", "--root"])
+            .arg(r)
+            .args(extra)
+            .args(["apply", "--user-data"])
+            .arg(&doc)
+            .args(["--instance-id", id])
+            .output()
+            .unwrap()
+    };
+    let o = run("i-1", &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(read(r, "/var/db/wisp/instance-id"), "i-1\n");
+    // Someone edits motd; the same instance does not rewrite it.
+    std::fs::write(r.join("etc/motd"), "edited\n").unwrap();
+    let o = run("i-1", &["--dry-run", "--format", "json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan["actions"], serde_json::json!([]), "{plan}");
+    // Redeployed: a new instance id runs the per-instance modules again.
+    let o = run("i-2", &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(read(r, "/etc/motd"), "hello\n");
+    assert_eq!(read(r, "/var/db/wisp/previous-instance-id"), "i-1\n");
+    let q = Command::new(env!("CARGO_BIN_EXE_wisp"))
+        .arg("--root")
+        .arg(r)
+        .args(["query", "--results"])
+        .output()
+        .unwrap();
+    let results: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+    assert_eq!(results["result"], "SUCCESS");
+    assert_eq!(results["instance_id"], "i-2");
+    assert_eq!(results["previous_instance_id"], "i-1");
+}

@@ -19,6 +19,10 @@ pub struct ApplyArgs {
     /// The user-data to apply (#cloud-config, or any user-data format).
     #[arg(long, value_name = "FILE")]
     pub user_data: PathBuf,
+    /// Apply as this instance: modules already done for it (per their frequency) are skipped,
+    /// and recorded as done when they succeed — as the boot stages do.
+    #[arg(long, value_name = "ID")]
+    pub instance_id: Option<String>,
 }
 
 /// 0 SUCCESS, 2 WARN (warnings or refused items), 1 FAIL (an action failed).
@@ -83,7 +87,7 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
     let modules::Plan {
         users,
         groups,
-        planned,
+        mut planned,
     } = modules::plan_all(
         &inputs,
         &modules::Extras {
@@ -94,6 +98,19 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
         planned,
     );
 
+    let instance =
+        crate::instance::InstanceState::new(crate::state::StateDir::new(&ctx.root, ctx.dry_run));
+    if let Some(id) = &args.instance_id {
+        if !ctx.dry_run {
+            instance
+                .set_instance_id(id)
+                .with_context(|| "recording the instance id")?;
+        }
+        planned.actions.retain(|a| {
+            let freq = modules::frequency_of(a.module());
+            instance.should_run(a.module(), freq, id)
+        });
+    }
     let plan = json!({
         "platform": backend.platform(),
         "modules": modules::MODULES,
@@ -125,6 +142,32 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
     }
     let outcomes = crate::apply::execute(&planned.actions, &ctx.root);
     let failed = outcomes.iter().any(|o| o.error.is_some());
+    if let Some(id) = &args.instance_id {
+        let mut ran: Vec<&str> = planned.actions.iter().map(|a| a.module()).collect();
+        ran.dedup();
+        for m in ran {
+            if !outcomes.iter().any(|o| o.module == m && o.error.is_some()) {
+                instance
+                    .mark_done(m, id)
+                    .with_context(|| format!("marking {m} done"))?;
+            }
+        }
+    }
+    // What happened, by module and item, for `wisp status` and for the operator.
+    let state = instance;
+    let record = json!({
+        "command": "apply",
+        "document": name,
+        "instance_id": args.instance_id,
+        "previous_instance_id": state.previous_instance_id(),
+        "result": result_name(result_code(failed, &planned)),
+        "failures": outcomes.iter().filter(|o| o.error.is_some()).collect::<Vec<_>>(),
+        "errors": planned.errors,
+        "warnings": planned.warnings,
+    });
+    if let Err(e) = state.write_results(&record) {
+        tracing::warn!(error = %e, "cannot record the results");
+    }
     // Generated passwords go to the console once, and only if they were really set.
     for (user, secret) in &planned.random_passwords {
         let set = outcomes.iter().any(|o| {

@@ -22,6 +22,9 @@ pub struct QueryArgs {
     /// Print the raw vendor-data.
     #[arg(long, conflicts_with = "key")]
     pub vendor_data: bool,
+    /// Print the results of the last run (modules, failures, warnings).
+    #[arg(long, conflicts_with_all = ["key", "all", "user_data", "vendor_data"])]
+    pub results: bool,
     /// List the top-level keys.
     #[arg(long, conflicts_with_all = ["key", "all", "user_data", "vendor_data"])]
     pub list_keys: bool,
@@ -36,6 +39,18 @@ pub fn run(ctx: &Context, args: &QueryArgs) -> anyhow::Result<()> {
         )
     };
     let mut out = std::io::stdout().lock();
+    if args.results {
+        let results = crate::instance::InstanceState::new(state.clone())
+            .results()
+            .with_context(|| {
+                format!(
+                    "no results in {}: nothing has run yet",
+                    state.dir().display()
+                )
+            })?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&results)?)?;
+        return Ok(());
+    }
     if args.user_data || args.vendor_data {
         let name = if args.user_data {
             state::USER_DATA

@@ -221,3 +221,12 @@ pub fn plan_all(inp: &Inputs<'_>, extras: &Extras<'_>, mut planned: Planned) -> 
         planned,
     }
 }
+
+/// The frequency of a module by the name its actions carry.
+pub fn frequency_of(module: &str) -> Frequency {
+    MODULES
+        .iter()
+        .find(|m| m.name == module)
+        .map(|m| m.frequency)
+        .unwrap_or(Frequency::PerInstance)
+}
