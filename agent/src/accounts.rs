@@ -118,6 +118,16 @@ impl Accounts {
     }
 }
 
+/// A value for a message: at most 64 characters, never megabytes.
+pub fn shown(value: &str) -> String {
+    let cut: String = value.chars().take(64).collect();
+    if cut.len() < value.len() {
+        format!("{cut:?}…")
+    } else {
+        format!("{value:?}")
+    }
+}
+
 /// Checks a user or group name before any tool sees it: no option injection (`-oroot`), no paths
 /// (`../x`), nothing the files' format or a shell could misread; within the OS's length limit.
 pub fn check_name(name: &str, max_len: usize) -> Result<(), String> {
@@ -125,7 +135,10 @@ pub fn check_name(name: &str, max_len: usize) -> Result<(), String> {
         return Err("empty name".into());
     }
     if name.len() > max_len {
-        return Err(format!("{name:?} is longer than {max_len} characters"));
+        return Err(format!(
+            "{} is longer than {max_len} characters",
+            shown(name)
+        ));
     }
     if name.starts_with('-') {
         return Err(format!(
@@ -141,14 +154,31 @@ pub fn check_name(name: &str, max_len: usize) -> Result<(), String> {
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
     {
         return Err(format!(
-            "{:?} contains {bad:?}: names may hold letters, digits, '_', '-' and '.'",
-            name.escape_debug().to_string()
+            "{} contains {bad:?}: names may hold letters, digits, '_', '-' and '.'",
+            shown(name)
         ));
     }
     if name.chars().all(|c| c.is_ascii_digit()) {
         return Err(format!(
             "{name:?} is all digits (tools would read it as an id)"
         ));
+    }
+    Ok(())
+}
+
+/// Checks a value that becomes a field of /etc/passwd (gecos, home, shell, dates): a `:` or a
+/// line break would split or add records, whatever tool writes it.
+pub fn check_field(what: &str, value: &str, absolute_path: bool) -> Result<(), String> {
+    if value.len() > 1024 {
+        return Err(format!("{what} is longer than 1024 characters"));
+    }
+    if let Some(c) = value.chars().find(|c| *c == ':' || c.is_control()) {
+        return Err(format!(
+            "{what} contains {c:?}, which would corrupt /etc/passwd"
+        ));
+    }
+    if absolute_path && !value.starts_with('/') {
+        return Err(format!("{what} {} is not an absolute path", shown(value)));
     }
     Ok(())
 }
@@ -168,6 +198,16 @@ mod tests {
             assert!(check_name(good, 32).is_ok(), "{good:?} refused");
         }
         assert!(check_name("seventeen-chars-x", 16).is_err());
+    }
+
+    #[test]
+    fn passwd_fields_cannot_break_the_file() {
+        assert!(check_field("gecos", "Jane Admin, Room 4", false).is_ok());
+        assert!(check_field("gecos", "x:0:0", false).is_err());
+        assert!(check_field("gecos", "a\nroot2::0:0::/:/bin/sh", false).is_err());
+        assert!(check_field("gecos", &"a".repeat(2000), false).is_err());
+        assert!(check_field("shell", "bin/sh", true).is_err());
+        assert!(check_field("shell", "/bin/sh", true).is_ok());
     }
 
     #[test]

@@ -88,6 +88,7 @@ fn fresh_root() {
             "bad-host",
             "passwords",
             "commands",
+            "huge",
         ],
     );
 }

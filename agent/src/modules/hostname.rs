@@ -20,7 +20,10 @@ const HOSTS_END: &str = "# END wisp manage_etc_hosts";
 pub fn check_hostname(name: &str) -> Result<(), String> {
     let name = name.strip_suffix('.').unwrap_or(name);
     if name.is_empty() || name.len() > 253 {
-        return Err(format!("{name:?} is not 1 to 253 characters long"));
+        return Err(format!(
+            "{} is not 1 to 253 characters long",
+            crate::accounts::shown(name)
+        ));
     }
     for label in name.split('.') {
         let ok = !label.is_empty()
@@ -68,7 +71,11 @@ pub fn plan(inp: &Inputs<'_>, local_hostname: Option<&str>, out: &mut Planned) {
     };
     for n in [&fqdn, &short] {
         if let Err(e) = check_hostname(n) {
-            out.error(NAME, n, format!("hostname refused: {e}"));
+            out.error(
+                NAME,
+                &crate::accounts::shown(n),
+                format!("hostname refused: {e}"),
+            );
             return;
         }
     }

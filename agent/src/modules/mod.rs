@@ -177,6 +177,7 @@ pub const MODULES: &[ModuleInfo] = &[
 
 /// Everything a cloud-config asks for, planned in module order.
 pub struct Plan {
+    /// The users that will be managed (refused ones are in the errors).
     pub users: Vec<users_groups::User>,
     pub groups: std::collections::BTreeMap<String, Vec<String>>,
     pub planned: Planned,
@@ -196,8 +197,8 @@ pub fn plan_all(inp: &Inputs<'_>, extras: &Extras<'_>, mut planned: Planned) -> 
     // network
     let local_hostname = extras.local_hostname;
     hostname::plan(inp, local_hostname, &mut planned);
-    let (users, groups) = users_groups::normalize(inp);
-    let managed = users_groups::plan(inp, &users, &groups, &mut planned);
+    let (all_users, groups) = users_groups::normalize(inp);
+    let managed = users_groups::plan(inp, &all_users, &groups, &mut planned);
     set_passwords::plan(inp, &managed, &mut planned);
     ssh::plan(inp, &managed, &mut planned);
     let mut homes: Vec<String> = managed.iter().map(|u| u.homedir.clone()).collect();
@@ -216,7 +217,7 @@ pub fn plan_all(inp: &Inputs<'_>, extras: &Extras<'_>, mut planned: Planned) -> 
     runcmd::plan(inp, &mut planned);
     scripts_user::plan(inp, extras.parts, &mut planned);
     Plan {
-        users,
+        users: managed,
         groups,
         planned,
     }

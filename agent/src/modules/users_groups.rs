@@ -175,7 +175,11 @@ pub fn plan(
     let mut new_groups: BTreeSet<String> = BTreeSet::new();
     let add_group = |name: &str, out: &mut Planned, new_groups: &mut BTreeSet<String>| -> bool {
         if let Err(e) = check_name(name, max) {
-            out.error(NAME, name, format!("group name refused: {e}"));
+            out.error(
+                NAME,
+                &crate::accounts::shown(name),
+                format!("group name refused: {e}"),
+            );
             return false;
         }
         if inp.accounts.group(name).is_none() && new_groups.insert(name.to_string()) {
@@ -192,7 +196,27 @@ pub fn plan(
     let mut doas_lines: Vec<String> = Vec::new();
     for u in users {
         if let Err(e) = check_name(&u.name, max) {
-            out.error(NAME, &u.name, format!("user name refused: {e}"));
+            out.error(
+                NAME,
+                &crate::accounts::shown(&u.name),
+                format!("user name refused: {e}"),
+            );
+            continue;
+        }
+        let fields = [
+            ("gecos", u.gecos.as_deref(), false),
+            ("homedir", u.homedir_given(), true),
+            ("shell", u.shell.as_deref(), true),
+            ("expiredate", u.expiredate.as_deref(), false),
+        ];
+        if let Some(e) = fields
+            .iter()
+            .filter_map(|(what, v, abs)| {
+                v.and_then(|v| crate::accounts::check_field(what, v, *abs).err())
+            })
+            .next()
+        {
+            out.error(NAME, &u.name, format!("not applied: {e}"));
             continue;
         }
         if (u.system || u.no_create_home) && !u.ssh_authorized_keys.is_empty() {
