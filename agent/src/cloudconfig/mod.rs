@@ -1,6 +1,7 @@
 //! Cloud-config documents: the typed model ([`model`]), cloud-init's leniency ([`lenient`]), and
 //! where in the text each problem is ([`positions`]).
 
+pub mod layers;
 pub mod lenient;
 pub mod model;
 pub mod positions;

@@ -19,6 +19,10 @@ pub struct ApplyArgs {
     /// The user-data to apply (#cloud-config, or any user-data format).
     #[arg(long, value_name = "FILE")]
     pub user_data: PathBuf,
+    /// Vendor-data to merge under it, as a datasource would give it (MAAS's `{cloud-init: …}`
+    /// map, or a user-data document).
+    #[arg(long, value_name = "FILE")]
+    pub vendor_data: Option<PathBuf>,
     /// Apply as this instance: modules already done for it (per their frequency) are skipped,
     /// and recorded as done when they succeed — as the boot stages do.
     #[arg(long, value_name = "ID")]
@@ -39,8 +43,34 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
     for p in &decoded.problems {
         planned.warnings.push(format!("{}: {}", p.part, p.message));
     }
+    let vendor = match &args.vendor_data {
+        None => None,
+        Some(path) => {
+            let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let vname = path.display().to_string();
+            // MAAS serves vendor-data as a YAML map holding the document; a plain document works too.
+            let doc = match serde_yaml::from_slice::<serde_yaml::Value>(&raw) {
+                Ok(v @ serde_yaml::Value::Mapping(_)) if v.get("cloud-init").is_some() => {
+                    wisp_datasources::convert_vendor_data(&v, &vname)?.unwrap_or_default()
+                }
+                _ => raw,
+            };
+            let d = userdata::decode(&doc, &vname, &DecodeOptions::default());
+            for p in &d.problems {
+                planned.warnings.push(format!("{}: {}", p.part, p.message));
+            }
+            Some(d)
+        }
+    };
+    let layered = crate::cloudconfig::layers::layer(
+        &loaded.config.raw,
+        vendor.as_ref().map(|v| &v.cloud_config),
+        &decoded.cloud_config,
+        platform,
+    );
+    planned.warnings.extend(layered.notes);
     let mut reader = Reader::default();
-    let cc = CloudConfig::read(&mut reader, &decoded.cloud_config);
+    let cc = CloudConfig::read(&mut reader, &layered.config);
     let configured_default = loaded
         .config
         .default_user
