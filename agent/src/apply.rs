@@ -166,7 +166,12 @@ fn write(
     if in_home {
         refuse_symlinked_parent(&host)?;
     } else if let Some(parent) = host.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        // wisp's own state (scripts among it) stays root-only.
+        if path.starts_with(crate::state::STATE_DIR) {
+            ensure_dir(parent, 0o700).map_err(|e| format!("{}: {e}", parent.display()))?;
+        } else {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
     }
     write_atomic(&host, content, mode).map_err(|e| format!("{}: {e}", host.display()))?;
     std::os::unix::fs::chown(&host, Some(uid), Some(gid))

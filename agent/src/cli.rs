@@ -49,6 +49,12 @@ pub enum Command {
     Fetch(commands::fetch::FetchArgs),
     /// Show data cached by the last fetch or init.
     Query(commands::query::QueryArgs),
+    /// Run the boot stages: find the datasource, fetch, apply, tell MAAS.
+    Init(commands::init::InitArgs),
+    /// Show how the boot stages went (exit 0 done, 1 error, 2 degraded).
+    Status(commands::status::StatusArgs),
+    /// Forget the instance (state, cache, markers) so an image can be captured or a run repeated.
+    Clean(commands::clean::CleanArgs),
     /// Apply a local cloud-config (no datasource); with --dry-run print the plan.
     Apply(commands::apply::ApplyArgs),
     /// Check cloud-config documents; report every problem with line and column.
@@ -56,6 +62,11 @@ pub enum Command {
 }
 
 impl Cli {
+    /// Whether this run writes /var/log/wisp.log.
+    pub fn keeps_log(&self) -> bool {
+        matches!(self.command, Command::Init(_)) && !self.dry_run
+    }
+
     pub fn log_level(&self) -> tracing::Level {
         match (self.verbose as i8) - (self.quiet as i8) {
             i8::MIN..=-2 => tracing::Level::ERROR,
@@ -90,5 +101,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Query(args) => commands::query::run(&ctx, args).map(|()| 0),
         Command::Schema(args) => commands::schema::run(&ctx, args),
         Command::Apply(args) => commands::apply::run(&ctx, args),
+        Command::Init(args) => commands::init::run(&ctx, args),
+        Command::Status(args) => commands::status::run(&ctx, args),
+        Command::Clean(args) => commands::clean::run(&ctx, args),
     }
 }

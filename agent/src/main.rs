@@ -7,12 +7,15 @@ mod cli;
 mod cloudconfig;
 mod commands;
 mod config;
+mod engine;
 mod fsutil;
 mod instance;
+mod log;
 mod modules;
 mod plan;
 mod platform;
 mod rcconf;
+mod report;
 mod root;
 mod sources;
 mod state;
@@ -23,11 +26,24 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // The boot stages keep a log file; the other commands only talk to the console.
+    let file = if cli.keeps_log() {
+        match log::open(&root::Root::new(&cli.root)) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("wisp: warning: cannot open {}: {e}", log::LOG_FILE);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let tee = log::Tee::new(file);
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(move || tee.clone())
         .with_max_level(cli.log_level())
         .with_target(false)
-        .without_time()
+        .with_ansi(false)
         .init();
     match cli::run(&cli) {
         Ok(code) => ExitCode::from(code),

@@ -68,6 +68,41 @@ impl StateDir {
     }
 }
 
+/// Caches what a datasource returned, for `wisp query` and the later stages. `user_data`:
+/// `None` when it was not fetched (the cached one is kept), `Some(None)` when there is none.
+pub fn save_fetched(
+    state: &StateDir,
+    md: &wisp_datasources::Metadata,
+    user_data: Option<Option<&[u8]>>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut instance = md.instance_data();
+    instance["datasource"] = serde_json::json!(md.datasource);
+    instance["network_config"] = serde_json::json!(md.network_config);
+    let ctx = |what: &str| format!("saving {what} in {}", state.dir().display());
+    state
+        .write(INSTANCE_DATA, &serde_json::to_vec_pretty(&instance)?)
+        .with_context(|| ctx(INSTANCE_DATA))?;
+    match &md.vendor_data {
+        Some(v) => state.write(VENDOR_DATA, v),
+        None => state.remove(VENDOR_DATA),
+    }
+    .with_context(|| ctx(VENDOR_DATA))?;
+    if let Some(user_data) = user_data {
+        match user_data {
+            Some(u) => state.write(USER_DATA, u),
+            None => state.remove(USER_DATA),
+        }
+        .with_context(|| ctx(USER_DATA))?;
+    }
+    Ok(())
+}
+
+/// The user-data of the last fetch, if any.
+pub fn read_cached_user_data(state: &StateDir) -> Option<Vec<u8>> {
+    state.read(USER_DATA).ok().flatten()
+}
+
 /// The clock skew per `host:port`, kept in `oauth-skew.json` so the next stage or boot starts
 /// with the right time instead of paying a refused request again.
 pub struct FileSkewStore {

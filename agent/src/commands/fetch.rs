@@ -65,7 +65,11 @@ pub fn run(ctx: &Context, args: &FetchArgs) -> anyhow::Result<()> {
     let vendor = md.vendor_data.as_deref().map(|v| decode(v, "vendor-data"));
     let user = user_data.as_deref().map(|u| decode(u, "user-data"));
 
-    save(&state, &md, user_data.as_deref(), skip_user_data)?;
+    state::save_fetched(
+        &state,
+        &md,
+        (!skip_user_data).then_some(user_data.as_deref()),
+    )?;
 
     let report = json!({
         "datasource": md.datasource,
@@ -80,34 +84,6 @@ pub fn run(ctx: &Context, args: &FetchArgs) -> anyhow::Result<()> {
     match ctx.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Text => print_text(&md, vendor.as_ref(), user.as_ref(), skip_user_data),
-    }
-    Ok(())
-}
-
-fn save(
-    state: &StateDir,
-    md: &Metadata,
-    user_data: Option<&[u8]>,
-    skipped_user_data: bool,
-) -> anyhow::Result<()> {
-    let mut instance = md.instance_data();
-    instance["datasource"] = json!(md.datasource);
-    instance["network_config"] = json!(md.network_config);
-    let ctx = |what: &str| format!("saving {what} in {}", state.dir().display());
-    state
-        .write(state::INSTANCE_DATA, &serde_json::to_vec_pretty(&instance)?)
-        .with_context(|| ctx(state::INSTANCE_DATA))?;
-    match &md.vendor_data {
-        Some(v) => state.write(state::VENDOR_DATA, v),
-        None => state.remove(state::VENDOR_DATA),
-    }
-    .with_context(|| ctx(state::VENDOR_DATA))?;
-    if !skipped_user_data {
-        match user_data {
-            Some(u) => state.write(state::USER_DATA, u),
-            None => state.remove(state::USER_DATA),
-        }
-        .with_context(|| ctx(state::USER_DATA))?;
     }
     Ok(())
 }

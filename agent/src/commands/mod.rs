@@ -1,9 +1,12 @@
 //! One module per command.
 
 pub mod apply;
+pub mod clean;
 pub mod fetch;
+pub mod init;
 pub mod query;
 pub mod schema;
+pub mod status;
 
 use std::path::PathBuf;
 

@@ -159,7 +159,7 @@ pub const MODULES: &[ModuleInfo] = &[
         frequency: timezone::FREQUENCY,
     },
     ModuleInfo {
-        name: "write_files_deferred",
+        name: write_files::DEFERRED_NAME,
         stage: write_files::DEFERRED_STAGE,
         frequency: write_files::FREQUENCY,
     },
@@ -223,11 +223,15 @@ pub fn plan_all(inp: &Inputs<'_>, extras: &Extras<'_>, mut planned: Planned) -> 
     }
 }
 
-/// The frequency of a module by the name its actions carry.
-pub fn frequency_of(module: &str) -> Frequency {
+/// A module's stage and frequency by the name its actions carry.
+pub fn info(module: &str) -> ModuleInfo {
     MODULES
         .iter()
         .find(|m| m.name == module)
-        .map(|m| m.frequency)
-        .unwrap_or(Frequency::PerInstance)
+        .copied()
+        .unwrap_or(ModuleInfo {
+            name: "unknown",
+            stage: Stage::Network,
+            frequency: Frequency::PerInstance,
+        })
 }

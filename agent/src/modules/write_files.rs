@@ -7,12 +7,15 @@ use super::{Frequency, Inputs, Planned, Stage};
 use crate::plan::Action;
 
 pub const NAME: &str = "write_files";
+/// Deferred files are their own module: they run in another stage.
+pub const DEFERRED_NAME: &str = "write_files_deferred";
 pub const STAGE: Stage = Stage::Network;
 pub const DEFERRED_STAGE: Stage = Stage::Final;
 pub const FREQUENCY: Frequency = Frequency::PerInstance;
 
 /// Plans the files with `defer == deferred`.
 pub fn plan(inp: &Inputs<'_>, deferred: bool, homes: &[String], out: &mut Planned) {
+    let module = if deferred { DEFERRED_NAME } else { NAME };
     for f in inp
         .config
         .write_files
@@ -20,7 +23,7 @@ pub fn plan(inp: &Inputs<'_>, deferred: bool, homes: &[String], out: &mut Planne
         .filter(|f| f.defer == deferred)
     {
         if f.path.split('/').any(|c| c == "..") {
-            out.error(NAME, &f.path, "a path with '..' is refused");
+            out.error(module, &f.path, "a path with '..' is refused");
             continue;
         }
         let current = out.current(inp.root, &f.path);
@@ -54,7 +57,7 @@ pub fn plan(inp: &Inputs<'_>, deferred: bool, homes: &[String], out: &mut Planne
             .iter()
             .any(|h| f.path.starts_with(&format!("{}/", h.trim_end_matches('/'))));
         out.actions.push(Action::write(
-            NAME,
+            module,
             f.path.as_str(),
             f.path.as_str(),
             content,

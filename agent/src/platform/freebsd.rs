@@ -1,7 +1,7 @@
 //! FreeBSD: pw(8), which has its own root option (`pw -R`); sudo and doas from ports under
 //! /usr/local.
 
-use super::{Backend, HostnameStore, NewUser, NtpStyle, Platform};
+use super::{Backend, HostnameStore, NewUser, NtpStyle};
 use crate::cloudconfig::model::UserSpec;
 
 pub struct FreeBsd {
@@ -21,9 +21,6 @@ impl FreeBsd {
 }
 
 impl Backend for FreeBsd {
-    fn platform(&self) -> Platform {
-        Platform::Freebsd
-    }
     /// MAXLOGNAME is 33 with the terminating NUL.
     fn max_name_len(&self) -> usize {
         32

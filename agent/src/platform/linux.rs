@@ -1,7 +1,7 @@
 //! Linux (shadow-utils), for tests and for the curtin side: useradd, usermod and groupadd with
 //! `--root`. Long options are fine here — and only here.
 
-use super::{Backend, HostnameStore, NewUser, NtpStyle, Platform};
+use super::{Backend, HostnameStore, NewUser, NtpStyle};
 use crate::cloudconfig::model::UserSpec;
 
 pub struct Linux {
@@ -20,9 +20,6 @@ impl Linux {
 }
 
 impl Backend for Linux {
-    fn platform(&self) -> Platform {
-        Platform::Linux
-    }
     fn max_name_len(&self) -> usize {
         32
     }

@@ -91,7 +91,6 @@ pub struct NtpStyle {
 
 /// What each OS does its own way.
 pub trait Backend {
-    fn platform(&self) -> Platform;
     /// The longest user or group name the OS takes.
     fn max_name_len(&self) -> usize;
     /// The distribution's default user (cloud-init's choice per OS).

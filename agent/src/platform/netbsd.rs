@@ -3,7 +3,6 @@
 
 use super::{
     bsd_useradd_common, chrooted, sudo_rule_user, Backend, HostnameStore, NewUser, NtpStyle,
-    Platform,
 };
 use crate::cloudconfig::model::UserSpec;
 
@@ -12,9 +11,6 @@ pub struct NetBsd {
 }
 
 impl Backend for NetBsd {
-    fn platform(&self) -> Platform {
-        Platform::Netbsd
-    }
     /// LOGIN_NAME_MAX is 17 with the terminating NUL.
     fn max_name_len(&self) -> usize {
         16

@@ -1,7 +1,7 @@
 //! OpenBSD: useradd(8), usermod(8), groupadd(8) from base (no root option: `chroot`); doas from
 //! base in /etc, sudo from ports under /usr/local.
 
-use super::{bsd_useradd_common, chrooted, Backend, HostnameStore, NewUser, NtpStyle, Platform};
+use super::{bsd_useradd_common, chrooted, Backend, HostnameStore, NewUser, NtpStyle};
 use crate::cloudconfig::model::UserSpec;
 
 pub struct OpenBsd {
@@ -9,9 +9,6 @@ pub struct OpenBsd {
 }
 
 impl Backend for OpenBsd {
-    fn platform(&self) -> Platform {
-        Platform::Openbsd
-    }
     /// _PW_NAME_LEN.
     fn max_name_len(&self) -> usize {
         31

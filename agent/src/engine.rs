@@ -1,0 +1,170 @@
+//! From documents to a plan, and from a plan to results: the path `wisp apply` and the boot
+//! stages share. Layers the configuration (system, vendor-data, user-data), reads it as
+//! cloud-config, plans every module, keeps what is due, runs it, and marks what succeeded.
+
+use wisp_datasources::userdata::{self, DecodeOptions, Decoded};
+
+use crate::accounts::Accounts;
+use crate::apply::Outcome as ActionOutcome;
+use crate::cloudconfig::{layers, CloudConfig, Reader, Severity};
+use crate::config::Config;
+use crate::instance::InstanceState;
+use crate::modules::{self, Extras, Inputs, Planned, Stage};
+use crate::platform::Platform;
+use crate::report::Outcome;
+use crate::root::Root;
+
+/// What a machine was given.
+pub struct Documents<'a> {
+    pub user: Option<&'a Decoded>,
+    pub vendor: Option<&'a Decoded>,
+    /// The datasource's public keys: they go to the default user.
+    pub metadata_keys: &'a [String],
+    pub local_hostname: Option<&'a str>,
+    pub instance_id: &'a str,
+    /// Names the documents in messages.
+    pub source: &'a str,
+}
+
+/// Vendor-data as a datasource or a file gives it: MAAS's `{cloud-init: …}` map, or a document.
+pub fn decode_vendor(raw: &[u8], name: &str) -> anyhow::Result<Decoded> {
+    let doc = match serde_yaml::from_slice::<serde_yaml::Value>(raw) {
+        Ok(v @ serde_yaml::Value::Mapping(_)) if v.get("cloud-init").is_some() => {
+            wisp_datasources::convert_vendor_data(&v, name)?.unwrap_or_default()
+        }
+        _ => raw.to_vec(),
+    };
+    Ok(userdata::decode(&doc, name, &DecodeOptions::default()))
+}
+
+/// The distribution's default user as wisp.yaml gives it (`default_user` or
+/// `system_info.default_user`).
+fn configured_default_user(
+    config: &Config,
+    reader: &mut Reader<'_>,
+) -> Option<crate::cloudconfig::model::UserSpec> {
+    let v = config.default_user.as_ref().or(config
+        .system_info
+        .as_ref()
+        .and_then(|s| s.get("default_user")))?;
+    let mut inner = serde_yaml::Mapping::new();
+    inner.insert("default_user".into(), v.clone());
+    let mut map = serde_yaml::Mapping::new();
+    map.insert("system_info".into(), serde_yaml::Value::Mapping(inner));
+    CloudConfig::read(reader, &map).default_user
+}
+
+/// Plans everything the documents ask for on `platform` under `root`.
+pub fn plan(
+    root: &Root,
+    platform: Platform,
+    config: &Config,
+    docs: &Documents<'_>,
+) -> modules::Plan {
+    let mut planned = Planned::default();
+    for d in [docs.user, docs.vendor].into_iter().flatten() {
+        for p in &d.problems {
+            planned.warnings.push(format!("{}: {}", p.part, p.message));
+        }
+    }
+    let empty = serde_yaml::Mapping::new();
+    let layered = layers::layer(
+        &config.raw,
+        docs.vendor.map(|v| &v.cloud_config),
+        docs.user.map(|u| &u.cloud_config).unwrap_or(&empty),
+        platform,
+    );
+    planned.warnings.extend(layered.notes);
+    let mut reader = Reader::default();
+    let cc = CloudConfig::read(&mut reader, &layered.config);
+    let default_user = configured_default_user(config, &mut reader);
+    for p in reader.problems {
+        // Keys with no meaning on the BSDs (MAAS's vendor-data always has some) are noted in
+        // the log but do not make the run WARN.
+        if cc.ignored.contains(&p.path) {
+            tracing::info!(key = %p.path, "ignored: {}", p.message);
+            continue;
+        }
+        let sev = if p.severity == Severity::Error {
+            "error"
+        } else {
+            "warning"
+        };
+        planned
+            .warnings
+            .push(format!("{}: {sev}: {}: {}", docs.source, p.path, p.message));
+    }
+    let root_arg =
+        (root.path("/") != std::path::Path::new("/")).then(|| root.path("/").display().to_string());
+    let backend = platform.backend(root_arg);
+    let accounts = Accounts::load(root);
+    let inputs = Inputs {
+        config: &cc,
+        metadata_keys: docs.metadata_keys,
+        configured_default_user: default_user.as_ref(),
+        backend: backend.as_ref(),
+        accounts: &accounts,
+        root,
+    };
+    let parts = docs.user.map(|u| &u.parts[..]).unwrap_or(&[]);
+    modules::plan_all(
+        &inputs,
+        &Extras {
+            parts,
+            instance_id: docs.instance_id,
+            local_hostname: docs.local_hostname,
+        },
+        planned,
+    )
+}
+
+/// Whether any module of `stage` is due for `instance_id` (else the stage has nothing to do,
+/// and warnings of its plan are about work done before).
+pub fn stage_due(state: &InstanceState, instance_id: &str, stage: Stage) -> bool {
+    modules::MODULES
+        .iter()
+        .any(|m| m.stage == stage && state.should_run(m.name, m.frequency, instance_id))
+}
+
+/// Keeps the actions of modules of `stage` (all stages when `None`) that are due for
+/// `instance_id`.
+pub fn keep_due(
+    planned: &mut Planned,
+    state: &InstanceState,
+    instance_id: &str,
+    stage: Option<Stage>,
+) {
+    planned.actions.retain(|a| {
+        let info = modules::info(a.module());
+        stage.is_none_or(|s| info.stage == s)
+            && state.should_run(a.module(), info.frequency, instance_id)
+    });
+}
+
+/// Marks each module that ran without a failure as done for `instance_id`.
+pub fn mark_done(
+    planned: &Planned,
+    outcomes: &[ActionOutcome],
+    state: &InstanceState,
+    instance_id: &str,
+) -> anyhow::Result<()> {
+    let mut ran: Vec<&str> = planned.actions.iter().map(|a| a.module()).collect();
+    ran.dedup();
+    for m in ran {
+        if !outcomes.iter().any(|o| o.module == m && o.error.is_some()) {
+            state.mark_done(m, instance_id)?;
+        }
+    }
+    Ok(())
+}
+
+/// FAIL when an action failed, WARN when items were refused or warned about, else SUCCESS.
+pub fn result(planned: &Planned, outcomes: &[ActionOutcome]) -> Outcome {
+    if outcomes.iter().any(|o| o.error.is_some()) {
+        Outcome::Fail
+    } else if !planned.errors.is_empty() || !planned.warnings.is_empty() {
+        Outcome::Warn
+    } else {
+        Outcome::Success
+    }
+}

@@ -1,0 +1,168 @@
+//! The rc.d scripts: valid sh, each system's conventions, the stage each runs, and an rcorder(8)
+//! ordering that puts local before the network, network before sshd and logins, final after.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn rcd(os: &str, name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../rc.d")
+        .join(os)
+        .join(name)
+}
+
+fn text(os: &str, name: &str) -> String {
+    std::fs::read_to_string(rcd(os, name)).unwrap()
+}
+
+/// `# KEY: a b c` lines of an rc.d script.
+fn header(t: &str, key: &str) -> Vec<String> {
+    t.lines()
+        .filter_map(|l| l.strip_prefix(&format!("# {key}:")))
+        .flat_map(|v| v.split_whitespace().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn every_script_is_valid_sh() {
+    for (os, names) in [
+        ("netbsd", &["wisplocal", "wispnet", "wispfinal"][..]),
+        ("freebsd", &["wisplocal", "wispnet", "wispfinal"][..]),
+        ("openbsd", &["wisp"][..]),
+    ] {
+        for n in names {
+            let o = Command::new("sh")
+                .arg("-n")
+                .arg(rcd(os, n))
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{os}/{n}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+}
+
+#[test]
+fn each_script_runs_its_stage_with_its_systems_knob_and_the_disable_switch() {
+    for os in ["netbsd", "freebsd"] {
+        for (n, stage) in [
+            ("wisplocal", "local"),
+            ("wispnet", "network"),
+            ("wispfinal", "final"),
+        ] {
+            let t = text(os, n);
+            assert!(t.contains(&format!("init --stage {stage}\n")), "{os}/{n}");
+            assert!(t.contains("/etc/wisp/disabled"), "{os}/{n}");
+            assert_eq!(header(&t, "PROVIDE"), vec![n.to_string()]);
+            assert!(t.contains("run_rc_command \"$1\""), "{os}/{n}");
+            match os {
+                "netbsd" => {
+                    assert!(
+                        t.contains("$_rc_subr_loaded . /etc/rc.subr")
+                            && t.contains("rcvar=\"wisp\"")
+                    );
+                }
+                _ => {
+                    assert!(t.contains(". /etc/rc.subr") && t.contains("rcvar=\"wisp_enable\""));
+                    assert!(t.contains(": ${wisp_enable:=\"NO\"}"));
+                }
+            }
+        }
+    }
+    let t = text("openbsd", "wisp");
+    assert!(t.contains(". /etc/rc.d/rc.subr") && t.contains("rc_cmd $1"));
+    assert!(t.contains("daemon_flags=\"init\"") && t.contains("/etc/wisp/disabled"));
+    assert!(t.contains("rc_stop=NO"));
+}
+
+/// rcorder's ordering over our scripts and the system's placeholders.
+fn order(os: &str) -> Vec<String> {
+    // The parts of each system's rc.d that matter here (PROVIDE → REQUIRE).
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let system: &[(&str, &[&str])] = match os {
+        "netbsd" => &[
+            ("mountcritlocal", &[]),
+            ("network", &["mountcritlocal"]),
+            ("NETWORKING", &["network"]),
+            ("DAEMON", &["NETWORKING"]),
+            ("LOGIN", &["DAEMON"]),
+            ("sshd", &["LOGIN"]),
+        ],
+        _ => &[
+            ("FILESYSTEMS", &[]),
+            ("hostname", &["FILESYSTEMS"]),
+            ("netif", &["hostname"]),
+            ("NETWORKING", &["netif"]),
+            ("DAEMON", &["NETWORKING"]),
+            ("LOGIN", &["DAEMON"]),
+            ("sshd", &["LOGIN"]),
+        ],
+    };
+    for (p, reqs) in system {
+        graph
+            .entry(p.to_string())
+            .or_default()
+            .extend(reqs.iter().map(|r| r.to_string()));
+    }
+    for n in ["wisplocal", "wispnet", "wispfinal"] {
+        let t = text(os, n);
+        graph
+            .entry(n.into())
+            .or_default()
+            .extend(header(&t, "REQUIRE"));
+        for b in header(&t, "BEFORE") {
+            graph.entry(b).or_default().insert(n.into());
+        }
+    }
+    // Kahn's algorithm; a cycle would leave nodes out.
+    let mut done: Vec<String> = Vec::new();
+    while done.len() < graph.len() {
+        let next = graph
+            .iter()
+            .find(|(n, reqs)| {
+                !done.contains(n)
+                    && reqs
+                        .iter()
+                        .all(|r| done.contains(r) || !graph.contains_key(r))
+            })
+            .map(|(n, _)| n.clone());
+        match next {
+            Some(n) => done.push(n),
+            None => panic!(
+                "{os}: cycle among {:?}",
+                graph
+                    .keys()
+                    .filter(|k| !done.contains(k))
+                    .collect::<Vec<_>>()
+            ),
+        }
+    }
+    done
+}
+
+#[test]
+fn rcorder_puts_the_stages_where_they_belong() {
+    for os in ["netbsd", "freebsd"] {
+        let o = order(os);
+        let at = |n: &str| {
+            o.iter()
+                .position(|x| x == n)
+                .unwrap_or_else(|| panic!("{os}: {n} missing"))
+        };
+        assert!(at("wisplocal") < at("NETWORKING"), "{os}: {o:?}");
+        assert!(at("NETWORKING") < at("wispnet"), "{os}: {o:?}");
+        assert!(
+            at("wispnet") < at("LOGIN") && at("wispnet") < at("sshd"),
+            "{os}: {o:?}"
+        );
+        assert!(at("LOGIN") < at("wispfinal"), "{os}: {o:?}");
+    }
+    assert!(
+        order("freebsd").iter().position(|x| x == "wisplocal")
+            < order("freebsd").iter().position(|x| x == "hostname")
+    );
+}
