@@ -65,7 +65,11 @@ pub struct LoggedRequest {
     pub body: String,
 }
 
-#[derive(Debug, Default)]
+/// Called with the system id when a machine GETs its user-data (the moment MAAS marks it
+/// Deployed), before the answer goes out: tests look at the machine then.
+pub type UserDataHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+#[derive(Default)]
 struct State {
     machines: Vec<Machine>,
     user_tokens: Vec<machines::UserToken>,
@@ -75,6 +79,7 @@ struct State {
     nonces: HashSet<(String, String)>,
     log: Vec<LoggedRequest>,
     state_file: Option<std::path::PathBuf>,
+    user_data_hook: Option<UserDataHook>,
 }
 
 /// A running mock. Stops when dropped.
@@ -110,6 +115,19 @@ impl MockMaas {
     }
 
     fn serve(addr: SocketAddr, state: Arc<Mutex<State>>) -> anyhow::Result<MockMaas> {
+        let (addr, stop, thread) = Self::listen(addr, state.clone())?;
+        Ok(MockMaas {
+            addr,
+            state,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    fn listen(
+        addr: SocketAddr,
+        state: Arc<Mutex<State>>,
+    ) -> anyhow::Result<(SocketAddr, Arc<AtomicBool>, JoinHandle<()>)> {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -127,12 +145,7 @@ impl MockMaas {
                 }
             })
         };
-        Ok(MockMaas {
-            addr,
-            state,
-            stop,
-            thread: Some(thread),
-        })
+        Ok((addr, stop, thread))
     }
 
     /// Stops listening (the port refuses connections) but keeps the state, so that a test can
@@ -149,10 +162,9 @@ impl MockMaas {
     /// Listens again on the same address with the same state.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.stop();
-        let again = Self::serve(self.addr, self.state.clone())?;
-        self.stop = again.stop.clone();
-        let mut again = again;
-        self.thread = again.thread.take();
+        let (_, stop, thread) = Self::listen(self.addr, self.state.clone())?;
+        self.stop = stop;
+        self.thread = Some(thread);
         Ok(())
     }
 
@@ -179,6 +191,10 @@ impl MockMaas {
         let mut s = self.lock();
         s.state_file = Some(path);
         save_state(&s);
+    }
+
+    pub fn on_user_data(&self, hook: UserDataHook) {
+        self.lock().user_data_hook = Some(hook);
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -289,6 +305,24 @@ fn handle_connection(mut stream: TcpStream, state: &Mutex<State>) {
     } else {
         SystemTime::now() - Duration::from_secs(offset.unsigned_abs())
     };
+    // The hook runs outside the lock, before the machine hears back.
+    let hook = {
+        let s = lock();
+        s.user_data_hook.clone()
+    };
+    if let Some(hook) = hook {
+        if req.method == "GET" && req.path.ends_with("/user-data") {
+            let token = seen.token.clone().unwrap_or_default();
+            let system_id = lock()
+                .machines
+                .iter()
+                .find(|m| m.token_key == token)
+                .map(|m| m.system_id.clone());
+            if let Some(id) = system_id {
+                hook(&id);
+            }
+        }
+    }
     let resp = if drop_it {
         None
     } else if let Some(retry_after) = fail {

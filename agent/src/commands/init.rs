@@ -81,7 +81,19 @@ fn reporter_for(
     state: &StateDir,
     system_id: Option<&str>,
 ) -> Reporter {
-    let target = sources::maas_config(config).and_then(|cfg| {
+    let target = sources::maas_config(config).and_then(|mut cfg| {
+        // reporting.maas signs with its own credentials when it has them.
+        if let Some(rep) = config.reporting.get("maas") {
+            let creds = wisp_datasources::oauth::Credentials {
+                consumer_key: rep.consumer_key.clone().unwrap_or_default(),
+                consumer_secret: rep.consumer_secret.clone().unwrap_or_default(),
+                token_key: rep.token_key.clone().unwrap_or_default(),
+                token_secret: rep.token_secret.clone().unwrap_or_default(),
+            };
+            if creds.is_complete() {
+                cfg.credentials = creds;
+            }
+        }
         let endpoint = config
             .reporting
             .get("maas")
