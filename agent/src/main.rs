@@ -19,6 +19,7 @@ mod report;
 mod root;
 mod sources;
 mod state;
+mod volumes;
 
 use std::process::ExitCode;
 

@@ -366,10 +366,94 @@ fn stage_key(event: &str) -> &'static str {
     }
 }
 
+/// Looks for a NoCloud (`cidata`) or ConfigDrive (`config-2`) volume and imports its seed into
+/// /var/db/wisp/seed, where the datasources find it. Only on the running system (never under
+/// --root), only when MAAS is not configured and no seed is in place already.
+fn discover_seed(run: &Run<'_>) {
+    let root = &run.ctx.root;
+    if root.path("/") != std::path::Path::new("/")
+        || run.ctx.dry_run
+        || sources::maas_config(run.config).is_some()
+    {
+        return;
+    }
+    let list = run.config.datasource_list.clone().unwrap_or_else(|| {
+        sources::DEFAULT_LIST
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    });
+    let nocloud = run.config.datasource.nocloud.clone().unwrap_or_default();
+    let mut wanted: Vec<(String, &str)> = Vec::new();
+    if list.iter().any(|d| d == "NoCloud")
+        && nocloud.seedfrom.is_none()
+        && !root.path(sources::NOCLOUD_SEED_DIR).exists()
+    {
+        wanted.push((
+            nocloud.fs_label.unwrap_or_else(|| "cidata".into()),
+            sources::NOCLOUD_SEED_DIR,
+        ));
+    }
+    if list.iter().any(|d| d == "ConfigDrive") && !root.path(sources::CONFIGDRIVE_SEED_DIR).exists()
+    {
+        wanted.push(("config-2".into(), sources::CONFIGDRIVE_SEED_DIR));
+    }
+    if wanted.is_empty() {
+        return;
+    }
+    let backend = run.platform.backend(None);
+    let names = if backend.disks_sysctl().is_empty() {
+        std::fs::read_dir("/sys/block")
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    } else {
+        std::process::Command::new("sysctl")
+            .args(["-n", backend.disks_sysctl()])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let devices = backend.disk_devices(&names);
+    for (label, dest) in wanted {
+        let Some((dev, kind, _)) = crate::volumes::find(&devices, &[label.as_str()]) else {
+            continue;
+        };
+        let mnt = root.path("/var/db/wisp/mnt");
+        if let Err(e) = crate::fsutil::ensure_dir(&mnt, 0o700) {
+            tracing::warn!(error = %e, "cannot make a mount point for the seed volume");
+            return;
+        }
+        let mnt_s = mnt.display().to_string();
+        let mount = backend.mount_seed(kind, &dev, &mnt_s);
+        let mounted = std::process::Command::new(&mount[0])
+            .args(&mount[1..])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            tracing::warn!(device = %dev.display(), "cannot mount the {label} volume");
+            continue;
+        }
+        match crate::volumes::import_seed(&mnt, &root.path(dest)) {
+            Ok(n) => {
+                tracing::info!(device = %dev.display(), files = n, "seed imported from the {label} volume")
+            }
+            Err(e) => tracing::warn!(error = %e, "importing the {label} seed"),
+        }
+        let _ = std::process::Command::new("umount").arg(&mnt).status();
+        return;
+    }
+}
+
 fn local(run: &mut Run<'_>) -> (Outcome, bool) {
     run.record_stage("local", "running", Vec::new());
     run.reporter
         .start("init-local", "searching for local datasources");
+    discover_seed(run);
     // Local seeds are read now; MAAS needs the network.
     let mut ds = match sources::select(run.config, &run.ctx.root, &run.client, run.skew.clone()) {
         Ok(ds) => ds,

@@ -109,6 +109,31 @@ impl Backend for FreeBsd {
     fn reload_sshd(&self) -> Vec<String> {
         vec!["service".into(), "sshd".into(), "reload".into()]
     }
+    /// `kern.disks` is "cd0 vtbd1 ada0"; FreeBSD has no separate raw devices.
+    fn disk_devices(&self, names: &str) -> Vec<std::path::PathBuf> {
+        super::existing(names.split_whitespace().map(|n| format!("/dev/{n}")))
+    }
+    fn disks_sysctl(&self) -> &'static str {
+        "kern.disks"
+    }
+    fn mount_seed(
+        &self,
+        kind: crate::volumes::FsKind,
+        raw: &std::path::Path,
+        dir: &str,
+    ) -> Vec<String> {
+        let tool = match kind {
+            crate::volumes::FsKind::Iso9660 => "mount_cd9660",
+            crate::volumes::FsKind::Fat => "mount_msdosfs",
+        };
+        vec![
+            tool.into(),
+            "-o".into(),
+            "ro".into(),
+            raw.display().to_string(),
+            dir.into(),
+        ]
+    }
     fn hostname_store(&self) -> HostnameStore {
         HostnameStore::RcConf("/etc/rc.conf")
     }

@@ -121,6 +121,33 @@ impl Backend for Linux {
     fn reload_sshd(&self) -> Vec<String> {
         vec!["systemctl".into(), "reload-or-restart".into(), "ssh".into()]
     }
+    fn disk_devices(&self, names: &str) -> Vec<std::path::PathBuf> {
+        super::existing(names.split_whitespace().map(|n| format!("/dev/{n}")))
+    }
+    /// Linux has no such sysctl; the block devices are listed from /sys/block instead.
+    fn disks_sysctl(&self) -> &'static str {
+        ""
+    }
+    fn mount_seed(
+        &self,
+        kind: crate::volumes::FsKind,
+        raw: &std::path::Path,
+        dir: &str,
+    ) -> Vec<String> {
+        let fs = match kind {
+            crate::volumes::FsKind::Iso9660 => "iso9660",
+            crate::volumes::FsKind::Fat => "vfat",
+        };
+        vec![
+            "mount".into(),
+            "-t".into(),
+            fs.into(),
+            "-o".into(),
+            "ro".into(),
+            raw.display().to_string(),
+            dir.into(),
+        ]
+    }
     fn hostname_store(&self) -> HostnameStore {
         HostnameStore::File("/etc/hostname")
     }

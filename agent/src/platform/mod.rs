@@ -127,6 +127,34 @@ pub trait Backend {
     fn expire_password(&self, user: &str) -> crate::plan::Action;
     /// Reloads a running sshd after its configuration changed.
     fn reload_sshd(&self) -> Vec<String>;
+    /// The raw devices of the disks the kernel knows, to look for seed volumes on; `names` is
+    /// what the OS's disk-list sysctl said.
+    fn disk_devices(&self, names: &str) -> Vec<std::path::PathBuf>;
+    /// The sysctl that lists the disks.
+    fn disks_sysctl(&self) -> &'static str;
+    /// Mounts a found seed volume read-only on `dir`.
+    fn mount_seed(
+        &self,
+        kind: crate::volumes::FsKind,
+        raw: &std::path::Path,
+        dir: &str,
+    ) -> Vec<String>;
+}
+
+/// `/dev/rX` → `/dev/X`: the block device of a raw one (NetBSD, OpenBSD).
+pub(crate) fn block_of(raw: &std::path::Path) -> String {
+    let s = raw.display().to_string();
+    s.strip_prefix("/dev/r")
+        .map(|r| format!("/dev/{r}"))
+        .unwrap_or(s)
+}
+
+/// Raw devices that exist among the candidates for each disk name.
+pub(crate) fn existing(candidates: impl Iterator<Item = String>) -> Vec<std::path::PathBuf> {
+    candidates
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.exists())
+        .collect()
 }
 
 /// `chroot ROOT argv…` when a root is set (for tools with no root option of their own).
@@ -198,5 +226,49 @@ pub(crate) fn master_passwd_password(
             chrooted(root, vec![hasher])
         },
         db: chrooted(root, vec!["pwd_mkdb", "-s", "-u", user, "/etc/ptmp"]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::volumes::FsKind;
+    use std::path::Path;
+
+    #[test]
+    fn seed_volumes_are_mounted_read_only_with_each_systems_tool() {
+        let dev = Path::new("/dev/rcd0d");
+        let n = Platform::Netbsd.backend(None);
+        assert_eq!(
+            n.mount_seed(FsKind::Iso9660, dev, "/m"),
+            ["mount_cd9660", "-o", "ro", "/dev/cd0d", "/m"]
+        );
+        assert_eq!(
+            n.mount_seed(FsKind::Fat, Path::new("/dev/rsd1d"), "/m"),
+            ["mount_msdos", "-o", "ro", "/dev/sd1d", "/m"]
+        );
+        let o = Platform::Openbsd.backend(None);
+        assert_eq!(
+            o.mount_seed(FsKind::Iso9660, Path::new("/dev/rcd0c"), "/m"),
+            ["mount_cd9660", "-o", "ro", "/dev/cd0c", "/m"]
+        );
+        let f = Platform::Freebsd.backend(None);
+        assert_eq!(
+            f.mount_seed(FsKind::Fat, Path::new("/dev/vtbd1"), "/m"),
+            ["mount_msdosfs", "-o", "ro", "/dev/vtbd1", "/m"]
+        );
+        assert_eq!(n.disks_sysctl(), "hw.disknames");
+        assert_eq!(f.disks_sysctl(), "kern.disks");
+    }
+
+    #[test]
+    fn disk_lists_become_existing_raw_devices() {
+        // Only devices that exist are returned; none of these do here.
+        assert!(Platform::Openbsd
+            .backend(None)
+            .disk_devices("sd0:abc,cd0:")
+            .iter()
+            .all(|p| p.exists()));
+        assert_eq!(block_of(Path::new("/dev/rwd1d")), "/dev/wd1d");
     }
 }

@@ -71,6 +71,38 @@ impl Backend for NetBsd {
     fn reload_sshd(&self) -> Vec<String> {
         vec!["/etc/rc.d/sshd".into(), "reload".into()]
     }
+    /// `hw.disknames` is "wd0 cd0 dk0"; the raw whole-disk partition is `d` on x86, `c`
+    /// elsewhere; wedges have none.
+    fn disk_devices(&self, names: &str) -> Vec<std::path::PathBuf> {
+        super::existing(names.split_whitespace().flat_map(|n| {
+            [
+                format!("/dev/r{n}d"),
+                format!("/dev/r{n}c"),
+                format!("/dev/r{n}"),
+            ]
+        }))
+    }
+    fn disks_sysctl(&self) -> &'static str {
+        "hw.disknames"
+    }
+    fn mount_seed(
+        &self,
+        kind: crate::volumes::FsKind,
+        raw: &std::path::Path,
+        dir: &str,
+    ) -> Vec<String> {
+        let tool = match kind {
+            crate::volumes::FsKind::Iso9660 => "mount_cd9660",
+            crate::volumes::FsKind::Fat => "mount_msdos",
+        };
+        vec![
+            tool.into(),
+            "-o".into(),
+            "ro".into(),
+            super::block_of(raw),
+            dir.into(),
+        ]
+    }
     fn hostname_store(&self) -> HostnameStore {
         HostnameStore::RcConf("/etc/rc.conf")
     }

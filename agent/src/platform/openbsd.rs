@@ -76,6 +76,37 @@ impl Backend for OpenBsd {
     fn reload_sshd(&self) -> Vec<String> {
         vec!["rcctl".into(), "reload".into(), "sshd".into()]
     }
+    /// `hw.disknames` is "sd0:duid,cd0:"; the raw whole disk is partition `c`.
+    fn disk_devices(&self, names: &str) -> Vec<std::path::PathBuf> {
+        super::existing(
+            names
+                .split(',')
+                .filter_map(|e| e.split(':').next())
+                .filter(|n| !n.is_empty())
+                .map(|n| format!("/dev/r{n}c")),
+        )
+    }
+    fn disks_sysctl(&self) -> &'static str {
+        "hw.disknames"
+    }
+    fn mount_seed(
+        &self,
+        kind: crate::volumes::FsKind,
+        raw: &std::path::Path,
+        dir: &str,
+    ) -> Vec<String> {
+        let tool = match kind {
+            crate::volumes::FsKind::Iso9660 => "mount_cd9660",
+            crate::volumes::FsKind::Fat => "mount_msdos",
+        };
+        vec![
+            tool.into(),
+            "-o".into(),
+            "ro".into(),
+            super::block_of(raw),
+            dir.into(),
+        ]
+    }
     fn hostname_store(&self) -> HostnameStore {
         HostnameStore::File("/etc/myname")
     }
