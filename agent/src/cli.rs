@@ -55,6 +55,8 @@ pub enum Command {
     Status(commands::status::StatusArgs),
     /// Forget the instance (state, cache, markers) so an image can be captured or a run repeated.
     Clean(commands::clean::CleanArgs),
+    /// In MAAS's deployment environment (curtin): write the first boot's seed.
+    CurtinHook(commands::curtin_hook::CurtinHookArgs),
     /// Apply a local cloud-config (no datasource); with --dry-run print the plan.
     Apply(commands::apply::ApplyArgs),
     /// Check cloud-config documents; report every problem with line and column.
@@ -104,5 +106,6 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Init(args) => commands::init::run(&ctx, args),
         Command::Status(args) => commands::status::run(&ctx, args),
         Command::Clean(args) => commands::clean::run(&ctx, args),
+        Command::CurtinHook(args) => commands::curtin_hook::run(&ctx, args),
     }
 }

@@ -142,6 +142,12 @@ pub fn load(root: &Root, explicit: Option<&Path>) -> Result<Loaded, ConfigError>
             })
         }
     }
+    // The seed the curtin hook left (imported at first boot): after the main file, before the
+    // drop-ins, so an operator's drop-in still wins.
+    let seed = root.path(crate::curtin::SEED_IMPORTED);
+    if seed.is_file() {
+        files.push(seed);
+    }
     let dropin = PathBuf::from(format!("{}.d", main.display()));
     if let Ok(entries) = std::fs::read_dir(&dropin) {
         let mut more: Vec<PathBuf> = entries

@@ -7,6 +7,7 @@ mod cli;
 mod cloudconfig;
 mod commands;
 mod config;
+mod curtin;
 mod engine;
 mod fsutil;
 mod instance;

@@ -6,7 +6,7 @@
 mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,48 +17,14 @@ use mock_maas::{MachineStatus, MockMaas};
 const USER_DATA: &str = "#cloud-config\nusers:\n  - default\n  - name: ops\n    plain_text_passwd: 'Op3rator-Pw!'\n    lock_passwd: false\n    ssh_authorized_keys: [ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOp3 ops@bastion]\nruncmd:\n  - echo ran > /var/tmp/ran\n";
 
 fn skip() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let have = |t: &str| {
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .any(|d| d.join(t).exists())
-    };
-    if !root || !have("useradd") || !have("ldd") {
-        eprintln!("skipped: needs root, shadow-utils and ldd (CI has them)");
-        return true;
-    }
-    false
+    !can_apply_linux()
 }
 
 /// A Linux root with account files, sudoers and a shell (for runcmd), and wisp configured for
 /// the mock with reporting.
 fn machine(mock: &MockMaas, token_secret: &str) -> tempfile::TempDir {
-    let t = tempfile::tempdir().unwrap();
+    let t = linux_root();
     let r = t.path();
-    for d in ["etc/wisp", "home", "root", "var/tmp"] {
-        std::fs::create_dir_all(r.join(d)).unwrap();
-    }
-    std::fs::write(r.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    std::fs::write(r.join("etc/group"), "root:x:0:\n").unwrap();
-    std::fs::write(r.join("etc/shadow"), "root:*:19000:0:99999:7:::\n").unwrap();
-    std::fs::write(r.join("etc/gshadow"), "root:*::\n").unwrap();
-    std::fs::write(
-        r.join("etc/sudoers"),
-        "root ALL=(ALL) ALL\n@includedir /etc/sudoers.d\n",
-    )
-    .unwrap();
-    let out = Command::new("ldd").arg("/bin/sh").output().unwrap();
-    let mut files = vec![PathBuf::from("/bin/sh")];
-    for l in String::from_utf8_lossy(&out.stdout).lines() {
-        if let Some(p) = l.split_whitespace().find(|w| w.starts_with('/')) {
-            files.push(PathBuf::from(p));
-        }
-    }
-    for f in files {
-        let dest = r.join(f.strip_prefix("/").unwrap());
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(std::fs::canonicalize(&f).unwrap(), &dest).unwrap();
-    }
     let cfg = format!(
         "datasource_list: [MAAS]\ndatasource:\n  MAAS:\n    metadata_url: {url}\n    consumer_key: {CONSUMER_KEY}\n    token_key: {TOKEN_KEY}\n    token_secret: {token_secret}\n    max_wait: 3\n    timeout: 2\nreporting:\n  maas:\n    type: webhook\n    endpoint: {status}\n    consumer_key: {CONSUMER_KEY}\n    token_key: {TOKEN_KEY}\n    token_secret: {TOKEN_SECRET}\n",
         url = mock.metadata_url(),

@@ -31,6 +31,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "cloud_final_modules",
     "output",
     "debconf_selections",
+    "network",
 ];
 
 /// cloud-init keys that mean nothing on a BSD (package managers, Linux subsystems): logged as

@@ -45,6 +45,10 @@ pub struct InitArgs {
     /// Run only this stage.
     #[arg(long, value_enum)]
     pub stage: Option<StageArg>,
+    /// A mounted EFI partition to take the MAAS seed from (by default the FAT partitions of
+    /// the disks are searched, on the running system).
+    #[arg(long, value_name = "DIR")]
+    pub esp: Option<std::path::PathBuf>,
 }
 
 /// Turns wisp off in an image without uninstalling it.
@@ -115,6 +119,10 @@ pub fn run(ctx: &Context, args: &InitArgs) -> anyhow::Result<u8> {
     if ctx.root.path(DISABLED).exists() {
         tracing::info!("{DISABLED} exists: wisp is disabled");
         return Ok(0);
+    }
+    // First the seed the curtin hook left: it brings the datasource and its credentials.
+    if matches!(args.stage, None | Some(StageArg::Local)) && !ctx.dry_run {
+        import_maas_seed(ctx, platform, args.esp.as_deref());
     }
     let loaded = config::load(&ctx.root, ctx.config_path.as_deref())?;
     for w in &loaded.warnings {
@@ -366,6 +374,85 @@ fn stage_key(event: &str) -> &'static str {
     }
 }
 
+/// The seed the curtin hook left on the EFI partition: from `esp` when given, else from the
+/// FAT partitions of the disks (on the running system only), mounted read-write because the
+/// seed is deleted from there once imported.
+fn import_maas_seed(ctx: &Context, platform: Platform, esp: Option<&std::path::Path>) {
+    if ctx.root.path(crate::curtin::SEED_IMPORTED).exists() {
+        return;
+    }
+    if let Some(esp) = esp {
+        match crate::curtin::import_from_esp(esp, &ctx.root) {
+            Ok(true) => tracing::info!(esp = %esp.display(), "MAAS seed imported"),
+            Ok(false) => tracing::info!(esp = %esp.display(), "no MAAS seed on the EFI partition"),
+            Err(e) => tracing::warn!(error = %e, "importing the MAAS seed"),
+        }
+        return;
+    }
+    if ctx.root.path("/") != std::path::Path::new("/") {
+        return;
+    }
+    let backend = platform.backend(None);
+    let names = disk_names(backend.as_ref());
+    let mnt = ctx.root.path("/var/db/wisp/mnt");
+    for dev in backend.disk_devices(&names) {
+        if !matches!(
+            crate::volumes::read_label(&dev),
+            Some((crate::volumes::FsKind::Fat, _))
+        ) {
+            continue;
+        }
+        if crate::fsutil::ensure_dir(&mnt, 0o700).is_err() {
+            return;
+        }
+        let mnt_s = mnt.display().to_string();
+        let mut mount = backend.mount_seed(crate::volumes::FsKind::Fat, &dev, &mnt_s);
+        // Read-write: the seed is removed once imported.
+        if let Some(i) = mount.iter().position(|a| a == "ro") {
+            mount[i] = "rw".into();
+        }
+        let mounted = std::process::Command::new(&mount[0])
+            .args(&mount[1..])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            continue;
+        }
+        let imported = crate::curtin::import_from_esp(&mnt, &ctx.root);
+        let _ = std::process::Command::new("umount").arg(&mnt).status();
+        match imported {
+            Ok(true) => {
+                tracing::info!(device = %dev.display(), "MAAS seed imported from the EFI partition");
+                return;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(device = %dev.display(), error = %e, "importing the MAAS seed")
+            }
+        }
+    }
+}
+
+/// The disk names the OS lists (its sysctl, or /sys/block on Linux).
+fn disk_names(backend: &dyn crate::platform::Backend) -> String {
+    if backend.disks_sysctl().is_empty() {
+        std::fs::read_dir("/sys/block")
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    } else {
+        std::process::Command::new("sysctl")
+            .args(["-n", backend.disks_sysctl()])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+}
+
 /// Looks for a NoCloud (`cidata`) or ConfigDrive (`config-2`) volume and imports its seed into
 /// /var/db/wisp/seed, where the datasources find it. Only on the running system (never under
 /// --root), only when MAAS is not configured and no seed is in place already.
@@ -402,22 +489,7 @@ fn discover_seed(run: &Run<'_>) {
         return;
     }
     let backend = run.platform.backend(None);
-    let names = if backend.disks_sysctl().is_empty() {
-        std::fs::read_dir("/sys/block")
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default()
-    } else {
-        std::process::Command::new("sysctl")
-            .args(["-n", backend.disks_sysctl()])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    };
+    let names = disk_names(backend.as_ref());
     let devices = backend.disk_devices(&names);
     for (label, dest) in wanted {
         let Some((dev, kind, _)) = crate::volumes::find(&devices, &[label.as_str()]) else {

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod clean;
+pub mod curtin_hook;
 pub mod fetch;
 pub mod init;
 pub mod query;

@@ -1,0 +1,356 @@
+//! The curtin side of a MAAS deployment: `wisp curtin-hook` runs in MAAS's Ubuntu ephemeral
+//! environment (as `curtin/curtin-hooks` on the image's EFI partition, a static Linux build of
+//! wisp beside it) and turns curtin's merged config into a seed for the first boot: the metadata
+//! URL and credentials (from `reporting.maas`, else `cloudconfig.maas-cloud-config`, else the
+//! debconf lines), the reporting endpoint, and the `network` config MAAS assigned. The seed is a
+//! wisp configuration fragment, read at first boot, moved root-only to /var/db/wisp and deleted
+//! from the FAT partition (which has no permissions).
+
+use serde_yaml::{Mapping, Value};
+
+/// Where the seed goes on the EFI partition, and where the first boot keeps it.
+pub const SEED_ON_ESP: &str = "wisp/maas-seed.yaml";
+pub const SEED_IMPORTED: &str = "/var/db/wisp/seed/maas.yaml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CurtinError {
+    #[error("{0}: not valid YAML: {1}")]
+    Yaml(String, String),
+    #[error("{0}: no MAAS credentials: looked for reporting.maas, cloudconfig.maas-cloud-config and debconf_selections.maas")]
+    NoCredentials(String),
+    #[error("{0}: {1}")]
+    Invalid(String, String),
+}
+
+/// What the first boot needs, from curtin's config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seed {
+    pub metadata_url: String,
+    pub consumer_key: String,
+    pub token_key: String,
+    pub token_secret: String,
+    pub endpoint: Option<String>,
+    pub network: Option<Value>,
+}
+
+fn s(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str)
+        .map(str::to_string)
+        .filter(|x| !x.is_empty())
+}
+
+/// Reads curtin's merged config (`$CONFIG`). `name` names it in errors.
+pub fn seed_from_config(text: &str, name: &str) -> Result<Seed, CurtinError> {
+    let doc: Value =
+        serde_yaml::from_str(text).map_err(|e| CurtinError::Yaml(name.into(), e.to_string()))?;
+    let Some(map) = doc.as_mapping() else {
+        return Err(CurtinError::Invalid(
+            name.into(),
+            "the config is not a YAML map".into(),
+        ));
+    };
+    let reporting = map.get("reporting").and_then(|r| r.get("maas"));
+    let endpoint = s(reporting.and_then(|r| r.get("endpoint")));
+    let mut creds = reporting.and_then(|r| {
+        Some((
+            s(r.get("consumer_key"))?,
+            s(r.get("token_key"))?,
+            s(r.get("token_secret"))?,
+        ))
+    });
+    let mut metadata_url = endpoint
+        .as_deref()
+        .and_then(wisp_datasources::maas::metadata_url_from_endpoint);
+    // cloudconfig.maas-cloud-config.content: a #cloud-config with datasource.MAAS.
+    if let Some(content) = map
+        .get("cloudconfig")
+        .and_then(|c| c.get("maas-cloud-config"))
+        .and_then(|c| c.get("content"))
+        .and_then(Value::as_str)
+    {
+        let cc: Value = serde_yaml::from_str(content).map_err(|e| {
+            CurtinError::Yaml(
+                format!("{name}: cloudconfig.maas-cloud-config.content"),
+                e.to_string(),
+            )
+        })?;
+        let ds = cc.get("datasource").and_then(|d| d.get("MAAS"));
+        if metadata_url.is_none() {
+            metadata_url = s(ds.and_then(|d| d.get("metadata_url")));
+        }
+        if creds.is_none() {
+            creds = ds.and_then(|d| {
+                Some((
+                    s(d.get("consumer_key"))?,
+                    s(d.get("token_key"))?,
+                    s(d.get("token_secret"))?,
+                ))
+            });
+        }
+    }
+    // The debconf lines cloud-init's MAAS package reads.
+    if let Some(debconf) = map
+        .get("debconf_selections")
+        .and_then(|d| d.get("maas"))
+        .and_then(Value::as_str)
+    {
+        for line in debconf.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                [_, "cloud-init/maas-metadata-url", "string", url] if metadata_url.is_none() => {
+                    metadata_url = Some(url.to_string())
+                }
+                [_, "cloud-init/maas-metadata-credentials", "string", q] if creds.is_none() => {
+                    let get = |k: &str| {
+                        q.split('&')
+                            .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                            .map(percent_decode)
+                    };
+                    if let (Some(c), Some(t), Some(ts)) = (
+                        get("oauth_consumer_key"),
+                        get("oauth_token_key"),
+                        get("oauth_token_secret"),
+                    ) {
+                        creds = Some((c, t, ts));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let (consumer_key, token_key, token_secret) =
+        creds.ok_or_else(|| CurtinError::NoCredentials(name.into()))?;
+    let metadata_url = metadata_url.ok_or_else(|| {
+        CurtinError::Invalid(
+            name.into(),
+            "no metadata URL (reporting.maas.endpoint or datasource.MAAS.metadata_url)".into(),
+        )
+    })?;
+    if !(metadata_url.starts_with("http://") || metadata_url.starts_with("https://")) {
+        return Err(CurtinError::Invalid(
+            name.into(),
+            format!("metadata URL {metadata_url:?} is not http(s)"),
+        ));
+    }
+    Ok(Seed {
+        metadata_url,
+        consumer_key,
+        token_key,
+        token_secret,
+        endpoint,
+        network: map.get("network").cloned(),
+    })
+}
+
+fn percent_decode(v: &str) -> String {
+    let mut out = Vec::new();
+    let b = v.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(x) = u8::from_str_radix(&v[i + 1..i + 3], 16) {
+                out.push(x);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Seed {
+    /// The seed as a wisp configuration fragment (wisp.yaml(5) keys), plus the network config.
+    pub fn to_yaml(&self) -> String {
+        let mut maas = Mapping::new();
+        maas.insert("metadata_url".into(), self.metadata_url.clone().into());
+        maas.insert("consumer_key".into(), self.consumer_key.clone().into());
+        maas.insert("token_key".into(), self.token_key.clone().into());
+        maas.insert("token_secret".into(), self.token_secret.clone().into());
+        let mut ds = Mapping::new();
+        ds.insert("MAAS".into(), Value::Mapping(maas));
+        let mut doc = Mapping::new();
+        doc.insert(
+            "datasource_list".into(),
+            Value::Sequence(vec!["MAAS".into()]),
+        );
+        doc.insert("datasource".into(), Value::Mapping(ds));
+        if let Some(ep) = &self.endpoint {
+            let mut rep = Mapping::new();
+            rep.insert("type".into(), "webhook".into());
+            rep.insert("endpoint".into(), ep.clone().into());
+            rep.insert("consumer_key".into(), self.consumer_key.clone().into());
+            rep.insert("token_key".into(), self.token_key.clone().into());
+            rep.insert("token_secret".into(), self.token_secret.clone().into());
+            let mut reporting = Mapping::new();
+            reporting.insert("maas".into(), Value::Mapping(rep));
+            doc.insert("reporting".into(), Value::Mapping(reporting));
+        }
+        if let Some(n) = &self.network {
+            doc.insert("network".into(), n.clone());
+        }
+        format!(
+            "# wisp seed, written by `wisp curtin-hook` during the MAAS deployment.\n# Read and deleted at first boot. See wisp.yaml(5).\n{}",
+            serde_yaml::to_string(&Value::Mapping(doc)).unwrap_or_default()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> String {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/fixtures/curtin-config.yaml");
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{}: {e} (shared/ sits beside the repository)", p.display()))
+    }
+
+    #[test]
+    fn reads_maas_s_merged_config() {
+        let s = seed_from_config(&fixture(), "CONFIG").unwrap();
+        assert_eq!(s.metadata_url, "http://10.20.0.2:5248/MAAS/metadata/");
+        assert_eq!(s.consumer_key, "nT2dKJuVc3H4aZy7Lq");
+        assert_eq!(s.token_key, "ufYb2m8QwX6kPz9rEd");
+        assert_eq!(s.token_secret, "4vGh7TnKcR2xWq9LmZp3Jd8sYb6FaE5u");
+        assert_eq!(
+            s.endpoint.as_deref(),
+            Some("http://10.20.0.2:5248/MAAS/metadata/status/8kq3dx")
+        );
+        let net = s.network.as_ref().unwrap();
+        assert_eq!(net["version"], 1);
+        assert_eq!(net["config"][0]["mac_address"], "3c:ec:ef:10:22:7a");
+        assert_eq!(net["config"][0]["subnets"][0]["address"], "10.20.0.31/24");
+    }
+
+    #[test]
+    fn falls_back_to_cloudconfig_then_debconf() {
+        let mut doc: Value = serde_yaml::from_str(&fixture()).unwrap();
+        doc.as_mapping_mut().unwrap().remove("reporting");
+        let s = seed_from_config(&serde_yaml::to_string(&doc).unwrap(), "CONFIG").unwrap();
+        assert_eq!(s.metadata_url, "http://10.20.0.2:5248/MAAS/metadata/");
+        assert_eq!(s.token_secret, "4vGh7TnKcR2xWq9LmZp3Jd8sYb6FaE5u");
+        assert_eq!(s.endpoint, None);
+        doc.as_mapping_mut().unwrap().remove("cloudconfig");
+        let s = seed_from_config(&serde_yaml::to_string(&doc).unwrap(), "CONFIG").unwrap();
+        assert_eq!(s.metadata_url, "http://10.20.0.2:5248/MAAS/metadata/");
+        assert_eq!(s.consumer_key, "nT2dKJuVc3H4aZy7Lq");
+        assert_eq!(s.token_secret, "4vGh7TnKcR2xWq9LmZp3Jd8sYb6FaE5u");
+    }
+
+    #[test]
+    fn bad_and_partial_configs_are_clear_errors() {
+        assert!(matches!(
+            seed_from_config("a: [unclosed", "C"),
+            Err(CurtinError::Yaml(..))
+        ));
+        assert!(matches!(
+            seed_from_config("- list", "C"),
+            Err(CurtinError::Invalid(..))
+        ));
+        let e = seed_from_config(
+            "reporting: {maas: {endpoint: http://x/MAAS/metadata/status/a, consumer_key: c}}\n",
+            "C",
+        )
+        .unwrap_err();
+        assert!(matches!(e, CurtinError::NoCredentials(_)), "{e}");
+        let e = seed_from_config(
+            "reporting: {maas: {consumer_key: c, token_key: t, token_secret: s}}\n",
+            "C",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("no metadata URL"), "{e}");
+        let e = seed_from_config("reporting: {maas: {endpoint: ftp://x/status/a, consumer_key: c, token_key: t, token_secret: s}}\n", "C").unwrap_err();
+        assert!(e.to_string().contains("not http"), "{e}");
+        // No secret in any message.
+        let e = seed_from_config("reporting: {maas: {endpoint: ftp://x/status/a, consumer_key: c, token_key: t, token_secret: SeCrEt}}\n", "C").unwrap_err();
+        assert!(!e.to_string().contains("SeCrEt"));
+    }
+
+    #[test]
+    fn the_seed_is_a_wisp_config_fragment() {
+        let s = seed_from_config(&fixture(), "CONFIG").unwrap();
+        let v: Value = serde_yaml::from_str(&s.to_yaml()).unwrap();
+        assert_eq!(v["datasource_list"][0], "MAAS");
+        assert_eq!(v["datasource"]["MAAS"]["token_key"], "ufYb2m8QwX6kPz9rEd");
+        assert_eq!(
+            v["reporting"]["maas"]["endpoint"],
+            "http://10.20.0.2:5248/MAAS/metadata/status/8kq3dx"
+        );
+        assert_eq!(v["network"]["version"], 1);
+    }
+}
+
+/// Moves the seed from a mounted EFI partition into wisp's state (root-only) and deletes it
+/// from the partition. `Ok(false)` when there is none.
+pub fn import_from_esp(esp: &std::path::Path, root: &crate::root::Root) -> std::io::Result<bool> {
+    let src = esp.join(SEED_ON_ESP);
+    match std::fs::symlink_metadata(&src) {
+        Ok(m) if m.is_file() && m.len() <= 1024 * 1024 => {}
+        Ok(_) => {
+            return Err(std::io::Error::other(format!(
+                "{} is not a plain file of at most 1 MiB",
+                src.display()
+            )))
+        }
+        Err(_) => return Ok(false),
+    }
+    let data = std::fs::read(&src)?;
+    let dest = root.path(SEED_IMPORTED);
+    crate::fsutil::ensure_dir(&root.path(crate::state::STATE_DIR), 0o700)?;
+    if let Some(dir) = dest.parent() {
+        crate::fsutil::ensure_dir(dir, 0o700)?;
+    }
+    crate::fsutil::write_atomic(&dest, &data, 0o600)?;
+    // FAT has no permissions: the credentials must not stay there.
+    std::fs::remove_file(&src)?;
+    if let Some(dir) = src.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
+    if let Ok(d) = std::fs::File::open(esp) {
+        let _ = d.sync_all();
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod import_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_seed_moves_root_only_and_leaves_the_esp() {
+        let d =
+            std::env::temp_dir().join(format!("wisp-esp-{}", wisp_datasources::oauth::new_nonce()));
+        let esp = d.join("esp");
+        std::fs::create_dir_all(esp.join("wisp")).unwrap();
+        std::fs::create_dir_all(esp.join("EFI/BOOT")).unwrap();
+        std::fs::write(esp.join(SEED_ON_ESP), "datasource_list: [MAAS]\n").unwrap();
+        let root = crate::root::Root::new(d.join("root"));
+        assert!(import_from_esp(&esp, &root).unwrap());
+        let dest = root.path(SEED_IMPORTED);
+        assert_eq!(
+            std::fs::read_to_string(&dest).unwrap(),
+            "datasource_list: [MAAS]\n"
+        );
+        assert_eq!(
+            std::fs::metadata(&dest).unwrap().permissions().mode() & 0o7777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::metadata(dest.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777,
+            0o700
+        );
+        assert!(!esp.join("wisp").exists());
+        assert!(esp.join("EFI/BOOT").exists());
+        // Nothing left: nothing to import.
+        assert!(!import_from_esp(&esp, &root).unwrap());
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
