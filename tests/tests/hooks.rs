@@ -243,3 +243,146 @@ fn packer_provisioner_installs_from_a_release_archive_and_leaves_it_clean() {
         "wisp clean ran"
     );
 }
+
+#[test]
+fn netbsd_image_has_a_gpt_an_esp_with_the_hook_and_an_ffs_root_with_wisp() {
+    for t in ["makefs", "sgdisk", "mkfs.vfat", "mdir", "xz"] {
+        assert!(have(t), "{t} is needed (.ci/run installs it)");
+    }
+    let t = tempfile::tempdir().unwrap();
+    let w = t.path();
+    // A tiny NetBSD release tree: what the builder needs of it.
+    let destdir = w.join("destdir");
+    for d in ["usr/mdec", "etc", "bin", "usr/bin"] {
+        std::fs::create_dir_all(destdir.join(d)).unwrap();
+    }
+    std::fs::write(
+        destdir.join("usr/mdec/bootx64.efi"),
+        "the NetBSD UEFI loader",
+    )
+    .unwrap();
+    std::fs::write(
+        destdir.join("etc/master.passwd"),
+        "root:*:0:0::0:0:Charlie &:/root:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(destdir.join("etc/group"), "wheel:*:0:root\n").unwrap();
+    std::fs::write(destdir.join("bin/sh"), "#!/bin/sh\n").unwrap();
+    std::os::unix::fs::symlink("../../bin/sh", destdir.join("usr/bin/sh")).unwrap();
+    std::fs::write(w.join("kernel"), "a NetBSD kernel").unwrap();
+    let stand_in = w.join("wisp-stand-in");
+    std::fs::write(&stand_in, "#!/bin/sh\necho wisp\n").unwrap();
+    std::fs::set_permissions(&stand_in, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = w.join("out");
+    let o = Command::new("sh")
+        .arg(hook("netbsd/mkimage"))
+        .arg("--destdir")
+        .arg(&destdir)
+        .arg("--kernel")
+        .arg(w.join("kernel"))
+        .args(["--root-size", "16m", "--esp-size", "34m"])
+        .arg("--wisp")
+        .arg(&stand_in)
+        .arg("--wisp-linux-x86_64")
+        .arg(&stand_in)
+        .arg("--wisp-linux-aarch64")
+        .arg(&stand_in)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let raw = w.join("image.raw");
+    let xz = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "xz -dc '{}' > '{}'",
+            out.join("image.amd64.xz").display(),
+            raw.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(xz.success());
+    // GPT: an EFI system partition, then a NetBSD FFS partition named for fstab's NAME=.
+    let info = |n: &str| {
+        String::from_utf8_lossy(
+            &Command::new("sgdisk")
+                .args(["-i", n])
+                .arg(&raw)
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .into_owned()
+    };
+    let esp = info("1");
+    assert!(
+        esp.contains("C12A7328-F81F-11D2-BA4B-00A0C93EC93B"),
+        "{esp}"
+    );
+    assert!(esp.contains("First sector: 2048 "), "{esp}");
+    let ffs = info("2");
+    assert!(
+        ffs.contains("49F48D5A-B10E-11DC-B99B-0019D1879648") && ffs.contains("'wisp-root'"),
+        "{ffs}"
+    );
+    // The ESP: the loader at the removable-media path, the hook and wisp for both Linux arches.
+    let listing = Command::new("mdir")
+        .arg("-i")
+        .arg(format!("{}@@1048576", raw.display()))
+        .args(["-/", "-b", "::"])
+        .output()
+        .unwrap();
+    let files = String::from_utf8_lossy(&listing.stdout).to_lowercase();
+    for f in [
+        "::/efi/boot/bootx64.efi",
+        "::/curtin/curtin-hooks",
+        "::/curtin/wisp-x86_64-linux",
+        "::/curtin/wisp-aarch64-linux",
+    ] {
+        assert!(files.contains(f), "{f} missing in\n{files}");
+    }
+    let hooks = Command::new("mtype")
+        .arg("-i")
+        .arg(format!("{}@@1048576", raw.display()))
+        .arg("::/curtin/curtin-hooks")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&hooks.stdout).contains("exec \"$bin\" curtin-hook"));
+    // The FFS root: a UFS2 superblock where NetBSD looks for it, built from this spec.
+    let img = std::fs::read(&raw).unwrap();
+    let root_at = {
+        let first: u64 = ffs
+            .lines()
+            .find_map(|l| l.strip_prefix("First sector: "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        (first * 512) as usize
+    };
+    // Without NetBSD's tools, FFSv1: its superblock at 8192, FS_UFS1_MAGIC.
+    let magic = u32::from_le_bytes(
+        img[root_at + 8192 + 1372..root_at + 8192 + 1376]
+            .try_into()
+            .unwrap(),
+    );
+    assert_eq!(magic, 0x011954, "FS_UFS1_MAGIC");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("NetBSD FFSv1 root"));
+    let spec = std::fs::read_to_string(out.join("image.amd64.spec")).unwrap();
+    for line in [
+        "./usr/local/sbin/wisp type=file uname=root gname=wheel mode=0555",
+        "./etc/rc.d/wispnet type=file uname=root gname=wheel mode=0555",
+        "./netbsd type=file uname=root gname=wheel mode=0644",
+        "./usr/bin/sh type=link uname=root gname=wheel mode=0755 link=../../bin/sh",
+    ] {
+        assert!(
+            spec.lines().any(|l| l == line),
+            "{line} missing in the spec\n{spec}"
+        );
+    }
+}
