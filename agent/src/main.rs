@@ -19,6 +19,7 @@ mod rcconf;
 mod report;
 mod root;
 mod sources;
+mod standin;
 mod state;
 mod volumes;
 
@@ -27,6 +28,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    let mut args = std::env::args();
+    let argv0 = args.next().unwrap_or_default();
+    if let Some(code) = standin::dispatch(&argv0, &args.collect::<Vec<_>>()) {
+        return ExitCode::from(code);
+    }
     let cli = cli::Cli::parse();
     // The boot stages keep a log file; the other commands only talk to the console.
     let file = if cli.keeps_log() {

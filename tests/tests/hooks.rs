@@ -343,6 +343,7 @@ fn netbsd_image_has_a_gpt_an_esp_with_the_hook_and_an_ffs_root_with_wisp() {
         "::/curtin/curtin-hooks",
         "::/curtin/wisp-x86_64-linux",
         "::/curtin/wisp-aarch64-linux",
+        "::/bin/bash",
     ] {
         assert!(files.contains(f), "{f} missing in\n{files}");
     }
