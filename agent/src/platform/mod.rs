@@ -141,6 +141,25 @@ pub trait Backend {
     ) -> Vec<String>;
 }
 
+/// NetBSD's and OpenBSD's mount tools, read-only, on the block device of a raw one.
+pub(crate) fn bsd_mount_seed(
+    kind: crate::volumes::FsKind,
+    raw: &std::path::Path,
+    dir: &str,
+) -> Vec<String> {
+    let tool = match kind {
+        crate::volumes::FsKind::Iso9660 => "mount_cd9660",
+        crate::volumes::FsKind::Fat => "mount_msdos",
+    };
+    vec![
+        tool.into(),
+        "-o".into(),
+        "ro".into(),
+        block_of(raw),
+        dir.into(),
+    ]
+}
+
 /// `/dev/rX` → `/dev/X`: the block device of a raw one (NetBSD, OpenBSD).
 pub(crate) fn block_of(raw: &std::path::Path) -> String {
     let s = raw.display().to_string();

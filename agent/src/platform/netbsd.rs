@@ -91,17 +91,7 @@ impl Backend for NetBsd {
         raw: &std::path::Path,
         dir: &str,
     ) -> Vec<String> {
-        let tool = match kind {
-            crate::volumes::FsKind::Iso9660 => "mount_cd9660",
-            crate::volumes::FsKind::Fat => "mount_msdos",
-        };
-        vec![
-            tool.into(),
-            "-o".into(),
-            "ro".into(),
-            super::block_of(raw),
-            dir.into(),
-        ]
+        super::bsd_mount_seed(kind, raw, dir)
     }
     fn hostname_store(&self) -> HostnameStore {
         HostnameStore::RcConf("/etc/rc.conf")
