@@ -145,7 +145,10 @@ fn a_boot_reports_each_stage_and_deploys_only_once_the_keys_are_in_place() {
             "{secret} leaked"
         );
     }
-    // wisp status says done.
+    assert!(String::from_utf8_lossy(&o.stdout)
+        .contains("wisp: local SUCCESS, network SUCCESS, final SUCCESS"));
+    // wisp status says done (and --wait returns at once when the boot is over).
+    assert_eq!(wisp(&r, &["status", "--wait"]).status.code(), Some(0));
     let s = wisp(&r, &["status", "--long"]);
     assert_eq!(
         s.status.code(),

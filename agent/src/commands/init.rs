@@ -165,6 +165,7 @@ pub fn run(ctx: &Context, args: &InitArgs) -> anyhow::Result<u8> {
         Some(s) => vec![s],
     };
     let mut worst = Outcome::Success;
+    let mut summary: Vec<String> = Vec::new();
     for s in stages {
         let (outcome, fatal) = match s {
             StageArg::Local => local(&mut run),
@@ -172,10 +173,21 @@ pub fn run(ctx: &Context, args: &InitArgs) -> anyhow::Result<u8> {
             StageArg::Final => final_stage(&mut run),
         };
         worst = worst.worst(outcome);
+        summary.push(format!(
+            "{} {}",
+            format!("{s:?}").to_lowercase(),
+            outcome.as_str()
+        ));
         if fatal {
             break;
         }
     }
+    // The short summary for the console; the details are in the log and `wisp status --long`.
+    println!(
+        "wisp: {} (details: {}, wisp status --long)",
+        summary.join(", "),
+        crate::log::LOG_FILE
+    );
     Ok(super::apply::exit_code(worst))
 }
 
