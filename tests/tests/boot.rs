@@ -95,9 +95,9 @@ fn a_boot_reports_each_stage_and_deploys_only_once_the_keys_are_in_place() {
             ev("start", "init-local", ""),
             ev("finish", "init-local", "SUCCESS"),
             ev("start", "init-network", ""),
+            ev("finish", "init-network", "SUCCESS"),
             ev("start", "modules-config", ""),
             ev("finish", "modules-config", "SUCCESS"),
-            ev("finish", "init-network", "SUCCESS"),
             ev("start", "modules-final", ""),
             ev("finish", "modules-final", "SUCCESS"),
         ]

@@ -681,6 +681,14 @@ fn network(run: &mut Run<'_>) -> (Outcome, bool) {
             "the fetched data could not be read back".into(),
         );
     };
+    // As cloud-init does: init-network ends with the user-data in hand, and modules-config
+    // follows as its own top-level event (MAAS shows them side by side, not nested).
+    run.reporter.finish(
+        "init-network",
+        &format!("network stage: {}", early_outcome.as_str()),
+        early_outcome,
+        None,
+    );
     run.reporter
         .start("modules-config", "running modules for config");
     let mut planned = run.plan(&c);
@@ -700,12 +708,6 @@ fn network(run: &mut Run<'_>) -> (Outcome, bool) {
         None,
     );
     let outcome = outcome.worst(early_outcome);
-    run.reporter.finish(
-        "init-network",
-        &format!("network stage: {}", outcome.as_str()),
-        outcome,
-        None,
-    );
     run.record_stage("network", outcome.as_str(), Vec::new());
     (outcome, false)
 }
