@@ -94,6 +94,16 @@ pub enum Action {
     },
 }
 
+/// `owner:group` for people; an empty group means the owner's login group, known only once
+/// the account exists (at apply time).
+fn ownership(owner: &str, group: &str) -> String {
+    if group.is_empty() {
+        format!("{owner}:<login group>")
+    } else {
+        format!("{owner}:{group}")
+    }
+}
+
 impl Action {
     pub fn write(
         module: &'static str,
@@ -170,7 +180,10 @@ impl Action {
                 size,
                 ..
             } => {
-                format!("write {path} ({size} bytes, {mode:04o} {owner}:{group})")
+                format!(
+                    "write {path} ({size} bytes, {mode:04o} {})",
+                    ownership(owner, group)
+                )
             }
             Action::Mkdir {
                 path,
@@ -179,7 +192,7 @@ impl Action {
                 group,
                 ..
             } => {
-                format!("mkdir {path} ({mode:04o} {owner}:{group})")
+                format!("mkdir {path} ({mode:04o} {})", ownership(owner, group))
             }
             Action::Symlink { path, target, .. } => format!("ln -sf {target} {path}"),
             Action::MasterPasswd {
