@@ -223,8 +223,9 @@ pub(crate) fn sudo_rule_user(name: &str) -> UserSpec {
     }
 }
 
-/// The stdin-fed tools of Linux and FreeBSD, and the master.passwd way of NetBSD and OpenBSD,
-/// behind one call. `hashed`: `secret` is a crypt(3) hash already.
+/// NetBSD's and OpenBSD's way to set a password (their usermod takes one only in argv): edit
+/// master.passwd as vipw(8) does, hashing a plain-text secret with `hasher` (pwhash(1),
+/// encrypt(1)) on standard input first. `hashed`: `secret` is a crypt(3) hash already.
 pub(crate) fn master_passwd_password(
     root: &Option<String>,
     user: &str,
