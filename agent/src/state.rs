@@ -162,6 +162,13 @@ mod tests {
         assert_eq!(mode(&s.path(SKEW_FILE)), 0o600);
         let again = FileSkewStore::load(StateDir::new(&root, false));
         assert_eq!(again.get("10.0.0.2:5248"), Some(3600));
+        // --dry-run: the saved skew is used, a new one is kept in memory only.
+        let dry = FileSkewStore::load(StateDir::new(&root, true));
+        assert_eq!(dry.get("10.0.0.2:5248"), Some(3600));
+        dry.set("10.0.0.2:5248", -20);
+        assert_eq!(dry.get("10.0.0.2:5248"), Some(-20));
+        let after = FileSkewStore::load(StateDir::new(&root, false));
+        assert_eq!(after.get("10.0.0.2:5248"), Some(3600));
         std::fs::remove_dir_all(d).unwrap();
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use serde_json::json;
 use wisp_datasources::http::{HttpClient, HttpOptions};
-use wisp_datasources::oauth::{MemorySkewStore, SkewStore};
+use wisp_datasources::oauth::SkewStore;
 use wisp_datasources::userdata::{self, DecodeOptions, Decoded};
 use wisp_datasources::Metadata;
 
@@ -30,11 +30,9 @@ pub fn run(ctx: &Context, args: &FetchArgs) -> anyhow::Result<()> {
         tracing::warn!("{w}");
     }
     let state = StateDir::new(&ctx.root, ctx.dry_run);
-    let skew: Arc<dyn SkewStore> = if ctx.dry_run {
-        Arc::new(MemorySkewStore::default())
-    } else {
-        Arc::new(FileSkewStore::load(state.clone()))
-    };
+    // Under --dry-run the state is read-only: the known skew is used, a new one only kept in
+    // memory.
+    let skew: Arc<dyn SkewStore> = Arc::new(FileSkewStore::load(state.clone()));
     let client = HttpClient::new(&HttpOptions::default())?;
     let mut ds = sources::select(&loaded.config, &ctx.root, &client, skew)?;
     let md = ds

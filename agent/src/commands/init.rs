@@ -19,7 +19,7 @@ use anyhow::bail;
 use serde_json::{json, Value};
 use wisp_datasources::http::{HttpClient, HttpOptions};
 use wisp_datasources::maas::Maas;
-use wisp_datasources::oauth::{MemorySkewStore, SkewStore};
+use wisp_datasources::oauth::SkewStore;
 use wisp_datasources::userdata::{self, DecodeOptions, Decoded};
 
 use super::Context;
@@ -129,11 +129,9 @@ pub fn run(ctx: &Context, args: &InitArgs) -> anyhow::Result<u8> {
         tracing::warn!("{w}");
     }
     let state = StateDir::new(&ctx.root, ctx.dry_run);
-    let skew: Arc<dyn SkewStore> = if ctx.dry_run {
-        Arc::new(MemorySkewStore::default())
-    } else {
-        Arc::new(FileSkewStore::load(state.clone()))
-    };
+    // Under --dry-run the state is read-only: the known skew is used, a new one only kept in
+    // memory.
+    let skew: Arc<dyn SkewStore> = Arc::new(FileSkewStore::load(state.clone()));
     let client = HttpClient::new(&HttpOptions::default())?;
     let cached_id = cached(&state, &client).map(|c| c.instance_id);
     let reporter = reporter_for(
