@@ -147,28 +147,13 @@ impl Reader<'_> {
     /// A list of strings, written as a list or as one comma-separated string.
     pub fn string_list(&mut self, path: &str, v: &Value) -> Vec<String> {
         match v {
-            Value::Null => Vec::new(),
             Value::String(s) => s
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect(),
-            Value::Sequence(items) => items
-                .iter()
-                .enumerate()
-                .filter_map(|(i, item)| self.string(&format!("{path}[{i}]"), item))
-                .collect(),
-            other => {
-                self.error(
-                    path,
-                    format!(
-                        "expected a string or a list of strings, got {}",
-                        describe(other)
-                    ),
-                );
-                Vec::new()
-            }
+            other => self.string_or_list(path, other),
         }
     }
 
