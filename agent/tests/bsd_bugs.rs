@@ -1,8 +1,7 @@
 //! Each known cloud-init bug on the BSDs (cloud-config.md, "Known cloud-init bugs") has a test
 //! here showing wisp does not repeat it. Plans are made with --dry-run against a fresh root.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
 fn plan(platform: &str, doc: &str) -> serde_json::Value {
     let tmp = tempfile::tempdir().unwrap();
@@ -12,24 +11,7 @@ fn plan(platform: &str, doc: &str) -> serde_json::Value {
     std::fs::write(dir.join("etc/group"), "wheel:*:0:root\n").unwrap();
     let file = dir.join("user-data");
     std::fs::write(&file, doc).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_wisp"))
-        .args([
-            "--platform",
-            platform,
-            "--dry-run",
-            "--format",
-            "json",
-            "--root",
-        ])
-        .arg(&dir)
-        .arg("--config")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/no-config.yaml"))
-        .args(["apply", "--user-data"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+    common::json_plan(platform, &dir, &file, None).0
 }
 
 fn useradd_argv(plan: &serde_json::Value, user: &str) -> Vec<String> {

@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+
 const DOC: &str = "#cloud-config\nusers: []\nhostname: web1\nfqdn: web1.lab.example.com\nmanage_etc_hosts: true\ntimezone: Europe/Paris\nntp: {servers: [10.20.0.2]}\nwrite_files:\n  - {path: /etc/motd, content: \"hello\\n\"}\n  - {path: /etc/rc.local, content: \"echo hi\\n\", append: true, permissions: '0755'}\n";
 
 fn fake_root() -> tempfile::TempDir {
@@ -23,16 +25,7 @@ fn fake_root() -> tempfile::TempDir {
 fn wisp(platform: &str, root: &Path, extra: &[&str]) -> Output {
     let doc = root.join("user-data");
     std::fs::write(&doc, DOC).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_wisp"))
-        .args(["--platform", platform, "--root"])
-        .arg(root)
-        .arg("--config")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/no-config.yaml"))
-        .args(extra)
-        .args(["apply", "--user-data"])
-        .arg(&doc)
-        .output()
-        .unwrap()
+    common::apply(platform, root, extra, &doc, None)
 }
 
 fn read(root: &Path, p: &str) -> String {

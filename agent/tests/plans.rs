@@ -3,7 +3,8 @@
 //! the goldens; review the diff before committing it.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod common;
 
 const PLATFORMS: &[&str] = &["netbsd", "freebsd", "openbsd", "linux"];
 
@@ -14,22 +15,13 @@ fn dir(p: &str) -> PathBuf {
 /// The plan as JSON, with the root's path replaced by `$ROOT` so goldens do not depend on where
 /// the repository is.
 fn plan(platform: &str, root: &Path, doc: &Path) -> (Option<i32>, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_wisp"))
-        .args([
-            "--platform",
-            platform,
-            "--dry-run",
-            "--format",
-            "json",
-            "--root",
-        ])
-        .arg(root)
-        .arg("--config")
-        .arg(dir("tests/fixtures/no-config.yaml"))
-        .args(["apply", "--user-data"])
-        .arg(doc)
-        .output()
-        .unwrap();
+    let o = common::apply(
+        platform,
+        root,
+        &["--dry-run", "--format", "json"],
+        doc,
+        None,
+    );
     let text = String::from_utf8_lossy(&o.stdout)
         .replace(&root.display().to_string(), "$ROOT")
         .replace(&doc.display().to_string(), "$DOC");
@@ -99,20 +91,13 @@ fn plans_never_show_a_password() {
     let doc = dir("tests/fixtures/corpus/passwords.yaml");
     for platform in PLATFORMS {
         for format in ["json", "text"] {
-            let o = Command::new(env!("CARGO_BIN_EXE_wisp"))
-                .args([
-                    "--platform",
-                    platform,
-                    "--dry-run",
-                    "--format",
-                    format,
-                    "--root",
-                ])
-                .arg(&root)
-                .args(["apply", "--user-data"])
-                .arg(&doc)
-                .output()
-                .unwrap();
+            let o = common::apply(
+                platform,
+                &root,
+                &["--dry-run", "--format", format],
+                &doc,
+                None,
+            );
             let all = format!(
                 "{}{}",
                 String::from_utf8_lossy(&o.stdout),

@@ -2,7 +2,8 @@
 //! `system_info.default_user`, MAAS's NTP server, Linux-only keys ignored on the BSDs.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod common;
 
 fn shared_vendor_data() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/vendor-data.yaml");
@@ -24,26 +25,7 @@ fn plan_and_log(platform: &str, user: &str, vendor: &Path) -> (serde_json::Value
     std::fs::write(t.path().join("etc/group"), "wheel:*:0:root\n").unwrap();
     let ud = t.path().join("user-data");
     std::fs::write(&ud, user).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_wisp"))
-        .args([
-            "--platform",
-            platform,
-            "--dry-run",
-            "--format",
-            "json",
-            "--root",
-        ])
-        .arg(t.path())
-        .arg("--config")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/no-config.yaml"))
-        .args(["apply", "--user-data"])
-        .arg(&ud)
-        .arg("--vendor-data")
-        .arg(vendor)
-        .output()
-        .unwrap();
-    let v = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+    let (v, o) = common::json_plan(platform, t.path(), &ud, Some(vendor));
     (v, String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
