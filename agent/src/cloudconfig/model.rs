@@ -352,20 +352,10 @@ fn read_users(r: &mut Reader<'_>, path: &str, v: &Value) -> Vec<UserEntry> {
     match v {
         Value::Null => Vec::new(),
         // `users: default, alice` (cloud-init splits a string on commas).
-        Value::String(s) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|name| {
-                if name == "default" {
-                    UserEntry::Default
-                } else {
-                    UserEntry::User(Box::new(UserSpec {
-                        name: name.to_string(),
-                        ..Default::default()
-                    }))
-                }
-            })
+        Value::String(_) => r
+            .string_list(path, v)
+            .iter()
+            .map(|name| named_user(name))
             .collect(),
         Value::Sequence(items) => items
             .iter()
@@ -396,19 +386,24 @@ fn read_users(r: &mut Reader<'_>, path: &str, v: &Value) -> Vec<UserEntry> {
     }
 }
 
+/// A user given by name alone; `default` is the distribution's default user.
+fn named_user(name: &str) -> UserEntry {
+    if name == "default" {
+        UserEntry::Default
+    } else {
+        UserEntry::User(Box::new(UserSpec {
+            name: name.to_string(),
+            ..Default::default()
+        }))
+    }
+}
+
 fn read_user_entry(r: &mut Reader<'_>, path: &str, v: &Value) -> Option<UserEntry> {
     match v {
-        Value::String(s) if s == "default" => Some(UserEntry::Default),
-        Value::String(s) => Some(UserEntry::User(Box::new(UserSpec {
-            name: s.clone(),
-            ..Default::default()
-        }))),
+        Value::String(s) => Some(named_user(s)),
         // `[name, ...]` lists are an old form: the first item is the name.
         Value::Sequence(items) => match items.first().and_then(Value::as_str) {
-            Some(name) => Some(UserEntry::User(Box::new(UserSpec {
-                name: name.to_string(),
-                ..Default::default()
-            }))),
+            Some(name) => Some(named_user(name)),
             None => {
                 r.error(path, "a user given as a list must start with its name");
                 None
