@@ -14,15 +14,6 @@ use wisp_datasources::maas::{Maas, MaasConfig};
 use wisp_datasources::oauth::{Credentials, MemorySkewStore, SkewStore};
 use wisp_datasources::{Datasource, DatasourceError};
 
-fn creds() -> Credentials {
-    Credentials {
-        consumer_key: CONSUMER_KEY.into(),
-        consumer_secret: String::new(),
-        token_key: TOKEN_KEY.into(),
-        token_secret: TOKEN_SECRET.into(),
-    }
-}
-
 fn maas_with(
     mock: &MockMaas,
     creds: Credentials,

@@ -8,16 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use common::*;
 use mock_maas::MachineStatus;
 use wisp_datasources::http::{HttpClient, HttpOptions, Request, Response};
-use wisp_datasources::oauth::{authorization_header, new_nonce, Credentials};
-
-fn creds() -> Credentials {
-    Credentials {
-        consumer_key: CONSUMER_KEY.into(),
-        consumer_secret: String::new(),
-        token_key: TOKEN_KEY.into(),
-        token_secret: TOKEN_SECRET.into(),
-    }
-}
+use wisp_datasources::oauth::{authorization_header, new_nonce};
 
 fn now() -> u64 {
     SystemTime::now()

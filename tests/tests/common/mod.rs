@@ -12,6 +12,16 @@ pub const CONSUMER_KEY: &str = "nT2dKJuVc3H4aZy7Lq";
 pub const TOKEN_KEY: &str = "ufYb2m8QwX6kPz9rEd";
 pub const TOKEN_SECRET: &str = "4vGh7TnKcR2xWq9LmZp3Jd8sYb6FaE5u";
 
+/// The example machine's OAuth credentials (MAAS leaves the consumer secret empty).
+pub fn creds() -> wisp_datasources::oauth::Credentials {
+    wisp_datasources::oauth::Credentials {
+        consumer_key: CONSUMER_KEY.into(),
+        consumer_secret: String::new(),
+        token_key: TOKEN_KEY.into(),
+        token_secret: TOKEN_SECRET.into(),
+    }
+}
+
 pub fn demo_machines() -> MachinesFile {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo-machines.yaml");
     MachinesFile::load(&p).expect("demo machines file")
