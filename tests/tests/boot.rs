@@ -291,3 +291,41 @@ fn clean_forgets_the_instance() {
     assert_eq!(wisp(r, &["status"]).status.code(), Some(0));
     assert!(String::from_utf8_lossy(&wisp(r, &["status"]).stdout).contains("not run"));
 }
+
+#[test]
+fn an_include_is_fetched_once_per_boot_not_once_per_stage() {
+    if skip() {
+        return;
+    }
+    let files = mock_with(|f| {
+        f.files
+            .insert("extra.cfg".into(), "#cloud-config\ntimezone: UTC\n".into());
+        f.machines[0].user_data = None;
+    });
+    let url = format!("http://{}/files/extra.cfg", files.addr());
+    let mock = mock_with(|f| f.machines[0].user_data = Some(format!("#include\n{url}\n")));
+    let t = machine(&mock, TOKEN_SECRET);
+    let zoneinfo = t.path().join("usr/share/zoneinfo");
+    std::fs::create_dir_all(&zoneinfo).unwrap();
+    std::fs::write(zoneinfo.join("UTC"), "TZif").unwrap();
+    let o = wisp(t.path(), &["init"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&wisp(t.path(), &["status", "--long"]).stdout)
+    );
+    // The included document was applied...
+    assert_eq!(
+        std::fs::read_link(t.path().join("etc/localtime")).unwrap(),
+        Path::new("/usr/share/zoneinfo/UTC")
+    );
+    // ...and fetched once: the final stage used what the network stage decoded.
+    let fetches = files
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/files/extra.cfg")
+        .count();
+    assert_eq!(fetches, 1);
+}

@@ -67,6 +67,9 @@ struct Run<'a> {
     skew: Arc<dyn SkewStore>,
     reporter: Reporter,
     status: Value,
+    /// What the network stage fetched and decoded, for the final stage of the same run (so
+    /// `#include`s are fetched once per boot, not once per stage).
+    fetched: Option<Cached>,
 }
 
 fn now() -> f64 {
@@ -133,7 +136,7 @@ pub fn run(ctx: &Context, args: &InitArgs) -> anyhow::Result<u8> {
     // memory.
     let skew: Arc<dyn SkewStore> = Arc::new(FileSkewStore::load(state.clone()));
     let client = HttpClient::new(&HttpOptions::default())?;
-    let cached_id = cached(&state, &client).map(|c| c.instance_id);
+    let cached_id = cached_instance_id(&state);
     let reporter = reporter_for(
         &loaded.config,
         &client,
@@ -157,6 +160,7 @@ pub fn run(ctx: &Context, args: &InitArgs) -> anyhow::Result<u8> {
         skew,
         reporter,
         status,
+        fetched: None,
     };
     let stages = match args.stage {
         None => vec![StageArg::Local, StageArg::Network, StageArg::Final],
@@ -198,10 +202,20 @@ struct Cached {
     vendor: Option<Decoded>,
 }
 
-fn cached(state: &StateDir, client: &HttpClient) -> Option<Cached> {
+fn cached_instance_data(state: &StateDir) -> Option<(Value, String)> {
     let data: Value = serde_json::from_slice(&state.read(state::INSTANCE_DATA).ok()??).ok()?;
+    let instance_id = data["v1"]["instance_id"].as_str()?.to_string();
+    Some((data, instance_id))
+}
+
+/// The instance id of the last fetch, without decoding its user-data (which may fetch).
+fn cached_instance_id(state: &StateDir) -> Option<String> {
+    cached_instance_data(state).map(|(_, id)| id)
+}
+
+fn cached(state: &StateDir, client: &HttpClient) -> Option<Cached> {
+    let (data, instance_id) = cached_instance_data(state)?;
     let v1 = &data["v1"];
-    let instance_id = v1["instance_id"].as_str()?.to_string();
     let user = state.read(state::USER_DATA).ok().flatten().map(|raw| {
         let opts = DecodeOptions {
             fetcher: Some(client),
@@ -706,6 +720,7 @@ fn network(run: &mut Run<'_>) -> (Outcome, bool) {
         None,
     );
     let outcome = outcome.worst(early_outcome);
+    run.fetched = Some(c);
     run.record_stage("network", outcome.as_str(), Vec::new());
     (outcome, false)
 }
@@ -714,7 +729,11 @@ fn final_stage(run: &mut Run<'_>) -> (Outcome, bool) {
     run.record_stage("final", "running", Vec::new());
     run.reporter
         .start("modules-final", "running modules for final");
-    let Some(c) = cached(&run.state, &run.client) else {
+    let Some(c) = run
+        .fetched
+        .take()
+        .or_else(|| cached(&run.state, &run.client))
+    else {
         return run.fatal(
             "modules-final",
             "no data: the network stage has not run".into(),
