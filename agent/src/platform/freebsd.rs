@@ -48,12 +48,7 @@ impl Backend for FreeBsd {
     }
     fn add_user(&self, u: &NewUser<'_>, warnings: &mut Vec<String>) -> Vec<String> {
         let mut argv = self.pw(&["useradd", u.name]);
-        let mut opt = |flag: &str, v: Option<String>| {
-            if let Some(v) = v {
-                argv.push(flag.into());
-                argv.push(v);
-            }
-        };
+        let mut opt = |flag: &str, v: Option<String>| super::push_opt(&mut argv, flag, v);
         opt("-c", u.gecos.map(str::to_string));
         opt("-d", u.homedir.map(str::to_string));
         // -e is the account's expiry (-p would be the password's).

@@ -48,12 +48,7 @@ impl Backend for Linux {
     }
     fn add_user(&self, u: &NewUser<'_>, _warnings: &mut Vec<String>) -> Vec<String> {
         let mut argv = self.tool("useradd");
-        let mut opt = |flag: &str, v: Option<String>| {
-            if let Some(v) = v {
-                argv.push(flag.into());
-                argv.push(v);
-            }
-        };
+        let mut opt = |flag: &str, v: Option<String>| super::push_opt(&mut argv, flag, v);
         opt("--comment", u.gecos.map(str::to_string));
         opt("--home-dir", u.homedir.map(str::to_string));
         opt("--expiredate", u.expiredate.map(str::to_string));

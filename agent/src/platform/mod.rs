@@ -187,17 +187,20 @@ pub(crate) fn chrooted(root: &Option<String>, argv: Vec<&str>) -> Vec<String> {
     out
 }
 
+/// `flag value` when there is a value: the optional fields of useradd and pw.
+pub(crate) fn push_opt(argv: &mut Vec<String>, flag: &str, value: Option<String>) {
+    if let Some(v) = value {
+        argv.push(flag.into());
+        argv.push(v);
+    }
+}
+
 /// The fields of useradd that NetBSD and OpenBSD share (OpenBSD's tool derives from NetBSD's).
 pub(crate) fn bsd_useradd_common(u: &NewUser<'_>, argv: &mut Vec<String>) {
     if u.create_home {
         argv.push("-m".into());
     }
-    let mut opt = |flag: &str, v: Option<String>| {
-        if let Some(v) = v {
-            argv.push(flag.into());
-            argv.push(v);
-        }
-    };
+    let mut opt = |flag: &str, v: Option<String>| push_opt(argv, flag, v);
     opt("-c", u.gecos.map(str::to_string));
     opt("-d", u.homedir.map(str::to_string));
     opt("-e", u.expiredate.map(str::to_string));
