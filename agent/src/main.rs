@@ -1,6 +1,9 @@
 //! wisp: a small, fast first-boot agent for NetBSD, FreeBSD and OpenBSD machines deployed by
 //! MAAS. See wisp(8) and the README.
 
+#[macro_use]
+mod out;
+
 mod accounts;
 mod apply;
 mod cli;
@@ -55,9 +58,18 @@ fn main() -> ExitCode {
         .init();
     match cli::run(&cli) {
         Ok(code) => ExitCode::from(code),
+        // A reader that went away (`wisp query | head`) ends the output, not the command.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wisp: error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -16,7 +16,7 @@ pub fn dispatch(argv0: &str, args: &[String]) -> Option<u8> {
 }
 
 fn check(tool: &str) -> u8 {
-    println!(
+    outln!(
         "{tool}: answered by wisp {} (the BSD image's first-boot agent); the image configures itself at first boot",
         env!("CARGO_PKG_VERSION")
     );

@@ -63,3 +63,36 @@ fn unknown_platform_is_refused() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("netbsd"));
 }
+
+/// `wisp … | head -c1`: the reader goes away before wisp writes. That is a normal end — no
+/// panic ("failed printing to stdout"), no abort (exit 134 and a core file on a BSD).
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let root = tempfile::tempdir().unwrap();
+    let users = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/users.yaml");
+    let no_config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/no-config.yaml");
+    for format in ["text", "json"] {
+        let command = || {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_wisp"));
+            c.args(["--platform", "netbsd", "--dry-run", "--format", format])
+                .arg("--root")
+                .arg(root.path())
+                .args(["--config", no_config, "apply", "--user-data", users]);
+            c
+        };
+        let whole = command().output().unwrap();
+        let mut child = command()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closing our end first makes wisp's very first write fail with EPIPE.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!stderr.contains("panicked"), "{format}: {stderr}");
+        // The exit status is the plan's, as when the whole output was read.
+        assert!(whole.stdout.len() > 1);
+        assert_eq!(o.status.code(), whole.status.code(), "{format}: {stderr}");
+    }
+}

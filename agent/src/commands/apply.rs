@@ -97,7 +97,7 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
             "errors": planned.errors,
         });
         match ctx.format {
-            Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+            Format::Json => outln!("{}", serde_json::to_string_pretty(&plan)?),
             Format::Text => print_plan(&planned),
         }
         return Ok(exit_code(engine::result(&planned, &[])));
@@ -110,7 +110,7 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
             o.module == modules::set_passwords::NAME && &o.item == user && o.error.is_none()
         });
         if set {
-            println!("set_passwords: {user}: random password: {}", secret.0);
+            outln!("set_passwords: {user}: random password: {}", secret.0);
         }
     }
     if let Some(id) = &args.instance_id {
@@ -130,7 +130,7 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
         tracing::warn!(error = %e, "cannot record the results");
     }
     match ctx.format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "result": result.as_str(),
@@ -142,12 +142,12 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
         Format::Text => {
             for o in &outcomes {
                 match &o.error {
-                    None => println!("{:<13} ok    {}", o.module, o.action),
-                    Some(e) => println!("{:<13} FAIL  {}: {e}", o.module, o.action),
+                    None => outln!("{:<13} ok    {}", o.module, o.action),
+                    Some(e) => outln!("{:<13} FAIL  {}: {e}", o.module, o.action),
                 }
             }
             print_problems(&planned);
-            println!("result: {}", result.as_str());
+            outln!("result: {}", result.as_str());
         }
     }
     Ok(exit_code(result))
@@ -155,20 +155,20 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
 
 pub fn print_plan(planned: &modules::Planned) {
     for a in &planned.actions {
-        println!("{:<13} {}", a.module(), a.describe());
+        outln!("{:<13} {}", a.module(), a.describe());
     }
     print_problems(planned);
     if planned.actions.is_empty() {
-        println!("nothing to do");
+        outln!("nothing to do");
     }
 }
 
 fn print_problems(planned: &modules::Planned) {
     for w in &planned.warnings {
-        println!("warning: {w}");
+        outln!("warning: {w}");
     }
     for e in &planned.errors {
-        println!("error: {}: {}: {}", e.module, e.item, e.reason);
+        outln!("error: {}: {}: {}", e.module, e.item, e.reason);
     }
 }
 

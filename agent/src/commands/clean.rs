@@ -40,7 +40,7 @@ pub fn run(ctx: &Context, args: &CleanArgs) -> anyhow::Result<u8> {
     }
     for p in &doomed {
         if ctx.dry_run {
-            println!("would remove {}", p.display());
+            outln!("would remove {}", p.display());
             continue;
         }
         let meta = std::fs::symlink_metadata(p).with_context(|| p.display().to_string())?;
@@ -50,7 +50,7 @@ pub fn run(ctx: &Context, args: &CleanArgs) -> anyhow::Result<u8> {
             std::fs::remove_file(p)
         }
         .with_context(|| format!("removing {}", p.display()))?;
-        println!("removed {}", p.display());
+        outln!("removed {}", p.display());
     }
     Ok(0)
 }

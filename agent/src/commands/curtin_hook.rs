@@ -51,7 +51,7 @@ pub fn run(_ctx: &Context, args: &CurtinHookArgs) -> anyhow::Result<u8> {
         ),
         None => "no network config".into(),
     };
-    println!(
+    outln!(
         "wisp curtin-hook: seed written to {}: MAAS {}, reporting to {}, {network}",
         path.display(),
         seed.metadata_url,

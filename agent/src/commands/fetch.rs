@@ -80,7 +80,7 @@ pub fn run(ctx: &Context, args: &FetchArgs) -> anyhow::Result<()> {
         "user_data": if skip_user_data { json!("not fetched") } else { json!(user.as_ref().map(summary)) },
     });
     match ctx.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&report)?),
         Format::Text => print_text(&md, vendor.as_ref(), user.as_ref(), skip_user_data),
     }
     Ok(())
@@ -97,18 +97,18 @@ fn summary(d: &Decoded) -> serde_json::Value {
 }
 
 fn print_text(md: &Metadata, vendor: Option<&Decoded>, user: Option<&Decoded>, skipped: bool) {
-    println!("datasource:     {} ({})", md.datasource, md.source);
-    println!("instance-id:    {}", md.instance_id);
-    println!(
+    outln!("datasource:     {} ({})", md.datasource, md.source);
+    outln!("instance-id:    {}", md.instance_id);
+    outln!(
         "local-hostname: {}",
         md.local_hostname.as_deref().unwrap_or("(none)")
     );
-    println!("public-keys:    {}", md.public_keys.len());
+    outln!("public-keys:    {}", md.public_keys.len());
     for k in &md.public_keys {
-        println!("  {k}");
+        outln!("  {k}");
     }
     if md.network_config.is_some() {
-        println!("network-config: present");
+        outln!("network-config: present");
     }
     print_decoded("vendor-data", vendor, false);
     print_decoded("user-data", user, skipped);
@@ -116,26 +116,26 @@ fn print_text(md: &Metadata, vendor: Option<&Decoded>, user: Option<&Decoded>, s
 
 fn print_decoded(label: &str, d: Option<&Decoded>, skipped: bool) {
     if skipped {
-        println!("{label}:      not fetched");
+        outln!("{label}:      not fetched");
         return;
     }
     let Some(d) = d else {
-        println!("{label}:{}(none)", " ".repeat(15 - label.len()));
+        outln!("{label}:{}(none)", " ".repeat(15 - label.len()));
         return;
     };
-    println!(
+    outln!(
         "{label}:{}{} part(s)",
         " ".repeat(15 - label.len()),
         d.parts.len()
     );
     for p in &d.parts {
-        println!("  {} {} ({} bytes)", p.kind.as_str(), p.name, p.size);
+        outln!("  {} {} ({} bytes)", p.kind.as_str(), p.name, p.size);
     }
     let keys: Vec<&str> = d.cloud_config.keys().filter_map(|k| k.as_str()).collect();
     if !keys.is_empty() {
-        println!("  cloud-config keys: {}", keys.join(", "));
+        outln!("  cloud-config keys: {}", keys.join(", "));
     }
     for pr in &d.problems {
-        println!("  problem: {}: {}", pr.part, pr.message);
+        outln!("  problem: {}: {}", pr.part, pr.message);
     }
 }

@@ -185,7 +185,7 @@ pub fn run(ctx: &Context, args: &InitArgs) -> anyhow::Result<u8> {
         }
     }
     // The short summary for the console; the details are in the log and `wisp status --long`.
-    println!(
+    outln!(
         "wisp: {} (details: {}, wisp status --long)",
         summary.join(", "),
         crate::log::LOG_FILE
@@ -303,7 +303,7 @@ impl Run<'_> {
                 o.module == modules::set_passwords::NAME && &o.item == user && o.error.is_none()
             }) {
                 // The console, not the log.
-                println!("wisp: set_passwords: {user}: random password: {}", secret.0);
+                outln!("wisp: set_passwords: {user}: random password: {}", secret.0);
             }
         }
         let mut names: Vec<&str> = Vec::new();

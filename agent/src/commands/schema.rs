@@ -46,7 +46,7 @@ pub fn run(ctx: &Context, args: &SchemaArgs) -> anyhow::Result<u8> {
                     })
                 })
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&json!({ "files": files }))?
             );
@@ -54,7 +54,7 @@ pub fn run(ctx: &Context, args: &SchemaArgs) -> anyhow::Result<u8> {
         Format::Text => {
             for (file, ps) in &reports {
                 if ps.is_empty() {
-                    println!("{file}: valid cloud-config");
+                    outln!("{file}: valid cloud-config");
                 }
                 for (part, p) in ps {
                     let place = match (p.line, p.column) {
@@ -74,7 +74,7 @@ pub fn run(ctx: &Context, args: &SchemaArgs) -> anyhow::Result<u8> {
                     } else {
                         format!("{}: ", p.problem.path)
                     };
-                    println!("{place}{part}: {sev}: {path}{}", p.problem.message);
+                    outln!("{place}{part}: {sev}: {path}{}", p.problem.message);
                 }
             }
         }

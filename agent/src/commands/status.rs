@@ -73,13 +73,13 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<u8> {
         Format::Json => {
             let mut out = status.clone();
             out["status"] = json!(overall);
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            outln!("{}", serde_json::to_string_pretty(&out)?);
         }
         Format::Text => {
-            println!("status: {overall}");
+            outln!("status: {overall}");
             if args.long {
                 if let Some(stage) = status["current"].as_str() {
-                    println!("stage: {stage}");
+                    outln!("stage: {stage}");
                 }
                 for name in ["local", "network", "final"] {
                     let s = &status["stages"][name];
@@ -88,18 +88,18 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<u8> {
                             (Some(a), Some(b)) => format!(" ({:.2}s)", b - a),
                             _ => String::new(),
                         };
-                        println!("  {name:<8} {r}{took}");
+                        outln!("  {name:<8} {r}{took}");
                         for e in s["errors"].as_array().into_iter().flatten() {
-                            println!("    error: {}", e.as_str().unwrap_or(""));
+                            outln!("    error: {}", e.as_str().unwrap_or(""));
                         }
                     }
                 }
                 if let Some(modules) = status["modules"].as_object() {
-                    println!("modules:");
+                    outln!("modules:");
                     for (m, v) in modules {
-                        println!("  {m:<22} {}", v["result"].as_str().unwrap_or("?"));
+                        outln!("  {m:<22} {}", v["result"].as_str().unwrap_or("?"));
                         for e in v["errors"].as_array().into_iter().flatten() {
-                            println!("    {}", e.as_str().unwrap_or(""));
+                            outln!("    {}", e.as_str().unwrap_or(""));
                         }
                     }
                 }
