@@ -54,74 +54,111 @@ fn configured_default_user(
     CloudConfig::read(reader, &map).default_user
 }
 
-/// Plans everything the documents ask for on `platform` under `root`.
+/// The documents read as one cloud-config: done once per set of documents, however many stages
+/// then plan from it.
+pub struct Read {
+    config: CloudConfig,
+    default_user: Option<crate::cloudconfig::model::UserSpec>,
+    /// Problems of the documents, for the report.
+    pub warnings: Vec<String>,
+}
+
+impl Read {
+    /// Layers the configuration, vendor-data and user-data and reads the result. Keys with no
+    /// meaning on the BSDs are logged here, once.
+    pub fn new(platform: Platform, config: &Config, docs: &Documents<'_>) -> Read {
+        let mut warnings = Vec::new();
+        for d in [docs.user, docs.vendor].into_iter().flatten() {
+            for p in &d.problems {
+                warnings.push(format!("{}: {}", p.part, p.message));
+            }
+        }
+        let empty = serde_yaml::Mapping::new();
+        let layered = layers::layer(
+            &config.raw,
+            docs.vendor.map(|v| &v.cloud_config),
+            docs.user.map(|u| &u.cloud_config).unwrap_or(&empty),
+            platform,
+        );
+        warnings.extend(layered.notes);
+        let mut reader = Reader::default();
+        let cc = CloudConfig::read(&mut reader, &layered.config);
+        let default_user = configured_default_user(config, &mut reader);
+        for p in reader.problems {
+            // Keys with no meaning on the BSDs (MAAS's vendor-data always has some) are noted
+            // in the log but do not make the run WARN.
+            if cc.ignored.contains(&p.path) {
+                tracing::info!(key = %p.path, "ignored: {}", p.message);
+                continue;
+            }
+            let sev = if p.severity == Severity::Error {
+                "error"
+            } else {
+                "warning"
+            };
+            warnings.push(format!("{}: {sev}: {}: {}", docs.source, p.path, p.message));
+        }
+        Read {
+            config: cc,
+            default_user,
+            warnings,
+        }
+    }
+
+    /// Plans the modules that `wanted` picks on `platform` under `root`. The documents'
+    /// warnings are in the plan when `with_warnings`.
+    pub fn plan(
+        &self,
+        root: &Root,
+        platform: Platform,
+        docs: &Documents<'_>,
+        with_warnings: bool,
+        wanted: impl Fn(&modules::ModuleInfo) -> bool,
+    ) -> modules::Plan {
+        let mut planned = Planned::default();
+        if with_warnings {
+            planned.warnings = self.warnings.clone();
+        }
+        let root_arg = (root.path("/") != std::path::Path::new("/"))
+            .then(|| root.path("/").display().to_string());
+        let backend = platform.backend(root_arg);
+        let accounts = Accounts::load(root);
+        let inputs = Inputs {
+            config: &self.config,
+            metadata_keys: docs.metadata_keys,
+            configured_default_user: self.default_user.as_ref(),
+            backend: backend.as_ref(),
+            accounts: &accounts,
+            root,
+        };
+        let parts = docs.user.map(|u| &u.parts[..]).unwrap_or(&[]);
+        modules::plan_modules(
+            &inputs,
+            &Extras {
+                parts,
+                instance_id: docs.instance_id,
+                local_hostname: docs.local_hostname,
+            },
+            planned,
+            wanted,
+        )
+    }
+}
+
+/// Plans everything the documents ask for on `platform` under `root` (`wisp apply`).
 pub fn plan(
     root: &Root,
     platform: Platform,
     config: &Config,
     docs: &Documents<'_>,
 ) -> modules::Plan {
-    let mut planned = Planned::default();
-    for d in [docs.user, docs.vendor].into_iter().flatten() {
-        for p in &d.problems {
-            planned.warnings.push(format!("{}: {}", p.part, p.message));
-        }
-    }
-    let empty = serde_yaml::Mapping::new();
-    let layered = layers::layer(
-        &config.raw,
-        docs.vendor.map(|v| &v.cloud_config),
-        docs.user.map(|u| &u.cloud_config).unwrap_or(&empty),
-        platform,
-    );
-    planned.warnings.extend(layered.notes);
-    let mut reader = Reader::default();
-    let cc = CloudConfig::read(&mut reader, &layered.config);
-    let default_user = configured_default_user(config, &mut reader);
-    for p in reader.problems {
-        // Keys with no meaning on the BSDs (MAAS's vendor-data always has some) are noted in
-        // the log but do not make the run WARN.
-        if cc.ignored.contains(&p.path) {
-            tracing::info!(key = %p.path, "ignored: {}", p.message);
-            continue;
-        }
-        let sev = if p.severity == Severity::Error {
-            "error"
-        } else {
-            "warning"
-        };
-        planned
-            .warnings
-            .push(format!("{}: {sev}: {}: {}", docs.source, p.path, p.message));
-    }
-    let root_arg =
-        (root.path("/") != std::path::Path::new("/")).then(|| root.path("/").display().to_string());
-    let backend = platform.backend(root_arg);
-    let accounts = Accounts::load(root);
-    let inputs = Inputs {
-        config: &cc,
-        metadata_keys: docs.metadata_keys,
-        configured_default_user: default_user.as_ref(),
-        backend: backend.as_ref(),
-        accounts: &accounts,
-        root,
-    };
-    let parts = docs.user.map(|u| &u.parts[..]).unwrap_or(&[]);
-    modules::plan_all(
-        &inputs,
-        &Extras {
-            parts,
-            instance_id: docs.instance_id,
-            local_hostname: docs.local_hostname,
-        },
-        planned,
-    )
+    Read::new(platform, config, docs).plan(root, platform, docs, true, |_| true)
 }
 
 /// Whether any module of `stage` is due for `instance_id` (else the stage has nothing to do,
 /// and warnings of its plan are about work done before).
 pub fn stage_due(state: &InstanceState, instance_id: &str, stage: Stage) -> bool {
-    modules::MODULES
+    modules::infos()
         .iter()
         .any(|m| m.stage == stage && state.should_run(m.name, m.frequency, instance_id))
 }

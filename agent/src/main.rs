@@ -6,6 +6,7 @@ mod out;
 
 mod accounts;
 mod apply;
+mod boot;
 mod cli;
 mod cloudconfig;
 mod commands;

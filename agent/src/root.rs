@@ -11,6 +11,12 @@ impl Root {
         Root(dir.into())
     }
 
+    /// Whether this is the running system itself (no `--root`): only then are disks searched
+    /// and volumes mounted.
+    pub fn is_host(&self) -> bool {
+        self.path("/") == Path::new("/")
+    }
+
     /// The host path of a target path. `..` components cannot climb out of the root.
     pub fn path(&self, target: impl AsRef<Path>) -> PathBuf {
         let mut out = self.0.clone();

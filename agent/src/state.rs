@@ -49,6 +49,45 @@ impl StateDir {
         write_atomic(&self.path(name), data, 0o600)
     }
 
+    /// Appends to a state file (created root-only), without fsync: for journals whose loss in a
+    /// power cut costs a duplicate at worst. A no-op under `--dry-run`.
+    pub fn append(&self, name: &str, data: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        if self.read_only {
+            return Ok(());
+        }
+        ensure_dir(&self.dir, 0o700)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(self.path(name))?;
+        f.write_all(data)
+    }
+
+    /// Fails unless wisp can keep state here (a real run needs root). Checked before any request
+    /// that changes something remote: on MAAS the user-data GET marks the machine Deployed, and
+    /// a run that then cannot save what it fetched must not get that far.
+    pub fn check_writable(&self) -> io::Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        ensure_dir(&self.dir, 0o700)?;
+        let probe = self.path(&format!(".probe-{}", std::process::id()));
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&probe)?;
+        }
+        std::fs::remove_file(probe)
+    }
+
     pub fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
         match std::fs::read(self.path(name)) {
             Ok(d) => Ok(Some(d)),
@@ -96,6 +135,18 @@ pub fn save_fetched(
         .with_context(|| ctx(USER_DATA))?;
     }
     Ok(())
+}
+
+/// The instance-data document of the last fetch and its instance id.
+pub fn cached_instance_data(state: &StateDir) -> Option<(serde_json::Value, String)> {
+    let data: serde_json::Value = serde_json::from_slice(&state.read(INSTANCE_DATA).ok()??).ok()?;
+    let instance_id = data["v1"]["instance_id"].as_str()?.to_string();
+    Some((data, instance_id))
+}
+
+/// The instance id of the last fetch, without decoding its user-data (which may fetch).
+pub fn cached_instance_id(state: &StateDir) -> Option<String> {
+    cached_instance_data(state).map(|(_, id)| id)
 }
 
 /// The user-data of the last fetch, if any.

@@ -43,8 +43,38 @@ fn wisp(root: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The top-level events as MAAS shows them: by their own timestamps (they are sent by several
+/// senders at once, so they may arrive in another order). Checks on the way the order that
+/// arrival must keep: a finish after its start, a stage's finish after all of its children.
 fn top_level(mock: &MockMaas) -> Vec<(String, String, String)> {
-    mock.events(SYSTEM_ID)
+    let mut events = mock.events(SYSTEM_ID);
+    for (i, e) in events.iter().enumerate() {
+        let name = e["name"].as_str().unwrap_or("");
+        if e["event_type"] == "finish" {
+            assert!(
+                events[..i]
+                    .iter()
+                    .any(|s| s["name"] == name && s["event_type"] == "start"),
+                "{name}: finish arrived before its start"
+            );
+            if !name.contains('/') {
+                let child = format!("{name}/");
+                assert!(
+                    !events[i + 1..]
+                        .iter()
+                        .any(|c| c["name"].as_str().unwrap_or("").starts_with(&child)),
+                    "{name}: a child arrived after the stage's finish"
+                );
+            }
+        }
+    }
+    events.sort_by(|a, b| {
+        a["timestamp"]
+            .as_f64()
+            .unwrap_or(0.0)
+            .total_cmp(&b["timestamp"].as_f64().unwrap_or(0.0))
+    });
+    events
         .iter()
         .filter(|e| !e["name"].as_str().unwrap_or("").contains('/'))
         .map(|e| {

@@ -89,7 +89,7 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
     if ctx.dry_run {
         let plan = json!({
             "platform": platform,
-            "modules": modules::MODULES,
+            "modules": modules::infos(),
             "users": users,
             "groups": groups,
             "actions": planned.actions,

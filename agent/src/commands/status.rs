@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::init::STATUS;
 use super::Context;
+use crate::boot::record::STATUS;
 use crate::cli::Format;
 use crate::state::StateDir;
 

@@ -28,3 +28,21 @@ pub fn plan(inp: &Inputs<'_>, instance_id: &str, out: &mut Planned) {
         Some("/bin/sh"),
     );
 }
+
+/// The module in the registry ([`super::MODULES`]).
+pub struct Bootcmd;
+
+impl super::Module for Bootcmd {
+    fn info(&self) -> super::ModuleInfo {
+        super::ModuleInfo {
+            name: NAME,
+            stage: STAGE,
+            frequency: FREQUENCY,
+            keys: &["bootcmd"],
+        }
+    }
+
+    fn plan(&self, inp: &Inputs<'_>, run: &mut super::PlanRun<'_>, out: &mut Planned) {
+        plan(inp, run.extras.instance_id, out)
+    }
+}

@@ -177,6 +177,30 @@ fn etc_hosts(inp: &Inputs<'_>, fqdn: &str, short: &str, out: &mut Planned) {
     }
 }
 
+/// The module in the registry ([`super::MODULES`]).
+pub struct Hostname;
+
+impl super::Module for Hostname {
+    fn info(&self) -> super::ModuleInfo {
+        super::ModuleInfo {
+            name: NAME,
+            stage: STAGE,
+            frequency: FREQUENCY,
+            keys: &[
+                "hostname",
+                "fqdn",
+                "prefer_fqdn_over_hostname",
+                "preserve_hostname",
+                "manage_etc_hosts",
+            ],
+        }
+    }
+
+    fn plan(&self, inp: &Inputs<'_>, run: &mut super::PlanRun<'_>, out: &mut Planned) {
+        plan(inp, run.extras.local_hostname, out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

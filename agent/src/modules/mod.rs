@@ -103,77 +103,44 @@ impl Planned {
     }
 }
 
-/// A module's name, stage and frequency, as shown in plans and used by the boot flow.
+/// A module's name, stage, frequency and the cloud-config keys it reads: as shown in plans and
+/// used by the boot flow.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct ModuleInfo {
     pub name: &'static str,
     pub stage: Stage,
     pub frequency: Frequency,
+    /// The cloud-config keys it reads.
+    pub keys: &'static [&'static str],
 }
 
-/// The modules, in the order they run.
-pub const MODULES: &[ModuleInfo] = &[
-    ModuleInfo {
-        name: bootcmd::NAME,
-        stage: bootcmd::STAGE,
-        frequency: bootcmd::FREQUENCY,
-    },
-    ModuleInfo {
-        name: scripts_user::BOOTHOOK,
-        stage: Stage::Local,
-        frequency: Frequency::PerBoot,
-    },
-    ModuleInfo {
-        name: hostname::NAME,
-        stage: hostname::STAGE,
-        frequency: hostname::FREQUENCY,
-    },
-    ModuleInfo {
-        name: users_groups::NAME,
-        stage: users_groups::STAGE,
-        frequency: users_groups::FREQUENCY,
-    },
-    ModuleInfo {
-        name: set_passwords::NAME,
-        stage: set_passwords::STAGE,
-        frequency: set_passwords::FREQUENCY,
-    },
-    ModuleInfo {
-        name: ssh::NAME,
-        stage: ssh::STAGE,
-        frequency: ssh::FREQUENCY,
-    },
-    ModuleInfo {
-        name: write_files::NAME,
-        stage: write_files::STAGE,
-        frequency: write_files::FREQUENCY,
-    },
-    ModuleInfo {
-        name: ntp::NAME,
-        stage: ntp::STAGE,
-        frequency: ntp::FREQUENCY,
-    },
-    ModuleInfo {
-        name: timezone::NAME,
-        stage: timezone::STAGE,
-        frequency: timezone::FREQUENCY,
-    },
-    ModuleInfo {
-        name: write_files::DEFERRED_NAME,
-        stage: write_files::DEFERRED_STAGE,
-        frequency: write_files::FREQUENCY,
-    },
-    ModuleInfo {
-        name: runcmd::NAME,
-        stage: runcmd::STAGE,
-        frequency: runcmd::FREQUENCY,
-    },
-    ModuleInfo {
-        name: scripts_user::NAME,
-        stage: scripts_user::STAGE,
-        frequency: scripts_user::FREQUENCY,
-    },
+/// A cloud-config module: what it is, and how it plans its part of a document.
+pub trait Module: Sync {
+    fn info(&self) -> ModuleInfo;
+    fn plan(&self, inp: &Inputs<'_>, run: &mut PlanRun<'_>, out: &mut Planned);
+}
+
+/// The modules, in the order they run: the one list the boot stages, `wisp apply` and the
+/// plans read.
+pub static MODULES: &[&dyn Module] = &[
+    &bootcmd::Bootcmd,
+    &scripts_user::Boothooks,
+    &hostname::Hostname,
+    &users_groups::UsersGroups,
+    &set_passwords::SetPasswords,
+    &ssh::Ssh,
+    &write_files::WriteFiles,
+    &ntp::Ntp,
+    &timezone::Timezone,
+    &write_files::WriteFilesDeferred,
+    &runcmd::Runcmd,
+    &scripts_user::ScriptsUser,
 ];
+
+/// Every module's [`ModuleInfo`], in order.
+pub fn infos() -> Vec<ModuleInfo> {
+    MODULES.iter().map(|m| m.info()).collect()
+}
 
 /// Everything a cloud-config asks for, planned in module order.
 pub struct Plan {
@@ -190,34 +157,65 @@ pub struct Extras<'a> {
     pub local_hostname: Option<&'a str>,
 }
 
-pub fn plan_all(inp: &Inputs<'_>, extras: &Extras<'_>, mut planned: Planned) -> Plan {
-    // local
-    bootcmd::plan(inp, extras.instance_id, &mut planned);
-    scripts_user::plan_boothooks(inp, extras.parts, &mut planned);
-    // network
-    let local_hostname = extras.local_hostname;
-    hostname::plan(inp, local_hostname, &mut planned);
-    let (all_users, groups) = users_groups::normalize(inp);
-    let managed = users_groups::plan(inp, &all_users, &groups, &mut planned);
-    set_passwords::plan(inp, &managed, &mut planned);
-    ssh::plan(inp, &managed, &mut planned);
-    let mut homes: Vec<String> = managed.iter().map(|u| u.homedir.clone()).collect();
-    homes.extend(
-        inp.accounts
-            .users
+/// Top-level groups and their members.
+pub type Groups = std::collections::BTreeMap<String, Vec<String>>;
+
+/// What modules of one planning pass share: the users that users_groups manages (ssh keys,
+/// passwords and files in homes act on them).
+pub struct PlanRun<'a> {
+    pub extras: &'a Extras<'a>,
+    pub users: Option<(Vec<users_groups::User>, Groups)>,
+}
+
+impl PlanRun<'_> {
+    /// The managed users: as users_groups planned them, or (when it was not planned in this
+    /// pass) as it would, without its actions.
+    pub fn managed(&mut self, inp: &Inputs<'_>) -> Vec<users_groups::User> {
+        if self.users.is_none() {
+            let (all, groups) = users_groups::normalize(inp);
+            let managed = users_groups::plan(inp, &all, &groups, &mut Planned::default());
+            self.users = Some((managed, groups));
+        }
+        self.users.as_ref().map(|u| u.0.clone()).unwrap_or_default()
+    }
+
+    /// Home directories, where files are written without following links.
+    pub fn homes(&mut self, inp: &Inputs<'_>) -> Vec<String> {
+        let mut homes: Vec<String> = self
+            .managed(inp)
             .iter()
-            .map(|u| u.home.clone())
-            .filter(|h| h.len() > 1 && h != "/nonexistent" && h != "/var/empty"),
-    );
-    write_files::plan(inp, false, &homes, &mut planned);
-    ntp::plan(inp, &mut planned);
-    timezone::plan(inp, &mut planned);
-    // final
-    write_files::plan(inp, true, &homes, &mut planned);
-    runcmd::plan(inp, &mut planned);
-    scripts_user::plan(inp, extras.parts, &mut planned);
+            .map(|u| u.homedir.clone())
+            .collect();
+        homes.extend(
+            inp.accounts
+                .users
+                .iter()
+                .map(|u| u.home.clone())
+                .filter(|h| h.len() > 1 && h != "/nonexistent" && h != "/var/empty"),
+        );
+        homes
+    }
+}
+
+/// Plans the modules that `wanted` picks, in module order.
+pub fn plan_modules(
+    inp: &Inputs<'_>,
+    extras: &Extras<'_>,
+    mut planned: Planned,
+    wanted: impl Fn(&ModuleInfo) -> bool,
+) -> Plan {
+    let mut run = PlanRun {
+        extras,
+        users: None,
+    };
+    for m in MODULES {
+        if wanted(&m.info()) {
+            m.plan(inp, &mut run, &mut planned);
+        }
+    }
+    let (users, groups) = run.users.unwrap_or_default();
     Plan {
-        users: managed,
+        users,
         groups,
         planned,
     }
@@ -227,11 +225,12 @@ pub fn plan_all(inp: &Inputs<'_>, extras: &Extras<'_>, mut planned: Planned) -> 
 pub fn info(module: &str) -> ModuleInfo {
     MODULES
         .iter()
+        .map(|m| m.info())
         .find(|m| m.name == module)
-        .copied()
         .unwrap_or(ModuleInfo {
             name: "unknown",
             stage: Stage::Network,
             frequency: Frequency::PerInstance,
+            keys: &[],
         })
 }

@@ -81,3 +81,22 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
         }
     }
 }
+
+/// The module in the registry ([`super::MODULES`]).
+pub struct Ntp;
+
+impl super::Module for Ntp {
+    fn info(&self) -> super::ModuleInfo {
+        super::ModuleInfo {
+            name: NAME,
+            stage: STAGE,
+            frequency: FREQUENCY,
+            keys: &["ntp"],
+        }
+    }
+
+    fn plan(&self, inp: &Inputs<'_>, run: &mut super::PlanRun<'_>, out: &mut Planned) {
+        let _ = run;
+        plan(inp, out)
+    }
+}

@@ -15,3 +15,22 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
     let text = script::to_script(&inp.config.runcmd);
     script::write_and_run(inp, out, NAME, "runcmd", text.into_bytes(), Some("/bin/sh"));
 }
+
+/// The module in the registry ([`super::MODULES`]).
+pub struct Runcmd;
+
+impl super::Module for Runcmd {
+    fn info(&self) -> super::ModuleInfo {
+        super::ModuleInfo {
+            name: NAME,
+            stage: STAGE,
+            frequency: FREQUENCY,
+            keys: &["runcmd"],
+        }
+    }
+
+    fn plan(&self, inp: &Inputs<'_>, run: &mut super::PlanRun<'_>, out: &mut Planned) {
+        let _ = run;
+        plan(inp, out)
+    }
+}

@@ -33,3 +33,39 @@ pub fn plan_boothooks(inp: &Inputs<'_>, parts: &[Part], out: &mut Planned) {
         script::write_and_run(inp, out, BOOTHOOK, &p.name, body, interpreter);
     }
 }
+
+/// The module in the registry ([`super::MODULES`]).
+pub struct ScriptsUser;
+
+impl super::Module for ScriptsUser {
+    fn info(&self) -> super::ModuleInfo {
+        super::ModuleInfo {
+            name: NAME,
+            stage: STAGE,
+            frequency: FREQUENCY,
+            keys: &[],
+        }
+    }
+
+    fn plan(&self, inp: &Inputs<'_>, run: &mut super::PlanRun<'_>, out: &mut Planned) {
+        plan(inp, run.extras.parts, out)
+    }
+}
+
+/// The module in the registry ([`super::MODULES`]).
+pub struct Boothooks;
+
+impl super::Module for Boothooks {
+    fn info(&self) -> super::ModuleInfo {
+        super::ModuleInfo {
+            name: BOOTHOOK,
+            stage: Stage::Local,
+            frequency: Frequency::PerBoot,
+            keys: &[],
+        }
+    }
+
+    fn plan(&self, inp: &Inputs<'_>, run: &mut super::PlanRun<'_>, out: &mut Planned) {
+        plan_boothooks(inp, run.extras.parts, out)
+    }
+}

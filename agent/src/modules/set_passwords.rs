@@ -125,6 +125,25 @@ pub fn plan(inp: &Inputs<'_>, managed: &[User], out: &mut Planned) {
     }
 }
 
+/// The module in the registry ([`super::MODULES`]).
+pub struct SetPasswords;
+
+impl super::Module for SetPasswords {
+    fn info(&self) -> super::ModuleInfo {
+        super::ModuleInfo {
+            name: NAME,
+            stage: STAGE,
+            frequency: FREQUENCY,
+            keys: &["chpasswd", "password", "ssh_pwauth"],
+        }
+    }
+
+    fn plan(&self, inp: &Inputs<'_>, run: &mut super::PlanRun<'_>, out: &mut Planned) {
+        let managed = run.managed(inp);
+        plan(inp, &managed, out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -169,6 +169,30 @@ fn keys_for(inp: &Inputs<'_>, out: &mut Planned, user: &str, home: &str, keys: &
     ));
 }
 
+/// The module in the registry ([`super::MODULES`]).
+pub struct Ssh;
+
+impl super::Module for Ssh {
+    fn info(&self) -> super::ModuleInfo {
+        super::ModuleInfo {
+            name: NAME,
+            stage: STAGE,
+            frequency: FREQUENCY,
+            keys: &[
+                "ssh_authorized_keys",
+                "disable_root",
+                "disable_root_opts",
+                "ssh_pwauth",
+            ],
+        }
+    }
+
+    fn plan(&self, inp: &Inputs<'_>, run: &mut super::PlanRun<'_>, out: &mut Planned) {
+        let managed = run.managed(inp);
+        plan(inp, &managed, out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,3 +45,22 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
         target,
     });
 }
+
+/// The module in the registry ([`super::MODULES`]).
+pub struct Timezone;
+
+impl super::Module for Timezone {
+    fn info(&self) -> super::ModuleInfo {
+        super::ModuleInfo {
+            name: NAME,
+            stage: STAGE,
+            frequency: FREQUENCY,
+            keys: &["timezone"],
+        }
+    }
+
+    fn plan(&self, inp: &Inputs<'_>, run: &mut super::PlanRun<'_>, out: &mut Planned) {
+        let _ = run;
+        plan(inp, out)
+    }
+}

@@ -409,3 +409,60 @@ fn include_sudoers_dir(inp: &Inputs<'_>, out: &mut Planned, group: &str) {
         ));
     }
 }
+
+/// The module in the registry ([`super::MODULES`]).
+pub struct UsersGroups;
+
+impl super::Module for UsersGroups {
+    fn info(&self) -> super::ModuleInfo {
+        super::ModuleInfo {
+            name: NAME,
+            stage: STAGE,
+            frequency: FREQUENCY,
+            keys: &[
+                "users",
+                "user",
+                "groups",
+                "system_info",
+                "ssh_authorized_keys",
+            ],
+        }
+    }
+
+    fn plan(&self, inp: &Inputs<'_>, run: &mut super::PlanRun<'_>, out: &mut Planned) {
+        let (all, groups) = normalize(inp);
+        let managed = plan(inp, &all, &groups, out);
+        run.users = Some((managed, groups));
+    }
+}
+
+/// Removes an account this boot created that the documents do not want (the default user made
+/// before the user-data was read): the account with its home, and its sudo rules.
+pub fn plan_removal(
+    backend: &dyn crate::platform::Backend,
+    root: &crate::root::Root,
+    name: &str,
+    out: &mut Planned,
+) {
+    out.actions
+        .push(Action::exec(NAME, name, backend.remove_user(name)));
+    let path = backend.sudoers_dropin();
+    let current = out.current_text(root, path);
+    let kept: Vec<&str> = current
+        .lines()
+        .filter(|l| l.split_whitespace().next() != Some(name))
+        .collect();
+    if kept.len() != current.lines().count() {
+        let mut text = kept.join("\n");
+        text.push('\n');
+        out.actions.push(Action::write(
+            NAME,
+            "sudo",
+            path,
+            text.into_bytes(),
+            0o440,
+            ("root", backend.wheel()),
+            false,
+        ));
+    }
+}

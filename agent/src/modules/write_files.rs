@@ -67,3 +67,41 @@ pub fn plan(inp: &Inputs<'_>, deferred: bool, homes: &[String], out: &mut Planne
         ));
     }
 }
+
+/// The module in the registry ([`super::MODULES`]).
+pub struct WriteFiles;
+
+impl super::Module for WriteFiles {
+    fn info(&self) -> super::ModuleInfo {
+        super::ModuleInfo {
+            name: NAME,
+            stage: STAGE,
+            frequency: FREQUENCY,
+            keys: &["write_files"],
+        }
+    }
+
+    fn plan(&self, inp: &Inputs<'_>, run: &mut super::PlanRun<'_>, out: &mut Planned) {
+        let homes = run.homes(inp);
+        plan(inp, false, &homes, out)
+    }
+}
+
+/// The module in the registry ([`super::MODULES`]).
+pub struct WriteFilesDeferred;
+
+impl super::Module for WriteFilesDeferred {
+    fn info(&self) -> super::ModuleInfo {
+        super::ModuleInfo {
+            name: DEFERRED_NAME,
+            stage: DEFERRED_STAGE,
+            frequency: FREQUENCY,
+            keys: &["write_files"],
+        }
+    }
+
+    fn plan(&self, inp: &Inputs<'_>, run: &mut super::PlanRun<'_>, out: &mut Planned) {
+        let homes = run.homes(inp);
+        plan(inp, true, &homes, out)
+    }
+}

@@ -78,6 +78,9 @@ impl Backend for FreeBsd {
     fn add_to_group(&self, user: &str, group: &str) -> Vec<String> {
         self.pw(&["groupmod", group, "-m", user])
     }
+    fn remove_user(&self, user: &str) -> Vec<String> {
+        self.pw(&["userdel", "-n", user, "-r"])
+    }
     fn lock(&self, user: &str) -> Vec<String> {
         self.pw(&["lock", user])
     }

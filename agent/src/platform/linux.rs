@@ -84,6 +84,11 @@ impl Backend for Linux {
         ]);
         argv
     }
+    fn remove_user(&self, user: &str) -> Vec<String> {
+        let mut argv = self.tool("userdel");
+        argv.extend(["--remove".into(), user.into()]);
+        argv
+    }
     fn lock(&self, user: &str) -> Vec<String> {
         let mut argv = self.tool("usermod");
         argv.extend(["--lock".into(), user.into()]);

@@ -139,6 +139,40 @@ pub trait Backend {
         raw: &std::path::Path,
         dir: &str,
     ) -> Vec<String>;
+    /// Mounts an EFI system partition read-write on `dir`: the MAAS seed is removed from it once
+    /// imported.
+    fn mount_esp(&self, raw: &std::path::Path, dir: &str) -> Vec<String> {
+        let mut argv = self.mount_seed(crate::volumes::FsKind::Fat, raw, dir);
+        if let Some(i) = argv.iter().position(|a| a == "ro") {
+            argv[i] = "rw".into();
+        }
+        argv
+    }
+    /// Removes an account and its home (when the boot created one that cloud-init would not
+    /// have).
+    fn remove_user(&self, user: &str) -> Vec<String>;
+}
+
+/// The raw devices of the disks the running system knows: the OS's disk-list sysctl, or
+/// /sys/block on Linux.
+pub fn disks(backend: &dyn Backend) -> Vec<std::path::PathBuf> {
+    let names = if backend.disks_sysctl().is_empty() {
+        std::fs::read_dir("/sys/block")
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    } else {
+        std::process::Command::new("sysctl")
+            .args(["-n", backend.disks_sysctl()])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    backend.disk_devices(&names)
 }
 
 /// NetBSD's and OpenBSD's mount tools, read-only, on the block device of a raw one.

@@ -51,6 +51,9 @@ impl Backend for NetBsd {
     fn add_to_group(&self, user: &str, group: &str) -> Vec<String> {
         chrooted(&self.root, vec!["usermod", "-G", group, user])
     }
+    fn remove_user(&self, user: &str) -> Vec<String> {
+        chrooted(&self.root, vec!["userdel", "-r", user])
+    }
     fn lock(&self, user: &str) -> Vec<String> {
         chrooted(&self.root, vec!["usermod", "-C", "yes", user])
     }

@@ -53,6 +53,9 @@ impl Backend for OpenBsd {
     fn add_to_group(&self, user: &str, group: &str) -> Vec<String> {
         chrooted(&self.root, vec!["usermod", "-G", group, user])
     }
+    fn remove_user(&self, user: &str) -> Vec<String> {
+        chrooted(&self.root, vec!["userdel", "-r", user])
+    }
     fn lock(&self, user: &str) -> Vec<String> {
         chrooted(&self.root, vec!["usermod", "-Z", user])
     }

@@ -1,0 +1,390 @@
+//! The boot flow (`wisp init`): a driver that runs the stages in order, one file per stage.
+//!
+//! - [`local`] (before networking): seeds on the machine's disks ([`seed`]), local datasources;
+//!   with data from this or an earlier boot, bootcmd and boothooks.
+//! - [`network`] (after networking, before sshd and logins): metadata; the hostname, the default
+//!   user and the metadata keys; *then* the user-data GET — MAAS marks the machine Deployed on
+//!   it, so the keys are in place by then — and the network-stage modules.
+//! - [`final_stage`] (after logins): deferred files, runcmd, user scripts, the final report.
+//!
+//! Safe by construction: the event sink ([`events`]) is chosen here once — MAAS, none, or a
+//! printer under `--dry-run` — and no other code posts to MAAS. A real run first checks that it
+//! can keep its state (it needs root), before any request. A dry run writes nothing, runs
+//! nothing and changes nothing in MAAS: no event, no user-data GET.
+
+pub mod events;
+mod final_stage;
+mod local;
+mod network;
+pub mod record;
+mod seed;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use wisp_datasources::http::{HttpClient, HttpOptions};
+use wisp_datasources::maas::Maas;
+use wisp_datasources::oauth::SkewStore;
+use wisp_datasources::userdata::Decoded;
+
+use crate::commands::Context;
+use crate::config::{self, Config};
+use crate::engine::{self, Documents};
+use crate::instance::InstanceState;
+use crate::modules::{self, Planned, Stage};
+use crate::platform::Platform;
+use crate::report::Outcome;
+use crate::sources;
+use crate::state::{FileSkewStore, StateDir};
+use events::EventSink;
+use record::Record;
+
+/// Turns wisp off in an image without uninstalling it.
+pub const DISABLED: &str = "/etc/wisp/disabled";
+/// How much of the log a final FAIL or WARN carries to MAAS.
+const LOG_TAIL: usize = 256 * 1024;
+/// How long a stage waits at its end for MAAS to take its events (the rest stays queued).
+const FLUSH_LIMIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StageName {
+    Local,
+    Network,
+    Final,
+}
+
+impl StageName {
+    fn key(self) -> &'static str {
+        match self {
+            StageName::Local => "local",
+            StageName::Network => "network",
+            StageName::Final => "final",
+        }
+    }
+}
+
+/// What a stage ended with; `fatal` stops the stages after it.
+pub struct StageEnd {
+    outcome: Outcome,
+    fatal: bool,
+}
+
+impl StageEnd {
+    fn ok(outcome: Outcome) -> StageEnd {
+        StageEnd {
+            outcome,
+            fatal: false,
+        }
+    }
+}
+
+/// What the machine was given, as the stages use it: fetched (or read from the cache) once per
+/// run, and read as cloud-config once.
+pub struct BootData {
+    pub instance_id: String,
+    pub local_hostname: Option<String>,
+    pub public_keys: Vec<String>,
+    pub user: Option<Decoded>,
+    pub vendor: Option<Decoded>,
+    read: Option<engine::Read>,
+}
+
+impl BootData {
+    fn docs(&self) -> Documents<'_> {
+        Documents {
+            user: self.user.as_ref(),
+            vendor: self.vendor.as_ref(),
+            metadata_keys: &self.public_keys,
+            local_hostname: self.local_hostname.as_deref(),
+            instance_id: &self.instance_id,
+            source: "user-data",
+        }
+    }
+}
+
+/// One run of `wisp init`: what every stage shares.
+pub struct Boot<'a> {
+    ctx: &'a Context,
+    platform: Platform,
+    config: &'a Config,
+    state: StateDir,
+    instance: InstanceState,
+    client: HttpClient,
+    skew: Arc<dyn SkewStore>,
+    events: EventSink,
+    record: Record,
+    data: Option<BootData>,
+    /// Problems of the documents, counted once per boot (in the network stage).
+    warnings: Vec<String>,
+}
+
+pub fn run(
+    ctx: &Context,
+    only: Option<StageName>,
+    esp: Option<&std::path::Path>,
+) -> anyhow::Result<u8> {
+    let Some(platform) = ctx.platform else {
+        bail!("this OS is not supported; name the target with --platform");
+    };
+    if ctx.root.path(DISABLED).exists() {
+        tracing::info!("{DISABLED} exists: wisp is disabled");
+        return Ok(0);
+    }
+    let state = StateDir::new(&ctx.root, ctx.dry_run);
+    // Before anything is fetched: MAAS marks the machine Deployed on the user-data GET, and a
+    // run that cannot then save what it fetched must not get that far.
+    state.check_writable().with_context(|| {
+        format!(
+            "cannot keep wisp's state in {} (a real run needs root; --dry-run shows the plan)",
+            state.dir().display()
+        )
+    })?;
+    // First the seed the curtin hook left: it brings the datasource and its credentials.
+    if matches!(only, None | Some(StageName::Local)) && !ctx.dry_run {
+        seed::import_maas_seed(&ctx.root, platform, esp);
+    }
+    let loaded = config::load(&ctx.root, ctx.config_path.as_deref())?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let events = if ctx.dry_run {
+        EventSink::Print
+    } else if sources::maas_config(&loaded.config).is_some() {
+        EventSink::Maas(events::Sender::new(state.clone()))
+    } else {
+        EventSink::None
+    };
+    let mut boot = Boot {
+        ctx,
+        platform,
+        config: &loaded.config,
+        instance: InstanceState::new(state.clone()),
+        record: Record::load(state.clone()),
+        skew: Arc::new(FileSkewStore::load(state.clone())),
+        state,
+        client: HttpClient::new(&HttpOptions::default())?,
+        events,
+        data: None,
+        warnings: Vec::new(),
+    };
+    // The endpoint is known now when the configuration names it (or from the instance id the
+    // last boot cached); otherwise once the metadata is fetched.
+    let cached_id = crate::state::cached_instance_id(&boot.state);
+    boot.aim_events(cached_id.as_deref());
+    let stages = match only {
+        None => vec![StageName::Local, StageName::Network, StageName::Final],
+        Some(s) => vec![s],
+    };
+    let mut worst = Outcome::Success;
+    let mut summary: Vec<String> = Vec::new();
+    for s in stages {
+        boot.events.stage_begins();
+        let end = match s {
+            StageName::Local => local::run(&mut boot),
+            StageName::Network => network::run(&mut boot),
+            StageName::Final => final_stage::run(&mut boot),
+        };
+        worst = worst.worst(end.outcome);
+        summary.push(format!("{} {}", s.key(), end.outcome.as_str()));
+        if end.fatal {
+            break;
+        }
+    }
+    // Before wisp exits, MAAS has every event (or they are queued for next time).
+    let left = boot.events.flush(FLUSH_LIMIT);
+    if left > 0 {
+        tracing::warn!(
+            queued = left,
+            "events not delivered yet; they go first next time"
+        );
+    }
+    if !ctx.dry_run {
+        let id = boot.data.as_ref().map(|d| d.instance_id.clone());
+        boot.record
+            .save_results(&boot.instance, id.as_deref(), worst, &boot.warnings);
+    }
+    // The short summary for the console; the details are in the log and `wisp status --long`.
+    outln!(
+        "wisp: {} (details: {}, wisp status --long)",
+        summary.join(", "),
+        crate::log::LOG_FILE
+    );
+    Ok(crate::commands::apply::exit_code(worst))
+}
+
+impl Boot<'_> {
+    /// Points the MAAS sink at its endpoint: `reporting.maas.endpoint`, else the metadata URL's
+    /// `status/<system-id>` once the system id is known. `reporting.maas` signs with its own
+    /// credentials when it has them.
+    fn aim_events(&self, system_id: Option<&str>) {
+        if !matches!(self.events, EventSink::Maas(_)) || self.events.endpoint().is_some() {
+            return;
+        }
+        let Some(mut cfg) = sources::maas_config(self.config) else {
+            return;
+        };
+        let rep = self.config.reporting.get("maas");
+        if let Some(rep) = rep {
+            let creds = wisp_datasources::oauth::Credentials {
+                consumer_key: rep.consumer_key.clone().unwrap_or_default(),
+                consumer_secret: rep.consumer_secret.clone().unwrap_or_default(),
+                token_key: rep.token_key.clone().unwrap_or_default(),
+                token_secret: rep.token_secret.clone().unwrap_or_default(),
+            };
+            if creds.is_complete() {
+                cfg.credentials = creds;
+            }
+        }
+        let endpoint = rep.and_then(|r| r.endpoint.clone()).or_else(|| {
+            let base = cfg.metadata_url.trim_end_matches('/').to_string();
+            system_id.map(|id| format!("{base}/status/{id}"))
+        });
+        let Some(endpoint) = endpoint else {
+            return;
+        };
+        match Maas::new(cfg, self.client.clone(), self.skew.clone()) {
+            Ok(maas) => self.events.set_target(maas, endpoint),
+            Err(e) => tracing::warn!(error = %e, "status events cannot be sent"),
+        }
+    }
+
+    fn backend(&self) -> Box<dyn crate::platform::Backend> {
+        let root =
+            (!self.ctx.root.is_host()).then(|| self.ctx.root.path("/").display().to_string());
+        self.platform.backend(root)
+    }
+
+    /// Plans the modules of `stage` that are due for the instance (`filter` narrows them).
+    fn plan_stage(&mut self, stage: Stage, with_warnings: bool, filter: &[&str]) -> modules::Plan {
+        let empty = || modules::Plan {
+            users: Vec::new(),
+            groups: Default::default(),
+            planned: Planned::default(),
+        };
+        let Some(data) = self.data.as_mut() else {
+            return empty();
+        };
+        if data.read.is_none() {
+            data.read = Some(engine::Read::new(self.platform, self.config, &data.docs()));
+        }
+        let Some(read) = data.read.as_ref() else {
+            return empty();
+        };
+        let instance = &self.instance;
+        let id = &data.instance_id;
+        read.plan(
+            &self.ctx.root,
+            self.platform,
+            &data.docs(),
+            with_warnings,
+            |m| {
+                m.stage == stage
+                    && (filter.is_empty() || filter.contains(&m.name))
+                    && instance.should_run(m.name, m.frequency, id)
+            },
+        )
+    }
+
+    /// Carries out `planned` (or prints it under --dry-run), reports a start and finish per
+    /// module under `parent`, and records the modules' results.
+    fn run_modules(&mut self, planned: &Planned, parent: &str) -> Outcome {
+        if self.ctx.dry_run {
+            crate::commands::apply::print_plan(planned);
+            return engine::result(planned, &[]);
+        }
+        let outcomes = crate::apply::execute(&planned.actions, &self.ctx.root);
+        for (user, secret) in &planned.random_passwords {
+            if outcomes.iter().any(|o| {
+                o.module == modules::set_passwords::NAME && &o.item == user && o.error.is_none()
+            }) {
+                // The console, not the log.
+                outln!("wisp: set_passwords: {user}: random password: {}", secret.0);
+            }
+        }
+        let mut names: Vec<&str> = Vec::new();
+        for m in planned
+            .actions
+            .iter()
+            .map(|a| a.module())
+            .chain(planned.errors.iter().map(|e| e.module))
+        {
+            if !names.contains(&m) {
+                names.push(m);
+            }
+        }
+        let mut worst = Outcome::Success;
+        for m in names {
+            let failures: Vec<String> = outcomes
+                .iter()
+                .filter(|o| o.module == m)
+                .filter_map(|o| o.error.as_ref().map(|e| format!("{}: {e}", o.item)))
+                .collect();
+            let refused: Vec<String> = planned
+                .errors
+                .iter()
+                .filter(|e| e.module == m)
+                .map(|e| format!("{}: {}", e.item, e.reason))
+                .collect();
+            let result = if !failures.is_empty() {
+                Outcome::Fail
+            } else if !refused.is_empty() {
+                Outcome::Warn
+            } else {
+                Outcome::Success
+            };
+            worst = worst.worst(result);
+            let name = format!("{parent}/config-{m}");
+            let problems: Vec<String> = failures.iter().chain(refused.iter()).cloned().collect();
+            let description = problems
+                .first()
+                .cloned()
+                .unwrap_or_else(|| format!("config-{m} ran successfully"));
+            self.events.start(&name, &format!("running config-{m}"));
+            self.events.finish(&name, &description, result, None);
+            self.record.module(m, result, &problems);
+        }
+        if !planned.warnings.is_empty() {
+            for w in &planned.warnings {
+                tracing::warn!("{w}");
+            }
+            self.warnings.extend(planned.warnings.iter().cloned());
+            worst = worst.worst(Outcome::Warn);
+        }
+        worst
+    }
+
+    /// Marks the stage's modules done for the instance (as cloud-init's semaphores, also when
+    /// one failed: a failing runcmd must not run again at every boot).
+    fn mark_stage(&self, stage: Stage) {
+        let Some(data) = &self.data else {
+            return;
+        };
+        if self.ctx.dry_run {
+            return;
+        }
+        for m in modules::infos().iter().filter(|m| m.stage == stage) {
+            if let Err(e) = self.instance.mark_done(m.name, &data.instance_id) {
+                tracing::warn!(module = m.name, error = %e, "cannot mark the module done");
+            }
+        }
+    }
+
+    /// A fatal error: a top-level FAIL with the reason and the log, so MAAS fails the
+    /// deployment now.
+    fn fatal(&mut self, stage: StageName, event: &str, reason: String) -> StageEnd {
+        tracing::error!("{reason}");
+        let log = crate::log::tail(&self.ctx.root, LOG_TAIL);
+        self.events.finish(
+            event,
+            &reason,
+            Outcome::Fail,
+            log.as_deref().map(|l| (crate::log::LOG_FILE, l)),
+        );
+        self.record.stage(stage.key(), "FAIL", vec![reason]);
+        StageEnd {
+            outcome: Outcome::Fail,
+            fatal: true,
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! What a boot leaves for `wisp status` (`status.json`: each stage and module, how it went, and
+//! the process running it) and for `wisp query --results` (`results.json`, the same record
+//! `wisp apply` writes).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use crate::instance::InstanceState;
+use crate::report::Outcome;
+use crate::state::StateDir;
+
+pub const STATUS: &str = "status.json";
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The progress of the boot, saved as it changes.
+pub struct Record {
+    state: StateDir,
+    status: Value,
+}
+
+/// Reads `status.json` (empty when there is none).
+pub fn read_status(state: &StateDir) -> Value {
+    state
+        .read(STATUS)
+        .ok()
+        .flatten()
+        .and_then(|d| serde_json::from_slice(&d).ok())
+        .unwrap_or_else(|| json!({}))
+}
+
+impl Record {
+    pub fn load(state: StateDir) -> Record {
+        let status = read_status(&state);
+        Record { state, status }
+    }
+
+    /// A stage starts (`running`, with this process's id) or ends with its result.
+    pub fn stage(&mut self, stage: &str, result: &str, errors: Vec<String>) {
+        let entry = &mut self.status["stages"][stage];
+        if result == "running" {
+            *entry = json!({"started": now(), "result": "running", "pid": std::process::id()});
+        } else {
+            entry["finished"] = json!(now());
+            entry["result"] = json!(result);
+            entry["errors"] = json!(errors);
+            if let Some(e) = entry.as_object_mut() {
+                e.remove("pid");
+            }
+        }
+        self.status["current"] = json!(stage);
+        self.save();
+    }
+
+    pub fn module(&mut self, name: &str, result: Outcome, errors: &[String]) {
+        self.status["modules"][name] = json!({"result": result.as_str(), "errors": errors});
+    }
+
+    /// The result a stage ended with, if it ended.
+    pub fn stage_result(&self, stage: &str) -> Option<&str> {
+        self.status["stages"][stage]["result"].as_str()
+    }
+
+    fn save(&self) {
+        let data = serde_json::to_vec_pretty(&self.status).unwrap_or_default();
+        if let Err(e) = self.state.write(STATUS, &data) {
+            tracing::warn!(error = %e, "cannot save the status");
+        }
+    }
+
+    /// The results record of the boot so far (`wisp query --results`).
+    pub fn save_results(
+        &self,
+        instance: &InstanceState,
+        instance_id: Option<&str>,
+        result: Outcome,
+        warnings: &[String],
+    ) {
+        let mut errors: Vec<Value> = Vec::new();
+        if let Some(modules) = self.status["modules"].as_object() {
+            for (m, v) in modules {
+                for e in v["errors"].as_array().into_iter().flatten() {
+                    errors.push(json!({"module": m, "error": e}));
+                }
+            }
+        }
+        for (s, v) in self.status["stages"].as_object().into_iter().flatten() {
+            for e in v["errors"].as_array().into_iter().flatten() {
+                errors.push(json!({"stage": s, "error": e}));
+            }
+        }
+        let record = json!({
+            "command": "init",
+            "instance_id": instance_id,
+            "previous_instance_id": instance.previous_instance_id(),
+            "result": result.as_str(),
+            "stages": self.status["stages"],
+            "modules": self.status["modules"],
+            "errors": errors,
+            "warnings": warnings,
+        });
+        if let Err(e) = instance.write_results(&record) {
+            tracing::warn!(error = %e, "cannot record the results");
+        }
+    }
+}
