@@ -30,6 +30,15 @@ pub fn run(ctx: &Context, args: &FetchArgs) -> anyhow::Result<()> {
         tracing::warn!("{w}");
     }
     let state = StateDir::new(&ctx.root, ctx.dry_run);
+    // Before any request: on MAAS the user-data GET marks the machine Deployed, and a run that
+    // cannot then save what it fetched must not get that far.
+    state.check_writable().with_context(|| {
+        format!(
+            "cannot keep wisp's state in {} (a real run needs root; --dry-run fetches without \
+             saving, and without the user-data)",
+            state.dir().display()
+        )
+    })?;
     // Under --dry-run the state is read-only: the known skew is used, a new one only kept in
     // memory.
     let skew: Arc<dyn SkewStore> = Arc::new(FileSkewStore::load(state.clone()));
