@@ -122,14 +122,21 @@ impl Maas {
 
     /// The `Authorization` header for a request made now (clock corrected, fresh nonce).
     pub fn authorization(&self) -> String {
-        let ts = oauth::signing_timestamp(SystemTime::now(), self.skew());
+        self.signed_with(self.skew())
+    }
+
+    fn signed_with(&self, skew: i64) -> String {
+        let ts = oauth::signing_timestamp(SystemTime::now(), skew);
         oauth::authorization_header(&self.config.credentials, ts, &oauth::new_nonce())
     }
 
     /// A 401/403 with a `Date` header tells us the server's clock. If it differs from what we
     /// assumed by more than the jitter limit, adopt it and retry at once; otherwise the refusal
     /// is real and retrying cannot help.
-    fn verdict_for(&self, err: &FetchError) -> Verdict {
+    ///
+    /// `used` is the correction the refused request was signed with: requests run at once, and
+    /// another may have fixed the clock meanwhile, in which case this one just tries again.
+    fn verdict_for(&self, err: &FetchError, used: i64) -> Verdict {
         match err {
             FetchError::Status {
                 status: 401 | 403,
@@ -138,7 +145,9 @@ impl Maas {
             } => {
                 let new = oauth::skew_seconds(*date, SystemTime::now());
                 let old = self.skew();
-                if (new - old).abs() > SKEW_CHANGE_LIMIT_SECS {
+                if old != used && (new - old).abs() <= SKEW_CHANGE_LIMIT_SECS {
+                    Verdict::RetryNow
+                } else if (new - old).abs() > SKEW_CHANGE_LIMIT_SECS {
                     tracing::warn!(
                         server = %self.skew_key,
                         skew_seconds = new,
@@ -163,24 +172,32 @@ impl Maas {
         policy: &RetryPolicy,
     ) -> Result<Option<Vec<u8>>, DatasourceError> {
         policy.run(|timeout| {
-            let auth = self.authorization();
+            let used = self.skew();
+            let auth = self.signed_with(used);
             let mut req = Request::get(url, timeout);
             req.authorization = Some(&auth);
             req.max_bytes = max_bytes;
             let resp = match self.client.send(req) {
                 Ok(r) => r,
                 Err(e) => {
-                    let v = self.verdict_for(&e);
+                    tracing::info!(url, error = %e, "MAAS GET failed");
+                    let v = self.verdict_for(&e, used);
                     return Err((e, v));
                 }
             };
+            tracing::info!(
+                url,
+                status = resp.status,
+                bytes = resp.body.len(),
+                "MAAS GET"
+            );
             if resp.is_success() {
                 Ok(Some(resp.body))
             } else if resp.status == 404 {
                 Ok(None)
             } else {
                 let e = resp.into_error();
-                let v = self.verdict_for(&e);
+                let v = self.verdict_for(&e, used);
                 Err((e, v))
             }
         })
@@ -195,7 +212,8 @@ impl Maas {
         policy: &RetryPolicy,
     ) -> Result<u16, DatasourceError> {
         policy.run(|timeout| {
-            let auth = self.authorization();
+            let used = self.skew();
+            let auth = self.signed_with(used);
             let req = Request {
                 method: "POST",
                 url,
@@ -206,14 +224,19 @@ impl Maas {
                 max_bytes: 64 * 1024,
             };
             match self.client.send(req) {
-                Ok(r) if r.is_success() => Ok(r.status),
+                Ok(r) if r.is_success() => {
+                    tracing::info!(url, status = r.status, "MAAS POST");
+                    Ok(r.status)
+                }
                 Ok(r) => {
                     let e = r.into_error();
-                    let v = self.verdict_for(&e);
+                    tracing::info!(url, error = %e, "MAAS POST refused");
+                    let v = self.verdict_for(&e, used);
                     Err((e, v))
                 }
                 Err(e) => {
-                    let v = self.verdict_for(&e);
+                    tracing::info!(url, error = %e, "MAAS POST failed");
+                    let v = self.verdict_for(&e, used);
                     Err((e, v))
                 }
             }
@@ -222,6 +245,7 @@ impl Maas {
 
     fn wait_policy(&self) -> RetryPolicy {
         RetryPolicy::new(self.config.max_wait, self.config.timeout)
+            .with_progress(format!("the MAAS metadata service at {}", self.base))
     }
 
     fn item_policy(&self) -> RetryPolicy {
@@ -254,11 +278,30 @@ impl Datasource for Maas {
     }
 
     fn fetch_metadata(&mut self) -> Result<Metadata, DatasourceError> {
-        let instance_id = self
-            .text_item("instance-id", true)?
-            .unwrap_or_default()
-            .trim()
-            .to_string();
+        // The items do not depend on each other: asked at once, a far MAAS costs one round trip
+        // for all of them instead of one each. The instance id is the one waited for (the
+        // service may not be up yet); an item asked too early is asked again once it answers.
+        let this = &*self;
+        let vendor_url = self.item_url("meta-data/vendor-data");
+        let vendor_item = || this.signed_get(&vendor_url, DEFAULT_MAX_BYTES, &this.item_policy());
+        let (instance_id, local_hostname, public_keys, vendor) = std::thread::scope(|s| {
+            let hostname = s.spawn(|| this.text_item("local-hostname", true));
+            let keys = s.spawn(|| this.text_item("public-keys", false));
+            let vendor = s.spawn(vendor_item);
+            let instance_id = this.text_item("instance-id", true);
+            let failed = || {
+                DatasourceError::invalid(
+                    this.item_url("meta-data/"),
+                    "meta-data",
+                    "the fetch failed unexpectedly",
+                )
+            };
+            let hostname = hostname.join().unwrap_or_else(|_| Err(failed()));
+            let keys = keys.join().unwrap_or_else(|_| Err(failed()));
+            let vendor = vendor.join().unwrap_or_else(|_| Err(failed()));
+            (instance_id, hostname, keys, vendor)
+        });
+        let instance_id = instance_id?.unwrap_or_default().trim().to_string();
         if instance_id == ENLISTMENT_INSTANCE_ID {
             return Err(DatasourceError::Enlistment {
                 url: self.item_url("meta-data/instance-id"),
@@ -271,29 +314,27 @@ impl Datasource for Maas {
                 "empty",
             ));
         }
-        let local_hostname = self
-            .text_item("local-hostname", true)?
-            .map(|s| s.trim().to_string());
+        let local_hostname = local_hostname.or_else(|_| self.text_item("local-hostname", true));
+        let public_keys = public_keys.or_else(|_| self.text_item("public-keys", false));
+        let vendor = vendor.or_else(|_| vendor_item());
+        let local_hostname = local_hostname?.map(|s| s.trim().to_string());
         // 200 with an empty body when the owner has no keys; 404 on old MAAS.
-        let public_keys: Vec<String> = self
-            .text_item("public-keys", false)?
+        let public_keys: Vec<String> = public_keys?
             .unwrap_or_default()
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .map(str::to_string)
             .collect();
-        let vendor_url = self.item_url("meta-data/vendor-data");
-        let vendor_data =
-            match self.signed_get(&vendor_url, DEFAULT_MAX_BYTES, &self.item_policy())? {
-                None => None,
-                Some(body) => {
-                    let value: serde_yaml::Value = serde_yaml::from_slice(&body).map_err(|e| {
-                        DatasourceError::invalid(vendor_url.clone(), "vendor-data", e.to_string())
-                    })?;
-                    crate::convert_vendor_data(&value, &vendor_url)?
-                }
-            };
+        let vendor_data = match vendor? {
+            None => None,
+            Some(body) => {
+                let value: serde_yaml::Value = serde_yaml::from_slice(&body).map_err(|e| {
+                    DatasourceError::invalid(vendor_url.clone(), "vendor-data", e.to_string())
+                })?;
+                crate::convert_vendor_data(&value, &vendor_url)?
+            }
+        };
         let meta_data = serde_json::json!({
             "instance-id": instance_id,
             "local-hostname": local_hostname,

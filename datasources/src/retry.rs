@@ -1,6 +1,8 @@
 //! The retry policy, in one place: exponential backoff with full jitter, `Retry-After` honoured,
 //! a per-request timeout and an overall deadline so that the boot never hangs.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use crate::error::{DatasourceError, FetchError};
@@ -29,7 +31,15 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// A server's `Retry-After` is honoured up to this long.
     pub max_retry_after: Duration,
+    /// What is awaited, for a progress line on the console every [`PROGRESS_EVERY`] while the
+    /// wait goes on (a boot must not look hung). None: quiet.
+    pub progress: Option<String>,
+    /// How often the progress line comes ([`PROGRESS_EVERY`]).
+    pub progress_every: Duration,
 }
+
+/// How often a long wait says where it is.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// The shortest timeout an attempt gets, even when the deadline is nearly spent.
 const MIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -44,7 +54,15 @@ impl RetryPolicy {
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(10),
             max_retry_after: Duration::from_secs(30),
+            progress: None,
+            progress_every: PROGRESS_EVERY,
         }
+    }
+
+    /// Prints a progress line about `what` while the wait lasts.
+    pub fn with_progress(mut self, what: impl Into<String>) -> Self {
+        self.progress = Some(what.into());
+        self
     }
 
     pub fn with_max_attempts(mut self, attempts: u32) -> Self {
@@ -66,7 +84,43 @@ impl RetryPolicy {
     /// attempts, or the next wait would cross the deadline.
     pub fn run<T>(
         &self,
+        attempt: impl FnMut(Duration) -> Result<T, (FetchError, Verdict)>,
+    ) -> Result<T, DatasourceError> {
+        let Some(what) = &self.progress else {
+            return self.run_quiet(attempt, &AtomicU32::new(0));
+        };
+        let attempts = AtomicU32::new(0);
+        let (stop, stopped) = mpsc::channel::<()>();
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            let attempts = &attempts;
+            // The caller's log goes on in the ticker's thread.
+            let log = tracing::dispatcher::get_default(|d| d.clone());
+            s.spawn(move || {
+                tracing::dispatcher::with_default(&log, || {
+                    // Quiet while things go well; a line every few seconds once they do not.
+                    while let Err(RecvTimeoutError::Timeout) =
+                        stopped.recv_timeout(self.progress_every)
+                    {
+                        let left = self.max_wait.saturating_sub(start.elapsed());
+                        tracing::info!(
+                            "waiting for {what}: attempt {}, {}s left",
+                            attempts.load(Ordering::Relaxed).max(1),
+                            left.as_secs()
+                        );
+                    }
+                })
+            });
+            let result = self.run_quiet(attempt, attempts);
+            let _ = stop.send(());
+            result
+        })
+    }
+
+    fn run_quiet<T>(
+        &self,
         mut attempt: impl FnMut(Duration) -> Result<T, (FetchError, Verdict)>,
+        attempts: &AtomicU32,
     ) -> Result<T, DatasourceError> {
         let start = Instant::now();
         let deadline = start + self.max_wait;
@@ -74,6 +128,7 @@ impl RetryPolicy {
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let timeout = self.request_timeout.min(remaining.max(MIN_ATTEMPT_TIMEOUT));
+            attempts.store(failures + 1, Ordering::Relaxed);
             let (err, verdict) = match attempt(timeout) {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
@@ -101,7 +156,7 @@ impl RetryPolicy {
             if Instant::now() + delay >= deadline {
                 return Err(give_up(err));
             }
-            tracing::debug!(error = %err, ?delay, attempt = failures, "retrying");
+            tracing::info!(error = %err, ?delay, attempt = failures, "retrying");
             std::thread::sleep(delay);
         }
     }
@@ -252,5 +307,51 @@ mod tests {
             Ok::<_, (FetchError, Verdict)>(())
         });
         assert_eq!(seen, Some(Duration::from_millis(100)));
+    }
+
+    /// A long wait says what it waits for, which attempt and how long is left; a short one
+    /// stays quiet.
+    #[test]
+    fn a_long_wait_prints_progress() {
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let mut p = fast(400).with_progress("the test service");
+            p.progress_every = Duration::from_millis(60);
+            let started = Instant::now();
+            let r: Result<(), _> = p.run(|_| {
+                std::thread::sleep(Duration::from_millis(20));
+                if started.elapsed() < Duration::from_millis(250) {
+                    Err((transient(), Verdict::Retry))
+                } else {
+                    Ok(())
+                }
+            });
+            assert!(r.is_ok());
+            let quiet: Result<(), _> = fast(400).with_progress("quick").run(|_| Ok(()));
+            assert!(quiet.is_ok());
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.contains("waiting for the test service: attempt "),
+            "{text}"
+        );
+        assert!(text.contains("s left"), "{text}");
+        assert!(!text.contains("waiting for quick"), "{text}");
     }
 }
