@@ -14,6 +14,7 @@
 
 pub mod machines;
 pub mod metadata;
+pub mod roots;
 pub mod server;
 
 use std::collections::{BTreeMap, HashSet};

@@ -108,13 +108,7 @@ pub fn stderr(o: &Output) -> String {
 
 /// Whether this machine can really apply for Linux: root, shadow-utils and ldd (CI has them).
 pub fn can_apply_linux() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let have = |t: &str| {
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .any(|d| d.join(t).exists())
-    };
-    if !root || !have("useradd") || !have("ldd") {
+    if !mock_maas::roots::can_apply_linux() {
         eprintln!("skipped: needs root, shadow-utils and ldd (CI has them)");
         return false;
     }
@@ -125,30 +119,6 @@ pub fn can_apply_linux() -> bool {
 /// (for runcmd).
 pub fn linux_root() -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
-    let r = t.path();
-    for d in ["etc/wisp", "home", "root", "var/tmp"] {
-        std::fs::create_dir_all(r.join(d)).unwrap();
-    }
-    std::fs::write(r.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    std::fs::write(r.join("etc/group"), "root:x:0:\n").unwrap();
-    std::fs::write(r.join("etc/shadow"), "root:*:19000:0:99999:7:::\n").unwrap();
-    std::fs::write(r.join("etc/gshadow"), "root:*::\n").unwrap();
-    std::fs::write(
-        r.join("etc/sudoers"),
-        "root ALL=(ALL) ALL\n@includedir /etc/sudoers.d\n",
-    )
-    .unwrap();
-    let out = Command::new("ldd").arg("/bin/sh").output().unwrap();
-    let mut files = vec![PathBuf::from("/bin/sh")];
-    for l in String::from_utf8_lossy(&out.stdout).lines() {
-        if let Some(p) = l.split_whitespace().find(|w| w.starts_with('/')) {
-            files.push(PathBuf::from(p));
-        }
-    }
-    for f in files {
-        let dest = r.join(f.strip_prefix("/").unwrap());
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(std::fs::canonicalize(&f).unwrap(), &dest).unwrap();
-    }
+    mock_maas::roots::make_linux_root(t.path()).unwrap();
     t
 }
