@@ -115,6 +115,17 @@ fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<S
     })
 }
 
+impl Config {
+    /// `network: {config: disabled}` (cloud-init's spelling): render no network config.
+    pub fn network_config_disabled(&self) -> bool {
+        self.raw
+            .get("network")
+            .and_then(|n| n.get("config"))
+            .and_then(Value::as_str)
+            == Some("disabled")
+    }
+}
+
 /// A loaded configuration and where it came from.
 #[derive(Debug, Default)]
 pub struct Loaded {
