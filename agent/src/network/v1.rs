@@ -45,7 +45,7 @@ pub fn parse(r: &mut Reader<'_>, root: &Value, prefix: &str) -> NetConfig {
                     r,
                     &label,
                     &p,
-                    e.get("address"),
+                    ("address", e.get("address")),
                     e.get("search"),
                     &mut out.dns,
                 );
@@ -77,18 +77,19 @@ pub fn dns(
     r: &mut Reader<'_>,
     entry: &str,
     path: &str,
-    servers: Option<&Value>,
+    servers: (&str, Option<&Value>),
     search: Option<&Value>,
     out: &mut Dns,
 ) {
+    let (key, servers) = servers;
     for (i, s) in r
-        .strings(entry, &format!("{path}.address"), servers)
+        .strings(entry, &format!("{path}.{key}"), servers)
         .iter()
         .enumerate()
     {
         match parse_ip(s) {
             Ok(ip) => out.servers.push(ip),
-            Err(e) => r.error(entry, &format!("{path}.address[{i}]"), e),
+            Err(e) => r.error(entry, &format!("{path}.{key}[{i}]"), e),
         }
     }
     for (i, s) in r

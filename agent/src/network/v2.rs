@@ -164,7 +164,7 @@ fn common(
             r,
             name,
             &format!("{p}.nameservers"),
-            ns.get("addresses"),
+            ("addresses", ns.get("addresses")),
             ns.get("search"),
             dns,
         );
