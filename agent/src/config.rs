@@ -325,6 +325,19 @@ mod tests {
     }
 
     #[test]
+    fn network_config_can_be_disabled() {
+        let d = dir();
+        let root = Root::new(&d);
+        assert!(!load(&root, None).unwrap().config.network_config_disabled());
+        std::fs::write(
+            d.join("etc/wisp/wisp.yaml.d/99-net.yaml"),
+            "network: {config: disabled}\n",
+        )
+        .unwrap();
+        assert!(load(&root, None).unwrap().config.network_config_disabled());
+    }
+
+    #[test]
     fn missing_default_config_is_empty() {
         let d = dir();
         let l = load(&Root::new(&d), None).unwrap();

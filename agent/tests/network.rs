@@ -442,6 +442,7 @@ fn schema_checks_network_configs_with_positions() {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
+    assert!(String::from_utf8_lossy(&o.stdout).ends_with(": valid network config\n"));
     let cd = common::manifest_path("tests/netcfg/18-configdrive/input.json");
     let o = Command::new(env!("CARGO_BIN_EXE_wisp"))
         .arg("schema")

@@ -54,7 +54,7 @@ pub fn run(ctx: &Context, args: &SchemaArgs) -> anyhow::Result<u8> {
         Format::Text => {
             for (file, ps) in &reports {
                 if ps.is_empty() {
-                    println!("{file}: valid cloud-config");
+                    println!("{file}: valid {}", kind_of(file));
                 }
                 for (part, p) in ps {
                     let place = match (p.line, p.column) {
@@ -184,4 +184,12 @@ fn check_network(file: &std::path::Path, data: &[u8]) -> Found {
             )
         }))
         .collect()
+}
+
+/// What a clean file was checked as, for the text report.
+fn kind_of(file: &str) -> &'static str {
+    match std::fs::read(file) {
+        Ok(data) if crate::network::looks_like(&data) => "network config",
+        _ => "cloud-config",
+    }
 }

@@ -219,7 +219,7 @@ impl fmt::Display for Problem {
 pub struct Reader<'a> {
     pub document: &'a str,
     positions: Positions,
-    /// Path of the document's root (`network` when the config sits under that key).
+    /// Entries and fields that could not be read.
     pub problems: Vec<Problem>,
     /// Things read correctly that no BSD rc file can express.
     pub warnings: Vec<String>,

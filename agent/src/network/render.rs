@@ -105,7 +105,7 @@ fn netbsd(r: &Resolved, rc_value: &dyn Fn(&str) -> Option<String>) -> Rendered {
         match &i.kind {
             RKind::Physical => {}
             RKind::Bond(b) => {
-                lines.push(format!("laggproto {}", b.proto));
+                lines.push(format!("laggproto {}", b.proto.unwrap_or("lacp")));
                 lines.extend(b.members.iter().map(|m| format!("laggport {m}")));
                 lines.extend(b.options.iter().cloned());
             }
@@ -201,7 +201,7 @@ fn freebsd(r: &Resolved, rc_value: &dyn Fn(&str) -> Option<String>) -> Rendered 
             RKind::Physical => {}
             RKind::Bond(b) => {
                 cloned.push(i.name.clone());
-                let mut args = vec![format!("laggproto {}", b.proto)];
+                let mut args = vec![format!("laggproto {}", b.proto.unwrap_or("lacp"))];
                 args.extend(b.members.iter().map(|m| format!("laggport {m}")));
                 args.extend(b.options.iter().cloned());
                 out.var(
@@ -315,8 +315,8 @@ fn openbsd(r: &Resolved) -> Rendered {
         match &i.kind {
             RKind::Physical => {}
             RKind::Bond(b) => {
-                if i.name.starts_with("trunk") {
-                    lines.push(format!("trunkproto {}", b.proto));
+                if let Some(proto) = b.proto {
+                    lines.push(format!("trunkproto {proto}"));
                 }
                 lines.extend(b.members.iter().map(|m| format!("trunkport {m}")));
                 lines.extend(b.options.iter().cloned());

@@ -11,8 +11,9 @@ use super::model::*;
 /// A bond as the OS's cloner takes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bond {
-    /// The OS's protocol word (`failover`, `lacp`…).
-    pub proto: &'static str,
+    /// The OS's protocol word (`failover`, `lacp`…); `None` for a cloner that speaks LACP
+    /// only (OpenBSD's aggr).
+    pub proto: Option<&'static str>,
     pub members: Vec<String>,
     /// Further ifconfig words for the OS's knobs (`lagghash l3,l4`, `lacptimeout fast`).
     pub options: Vec<String>,
@@ -246,8 +247,7 @@ pub fn resolve(cfg: &NetConfig, nics: &BTreeMap<String, String>, os: &OsFacts) -
     let mut kept: Vec<(Option<&str>, &Route)> = Vec::new();
     for (on, r) in routes {
         let who = on.map(|n| format!("{n}: ")).unwrap_or_default();
-        if let Some(t) = r.table {
-            let _ = t;
+        if r.table.is_some() {
             out.warnings.push(format!(
                 "{who}{}: policy-routing table dropped",
                 r.describe()
@@ -288,6 +288,16 @@ pub fn resolve(cfg: &NetConfig, nics: &BTreeMap<String, String>, os: &OsFacts) -
             )),
         }
     }
+    if kept.len() > MAX_ENTRIES {
+        out.errors.push((
+            "routes".into(),
+            format!(
+                "{} routes, more than {MAX_ENTRIES}: the rest are not rendered",
+                kept.len()
+            ),
+        ));
+        kept.truncate(MAX_ENTRIES);
+    }
     for (on, r) in kept {
         // The interface whose subnet reaches the gateway, else the one the route was given on.
         let reaches = out
@@ -304,8 +314,9 @@ pub fn resolve(cfg: &NetConfig, nics: &BTreeMap<String, String>, os: &OsFacts) -
     }
     // DNS: first appearance wins, order kept.
     let mut servers: Vec<IpAddr> = Vec::new();
+    // Bounded: past MAX_ENTRIES distinct servers, the rest are dropped anyway.
     for s in &cfg.dns.servers {
-        if !servers.contains(s) {
+        if !servers.contains(s) && servers.len() < MAX_ENTRIES {
             servers.push(*s);
         }
     }
@@ -323,7 +334,7 @@ pub fn resolve(cfg: &NetConfig, nics: &BTreeMap<String, String>, os: &OsFacts) -
     }
     let mut search: Vec<String> = Vec::new();
     for s in &cfg.dns.search {
-        if !search.iter().any(|x| x.eq_ignore_ascii_case(s)) {
+        if !search.iter().any(|x| x.eq_ignore_ascii_case(s)) && search.len() < MAX_ENTRIES {
             search.push(s.clone());
         }
     }
@@ -393,7 +404,7 @@ fn bond(
         ));
     }
     Bond {
-        proto,
+        proto: (!os.is_lacp_cloner(mode)).then_some(proto),
         members,
         options,
     }
