@@ -316,7 +316,7 @@ pub fn plan(
         ));
         changed(&f.interface, &mut np);
     }
-    if !rendered.rc_vars.is_empty() {
+    if platform != Platform::Openbsd {
         let mut text = rc_now.clone();
         for v in &rendered.rc_vars {
             if let Some(i) = &v.interface {
@@ -328,6 +328,19 @@ pub fn plan(
                 text = t;
                 changed(&v.interface, &mut np);
             }
+        }
+        let keep: Vec<&str> = rendered.rc_vars.iter().map(|v| v.name.as_str()).collect();
+        let owned = np.interfaces.clone();
+        let mut kept = Vec::new();
+        for line in text.lines() {
+            match stale_of(platform, line, &owned, &keep) {
+                Some(ifname) => changed(&Some(ifname), &mut np),
+                None => kept.push(line),
+            }
+        }
+        if kept.len() != text.lines().count() {
+            text = kept.join("\n");
+            text.push('\n');
         }
         if text != rc_now {
             planned.actions.push(Action::write(
@@ -342,6 +355,35 @@ pub fn plan(
         }
     }
     np
+}
+
+/// The interface an rc.conf line configures, when that line would fight the rendered config
+/// and goes: on NetBSD an `ifconfig_IF` variable (rc.d/network prefers it to
+/// `/etc/ifconfig.IF`); on FreeBSD an `ifconfig_IF_aliasN` or `ifconfig_IF_ipv6` left from an
+/// earlier config. `keep`: the variables just rendered.
+fn stale_of(platform: Platform, line: &str, owned: &[String], keep: &[&str]) -> Option<String> {
+    let (var, _) = line.trim_start().split_once('=')?;
+    let var = var.trim_end();
+    if keep.contains(&var) {
+        return None;
+    }
+    let rest = var.strip_prefix("ifconfig_")?;
+    owned
+        .iter()
+        .find(|ifname| match platform {
+            Platform::Netbsd => rest == ifname.as_str(),
+            Platform::Freebsd => {
+                let own = ifname.replace('.', "_");
+                rest.strip_prefix(own.as_str()).is_some_and(|tail| {
+                    tail == "_ipv6"
+                        || tail
+                            .strip_prefix("_alias")
+                            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+                })
+            }
+            _ => false,
+        })
+        .cloned()
 }
 
 /// `sh /etc/netstart IF…`: OpenBSD's way to (re)configure the interfaces given.

@@ -265,3 +265,48 @@ fn openbsd_bond_modes_and_freebsd_vlan_names() {
         planned.warnings
     );
 }
+
+#[test]
+fn rc_conf_settings_that_would_fight_the_rendered_config_go() {
+    let t = tempfile::tempdir().unwrap();
+    let root = Root::new(t.path());
+    std::fs::create_dir_all(t.path().join("etc")).unwrap();
+    std::fs::write(
+        t.path().join("etc/rc.conf"),
+        "ifconfig_vtnet0=\"DHCP\"\nifconfig_vtnet0_alias0=\"inet 10.9.9.9/32\"\nifconfig_vtnet0_ipv6=\"inet6 accept_rtadv\"\nifconfig_vtnet9=\"DHCP\"\nifconfig_vtnet0_name=\"x\"\n",
+    )
+    .unwrap();
+    let mut planned = Planned::default();
+    plan(
+        Platform::Freebsd,
+        &root,
+        "seed",
+        V2.as_bytes(),
+        &nics("freebsd"),
+        &mut planned,
+    );
+    assert_eq!(
+        planned.current_text(&root, "/etc/rc.conf"),
+        "ifconfig_vtnet0=\"inet 10.0.0.5 netmask 255.255.255.0\"\nifconfig_vtnet9=\"DHCP\"\nifconfig_vtnet0_name=\"x\"\nifconfig_vtnet1=\"DHCP\"\ndefaultrouter=\"10.0.0.1\"\n"
+    );
+    // NetBSD's rc.d/network would take an ifconfig_IF variable over the rendered file.
+    std::fs::write(
+        t.path().join("etc/rc.conf"),
+        "ifconfig_vtnet1=\"dhcp\"\nifconfig_vtnet7=\"dhcp\"\n",
+    )
+    .unwrap();
+    let mut planned = Planned::default();
+    let np = plan(
+        Platform::Netbsd,
+        &root,
+        "seed",
+        V2.as_bytes(),
+        &nics("netbsd"),
+        &mut planned,
+    );
+    assert_eq!(
+        planned.current_text(&root, "/etc/rc.conf"),
+        "ifconfig_vtnet7=\"dhcp\"\ndefaultroute=\"10.0.0.1\"\n"
+    );
+    assert_eq!(np.changed_interfaces, ["vtnet0", "vtnet1"]);
+}
