@@ -169,20 +169,6 @@ fn check_network(file: &std::path::Path, data: &[u8]) -> Found {
                 },
             )
         })
-        .chain(parsed.warnings.into_iter().map(|w| {
-            (
-                None,
-                Located {
-                    problem: Problem {
-                        path: String::new(),
-                        severity: Severity::Warning,
-                        message: w,
-                    },
-                    line: None,
-                    column: None,
-                },
-            )
-        }))
         .collect()
 }
 

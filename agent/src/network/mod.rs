@@ -68,7 +68,6 @@ pub struct Parsed {
     /// `None` when the document is not a network config at all (or not readable).
     pub config: Option<NetConfig>,
     pub problems: Vec<Problem>,
-    pub warnings: Vec<String>,
 }
 
 enum Format {
@@ -106,7 +105,6 @@ pub fn parse(document: &str, raw: &[u8]) -> Parsed {
     let mut parsed = Parsed {
         config: None,
         problems: Vec::new(),
-        warnings: Vec::new(),
     };
     let whole = |message: String, line: Option<usize>, column: Option<usize>| Problem {
         document: document.to_string(),
@@ -189,7 +187,6 @@ pub fn parse(document: &str, raw: &[u8]) -> Parsed {
     };
     parsed.config = Some(cfg);
     parsed.problems = r.problems;
-    parsed.warnings = r.warnings;
     parsed
 }
 
@@ -255,9 +252,6 @@ pub fn plan(
     for p in &parsed.problems {
         planned.error(NAME, &p.entry, p.to_string());
     }
-    planned
-        .warnings
-        .extend(parsed.warnings.iter().map(|w| format!("{NAME}: {w}")));
     let Some(cfg) = parsed.config else {
         return np;
     };

@@ -221,8 +221,6 @@ pub struct Reader<'a> {
     positions: Positions,
     /// Entries and fields that could not be read.
     pub problems: Vec<Problem>,
-    /// Things read correctly that no BSD rc file can express.
-    pub warnings: Vec<String>,
 }
 
 impl<'a> Reader<'a> {
@@ -231,7 +229,6 @@ impl<'a> Reader<'a> {
             document,
             positions: Positions::of(text),
             problems: Vec::new(),
-            warnings: Vec::new(),
         }
     }
 
