@@ -310,3 +310,30 @@ fn rc_conf_settings_that_would_fight_the_rendered_config_go() {
     );
     assert_eq!(np.changed_interfaces, ["vtnet0", "vtnet1"]);
 }
+
+#[test]
+fn every_prefix_of_every_case_plans_without_panicking() {
+    let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/netcfg");
+    let t = tempfile::tempdir().unwrap();
+    let root = Root::new(t.path());
+    for dir in std::fs::read_dir(&base).unwrap().flatten() {
+        for f in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if !name.starts_with("input") {
+                continue;
+            }
+            let raw = std::fs::read(f.path()).unwrap();
+            // Cut anywhere (mid-token, mid-UTF-8): errors, never a panic.
+            for cut in (0..raw.len()).step_by(7) {
+                for p in [Platform::Netbsd, Platform::Freebsd, Platform::Openbsd] {
+                    let mut planned = Planned::default();
+                    plan(p, &root, &name, &raw[..cut], &nics("openbsd"), &mut planned);
+                }
+            }
+        }
+    }
+}
