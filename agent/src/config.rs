@@ -115,6 +115,17 @@ fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<S
     })
 }
 
+impl Config {
+    /// `network: {config: disabled}` (cloud-init's spelling): render no network config.
+    pub fn network_config_disabled(&self) -> bool {
+        self.raw
+            .get("network")
+            .and_then(|n| n.get("config"))
+            .and_then(Value::as_str)
+            == Some("disabled")
+    }
+}
+
 /// A loaded configuration and where it came from.
 #[derive(Debug, Default)]
 pub struct Loaded {
@@ -311,6 +322,19 @@ mod tests {
         ));
         std::fs::create_dir_all(d.join("etc/wisp/wisp.yaml.d")).unwrap();
         d
+    }
+
+    #[test]
+    fn network_config_can_be_disabled() {
+        let d = dir();
+        let root = Root::new(&d);
+        assert!(!load(&root, None).unwrap().config.network_config_disabled());
+        std::fs::write(
+            d.join("etc/wisp/wisp.yaml.d/99-net.yaml"),
+            "network: {config: disabled}\n",
+        )
+        .unwrap();
+        assert!(load(&root, None).unwrap().config.network_config_disabled());
     }
 
     #[test]

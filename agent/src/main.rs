@@ -17,6 +17,7 @@ mod fsutil;
 mod instance;
 mod log;
 mod modules;
+mod network;
 mod plan;
 mod platform;
 mod rcconf;

@@ -19,8 +19,8 @@ use crate::state::StateDir;
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
     /// The user-data to apply (#cloud-config, or any user-data format).
-    #[arg(long, value_name = "FILE")]
-    pub user_data: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "network_config")]
+    pub user_data: Option<PathBuf>,
     /// Vendor-data to merge under it, as a datasource would give it (MAAS's `{cloud-init: …}`
     /// map, or a user-data document).
     #[arg(long, value_name = "FILE")]
@@ -29,6 +29,14 @@ pub struct ApplyArgs {
     /// and recorded as done when they succeed — as the boot stages do.
     #[arg(long, value_name = "ID")]
     pub instance_id: Option<String>,
+    /// A network config (version 1 or 2, or ConfigDrive's network_data.json) to render as
+    /// the BSD's own files.
+    #[arg(long, value_name = "FILE")]
+    pub network_config: Option<PathBuf>,
+    /// The machine's NICs, a YAML map of MAC address to interface name (default: this
+    /// system's, read with ifconfig).
+    #[arg(long, value_name = "NICS", requires = "network_config")]
+    pub interfaces: Option<PathBuf>,
 }
 
 pub fn exit_code(o: Outcome) -> u8 {
@@ -45,10 +53,16 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
         bail!("this OS is not supported; name the target with --platform");
     };
     let loaded = config::load(&ctx.root, ctx.config_path.as_deref())?;
-    let raw = std::fs::read(&args.user_data)
-        .with_context(|| format!("reading {}", args.user_data.display()))?;
-    let name = args.user_data.display().to_string();
-    let decoded = userdata::decode(&raw, &name, &DecodeOptions::default());
+    // With only a network config, the network config is the document.
+    let Some(document) = args.user_data.as_ref().or(args.network_config.as_ref()) else {
+        bail!("give --user-data or --network-config");
+    };
+    let raw = std::fs::read(document).with_context(|| format!("reading {}", document.display()))?;
+    let name = document.display().to_string();
+    let decoded = args
+        .user_data
+        .as_ref()
+        .map(|_| userdata::decode(&raw, &name, &DecodeOptions::default()));
     let vendor = match &args.vendor_data {
         None => None,
         Some(path) => {
@@ -64,19 +78,37 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
         users,
         groups,
         mut planned,
-    } = engine::plan(
-        &ctx.root,
-        platform,
-        &loaded.config,
-        &Documents {
-            user: Some(&decoded),
-            vendor: vendor.as_ref(),
-            metadata_keys: &[],
-            local_hostname: None,
-            instance_id: &instance_id,
-            source: &name,
+    } = match &decoded {
+        // A network config alone plans no cloud-config module (not even the default user).
+        None => modules::Plan {
+            users: Vec::new(),
+            groups: Default::default(),
+            planned: modules::Planned::default(),
         },
-    );
+        Some(decoded) => engine::plan(
+            &ctx.root,
+            platform,
+            &loaded.config,
+            &Documents {
+                user: Some(decoded),
+                vendor: vendor.as_ref(),
+                metadata_keys: &[],
+                local_hostname: None,
+                instance_id: &instance_id,
+                source: &name,
+            },
+        ),
+    };
+    if let Some(file) = &args.network_config {
+        crate::network::preview(
+            &ctx.root,
+            platform,
+            loaded.config.network_config_disabled(),
+            file,
+            args.interfaces.as_deref(),
+            &mut planned,
+        )?;
+    }
     let instance = InstanceState::new(StateDir::new(&ctx.root, ctx.dry_run));
     if let Some(id) = &args.instance_id {
         if !ctx.dry_run {

@@ -54,7 +54,7 @@ pub fn run(ctx: &Context, args: &SchemaArgs) -> anyhow::Result<u8> {
         Format::Text => {
             for (file, ps) in &reports {
                 if ps.is_empty() {
-                    outln!("{file}: valid cloud-config");
+                    outln!("{file}: valid {}", kind_of(file));
                 }
                 for (part, p) in ps {
                     let place = match (p.line, p.column) {
@@ -107,6 +107,9 @@ fn check_file(file: &PathBuf) -> Found {
         Ok(d) => d,
         Err(e) => return vec![(None, error(format!("cannot read: {e}")))],
     };
+    if crate::network::looks_like(&data) {
+        return check_network(file, &data);
+    }
     if data.starts_with(b"#cloud-config\n") || data.starts_with(b"#cloud-config\r\n") {
         return match std::str::from_utf8(&data) {
             Ok(text) => cloudconfig::check_text(text)
@@ -144,4 +147,35 @@ fn check_file(file: &PathBuf) -> Found {
         out.push((None, error("no cloud-config in this document".into())));
     }
     out
+}
+
+/// A network config (v1, v2, ConfigDrive JSON): every entry and field it could not read.
+fn check_network(file: &std::path::Path, data: &[u8]) -> Found {
+    let parsed = crate::network::parse(&file.display().to_string(), data);
+    parsed
+        .problems
+        .into_iter()
+        .map(|p| {
+            (
+                None,
+                Located {
+                    problem: Problem {
+                        path: p.path,
+                        severity: Severity::Error,
+                        message: p.message,
+                    },
+                    line: p.line,
+                    column: p.column,
+                },
+            )
+        })
+        .collect()
+}
+
+/// What a clean file was checked as, for the text report.
+fn kind_of(file: &str) -> &'static str {
+    match std::fs::read(file) {
+        Ok(data) if crate::network::looks_like(&data) => "network config",
+        _ => "cloud-config",
+    }
 }

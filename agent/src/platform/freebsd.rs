@@ -132,6 +132,10 @@ impl Backend for FreeBsd {
             dir.into(),
         ]
     }
+    /// FreeBSD prints `ether MAC` (and `hwaddr MAC` when a lagg changed it).
+    fn nic_list(&self) -> Option<Vec<String>> {
+        Some(vec!["/sbin/ifconfig".into(), "-a".into()])
+    }
     fn hostname_store(&self) -> HostnameStore {
         HostnameStore::RcConf("/etc/rc.conf")
     }

@@ -132,6 +132,12 @@ pub trait Backend {
     fn disk_devices(&self, names: &str) -> Vec<std::path::PathBuf>;
     /// The sysctl that lists the disks.
     fn disks_sysctl(&self) -> &'static str;
+    /// The command that lists the running system's interfaces with their link-layer
+    /// addresses (parsed by `network::nics::parse_ifconfig`); `None` where wisp renders no
+    /// network configuration.
+    fn nic_list(&self) -> Option<Vec<String>> {
+        None
+    }
     /// Mounts a found seed volume read-only on `dir`.
     fn mount_seed(
         &self,

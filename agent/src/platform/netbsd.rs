@@ -96,6 +96,10 @@ impl Backend for NetBsd {
     ) -> Vec<String> {
         super::bsd_mount_seed(kind, raw, dir)
     }
+    /// NetBSD prints `address: MAC` for each NIC.
+    fn nic_list(&self) -> Option<Vec<String>> {
+        Some(vec!["/sbin/ifconfig".into(), "-a".into()])
+    }
     fn hostname_store(&self) -> HostnameStore {
         HostnameStore::RcConf("/etc/rc.conf")
     }

@@ -100,6 +100,10 @@ impl Backend for OpenBsd {
     ) -> Vec<String> {
         super::bsd_mount_seed(kind, raw, dir)
     }
+    /// OpenBSD prints `lladdr MAC`.
+    fn nic_list(&self) -> Option<Vec<String>> {
+        Some(vec!["/sbin/ifconfig".into(), "-a".into()])
+    }
     fn hostname_store(&self) -> HostnameStore {
         HostnameStore::File("/etc/myname")
     }
