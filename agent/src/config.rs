@@ -118,12 +118,15 @@ fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<S
 impl Config {
     /// `network: {config: disabled}` (cloud-init's spelling): render no network config.
     pub fn network_config_disabled(&self) -> bool {
-        self.raw
-            .get("network")
-            .and_then(|n| n.get("config"))
-            .and_then(Value::as_str)
-            == Some("disabled")
+        network_disabled_in(&self.raw)
     }
+}
+
+fn network_disabled_in(doc: &Mapping) -> bool {
+    doc.get("network")
+        .and_then(|n| n.get("config"))
+        .and_then(Value::as_str)
+        == Some("disabled")
 }
 
 /// A loaded configuration and where it came from.
@@ -173,6 +176,7 @@ pub fn load(root: &Root, explicit: Option<&Path>) -> Result<Loaded, ConfigError>
     }
     let mut merged = Mapping::new();
     let mut warnings = Vec::new();
+    let mut disabled_network = false;
     for path in &files {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.clone(),
@@ -180,7 +184,15 @@ pub fn load(root: &Root, explicit: Option<&Path>) -> Result<Loaded, ConfigError>
         })?;
         let doc = parse_file(path, &text)?;
         warnings.extend(unknown_keys(path, &doc));
+        disabled_network |= network_disabled_in(&doc);
         merge_into(&mut merged, doc);
+    }
+    // An operator's `network: {config: disabled}` holds wherever it is written: the MAAS seed
+    // (read after wisp.yaml) carries a `network` map of its own that must not undo it.
+    if disabled_network {
+        let mut off = Mapping::new();
+        off.insert("config".into(), "disabled".into());
+        merged.insert("network".into(), Value::Mapping(off));
     }
     let mut config: Config =
         serde_yaml::from_value(Value::Mapping(merged.clone())).map_err(|e| {

@@ -6,7 +6,10 @@ use wisp_datasources::userdata::{self, DecodeOptions};
 
 use super::{seed, Boot, BootData, StageEnd, StageName};
 use crate::engine;
-use crate::modules::Stage;
+use crate::modules::{Frequency, Planned, Stage};
+use crate::network;
+use crate::plan::Action;
+use crate::platform::Platform;
 use crate::report::Outcome;
 use crate::sources;
 use crate::state;
@@ -24,6 +27,7 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
         Ok(ds) => ds,
         Err(e) => return boot.fatal(StageName::Local, EVENT, format!("{e:#}")),
     };
+    let mut network_config = None;
     if ds.name() != "MAAS" {
         let fetched = ds
             .fetch_metadata()
@@ -34,6 +38,12 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
                     return boot.fatal(StageName::Local, EVENT, format!("{e:#}"));
                 }
                 boot.data = Some(super::network::data_from(boot, &md, ud.as_deref()));
+                network_config = md.network_config.clone().map(|c| {
+                    (
+                        format!("{} network config", ds.name()),
+                        serde_json::to_vec(&c).unwrap_or_default(),
+                    )
+                });
             }
             Err(e) => {
                 return boot.fatal(
@@ -46,15 +56,29 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
     } else {
         boot.data = from_cache(boot);
     }
+    // MAAS's network config came with the seed the curtin hook left (it is in wisp.yaml's
+    // `network` now); NoCloud's and ConfigDrive's with their metadata.
+    let network_config = network_config.or_else(|| {
+        boot.config.raw.get("network").map(|n| {
+            (
+                "the MAAS seed's network config".to_string(),
+                serde_yaml::to_string(n).unwrap_or_default().into_bytes(),
+            )
+        })
+    });
+    let mut outcome = render_network(boot, network_config);
     let Some(id) = boot.data.as_ref().map(|d| d.instance_id.clone()) else {
         boot.events.finish(
             EVENT,
-            "no data yet: the datasource needs the network",
-            Outcome::Success,
+            &format!(
+                "local stage: {} (no data yet: the datasource needs the network)",
+                outcome.as_str()
+            ),
+            outcome,
             None,
         );
-        boot.record.stage("local", "SUCCESS", Vec::new());
-        return StageEnd::ok(Outcome::Success);
+        boot.record.stage("local", outcome.as_str(), Vec::new());
+        return StageEnd::ok(outcome);
     };
     if !boot.ctx.dry_run {
         if let Err(e) = boot.instance.set_instance_id(&id) {
@@ -63,7 +87,7 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
     }
     // Warnings of the documents are counted once, in the network stage.
     let planned = boot.plan_stage(Stage::Local, false, &[]).planned;
-    let outcome = boot.run_modules(&planned, EVENT);
+    outcome = outcome.worst(boot.run_modules(&planned, EVENT));
     boot.events.finish(
         EVENT,
         &format!("local stage: {}", outcome.as_str()),
@@ -107,4 +131,102 @@ pub(super) fn from_cache(boot: &Boot<'_>) -> Option<BootData> {
         vendor,
         read: None,
     })
+}
+
+/// Renders the network configuration into the system's files, once per instance, before the
+/// system brings its network up (OpenBSD's rc has done that already: its changed interfaces are
+/// started again with netstart). Reported as the `network` module.
+fn render_network(boot: &mut Boot<'_>, config: Option<(String, Vec<u8>)>) -> Outcome {
+    let Some((source, raw)) = config else {
+        return Outcome::Success;
+    };
+    if boot.config.network_config_disabled() {
+        tracing::info!("network: {{config: disabled}}: the network configuration is not rendered");
+        return Outcome::Success;
+    }
+    // The instance: known from the data, or (MAAS, before the network) from the credentials,
+    // which a redeployment changes — as cloud-init's MAAS local source does.
+    let key = boot
+        .data
+        .as_ref()
+        .map(|d| d.instance_id.clone())
+        .or_else(|| {
+            sources::maas_config(boot.config)
+                .map(|c| wisp_datasources::maas::instance_id_from_credentials(&c.credentials))
+        })
+        .unwrap_or_else(|| "local".into());
+    if !boot
+        .instance
+        .should_run(network::NAME, Frequency::PerInstance, &key)
+    {
+        return Outcome::Success;
+    }
+    let mut planned = Planned::default();
+    let nics = match boot.interfaces {
+        Some(path) => match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| network::nics::parse_map(&t, boot.platform))
+        {
+            Ok((nics, errors)) => {
+                for e in errors {
+                    planned.error(
+                        network::NAME,
+                        "interfaces",
+                        format!("{}: {e}", path.display()),
+                    );
+                }
+                nics
+            }
+            Err(e) => {
+                planned.error(
+                    network::NAME,
+                    "interfaces",
+                    format!("{}: {e}", path.display()),
+                );
+                Default::default()
+            }
+        },
+        None => network::system_nics(boot.platform).unwrap_or_else(|e| {
+            planned.error(
+                network::NAME,
+                "interfaces",
+                format!("cannot read this machine's interfaces: {e}"),
+            );
+            Default::default()
+        }),
+    };
+    let np = network::plan(
+        boot.platform,
+        &boot.ctx.root,
+        &source,
+        &raw,
+        &nics,
+        &mut planned,
+    );
+    if boot.platform == Platform::Openbsd
+        && boot.ctx.root.is_host()
+        && boot.interfaces.is_none()
+        && !np.changed_interfaces.is_empty()
+    {
+        planned.actions.push(Action::exec(
+            network::NAME,
+            "netstart",
+            network::netstart_argv(&np.changed_interfaces),
+        ));
+    }
+    let warnings = planned.warnings.clone();
+    let outcome = boot.run_modules(&planned, EVENT);
+    let mut problems: Vec<String> = planned
+        .errors
+        .iter()
+        .map(|e| format!("{}: {}", e.item, e.reason))
+        .collect();
+    problems.extend(warnings);
+    boot.record.module(network::NAME, outcome, &problems);
+    if !boot.ctx.dry_run {
+        if let Err(e) = boot.instance.mark_done(network::NAME, &key) {
+            tracing::warn!(error = %e, "cannot mark the network configuration done");
+        }
+    }
+    outcome
 }

@@ -117,13 +117,21 @@ pub struct Boot<'a> {
     data: Option<BootData>,
     /// Problems of the documents, counted once per boot (in the network stage).
     warnings: Vec<String>,
+    interfaces: Option<&'a std::path::Path>,
 }
 
-pub fn run(
-    ctx: &Context,
-    only: Option<StageName>,
-    esp: Option<&std::path::Path>,
-) -> anyhow::Result<u8> {
+/// What `wisp init` was asked.
+pub struct Options<'a> {
+    /// Run only this stage.
+    pub only: Option<StageName>,
+    /// A mounted EFI partition with the MAAS seed.
+    pub esp: Option<&'a std::path::Path>,
+    /// Stand-ins for the machine's interfaces (MAC → name), for rendering the network.
+    pub interfaces: Option<&'a std::path::Path>,
+}
+
+pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
+    let only = opts.only;
     let Some(platform) = ctx.platform else {
         bail!("this OS is not supported; name the target with --platform");
     };
@@ -142,7 +150,7 @@ pub fn run(
     })?;
     // First the seed the curtin hook left: it brings the datasource and its credentials.
     if matches!(only, None | Some(StageName::Local)) && !ctx.dry_run {
-        seed::import_maas_seed(&ctx.root, platform, esp);
+        seed::import_maas_seed(&ctx.root, platform, opts.esp);
     }
     let loaded = config::load(&ctx.root, ctx.config_path.as_deref())?;
     for w in &loaded.warnings {
@@ -167,6 +175,7 @@ pub fn run(
         events,
         data: None,
         warnings: Vec::new(),
+        interfaces: opts.interfaces,
     };
     // The endpoint is known now when the configuration names it (or from the instance id the
     // last boot cached); otherwise once the metadata is fetched.

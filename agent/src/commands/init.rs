@@ -14,8 +14,20 @@ pub struct InitArgs {
     /// the disks are searched, on the running system).
     #[arg(long, value_name = "DIR")]
     pub esp: Option<std::path::PathBuf>,
+    /// A YAML map of MAC address to interface name standing in for the machine's interfaces
+    /// when the network configuration is rendered (image tests under --root); by default the
+    /// system's own are read.
+    #[arg(long, value_name = "NICS")]
+    pub interfaces: Option<std::path::PathBuf>,
 }
 
 pub fn run(ctx: &Context, args: &InitArgs) -> anyhow::Result<u8> {
-    boot::run(ctx, args.stage, args.esp.as_deref())
+    boot::run(
+        ctx,
+        &boot::Options {
+            only: args.stage,
+            esp: args.esp.as_deref(),
+            interfaces: args.interfaces.as_deref(),
+        },
+    )
 }

@@ -1,0 +1,142 @@
+//! The network configuration in the boot: a NoCloud seed with a `network-config`, and
+//! `wisp init --stage local` under a fake root of each BSD writes the system's files; the next
+//! boot of the same instance writes nothing; a new instance renders again.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const FIXTURE: &str = "01-static-single";
+
+fn fixture(p: &str) -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fixtures/netcfg/"
+    ))
+    .join(FIXTURE)
+    .join(p)
+}
+
+/// A fresh root (accounts, rc.conf) with wisp set to the NoCloud seed.
+fn fake_root(wisp_yaml: &str) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    let src = common::manifest_path("tests/fixtures/roots/fresh");
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", src.display()))
+        .arg(t.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::create_dir_all(t.path().join("etc/wisp")).unwrap();
+    std::fs::write(t.path().join("etc/wisp/wisp.yaml"), wisp_yaml).unwrap();
+    t
+}
+
+fn seed(root: &Path, instance_id: &str) {
+    let dir = root.join("var/db/wisp/seed/nocloud");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("meta-data"),
+        format!("instance-id: {instance_id}\n"),
+    )
+    .unwrap();
+    std::fs::copy(fixture("input.yaml"), dir.join("network-config")).unwrap();
+}
+
+fn local_stage(root: &Path, os: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wisp"))
+        .args(["--platform", os, "--root"])
+        .arg(root)
+        .args(["init", "--stage", "local", "--interfaces"])
+        .arg(fixture("nics.yaml"))
+        .output()
+        .unwrap()
+}
+
+/// The one file each OS's expected set must contain, with its exact content.
+fn checked_file(os: &str) -> &'static str {
+    match os {
+        "netbsd" => "etc/ifconfig.vioif0",
+        "openbsd" => "etc/hostname.vio0",
+        _ => "etc/resolv.conf",
+    }
+}
+
+#[test]
+fn the_local_stage_renders_once_per_instance() {
+    if !fixture("input.yaml").exists() {
+        eprintln!("skipped: the shared fixtures are not beside this checkout");
+        return;
+    }
+    for os in ["netbsd", "freebsd", "openbsd"] {
+        let t = fake_root("datasource_list: [NoCloud]\n");
+        let r = t.path();
+        seed(r, "i-1");
+        let o = local_stage(r, os);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{os}: {err}");
+        let file = checked_file(os);
+        let want = std::fs::read_to_string(fixture(&format!("expected/{os}/{file}"))).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(r.join(file)).unwrap(),
+            want,
+            "{os}: {file}"
+        );
+        let resolv =
+            std::fs::read_to_string(fixture(&format!("expected/{os}/etc/resolv.conf"))).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(r.join("etc/resolv.conf")).unwrap(),
+            resolv
+        );
+        // `wisp status --long` shows the module.
+        let s = Command::new(env!("CARGO_BIN_EXE_wisp"))
+            .args(["--platform", os, "--root"])
+            .arg(r)
+            .args(["status", "--long"])
+            .output()
+            .unwrap();
+        let long = String::from_utf8_lossy(&s.stdout);
+        let modules = long.split("modules:").nth(1).unwrap_or("");
+        assert!(
+            modules
+                .lines()
+                .any(|l| l.trim_start().starts_with("network ")),
+            "{long}"
+        );
+        // The same instance again: nothing is written (an operator's edit stays).
+        std::fs::write(r.join(file), "edited by the operator\n").unwrap();
+        let o = local_stage(r, os);
+        assert_eq!(o.status.code(), Some(0), "{os}");
+        assert_eq!(
+            std::fs::read_to_string(r.join(file)).unwrap(),
+            "edited by the operator\n",
+            "{os}: a second boot of the same instance rendered again"
+        );
+        // A redeployment (new instance): rendered again.
+        seed(r, "i-2");
+        let o = local_stage(r, os);
+        assert_eq!(o.status.code(), Some(0), "{os}");
+        assert_eq!(std::fs::read_to_string(r.join(file)).unwrap(), want, "{os}");
+    }
+}
+
+#[test]
+fn network_config_disabled_renders_nothing() {
+    if !fixture("input.yaml").exists() {
+        return;
+    }
+    let t = fake_root("datasource_list: [NoCloud]\nnetwork: {config: disabled}\n");
+    let r = t.path();
+    seed(r, "i-1");
+    let o = local_stage(r, "netbsd");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!r.join("etc/ifconfig.vioif0").exists());
+    assert!(!r.join("etc/resolv.conf").exists());
+}
