@@ -45,6 +45,10 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
         bail!("this OS is not supported; name the target with --platform");
     };
     let loaded = config::load(&ctx.root, ctx.config_path.as_deref())?;
+    // Typos in wisp.yaml (unknown keys) are named here as at boot.
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
     let raw = std::fs::read(&args.user_data)
         .with_context(|| format!("reading {}", args.user_data.display()))?;
     let name = args.user_data.display().to_string();
