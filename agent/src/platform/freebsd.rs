@@ -78,6 +78,9 @@ impl Backend for FreeBsd {
     fn add_to_group(&self, user: &str, group: &str) -> Vec<String> {
         self.pw(&["groupmod", group, "-m", user])
     }
+    /// Kept after `pw useradd`: without `-w`/`-h`/`-H` it leaves `*` (pw.conf's `defaultpasswd`
+    /// is "no"), which refuses every password but is not the `*LOCKED*` prefix `pw lock` adds —
+    /// the one cloud-init's lock_passwd sets here and `is_locked` knows.
     fn lock(&self, user: &str) -> Vec<String> {
         self.pw(&["lock", user])
     }

@@ -53,6 +53,8 @@ impl Backend for OpenBsd {
     fn add_to_group(&self, user: &str, group: &str) -> Vec<String> {
         chrooted(&self.root, vec!["usermod", "-G", group, user])
     }
+    /// Kept after useradd, which leaves the shell as given: this lock is on the shell (and the
+    /// password), so a new account is not locked until it runs.
     fn lock(&self, user: &str) -> Vec<String> {
         chrooted(&self.root, vec!["usermod", "-Z", user])
     }
