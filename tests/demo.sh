@@ -10,7 +10,9 @@ set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-cargo build --quiet -p wisp -p mock-maas
+# The first build takes a few minutes: say so, and let cargo show its progress.
+echo "demo: building wisp and mock-maas (first time: a few minutes)…"
+cargo build -p wisp -p mock-maas
 bin="$top/target/debug"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/wisp-demo.XXXXXX")

@@ -22,16 +22,72 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
+/// The accounts as the files say, read again only when an action needs user or group ids and a
+/// command has run since the last reading (a command may have added users or groups). Reading
+/// after every command made creating N users cost N readings of files N lines long.
+struct LazyAccounts<'r> {
+    root: &'r Root,
+    accounts: Accounts,
+    stale: bool,
+    /// How many times the files were read, for the tests.
+    loads: usize,
+}
+
+impl<'r> LazyAccounts<'r> {
+    fn new(root: &'r Root) -> Self {
+        LazyAccounts {
+            root,
+            accounts: Accounts::default(),
+            stale: true,
+            loads: 0,
+        }
+    }
+
+    fn get(&mut self) -> &Accounts {
+        if self.stale {
+            self.accounts = Accounts::load(self.root);
+            self.stale = false;
+            self.loads += 1;
+        }
+        &self.accounts
+    }
+
+    /// A command ran: users or groups may have changed.
+    fn invalidate(&mut self) {
+        self.stale = true;
+    }
+}
+
+/// `owner:group` as the log shows it: names, the login group's too when the plan left it empty.
+fn owner_group(accounts: &Accounts, owner: &str, group: &str) -> String {
+    if !group.is_empty() {
+        return format!("{owner}:{group}");
+    }
+    let gid = accounts.user(owner).map(|u| u.gid);
+    match gid.and_then(|g| accounts.groups.iter().find(|x| x.gid == g)) {
+        Some(g) => format!("{owner}:{}", g.name),
+        None => format!("{owner}:{}", gid.map(|g| g.to_string()).unwrap_or_default()),
+    }
+}
+
+/// Carries out `actions` in order. Each one taken is logged at INFO — the command (its argv,
+/// with any secret on its standard input redacted), the file with its path, mode and owner (never
+/// its content), the directory, the link, the password-file field (never the password) — so that
+/// the log says what a boot did; a failure is logged as a warning instead.
 pub fn execute(actions: &[Action], root: &Root) -> Vec<Outcome> {
-    let mut accounts = Accounts::load(root);
+    execute_with(actions, &mut LazyAccounts::new(root))
+}
+
+fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outcome> {
+    let root = accounts.root;
     let mut out = Vec::new();
     for a in actions {
         let result = match a {
             Action::Exec { argv, stdin, .. } => {
                 let r = run(argv, stdin.as_ref().map(|s| s.0.as_bytes()));
-                // Users and groups may have changed.
-                accounts = Accounts::load(root);
-                r
+                // Even a failed tool may have changed the account files.
+                accounts.invalidate();
+                r.map(|()| format!("ran {}", a.describe()))
             }
             Action::Write {
                 path,
@@ -41,9 +97,16 @@ pub fn execute(actions: &[Action], root: &Root) -> Vec<Outcome> {
                 in_home,
                 content,
                 ..
-            } => write(
-                root, &accounts, path, content, *mode, owner, group, *in_home,
-            ),
+            } => {
+                let accounts = accounts.get();
+                write(root, accounts, path, content, *mode, owner, group, *in_home).map(|()| {
+                    format!(
+                        "wrote {path} ({} bytes, mode {mode:04o}, owner {})",
+                        content.len(),
+                        owner_group(accounts, owner, group)
+                    )
+                })
+            }
             Action::Mkdir {
                 path,
                 mode,
@@ -51,15 +114,28 @@ pub fn execute(actions: &[Action], root: &Root) -> Vec<Outcome> {
                 group,
                 in_home,
                 ..
-            } => mkdir(root, &accounts, path, *mode, owner, group, *in_home),
-            Action::Symlink { path, target, .. } => symlink(root, path, target),
+            } => {
+                let accounts = accounts.get();
+                mkdir(root, accounts, path, *mode, owner, group, *in_home).map(|()| {
+                    format!(
+                        "made directory {path} (mode {mode:04o}, owner {})",
+                        owner_group(accounts, owner, group)
+                    )
+                })
+            }
+            Action::Symlink { path, target, .. } => {
+                symlink(root, path, target).map(|()| format!("linked {path} -> {target}"))
+            }
+            // The ids do not change here (only the password or its change time), so the
+            // accounts read stay valid.
             Action::MasterPasswd {
                 user,
                 field,
                 hasher,
                 db,
                 ..
-            } => master_passwd(root, user, field, hasher, db),
+            } => master_passwd(root, user, field, hasher, db)
+                .map(|()| format!("changed: {}", a.describe())),
         };
         let item = match a {
             Action::Exec { item, .. }
@@ -68,8 +144,9 @@ pub fn execute(actions: &[Action], root: &Root) -> Vec<Outcome> {
             | Action::Symlink { item, .. } => item.clone(),
             Action::MasterPasswd { user, .. } => user.clone(),
         };
-        if let Err(e) = &result {
-            tracing::warn!(module = a.module(), item, error = %e, "failed");
+        match &result {
+            Ok(done) => tracing::info!("{}: {done}", a.module()),
+            Err(e) => tracing::warn!(module = a.module(), item, error = %e, "failed"),
         }
         out.push(Outcome {
             module: a.module(),
@@ -289,4 +366,79 @@ fn master_passwd(
     run(db, None).inspect_err(|_| {
         let _ = std::fs::remove_file(&ptmp);
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> (tempfile::TempDir, Root) {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(d.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+        std::fs::write(d.path().join("etc/group"), "root:x:0:\n").unwrap();
+        let r = Root::new(d.path());
+        (d, r)
+    }
+
+    fn exec() -> Action {
+        Action::exec("users_groups", "u", vec!["true".into()])
+    }
+
+    /// A write that needs ids (whether its chown succeeds, as root, does not matter here).
+    fn write(i: usize) -> Action {
+        Action::write(
+            "ssh",
+            "u",
+            format!("/f{i}"),
+            b"x".to_vec(),
+            0o600,
+            ("root", ""),
+            false,
+        )
+    }
+
+    #[test]
+    fn the_account_files_are_read_once_for_many_commands() {
+        let (_d, r) = root();
+        // N commands (say useradd), then N writes that need ids (say their keys): one reading,
+        // not one per command.
+        let n = 200;
+        let mut actions: Vec<Action> = (0..n).map(|_| exec()).collect();
+        actions.extend((0..n).map(write));
+        let mut accounts = LazyAccounts::new(&r);
+        let out = execute_with(&actions, &mut accounts);
+        assert_eq!(out.len(), 2 * n);
+        assert!(out[..n].iter().all(|o| o.error.is_none()), "{:?}", out[0]);
+        assert_eq!(accounts.loads, 1);
+    }
+
+    #[test]
+    fn the_account_files_are_read_again_only_after_a_command() {
+        let (_d, r) = root();
+        let mut accounts = LazyAccounts::new(&r);
+        // Nothing that needs ids: no reading at all.
+        let link = Action::Symlink {
+            module: "m",
+            item: "i".into(),
+            path: "/l".into(),
+            target: "t".into(),
+        };
+        execute_with(&[exec(), link], &mut accounts);
+        assert_eq!(accounts.loads, 0);
+        // write, write: 1; command, command, write, write: 2.
+        execute_with(&[write(0), write(1)], &mut accounts);
+        assert_eq!(accounts.loads, 1);
+        execute_with(&[exec(), exec(), write(2), write(3)], &mut accounts);
+        assert_eq!(accounts.loads, 2);
+        // A user a command added is seen by the next action that needs ids.
+        std::fs::write(
+            r.path("/etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nnew:x:0:0::/:/bin/sh\n",
+        )
+        .unwrap();
+        execute_with(&[exec()], &mut accounts);
+        assert!(accounts.get().user("new").is_some());
+        assert_eq!(accounts.loads, 3);
+    }
 }

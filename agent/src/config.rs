@@ -1,7 +1,10 @@
 //! wisp's configuration: `/etc/wisp/wisp.yaml` and `/etc/wisp/wisp.yaml.d/*.yaml` (merged in name
 //! order, later files winning key by key). It uses cloud-init's system-config keys so existing
 //! snippets — MAAS's `90_maas_cloud_config.cfg` among them — work unchanged. Keys wisp does not
-//! know at the top level are kept: they are cloud-config for the whole system.
+//! know at the top level are kept: they are cloud-config for the whole system. A key that is
+//! neither wisp's, nor cloud-config, nor cloud-init's own system configuration is most likely a
+//! typo: it is named, with its file and line, as a warning (so is any unknown key inside
+//! `datasource`, `datasource.<name>` and `reporting.<name>`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,6 +12,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
+use crate::cloudconfig::lenient::norm_key;
+use crate::cloudconfig::model::{CONFIG_KEYS, IGNORED_ON_BSD};
+use crate::cloudconfig::Positions;
 use crate::root::Root;
 
 pub const DEFAULT_CONFIG: &str = "/etc/wisp/wisp.yaml";
@@ -134,7 +140,7 @@ fn network_disabled_in(doc: &Mapping) -> bool {
 pub struct Loaded {
     pub config: Config,
     pub files: Vec<PathBuf>,
-    /// Unknown keys inside known sections, bad values that were ignored.
+    /// Unknown keys (`file:line: unknown key …`), bad values that were ignored.
     pub warnings: Vec<String>,
 }
 
@@ -183,7 +189,7 @@ pub fn load(root: &Root, explicit: Option<&Path>) -> Result<Loaded, ConfigError>
             source: e,
         })?;
         let doc = parse_file(path, &text)?;
-        warnings.extend(unknown_keys(path, &doc));
+        warnings.extend(unknown_keys(path, &text, &doc));
         disabled_network |= network_disabled_in(&doc);
         merge_into(&mut merged, doc);
     }
@@ -267,38 +273,184 @@ const REPORTING_KEYS: &[&str] = &[
     "token_key",
     "token_secret",
 ];
+const NOCLOUD_KEYS: &[&str] = &["seedfrom", "fs_label"];
+const CONFIGDRIVE_KEYS: &[&str] = &["seed_dir"];
+/// The datasources wisp has (`datasource.<name>`).
+const DATASOURCES: &[&str] = &["MAAS", "NoCloud", "ConfigDrive"];
 
-fn unknown_keys(path: &Path, doc: &Mapping) -> Vec<String> {
+/// wisp's own top-level keys (the fields of [`Config`]).
+const WISP_KEYS: &[&str] = &[
+    "datasource_list",
+    "datasource",
+    "reporting",
+    "default_user",
+    "system_info",
+    "max_user_data_bytes",
+];
+
+/// The cloud-config keys wisp's modules apply. [`CONFIG_KEYS`] and [`IGNORED_ON_BSD`] hold the
+/// rest of what the cloud-config reader accepts; a test checks that the reader knows each of
+/// these, so a renamed key shows up there rather than as a false warning at boot.
+const APPLIED_KEYS: &[&str] = &[
+    "users",
+    "user",
+    "groups",
+    "ssh_authorized_keys",
+    "disable_root",
+    "disable_root_opts",
+    "ssh_pwauth",
+    "chpasswd",
+    "password",
+    "hostname",
+    "fqdn",
+    "prefer_fqdn_over_hostname",
+    "preserve_hostname",
+    "manage_etc_hosts",
+    "write_files",
+    "ntp",
+    "timezone",
+    "bootcmd",
+    "runcmd",
+];
+
+/// cloud-init's own system-configuration keys (its `cloud.cfg`, and what MAAS and curtin drop
+/// into `cloud.cfg.d`): an image's existing snippets carry them, and they are not typos even
+/// though wisp does nothing with most of them.
+const CLOUD_INIT_SYSTEM_KEYS: &[&str] = &[
+    "cloud_init_modules",
+    "cloud_config_modules",
+    "cloud_final_modules",
+    "system_info",
+    "network",
+    "manage_etc_hosts",
+    "preserve_hostname",
+    "manual_cache_clean",
+    "def_log_file",
+    "log_cfgs",
+    "_log",
+    "log_basic",
+    "syslog_fix_perms",
+    "output",
+    "vendor_data",
+    "vendor_data2",
+    "apt_preserve_sources_list",
+    "allow_public_ssh_keys",
+    "disable_vendordata",
+    "disable_network_activation",
+    "mount_default_fields",
+    "user_data",
+    "cloud_type",
+    "warnings",
+    "debconf_selections",
+];
+
+/// Whether a top-level key means something to wisp or to cloud-init.
+fn known_top_level(key: &str) -> bool {
+    let key = norm_key(key);
+    [
+        WISP_KEYS,
+        APPLIED_KEYS,
+        CONFIG_KEYS,
+        IGNORED_ON_BSD,
+        CLOUD_INIT_SYSTEM_KEYS,
+    ]
+    .iter()
+    .any(|list| list.contains(&key.as_str()))
+}
+
+/// Levenshtein distance, for "did you mean": keys are short, so the plain table is enough.
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut row = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            row.push((prev[j] + cost).min(prev[j + 1] + 1).min(row[j] + 1));
+        }
+        prev = row;
+    }
+    prev[b.len()]
+}
+
+/// The known key closest to `key`, if it is within two edits (ignoring case and `-`/`_`, so
+/// `Maas` finds `MAAS`).
+fn suggestion<'a>(key: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let key = norm_key(key).to_ascii_lowercase();
+    known
+        .into_iter()
+        .map(|k| (distance(&key, &k.to_ascii_lowercase()), k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Warnings for the keys of one file that nothing reads, each with its file and line.
+fn unknown_keys(path: &Path, text: &str, doc: &Mapping) -> Vec<String> {
+    let positions = Positions::of(text);
     let mut out = Vec::new();
-    let mut check = |section: &str, v: Option<&Value>, known: &[&str]| {
+    let mut warn = |key_path: String, hint: Option<&str>| {
+        let place = match positions.key(&key_path) {
+            Some(p) => format!("{}:{}", path.display(), p.line),
+            None => path.display().to_string(),
+        };
+        let hint = hint
+            .map(|k| format!("; did you mean {k}?"))
+            .unwrap_or_default();
+        out.push(format!("{place}: unknown key {key_path} (ignored){hint}"));
+    };
+    let name = |k: &Value| match k {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => "?".into(),
+    };
+    // Top level: anything cloud-init would know is fine; the rest is a likely typo, and the
+    // suggestion looks among the keys people write in wisp.yaml most.
+    for k in doc.keys() {
+        let key = name(k);
+        if !known_top_level(&key) {
+            let candidates = WISP_KEYS
+                .iter()
+                .chain(APPLIED_KEYS)
+                .chain(CLOUD_INIT_SYSTEM_KEYS)
+                .chain(CONFIG_KEYS)
+                .chain(IGNORED_ON_BSD)
+                .copied();
+            warn(key.clone(), suggestion(&key, candidates));
+        }
+    }
+    let mut section = |prefix: &str, v: Option<&Value>, known: &[&str]| {
         if let Some(Value::Mapping(m)) = v {
             for k in m.keys() {
-                let name = k.as_str().unwrap_or("?");
-                if !known.contains(&name) {
-                    out.push(format!(
-                        "{}: unknown key {section}.{name} (ignored)",
-                        path.display()
-                    ));
+                let key = name(k);
+                if !known.contains(&key.as_str()) {
+                    warn(
+                        format!("{prefix}.{key}"),
+                        suggestion(&key, known.iter().copied()),
+                    );
                 }
             }
         }
     };
     let ds = doc.get("datasource");
-    check("datasource.MAAS", ds.and_then(|d| d.get("MAAS")), MAAS_KEYS);
-    check(
+    section("datasource", ds, DATASOURCES);
+    section("datasource.MAAS", ds.and_then(|d| d.get("MAAS")), MAAS_KEYS);
+    section(
         "datasource.NoCloud",
         ds.and_then(|d| d.get("NoCloud")),
-        &["seedfrom", "fs_label"],
+        NOCLOUD_KEYS,
     );
-    check(
+    section(
         "datasource.ConfigDrive",
         ds.and_then(|d| d.get("ConfigDrive")),
-        &["seed_dir"],
+        CONFIGDRIVE_KEYS,
     );
     if let Some(Value::Mapping(r)) = doc.get("reporting") {
-        for (name, handler) in r {
-            let section = format!("reporting.{}", name.as_str().unwrap_or("?"));
-            check(&section, Some(handler), REPORTING_KEYS);
+        for (handler_name, handler) in r {
+            let prefix = format!("reporting.{}", name(handler_name));
+            section(&prefix, Some(handler), REPORTING_KEYS);
         }
     }
     out
@@ -460,6 +612,121 @@ mod tests {
         assert_eq!(
             l.config.datasource_list,
             Some(vec!["MAAS".to_string(), "NoCloud".to_string()])
+        );
+    }
+
+    fn warnings_of(text: &str) -> (Vec<String>, PathBuf) {
+        let d = dir();
+        let p = d.join("etc/wisp/wisp.yaml");
+        std::fs::write(&p, text).unwrap();
+        (load(&Root::new(&d), None).unwrap().warnings, p)
+    }
+
+    #[test]
+    fn a_misspelt_top_level_key_is_named_with_file_line_and_suggestion() {
+        let (w, p) = warnings_of("users: [default]\ndatasource_lsit: [MAAS]\n");
+        assert_eq!(
+            w,
+            vec![format!(
+                "{}:2: unknown key datasource_lsit (ignored); did you mean datasource_list?",
+                p.display()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_misspelt_section_is_named_with_file_line_and_suggestion() {
+        let (w, p) =
+            warnings_of("datasource_list: [MAAS]\n\nreportng:\n  maas:\n    type: webhook\n");
+        assert_eq!(
+            w,
+            vec![format!(
+                "{}:3: unknown key reportng (ignored); did you mean reporting?",
+                p.display()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_datasource_in_the_wrong_case_is_named_with_file_line_and_suggestion() {
+        let (w, p) = warnings_of(
+            "datasource:\n  NoCloud:\n    fs_label: cidata\n  Maas:\n    metadata_url: http://a/\n",
+        );
+        assert_eq!(
+            w,
+            vec![format!(
+                "{}:4: unknown key datasource.Maas (ignored); did you mean MAAS?",
+                p.display()
+            )]
+        );
+    }
+
+    #[test]
+    fn keys_inside_sections_get_lines_and_suggestions_too() {
+        let (w, p) = warnings_of(
+            "datasource:\n  MAAS:\n    metadata_url: http://a/\n    max_wiat: 5\nreporting:\n  maas:\n    type: webhook\n    endpiont: http://a/\n    colour: blue\n",
+        );
+        let p = p.display();
+        assert_eq!(
+            w,
+            vec![
+                format!(
+                    "{p}:4: unknown key datasource.MAAS.max_wiat (ignored); did you mean max_wait?"
+                ),
+                format!(
+                    "{p}:8: unknown key reporting.maas.endpiont (ignored); did you mean endpoint?"
+                ),
+                format!("{p}:9: unknown key reporting.maas.colour (ignored)"),
+            ]
+        );
+    }
+
+    #[test]
+    fn cloud_config_and_cloud_init_system_keys_are_not_typos() {
+        // What images and MAAS put beside the datasource settings: module keys, the Linux-only
+        // ones wisp ignores, and cloud-init's own system configuration.
+        let (w, _) = warnings_of(concat!(
+            "#cloud-config\n",
+            "datasource_list: [MAAS]\n",
+            "users: [default]\nntp: {servers: [10.0.0.1]}\npackages: [jq]\nruncmd: [ls]\n",
+            "ssh-authorized-keys: [ssh-ed25519 AAAA]\n",
+            "cloud_init_modules: [migrator]\ncloud_config_modules: [ntp]\n",
+            "cloud_final_modules: [scripts-user]\nsystem_info: {default_user: {name: ubuntu}}\n",
+            "network: {config: disabled}\nmanage_etc_hosts: true\npreserve_hostname: false\n",
+            "manual_cache_clean: true\napt_preserve_sources_list: true\n",
+            "def_log_file: /var/log/cloud-init.log\nsyslog_fix_perms: [syslog:adm]\n",
+            "debconf_selections: {maas: x}\nsnap: {commands: [x]}\n",
+        ));
+        assert_eq!(w, Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_cloud_config_reader_knows_each_applied_key() {
+        // APPLIED_KEYS must stay what the modules read: none may be an unknown key to them.
+        for key in APPLIED_KEYS {
+            let mut doc = Mapping::new();
+            doc.insert(Value::String(key.to_string()), Value::Null);
+            let mut r = crate::cloudconfig::Reader::default();
+            crate::cloudconfig::CloudConfig::read(&mut r, &doc);
+            assert!(
+                !r.problems.iter().any(|p| p.message.contains("unknown key")),
+                "{key}: {:?}",
+                r.problems
+            );
+        }
+    }
+
+    #[test]
+    fn suggestions_need_two_edits_or_fewer() {
+        assert_eq!(distance("datasource_lsit", "datasource_list"), 2);
+        assert_eq!(
+            suggestion("reportng", WISP_KEYS.iter().copied()),
+            Some("reporting")
+        );
+        assert_eq!(suggestion("frobnicate", WISP_KEYS.iter().copied()), None);
+        assert_eq!(
+            suggestion("Maas", DATASOURCES.iter().copied()),
+            Some("MAAS")
         );
     }
 }

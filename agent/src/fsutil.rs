@@ -1,13 +1,40 @@
 //! Atomic, permission-exact file writes: temp file in the same directory (created exclusively,
-//! never through a symlink), fsync, rename, fsync of the directory.
+//! never through a symlink), fsync, rename, fsync of the directory — the fsyncs as durable as
+//! the data needs ([`Durability`]).
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+/// How hard a write insists on reaching the disk before it returns. Each fsync costs a disk
+/// round trip (tens of milliseconds on a slow or virtual disk), so only what a crash would lose
+/// for good pays for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// The file, then its directory: after a crash the new file is there, whole.
+    Full,
+    /// The file only: after a crash there is the old file or the new one, each whole, but the
+    /// rename itself may be lost. For data that the next run fetches or derives again.
+    Contents,
+    /// Neither: after a crash the file may be the old one, or even empty. For caches whose
+    /// readers take a missing or unreadable file as "not known yet".
+    None,
+}
+
 /// Writes `data` to `path` atomically with `mode`. A crash leaves either the old or the new file.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    write_atomic_with(path, data, mode, Durability::Full)
+}
+
+/// [`write_atomic`] with a chosen [`Durability`]: the file is still replaced by rename, so a
+/// reader never sees half of it while the system runs.
+pub fn write_atomic_with(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    durability: Durability,
+) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -28,10 +55,14 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         // The umask may have narrowed the mode; set it exactly.
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durability != Durability::None {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
+        if durability == Durability::Full {
+            if let Ok(d) = fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
         }
         Ok(())
     })();
@@ -98,6 +129,26 @@ mod tests {
             .unwrap()
             .file_type()
             .is_symlink());
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn every_durability_writes_the_same_file() {
+        let d = tmpdir();
+        for (i, durability) in [Durability::Full, Durability::Contents, Durability::None]
+            .into_iter()
+            .enumerate()
+        {
+            let p = d.join(format!("f{i}"));
+            write_atomic_with(&p, b"old", 0o600, durability).unwrap();
+            write_atomic_with(&p, b"new", 0o640, durability).unwrap();
+            assert_eq!(fs::read(&p).unwrap(), b"new");
+            assert_eq!(
+                fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
+                0o640
+            );
+        }
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 3, "no temp file left");
         fs::remove_dir_all(d).unwrap();
     }
 

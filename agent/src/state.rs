@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use wisp_datasources::oauth::SkewStore;
 
-use crate::fsutil::{ensure_dir, write_atomic};
+use crate::fsutil::{ensure_dir, write_atomic_with, Durability};
 use crate::root::Root;
 
 pub const STATE_DIR: &str = "/var/db/wisp";
@@ -16,6 +16,28 @@ pub const INSTANCE_DATA: &str = "instance-data.json";
 pub const USER_DATA: &str = "user-data";
 pub const VENDOR_DATA: &str = "vendor-data";
 pub const SKEW_FILE: &str = "oauth-skew.json";
+
+/// How durably each state file is written (a one-user boot wrote 26 files with two fsyncs
+/// each). Only what a crash would lose for good pays for both fsyncs; everything not named here
+/// does, so a new file is safe until someone decides otherwise:
+/// - the instance id and the previous one: a lost one makes the next boot think the instance new
+///   and run every per-instance module again (users, runcmd…);
+/// - the module markers (`sem.*.json`): the same, module by module;
+/// - `results.json`: the only record of what the run did;
+/// - the event queue: events MAAS has not received yet, which nothing else remembers.
+fn durability(name: &str) -> Durability {
+    match name {
+        // Fetched again in every boot's network stage. The file's own fsync stays: after a
+        // crash the local stage (which runs from the cache) then finds an old or a new
+        // document, never an empty one under the new name.
+        INSTANCE_DATA | USER_DATA | VENDOR_DATA => Durability::Contents,
+        // The clock skew is measured again at the cost of one refused request; the stage
+        // progress (`status.json`, written at every stage and module change) is rewritten by
+        // the next boot's first stage. Both readers take an empty or unreadable file as unknown.
+        SKEW_FILE | "status.json" => Durability::None,
+        _ => Durability::Full,
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -40,13 +62,14 @@ impl StateDir {
         self.dir.join(name)
     }
 
-    /// Writes a state file atomically, root-only. A no-op under `--dry-run`.
+    /// Writes a state file atomically, root-only, as durably as [`durability`] says for its
+    /// name. A no-op under `--dry-run`.
     pub fn write(&self, name: &str, data: &[u8]) -> io::Result<()> {
         if self.read_only {
             return Ok(());
         }
         ensure_dir(&self.dir, 0o700)?;
-        write_atomic(&self.path(name), data, 0o600)
+        write_atomic_with(&self.path(name), data, 0o600, durability(name))
     }
 
     /// Appends to a state file (created root-only), without fsync: for journals whose loss in a
@@ -221,6 +244,28 @@ mod tests {
         let after = FileSkewStore::load(StateDir::new(&root, false));
         assert_eq!(after.get("10.0.0.2:5248"), Some(3600));
         std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn what_a_crash_would_lose_stays_fully_durable() {
+        for name in [
+            "instance-id",
+            "previous-instance-id",
+            "sem.users_groups.json",
+            "results.json",
+            crate::boot::events::QUEUE,
+        ] {
+            assert_eq!(durability(name), Durability::Full, "{name}");
+        }
+        for name in [INSTANCE_DATA, USER_DATA, VENDOR_DATA] {
+            assert_eq!(durability(name), Durability::Contents, "{name}");
+        }
+        assert_eq!(durability(SKEW_FILE), Durability::None);
+        assert_eq!(
+            durability(crate::boot::record::STATUS),
+            Durability::None,
+            "the stage progress"
+        );
     }
 
     #[test]

@@ -96,3 +96,42 @@ fn a_closed_pipe_ends_the_output_quietly() {
         assert_eq!(o.status.code(), whole.status.code(), "{format}: {stderr}");
     }
 }
+
+/// Typos in wisp.yaml are named with their file and line when the configuration is loaded.
+#[test]
+fn typos_in_the_configuration_are_warnings_with_file_and_line() {
+    let t = tempfile::tempdir().unwrap();
+    let config = t.path().join("wisp.yaml");
+    std::fs::write(
+        &config,
+        "datasource_lsit: [MAAS]\nreportng:\n  maas: {type: webhook}\ndatasource:\n  Maas:\n    metadata_url: http://a/\nntp: {servers: [10.0.0.1]}\n",
+    )
+    .unwrap();
+    let doc = t.path().join("user-data");
+    std::fs::write(&doc, "#cloud-config\nruncmd: [ls]\n").unwrap();
+    let o = wisp(&[
+        "--platform",
+        "netbsd",
+        "--root",
+        t.path().to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--dry-run",
+        "apply",
+        "--user-data",
+        doc.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let c = config.display();
+    for want in [
+        format!("{c}:1: unknown key datasource_lsit (ignored); did you mean datasource_list?"),
+        format!("{c}:2: unknown key reportng (ignored); did you mean reporting?"),
+        format!("{c}:5: unknown key datasource.Maas (ignored); did you mean MAAS?"),
+    ] {
+        assert!(err.contains(&want), "no {want:?} in\n{err}");
+    }
+    assert!(
+        !err.contains("ntp"),
+        "ntp is cloud-config, not a typo:\n{err}"
+    );
+}

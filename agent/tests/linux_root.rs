@@ -348,3 +348,49 @@ fn commands_scripts_and_boothooks_run_in_the_root_and_failures_are_reported() {
     assert!(out.contains("result: FAIL"));
     assert_eq!(read("var/tmp/after"), "ok");
 }
+
+/// The log says what was done: each command with its argv, each file with its path, mode and
+/// owner, each directory; never a password, never a file's content.
+#[test]
+fn the_log_lists_every_action_and_no_secret() {
+    if skip() || !have("chpasswd") {
+        return;
+    }
+    let t = make_root();
+    let r = t.path();
+    let doc = r.join("log.yaml");
+    std::fs::write(
+        &doc,
+        "#cloud-config\nusers:\n  - name: lena\n    plain_text_passwd: 'Pl41n-Log-S3cret'\n    lock_passwd: false\n    ssh_authorized_keys: [ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOp3 lena@host]\nwrite_files:\n  - {path: /etc/motd.d/wisp, content: 'F1le-C0ntent-S3cret', permissions: '0640'}\n",
+    )
+    .unwrap();
+    let o = wisp(r, &[], &doc);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    let root = r.display();
+    let passwd = std::fs::read_to_string(r.join("etc/passwd")).unwrap();
+    let gid = line(&passwd, "lena").split(':').nth(3).unwrap().to_string();
+    let group = std::fs::read_to_string(r.join("etc/group")).unwrap();
+    let gid = group
+        .lines()
+        .find(|l| l.split(':').nth(2) == Some(gid.as_str()))
+        .map(|l| l.split(':').next().unwrap().to_string())
+        .unwrap_or(gid);
+    for want in [
+        format!("INFO users_groups: ran useradd --root {root} --create-home lena"),
+        format!("INFO set_passwords: ran chpasswd --root {root}"),
+        // The login group by name, or by number when /etc/group has none (this root has no
+        // login.defs: useradd gives gid 100).
+        format!("INFO ssh: made directory /home/lena/.ssh (mode 0700, owner lena:{gid})"),
+        format!(
+            "INFO ssh: wrote /home/lena/.ssh/authorized_keys (51 bytes, mode 0600, owner lena:{gid})"
+        ),
+        "INFO write_files: wrote /etc/motd.d/wisp (19 bytes, mode 0640, owner root:root)"
+            .to_string(),
+    ] {
+        assert!(stderr.contains(&want), "no {want:?} in\n{stderr}");
+    }
+    for secret in ["Pl41n-Log-S3cret", "F1le-C0ntent-S3cret"] {
+        assert!(!stderr.contains(secret), "{secret} in the log:\n{stderr}");
+    }
+}

@@ -130,3 +130,41 @@ fn plans_never_show_a_password() {
 fn root_where_users_exist() {
     check("existing", &["users"]);
 }
+
+/// The lock after a creation: dropped on Linux, whose useradd leaves the account locked (`!`)
+/// unless a password is set in between; kept on the BSDs, whose tools leave `*`, not their lock.
+#[test]
+fn a_new_account_is_locked_once() {
+    let root = dir("tests/fixtures/roots/fresh");
+    let t = tempfile::tempdir().unwrap();
+    let doc = t.path().join("u.yaml");
+    std::fs::write(
+        &doc,
+        "#cloud-config\nusers:\n  - name: nopw\n  - {name: withpw, plain_text_passwd: 'x-Pw-1'}\n  - {name: open, lock_passwd: false}\n",
+    )
+    .unwrap();
+    let locks = |platform: &str| -> Vec<String> {
+        let (plan, _) = common::json_plan(platform, &root, &doc, None);
+        let lock = match platform {
+            "linux" => "--lock",
+            "netbsd" => "-C",
+            "freebsd" => "lock",
+            _ => "-Z",
+        };
+        plan["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| {
+                a["argv"]
+                    .as_array()
+                    .is_some_and(|v| v.iter().any(|x| x == lock))
+            })
+            .map(|a| a["item"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(locks("linux"), vec!["withpw"]);
+    for bsd in ["netbsd", "freebsd", "openbsd"] {
+        assert_eq!(locks(bsd), vec!["nopw", "withpw"], "{bsd}");
+    }
+}

@@ -140,6 +140,12 @@ fn render_network(boot: &mut Boot<'_>, config: Option<(String, Vec<u8>)>) -> Out
     let Some((source, raw)) = config else {
         return Outcome::Success;
     };
+    if boot.platform == Platform::Linux {
+        // Linux brings its own network configuration (netplan, NetworkManager): said once in
+        // the log, and the boot is not degraded for it.
+        tracing::warn!("network: rendering is for the BSDs; the network config is left to Linux");
+        return Outcome::Success;
+    }
     if boot.config.network_config_disabled() {
         tracing::info!("network: {{config: disabled}}: the network configuration is not rendered");
         return Outcome::Success;

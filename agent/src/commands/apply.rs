@@ -53,6 +53,10 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
         bail!("this OS is not supported; name the target with --platform");
     };
     let loaded = config::load(&ctx.root, ctx.config_path.as_deref())?;
+    // Typos in wisp.yaml (unknown keys) are named here as at boot.
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
     // With only a network config, the network config is the document.
     let Some(document) = args.user_data.as_ref().or(args.network_config.as_ref()) else {
         bail!("give --user-data or --network-config");

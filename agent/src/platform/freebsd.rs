@@ -81,6 +81,9 @@ impl Backend for FreeBsd {
     fn remove_user(&self, user: &str) -> Vec<String> {
         self.pw(&["userdel", "-n", user, "-r"])
     }
+    /// Kept after `pw useradd`: without `-w`/`-h`/`-H` it leaves `*` (pw.conf's `defaultpasswd`
+    /// is "no"), which refuses every password but is not the `*LOCKED*` prefix `pw lock` adds —
+    /// the one cloud-init's lock_passwd sets here and `is_locked` knows.
     fn lock(&self, user: &str) -> Vec<String> {
         self.pw(&["lock", user])
     }

@@ -97,6 +97,12 @@ impl Backend for Linux {
     fn is_locked(&self, hash: Option<&str>, _shell: &str) -> bool {
         hash.is_some_and(|h| h.starts_with('!'))
     }
+    /// useradd(8) of shadow-utils, without `--password`: "the new account will be locked and
+    /// with no password defined, i.e. a single exclamation mark in the respective field of
+    /// /etc/shadow" — what `usermod --lock` gives and `is_locked` sees, so the lock is skipped.
+    fn create_leaves_locked(&self) -> bool {
+        true
+    }
     /// chpasswd reads `user:password` lines: `--encrypted` when they are hashes, else hashed by
     /// chpasswd itself (`--crypt-method`), not through the target's PAM stack.
     fn set_password(&self, user: &str, secret: &str, hashed: bool) -> crate::plan::Action {

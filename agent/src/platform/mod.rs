@@ -109,6 +109,13 @@ pub trait Backend {
     fn lock(&self, user: &str) -> Vec<String>;
     /// Whether the account is locked already, from its password field and shell.
     fn is_locked(&self, hash: Option<&str>, shell: &str) -> bool;
+    /// Whether [`Backend::add_user`] leaves a new account locked as [`Backend::lock`] would
+    /// (so that a lock right after the creation, with no password set in between, is redundant).
+    /// No by default: on the BSDs the tools leave `*` in the password field, which refuses
+    /// every password but is not the lock their own tools and [`Backend::is_locked`] know.
+    fn create_leaves_locked(&self) -> bool {
+        false
+    }
     fn hostname_store(&self) -> HostnameStore;
     /// BSD convention is the FQDN as the hostname; Linux uses the short name.
     fn prefers_fqdn(&self) -> bool {

@@ -54,6 +54,9 @@ impl Backend for NetBsd {
     fn remove_user(&self, user: &str) -> Vec<String> {
         chrooted(&self.root, vec!["userdel", "-r", user])
     }
+    /// Kept after useradd: without `-p` it leaves `*` (usermgmt.conf's default password), which
+    /// refuses every password but is not the `*LOCKED*` mark this sets — the one cloud-init's
+    /// lock_passwd sets here and `is_locked` knows (or every later run would plan it again).
     fn lock(&self, user: &str) -> Vec<String> {
         chrooted(&self.root, vec!["usermod", "-C", "yes", user])
     }

@@ -56,6 +56,8 @@ impl Backend for OpenBsd {
     fn remove_user(&self, user: &str) -> Vec<String> {
         chrooted(&self.root, vec!["userdel", "-r", user])
     }
+    /// Kept after useradd, which leaves the shell as given: this lock is on the shell (and the
+    /// password), so a new account is not locked until it runs.
     fn lock(&self, user: &str) -> Vec<String> {
         chrooted(&self.root, vec!["usermod", "-Z", user])
     }

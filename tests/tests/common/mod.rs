@@ -48,7 +48,7 @@ pub fn wisp_bin() -> PathBuf {
     let bin = dir.join("wisp");
     assert!(
         bin.exists(),
-        "{} is missing: run the tests with `cargo test --workspace` (or set WISP_BIN)",
+        "{} is missing: run the tests with `sh tests/run` or `cargo test --workspace` (or set WISP_BIN)",
         bin.display()
     );
     bin
