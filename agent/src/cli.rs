@@ -2,17 +2,11 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Parser, Subcommand};
 
-use crate::commands::{self, Context};
+use crate::commands::{self, Context, Format};
 use crate::platform::Platform;
 use crate::root::Root;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-}
 
 /// wisp: first-boot agent for BSD machines deployed by MAAS (a small cloud-init).
 #[derive(Debug, Parser)]

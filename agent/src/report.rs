@@ -41,6 +41,15 @@ impl Outcome {
         }
     }
 
+    /// wisp's exit status for a result (cloud-init's): 0 SUCCESS, 2 WARN, 1 FAIL.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::Warn => 2,
+            Outcome::Fail => 1,
+        }
+    }
+
     pub fn worst(self, other: Outcome) -> Outcome {
         use Outcome::*;
         match (self, other) {

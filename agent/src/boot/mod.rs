@@ -219,7 +219,7 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
         summary.join(", "),
         crate::log::LOG_FILE
     );
-    Ok(crate::commands::apply::exit_code(worst))
+    Ok(worst.exit_code())
 }
 
 impl Boot<'_> {
@@ -299,7 +299,7 @@ impl Boot<'_> {
     /// module under `parent`, and records the modules' results.
     fn run_modules(&mut self, planned: &Planned, parent: &str) -> Outcome {
         if self.ctx.dry_run {
-            crate::commands::apply::print_plan(planned);
+            planned.print();
             return engine::result(planned, &[]);
         }
         let outcomes = crate::apply::execute(&planned.actions, &self.ctx.root);

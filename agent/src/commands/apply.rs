@@ -8,12 +8,11 @@ use serde_json::json;
 use wisp_datasources::userdata::{self, DecodeOptions};
 
 use super::Context;
-use crate::cli::Format;
+use super::Format;
 use crate::config;
 use crate::engine::{self, Documents};
 use crate::instance::InstanceState;
 use crate::modules;
-use crate::report::Outcome;
 use crate::state::StateDir;
 
 #[derive(Debug, clap::Args)]
@@ -37,14 +36,6 @@ pub struct ApplyArgs {
     /// system's, read with ifconfig).
     #[arg(long, value_name = "NICS", requires = "network_config")]
     pub interfaces: Option<PathBuf>,
-}
-
-pub fn exit_code(o: Outcome) -> u8 {
-    match o {
-        Outcome::Success => 0,
-        Outcome::Warn => 2,
-        Outcome::Fail => 1,
-    }
 }
 
 /// 0 SUCCESS, 2 WARN (warnings or refused items), 1 FAIL (an action failed).
@@ -134,9 +125,9 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
         });
         match ctx.format {
             Format::Json => outln!("{}", serde_json::to_string_pretty(&plan)?),
-            Format::Text => print_plan(&planned),
+            Format::Text => planned.print(),
         }
-        return Ok(exit_code(engine::result(&planned, &[])));
+        return Ok(engine::result(&planned, &[]).exit_code());
     }
     let outcomes = crate::apply::execute(&planned.actions, &ctx.root);
     let result = engine::result(&planned, &outcomes);
@@ -182,30 +173,11 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
                     Some(e) => outln!("{:<13} FAIL  {}: {e}", o.module, o.action),
                 }
             }
-            print_problems(&planned);
+            planned.print_problems();
             outln!("result: {}", result.as_str());
         }
     }
-    Ok(exit_code(result))
-}
-
-pub fn print_plan(planned: &modules::Planned) {
-    for a in &planned.actions {
-        outln!("{:<13} {}", a.module(), a.describe());
-    }
-    print_problems(planned);
-    if planned.actions.is_empty() {
-        outln!("nothing to do");
-    }
-}
-
-fn print_problems(planned: &modules::Planned) {
-    for w in &planned.warnings {
-        outln!("warning: {w}");
-    }
-    for e in &planned.errors {
-        outln!("error: {}: {}: {}", e.module, e.item, e.reason);
-    }
+    Ok(result.exit_code())
 }
 
 /// With no datasource, the instance is the document: `local-` and the start of its sha256.

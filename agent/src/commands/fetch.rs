@@ -11,7 +11,7 @@ use wisp_datasources::userdata::{self, DecodeOptions, Decoded};
 use wisp_datasources::Metadata;
 
 use super::Context;
-use crate::cli::Format;
+use super::Format;
 use crate::config;
 use crate::sources;
 use crate::state::{self, FileSkewStore, StateDir};

@@ -11,9 +11,15 @@ pub mod status;
 
 use std::path::PathBuf;
 
-use crate::cli::Format;
 use crate::platform::Platform;
 use crate::root::Root;
+
+/// How commands print what they report (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
 
 /// What every command gets from the global flags.
 #[derive(Debug, Clone)]

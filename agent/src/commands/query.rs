@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::{bail, Context as _};
 
 use super::Context;
-use crate::cli::Format;
+use super::Format;
 use crate::state::{self, StateDir};
 
 #[derive(Debug, clap::Args)]

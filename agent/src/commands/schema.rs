@@ -8,7 +8,7 @@ use serde_json::json;
 use wisp_datasources::userdata::{self, DecodeOptions, PartKind};
 
 use super::Context;
-use crate::cli::Format;
+use super::Format;
 use crate::cloudconfig::{self, Located, Problem, Severity};
 
 #[derive(Debug, clap::Args)]

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::Context;
+use super::Format;
 use crate::boot::record::STATUS;
 use crate::boot::DISABLED;
-use crate::cli::Format;
 use crate::state::StateDir;
 
 #[derive(Debug, clap::Args)]

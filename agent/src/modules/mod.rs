@@ -94,6 +94,26 @@ impl Planned {
             .unwrap_or_default()
     }
 
+    /// The plan for people, one action a line, then its problems (`--dry-run`).
+    pub fn print(&self) {
+        for a in &self.actions {
+            outln!("{:<13} {}", a.module(), a.describe());
+        }
+        self.print_problems();
+        if self.actions.is_empty() {
+            outln!("nothing to do");
+        }
+    }
+
+    pub fn print_problems(&self) {
+        for w in &self.warnings {
+            outln!("warning: {w}");
+        }
+        for e in &self.errors {
+            outln!("error: {}: {}: {}", e.module, e.item, e.reason);
+        }
+    }
+
     pub fn error(&mut self, module: &'static str, item: &str, reason: impl Into<String>) {
         self.errors.push(ItemError {
             module,
