@@ -140,3 +140,43 @@ fn network_config_disabled_renders_nothing() {
     assert!(!r.join("etc/ifconfig.vioif0").exists());
     assert!(!r.join("etc/resolv.conf").exists());
 }
+
+/// What the rc files cannot express degrades the boot and is shown with the network module.
+#[test]
+fn what_is_not_rendered_is_reported_with_the_module() {
+    let case = common::manifest_path("tests/netcfg/15-second-gateway");
+    let t = fake_root("datasource_list: [NoCloud]\n");
+    let r = t.path();
+    let dir = r.join("var/db/wisp/seed/nocloud");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("meta-data"), "instance-id: i-1\n").unwrap();
+    std::fs::copy(case.join("input-v2.yaml"), dir.join("network-config")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_wisp"))
+        .args(["--platform", "freebsd", "--root"])
+        .arg(r)
+        .args(["init", "--stage", "local", "--interfaces"])
+        .arg(case.join("nics.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s = Command::new(env!("CARGO_BIN_EXE_wisp"))
+        .args(["--platform", "freebsd", "--root"])
+        .arg(r)
+        .args(["status", "--long"])
+        .output()
+        .unwrap();
+    let long = String::from_utf8_lossy(&s.stdout);
+    let modules = long.split("modules:").nth(1).unwrap_or("");
+    assert!(
+        modules
+            .lines()
+            .any(|l| l.trim_start().starts_with("network ") && l.contains("WARN")),
+        "{long}"
+    );
+    assert!(modules.contains("default gateway"), "{long}");
+}

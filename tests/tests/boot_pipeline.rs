@@ -152,6 +152,20 @@ fn users_without_default_leave_no_default_account() {
         std::fs::read_to_string(r.join("etc/sudoers.d/90-wisp-users")).unwrap_or_default();
     assert!(!sudoers.contains("ubuntu"), "{sudoers}");
     assert!(err.contains("leaves out the default user"), "{err}");
+    // The log says what was done: each command, each file with its mode and owner, each MAAS
+    // request — and the removal.
+    let log = std::fs::read_to_string(r.join("var/log/wisp.log")).unwrap();
+    for want in [
+        "users_groups: ran useradd",
+        "users_groups: ran userdel",
+        "ssh: wrote /home/ops/.ssh/authorized_keys",
+        "mode 0600",
+        "MAAS GET",
+        "/user-data",
+        "MAAS POST",
+    ] {
+        assert!(log.contains(want), "the log lacks {want:?}:\n{log}");
+    }
     // The same instance again: nothing is created or removed.
     let o = wisp(r, "linux", &["init"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

@@ -220,15 +220,13 @@ fn render_network(boot: &mut Boot<'_>, config: Option<(String, Vec<u8>)>) -> Out
             network::netstart_argv(&np.changed_interfaces),
         ));
     }
-    let warnings = planned.warnings.clone();
+    // Warnings name their module, so that MAAS's event for it carries them.
+    for w in &mut planned.warnings {
+        if !w.starts_with("network: ") {
+            *w = format!("{}: {w}", network::NAME);
+        }
+    }
     let outcome = boot.run_modules(&planned, EVENT);
-    let mut problems: Vec<String> = planned
-        .errors
-        .iter()
-        .map(|e| format!("{}: {}", e.item, e.reason))
-        .collect();
-    problems.extend(warnings);
-    boot.record.module(network::NAME, outcome, &problems);
     if !boot.ctx.dry_run {
         if let Err(e) = boot.instance.mark_done(network::NAME, &key) {
             tracing::warn!(error = %e, "cannot mark the network configuration done");

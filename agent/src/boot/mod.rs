@@ -311,12 +311,19 @@ impl Boot<'_> {
                 outln!("wisp: set_passwords: {user}: random password: {}", secret.0);
             }
         }
-        let mut names: Vec<&str> = Vec::new();
+        // A warning that names a module (`network: …`) is that module's.
+        let module_of_warning = |w: &str| {
+            let m = w.split(": ").next().unwrap_or("");
+            (m == crate::network::NAME || modules::infos().iter().any(|i| i.name == m))
+                .then(|| m.to_string())
+        };
+        let mut names: Vec<String> = Vec::new();
         for m in planned
             .actions
             .iter()
-            .map(|a| a.module())
-            .chain(planned.errors.iter().map(|e| e.module))
+            .map(|a| a.module().to_string())
+            .chain(planned.errors.iter().map(|e| e.module.to_string()))
+            .chain(planned.warnings.iter().filter_map(|w| module_of_warning(w)))
         {
             if !names.contains(&m) {
                 names.push(m);
@@ -326,15 +333,22 @@ impl Boot<'_> {
         for m in names {
             let failures: Vec<String> = outcomes
                 .iter()
-                .filter(|o| o.module == m)
+                .filter(|o| o.module == m.as_str())
                 .filter_map(|o| o.error.as_ref().map(|e| format!("{}: {e}", o.item)))
                 .collect();
-            let refused: Vec<String> = planned
+            let mut refused: Vec<String> = planned
                 .errors
                 .iter()
                 .filter(|e| e.module == m)
                 .map(|e| format!("{}: {}", e.item, e.reason))
                 .collect();
+            refused.extend(
+                planned
+                    .warnings
+                    .iter()
+                    .filter(|w| module_of_warning(w).as_deref() == Some(m.as_str()))
+                    .map(|w| w[m.len() + 2..].to_string()),
+            );
             let result = if !failures.is_empty() {
                 Outcome::Fail
             } else if !refused.is_empty() {
@@ -351,7 +365,7 @@ impl Boot<'_> {
                 .unwrap_or_else(|| format!("config-{m} ran successfully"));
             self.events.start(&name, &format!("running config-{m}"));
             self.events.finish(&name, &description, result, None);
-            self.record.module(m, result, &problems);
+            self.record.module(&m, result, &problems);
         }
         if !planned.warnings.is_empty() {
             for w in &planned.warnings {
