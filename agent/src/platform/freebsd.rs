@@ -1,7 +1,7 @@
 //! FreeBSD: pw(8), which has its own root option (`pw -R`); sudo and doas from ports under
 //! /usr/local.
 
-use super::{Backend, HostnameStore, NewUser, NtpStyle};
+use super::{Backend, HostnameStore, NewUser, NtpStyle, OsFacts};
 use crate::cloudconfig::model::UserSpec;
 
 pub struct FreeBsd {
@@ -20,28 +20,26 @@ impl FreeBsd {
     }
 }
 
+/// The values that set this system apart (see [`super::OsFacts`]).
+const FACTS: OsFacts = OsFacts {
+    // MAXLOGNAME is 33 with the terminating NUL.
+    max_name_len: 32,
+    sudoers_dropin: "/usr/local/etc/sudoers.d/90-wisp-users",
+    sudoers: "/usr/local/etc/sudoers",
+    doas_conf: "/usr/local/etc/doas.conf",
+    wheel: "wheel",
+    disks_sysctl: "kern.disks",
+};
+
 impl Backend for FreeBsd {
-    /// MAXLOGNAME is 33 with the terminating NUL.
-    fn max_name_len(&self) -> usize {
-        32
+    fn facts(&self) -> &'static OsFacts {
+        &FACTS
     }
     fn default_user(&self) -> UserSpec {
         UserSpec {
             shell: Some("/bin/tcsh".into()),
             ..super::sudo_rule_user("freebsd")
         }
-    }
-    fn sudoers_dropin(&self) -> &'static str {
-        "/usr/local/etc/sudoers.d/90-wisp-users"
-    }
-    fn sudoers(&self) -> &'static str {
-        "/usr/local/etc/sudoers"
-    }
-    fn doas_conf(&self) -> &'static str {
-        "/usr/local/etc/doas.conf"
-    }
-    fn wheel(&self) -> &'static str {
-        "wheel"
     }
     fn add_group(&self, name: &str) -> Vec<String> {
         self.pw(&["groupadd", name])
@@ -113,9 +111,6 @@ impl Backend for FreeBsd {
     /// `kern.disks` is "cd0 vtbd1 ada0"; FreeBSD has no separate raw devices.
     fn disk_devices(&self, names: &str) -> Vec<std::path::PathBuf> {
         super::existing(names.split_whitespace().map(|n| format!("/dev/{n}")))
-    }
-    fn disks_sysctl(&self) -> &'static str {
-        "kern.disks"
     }
     fn mount_seed(
         &self,

@@ -1,7 +1,7 @@
 //! Linux (shadow-utils), for tests and for the curtin side: useradd, usermod and groupadd with
 //! `--root`. Long options are fine here — and only here.
 
-use super::{Backend, HostnameStore, NewUser, NtpStyle};
+use super::{Backend, HostnameStore, NewUser, NtpStyle, OsFacts};
 use crate::cloudconfig::model::UserSpec;
 
 pub struct Linux {
@@ -19,27 +19,26 @@ impl Linux {
     }
 }
 
+/// The values that set this system apart (see [`super::OsFacts`]).
+const FACTS: OsFacts = OsFacts {
+    max_name_len: 32,
+    sudoers_dropin: "/etc/sudoers.d/90-wisp-users",
+    sudoers: "/etc/sudoers",
+    doas_conf: "/etc/doas.conf",
+    wheel: "root",
+    // Linux has no such sysctl; the block devices are listed from /sys/block instead.
+    disks_sysctl: "",
+};
+
 impl Backend for Linux {
-    fn max_name_len(&self) -> usize {
-        32
+    fn facts(&self) -> &'static OsFacts {
+        &FACTS
     }
     fn default_user(&self) -> UserSpec {
         UserSpec {
             shell: Some("/bin/sh".into()),
             ..super::sudo_rule_user("linux")
         }
-    }
-    fn sudoers_dropin(&self) -> &'static str {
-        "/etc/sudoers.d/90-wisp-users"
-    }
-    fn sudoers(&self) -> &'static str {
-        "/etc/sudoers"
-    }
-    fn doas_conf(&self) -> &'static str {
-        "/etc/doas.conf"
-    }
-    fn wheel(&self) -> &'static str {
-        "root"
     }
     fn add_group(&self, name: &str) -> Vec<String> {
         let mut argv = self.tool("groupadd");
@@ -129,10 +128,6 @@ impl Backend for Linux {
     }
     fn disk_devices(&self, names: &str) -> Vec<std::path::PathBuf> {
         super::existing(names.split_whitespace().map(|n| format!("/dev/{n}")))
-    }
-    /// Linux has no such sysctl; the block devices are listed from /sys/block instead.
-    fn disks_sysctl(&self) -> &'static str {
-        ""
     }
     fn mount_seed(
         &self,

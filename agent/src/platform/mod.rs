@@ -89,19 +89,46 @@ pub struct NtpStyle {
     pub default_pool: &'static str,
 }
 
+/// What differs between the systems only in value, one table per OS: the backends differ in
+/// code only where the tools do.
+#[derive(Debug)]
+pub struct OsFacts {
+    /// The longest user or group name the OS takes.
+    pub max_name_len: usize,
+    /// `sudo` rules from cloud-config go here (under `${LOCALBASE}` on the BSDs).
+    pub sudoers_dropin: &'static str,
+    /// The main sudoers file, which must include the drop-in directory.
+    pub sudoers: &'static str,
+    pub doas_conf: &'static str,
+    /// The group that owns system files (`wheel`, or `root` on Linux).
+    pub wheel: &'static str,
+    /// The sysctl that lists the disks (empty: /sys/block).
+    pub disks_sysctl: &'static str,
+}
+
 /// What each OS does its own way.
 pub trait Backend {
-    /// The longest user or group name the OS takes.
-    fn max_name_len(&self) -> usize;
+    fn facts(&self) -> &'static OsFacts;
+    fn max_name_len(&self) -> usize {
+        self.facts().max_name_len
+    }
+    fn sudoers_dropin(&self) -> &'static str {
+        self.facts().sudoers_dropin
+    }
+    fn sudoers(&self) -> &'static str {
+        self.facts().sudoers
+    }
+    fn doas_conf(&self) -> &'static str {
+        self.facts().doas_conf
+    }
+    fn wheel(&self) -> &'static str {
+        self.facts().wheel
+    }
+    fn disks_sysctl(&self) -> &'static str {
+        self.facts().disks_sysctl
+    }
     /// The distribution's default user (cloud-init's choice per OS).
     fn default_user(&self) -> UserSpec;
-    /// `sudo` rules from cloud-config go here (under `${LOCALBASE}` on the BSDs).
-    fn sudoers_dropin(&self) -> &'static str;
-    /// The main sudoers file, which must include the drop-in directory.
-    fn sudoers(&self) -> &'static str;
-    fn doas_conf(&self) -> &'static str;
-    /// The group that owns system files (`wheel`, or `root` on Linux).
-    fn wheel(&self) -> &'static str;
     fn add_group(&self, name: &str) -> Vec<String>;
     /// useradd/pw argv; warnings for fields this OS's tool cannot apply.
     fn add_user(&self, u: &NewUser<'_>, warnings: &mut Vec<String>) -> Vec<String>;
@@ -137,8 +164,6 @@ pub trait Backend {
     /// The raw devices of the disks the kernel knows, to look for seed volumes on; `names` is
     /// what the OS's disk-list sysctl said.
     fn disk_devices(&self, names: &str) -> Vec<std::path::PathBuf>;
-    /// The sysctl that lists the disks.
-    fn disks_sysctl(&self) -> &'static str;
     /// The command that lists the running system's interfaces with their link-layer
     /// addresses (parsed by `network::nics::parse_ifconfig`); `None` where wisp renders no
     /// network configuration.

@@ -3,6 +3,7 @@
 
 use super::{
     bsd_useradd_common, chrooted, sudo_rule_user, Backend, HostnameStore, NewUser, NtpStyle,
+    OsFacts,
 };
 use crate::cloudconfig::model::UserSpec;
 
@@ -10,28 +11,26 @@ pub struct NetBsd {
     pub root: Option<String>,
 }
 
+/// The values that set this system apart (see [`super::OsFacts`]).
+const FACTS: OsFacts = OsFacts {
+    // LOGIN_NAME_MAX is 17 with the terminating NUL.
+    max_name_len: 16,
+    sudoers_dropin: "/usr/pkg/etc/sudoers.d/90-wisp-users",
+    sudoers: "/usr/pkg/etc/sudoers",
+    doas_conf: "/usr/pkg/etc/doas.conf",
+    wheel: "wheel",
+    disks_sysctl: "hw.disknames",
+};
+
 impl Backend for NetBsd {
-    /// LOGIN_NAME_MAX is 17 with the terminating NUL.
-    fn max_name_len(&self) -> usize {
-        16
+    fn facts(&self) -> &'static OsFacts {
+        &FACTS
     }
     fn default_user(&self) -> UserSpec {
         UserSpec {
             shell: Some("/bin/sh".into()),
             ..sudo_rule_user("netbsd")
         }
-    }
-    fn sudoers_dropin(&self) -> &'static str {
-        "/usr/pkg/etc/sudoers.d/90-wisp-users"
-    }
-    fn sudoers(&self) -> &'static str {
-        "/usr/pkg/etc/sudoers"
-    }
-    fn doas_conf(&self) -> &'static str {
-        "/usr/pkg/etc/doas.conf"
-    }
-    fn wheel(&self) -> &'static str {
-        "wheel"
     }
     fn add_group(&self, name: &str) -> Vec<String> {
         chrooted(&self.root, vec!["groupadd", name])
@@ -87,9 +86,6 @@ impl Backend for NetBsd {
                 format!("/dev/r{n}"),
             ]
         }))
-    }
-    fn disks_sysctl(&self) -> &'static str {
-        "hw.disknames"
     }
     fn mount_seed(
         &self,

@@ -1,17 +1,27 @@
 //! OpenBSD: useradd(8), usermod(8), groupadd(8) from base (no root option: `chroot`); doas from
 //! base in /etc, sudo from ports under /usr/local.
 
-use super::{bsd_useradd_common, chrooted, Backend, HostnameStore, NewUser, NtpStyle};
+use super::{bsd_useradd_common, chrooted, Backend, HostnameStore, NewUser, NtpStyle, OsFacts};
 use crate::cloudconfig::model::UserSpec;
 
 pub struct OpenBsd {
     pub root: Option<String>,
 }
 
+/// The values that set this system apart (see [`super::OsFacts`]).
+const FACTS: OsFacts = OsFacts {
+    // _PW_NAME_LEN.
+    max_name_len: 31,
+    sudoers_dropin: "/usr/local/etc/sudoers.d/90-wisp-users",
+    sudoers: "/usr/local/etc/sudoers",
+    doas_conf: "/etc/doas.conf",
+    wheel: "wheel",
+    disks_sysctl: "hw.disknames",
+};
+
 impl Backend for OpenBsd {
-    /// _PW_NAME_LEN.
-    fn max_name_len(&self) -> usize {
-        31
+    fn facts(&self) -> &'static OsFacts {
+        &FACTS
     }
     /// doas is the norm here, sudo is not in base.
     fn default_user(&self) -> UserSpec {
@@ -23,18 +33,6 @@ impl Backend for OpenBsd {
             doas: Some(vec!["permit nopass openbsd".into()]),
             ..Default::default()
         }
-    }
-    fn sudoers_dropin(&self) -> &'static str {
-        "/usr/local/etc/sudoers.d/90-wisp-users"
-    }
-    fn sudoers(&self) -> &'static str {
-        "/usr/local/etc/sudoers"
-    }
-    fn doas_conf(&self) -> &'static str {
-        "/etc/doas.conf"
-    }
-    fn wheel(&self) -> &'static str {
-        "wheel"
     }
     fn add_group(&self, name: &str) -> Vec<String> {
         chrooted(&self.root, vec!["groupadd", name])
@@ -90,9 +88,6 @@ impl Backend for OpenBsd {
                 .filter(|n| !n.is_empty())
                 .map(|n| format!("/dev/r{n}c")),
         )
-    }
-    fn disks_sysctl(&self) -> &'static str {
-        "hw.disknames"
     }
     fn mount_seed(
         &self,
