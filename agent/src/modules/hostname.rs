@@ -4,9 +4,9 @@
 //! Stage local (and again when the datasource's name is known), once per instance.
 
 use super::{Frequency, Inputs, Planned, Stage};
-use crate::cloudconfig::model::EtcHosts;
 use crate::plan::Action;
 use crate::platform::HostnameStore;
+use serde::Serialize;
 
 pub const NAME: &str = "hostname";
 pub const STAGE: Stage = Stage::Network;
@@ -175,6 +175,18 @@ fn etc_hosts(inp: &Inputs<'_>, fqdn: &str, short: &str, out: &mut Planned) {
             false,
         ));
     }
+}
+
+// Reading the module's part of a cloud-config document, with cloud-init's leniency
+// (`cloudconfig::lenient`).
+
+/// `manage_etc_hosts`: `true`/`template` write it, `localhost` only the loopback line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EtcHosts {
+    Off,
+    Template,
+    Localhost,
 }
 
 /// The module in the registry ([`super::MODULES`]).

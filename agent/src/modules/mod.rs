@@ -150,7 +150,7 @@ pub static MODULES: &[&dyn Module] = &[
     &set_passwords::SetPasswords,
     &ssh::Ssh,
     &write_files::WriteFiles,
-    &ntp::Ntp,
+    &ntp::NtpModule,
     &timezone::Timezone,
     &write_files::WriteFilesDeferred,
     &runcmd::Runcmd,

@@ -3,7 +3,10 @@
 //! With neither servers nor pools, the OS's pool is used. Once per instance.
 
 use super::{Frequency, Inputs, Planned, Stage};
+use crate::cloudconfig::lenient::{child, describe, entries, Reader};
 use crate::plan::Action;
+use serde::Serialize;
+use serde_yaml::Value;
 
 pub const NAME: &str = "ntp";
 pub const STAGE: Stage = Stage::Network;
@@ -82,10 +85,43 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
     }
 }
 
-/// The module in the registry ([`super::MODULES`]).
-pub struct Ntp;
+// Reading the module's part of a cloud-config document, with cloud-init's leniency
+// (`cloudconfig::lenient`).
 
-impl super::Module for Ntp {
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Ntp {
+    pub enabled: Option<bool>,
+    pub servers: Vec<String>,
+    pub pools: Vec<String>,
+}
+
+pub(crate) fn read_ntp(r: &mut Reader<'_>, path: &str, v: &Value) -> Option<Ntp> {
+    let map = match v {
+        Value::Null => return Some(Ntp::default()),
+        Value::Mapping(m) => m,
+        other => {
+            r.error(path, format!("expected a map, got {}", describe(other)));
+            return None;
+        }
+    };
+    let mut ntp = Ntp::default();
+    for (key, raw, val) in entries(r, path, map) {
+        let p = child(path, &raw);
+        match key.as_str() {
+            "enabled" => ntp.enabled = r.bool(&p, val),
+            "servers" => ntp.servers = r.string_list(&p, val),
+            "pools" => ntp.pools = r.string_list(&p, val),
+            "ntp_client" | "config" => r.warn(&p, "wisp uses the system's own NTP daemon; ignored"),
+            _ => r.warn(&p, "unknown key (ignored)"),
+        }
+    }
+    Some(ntp)
+}
+
+/// The module in the registry ([`super::MODULES`]).
+pub struct NtpModule;
+
+impl super::Module for NtpModule {
     fn info(&self) -> super::ModuleInfo {
         super::ModuleInfo {
             name: NAME,

@@ -2,8 +2,10 @@
 //! the target root (`chroot`) when it is not `/`.
 
 use super::{Inputs, Planned};
-use crate::cloudconfig::model::Command;
+use crate::cloudconfig::lenient::{describe, Reader};
 use crate::plan::Action;
+use serde::Serialize;
+use serde_yaml::Value;
 
 /// Where the scripts of this instance are kept.
 pub const SCRIPTS_DIR: &str = "/var/db/wisp/scripts";
@@ -76,6 +78,54 @@ pub fn write_and_run(
     }
     argv.push(path);
     out.actions.push(Action::exec(module, name, argv));
+}
+
+// Reading the module's part of a cloud-config document, with cloud-init's leniency
+// (`cloudconfig::lenient`).
+
+/// A command: a string for `sh -c`, or an argv list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Command {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+pub(crate) fn read_commands(r: &mut Reader<'_>, path: &str, v: &Value) -> Vec<Command> {
+    let Some(items) = v.as_sequence() else {
+        if !v.is_null() {
+            r.error(
+                path,
+                format!("expected a list of commands, got {}", describe(v)),
+            );
+        }
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let ip = format!("{path}[{i}]");
+        match item {
+            Value::String(s) => out.push(Command::Shell(s.clone())),
+            Value::Sequence(args) => {
+                let argv: Vec<String> = args
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(j, a)| r.string(&format!("{ip}[{j}]"), a))
+                    .collect();
+                if argv.len() == args.len() && !argv.is_empty() {
+                    out.push(Command::Argv(argv));
+                } else if args.is_empty() {
+                    r.error(&ip, "an empty command");
+                }
+            }
+            Value::Null => {}
+            other => r.error(
+                &ip,
+                format!("expected a string or an argv list, got {}", describe(other)),
+            ),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

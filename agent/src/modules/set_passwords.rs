@@ -7,8 +7,10 @@
 use super::users_groups::User;
 use super::{Frequency, Inputs, Planned, Stage};
 use crate::cloudconfig::is_password_hash;
-use crate::cloudconfig::model::PasswordKind;
+use crate::cloudconfig::lenient::{child, describe, entries, Reader};
 use crate::plan::Secret;
+use serde::Serialize;
+use serde_yaml::Value;
 
 pub const NAME: &str = "set_passwords";
 pub const STAGE: Stage = Stage::Network;
@@ -123,6 +125,124 @@ pub fn plan(inp: &Inputs<'_>, managed: &[User], out: &mut Planned) {
             out.actions.push(b.expire_password(&name));
         }
     }
+}
+
+// Reading the module's part of a cloud-config document, with cloud-init's leniency
+// (`cloudconfig::lenient`).
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PasswordKind {
+    Hash,
+    Text,
+    Random,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChpasswdUser {
+    pub name: String,
+    pub password: String,
+    pub kind: PasswordKind,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chpasswd {
+    pub expire: Option<bool>,
+    pub users: Vec<ChpasswdUser>,
+}
+
+pub(crate) fn read_chpasswd(r: &mut Reader<'_>, path: &str, v: &Value) -> Option<Chpasswd> {
+    let Some(map) = v.as_mapping() else {
+        r.error(path, format!("expected a map, got {}", describe(v)));
+        return None;
+    };
+    let mut c = Chpasswd::default();
+    for (key, raw, val) in entries(r, path, map) {
+        let p = child(path, &raw);
+        match key.as_str() {
+            "expire" => c.expire = r.bool(&p, val),
+            "users" => {
+                let Some(items) = val.as_sequence() else {
+                    r.error(&p, format!("expected a list, got {}", describe(val)));
+                    continue;
+                };
+                for (i, item) in items.iter().enumerate() {
+                    let ip = format!("{p}[{i}]");
+                    let name = item.get("name").and_then(Value::as_str);
+                    let kind = match item.get("type").and_then(Value::as_str).unwrap_or("hash") {
+                        "hash" => Some(PasswordKind::Hash),
+                        "text" => Some(PasswordKind::Text),
+                        "RANDOM" => Some(PasswordKind::Random),
+                        other => {
+                            r.error(
+                                &child(&ip, "type"),
+                                format!("expected hash, text or RANDOM, got {other:?}"),
+                            );
+                            None
+                        }
+                    };
+                    let password = item.get("password").and_then(Value::as_str);
+                    match (name, kind, password) {
+                        (Some(n), Some(PasswordKind::Random), _) => c.users.push(ChpasswdUser {
+                            name: n.into(),
+                            password: String::new(),
+                            kind: PasswordKind::Random,
+                        }),
+                        (Some(n), Some(k), Some(pw)) => {
+                            // cloud-init: a "password" of RANDOM means a random one.
+                            let k = if pw == "RANDOM" {
+                                PasswordKind::Random
+                            } else {
+                                k
+                            };
+                            c.users.push(ChpasswdUser {
+                                name: n.into(),
+                                password: pw.into(),
+                                kind: k,
+                            })
+                        }
+                        (None, _, _) => r.error(&ip, "needs a name"),
+                        (_, None, _) => {}
+                        (_, _, None) => r.error(&ip, "needs a password (or type: RANDOM)"),
+                    }
+                }
+            }
+            // The old form: "user:password" lines.
+            "list" => {
+                r.warn(&p, "chpasswd.list is deprecated; use chpasswd.users");
+                let lines: Vec<String> = match val {
+                    Value::String(s) => s.lines().map(str::to_string).collect(),
+                    _ => r.string_or_list(&p, val),
+                };
+                for (i, line) in lines
+                    .iter()
+                    .map(|l| l.trim())
+                    .filter(|l| !l.is_empty())
+                    .enumerate()
+                {
+                    match line.split_once(':') {
+                        Some((name, pw)) => {
+                            let kind = if pw == "R" || pw == "RANDOM" {
+                                PasswordKind::Random
+                            } else if crate::cloudconfig::is_password_hash(pw) {
+                                PasswordKind::Hash
+                            } else {
+                                PasswordKind::Text
+                            };
+                            c.users.push(ChpasswdUser {
+                                name: name.into(),
+                                password: pw.into(),
+                                kind,
+                            });
+                        }
+                        None => r.error(&format!("{p}[{i}]"), "expected user:password"),
+                    }
+                }
+            }
+            _ => r.warn(&p, "unknown key (ignored)"),
+        }
+    }
+    Some(c)
 }
 
 /// The module in the registry ([`super::MODULES`]).

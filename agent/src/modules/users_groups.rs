@@ -8,8 +8,9 @@ use serde::Serialize;
 
 use super::{Frequency, Inputs, Planned, Stage};
 use crate::accounts::check_name;
-use crate::cloudconfig::model::{UserEntry, UserSpec};
+use crate::cloudconfig::lenient::{child, describe, entries, Reader};
 use crate::plan::Action;
+use serde_yaml::Value;
 
 pub const NAME: &str = "users_groups";
 pub const STAGE: Stage = Stage::Network;
@@ -413,6 +414,306 @@ fn include_sudoers_dir(inp: &Inputs<'_>, out: &mut Planned, group: &str) {
             ("root", group),
             false,
         ));
+    }
+}
+
+// Reading the module's part of a cloud-config document, with cloud-init's leniency
+// (`cloudconfig::lenient`).
+
+pub(crate) const USER_KEYS: &[&str] = &[
+    "name",
+    "gecos",
+    "homedir",
+    "primary_group",
+    "groups",
+    "lock_passwd",
+    "inactive",
+    "passwd",
+    "no_create_home",
+    "no_user_group",
+    "no_log_init",
+    "ssh_authorized_keys",
+    "ssh_redirect_user",
+    "system",
+    "shell",
+    "sudo",
+    "doas",
+    "uid",
+    "expiredate",
+    "create_groups",
+    "hashed_passwd",
+    "plain_text_passwd",
+    "selinux_user",
+    "snapuser",
+    "ssh_import_id",
+];
+
+/// One `users` entry, as written. Fields left out stay `None`: merging duplicates and the
+/// default user depend on knowing what was said.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UserSpec {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gecos: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub homedir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary_group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_create_home: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_user_group: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create_groups: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiredate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inactive: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_passwd: Option<bool>,
+    /// `passwd`: a hash, applied when the user is created.
+    #[serde(skip)]
+    pub passwd: Option<String>,
+    #[serde(skip)]
+    pub hashed_passwd: Option<String>,
+    #[serde(skip)]
+    pub plain_text_passwd: Option<String>,
+    /// `Some([])` is `sudo: false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sudo: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub doas: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssh_authorized_keys: Option<Vec<String>>,
+}
+
+/// An entry of `users`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserEntry {
+    /// `default`: the distribution's default user.
+    Default,
+    User(Box<UserSpec>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupSpec {
+    pub name: String,
+    pub members: Vec<String>,
+}
+
+pub(crate) fn read_users(r: &mut Reader<'_>, path: &str, v: &Value) -> Vec<UserEntry> {
+    match v {
+        Value::Null => Vec::new(),
+        // `users: default, alice` (cloud-init splits a string on commas).
+        Value::String(_) => r
+            .string_list(path, v)
+            .iter()
+            .map(|name| named_user(name))
+            .collect(),
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| read_user_entry(r, &format!("{path}[{i}]"), item))
+            .collect(),
+        // `users: {alice: {...}}` is an old form cloud-init still reads.
+        Value::Mapping(m) => {
+            let mut out = Vec::new();
+            for (name, spec) in m {
+                let Some(name) = name.as_str() else { continue };
+                let p = child(path, name);
+                let mut with_name = spec.as_mapping().cloned().unwrap_or_default();
+                with_name.insert(Value::String("name".into()), Value::String(name.into()));
+                if let Some(u) = read_user_map(r, &p, &Value::Mapping(with_name), false) {
+                    out.push(UserEntry::User(Box::new(u)));
+                }
+            }
+            out
+        }
+        other => {
+            r.error(
+                path,
+                format!("expected a list of users, got {}", describe(other)),
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// A user given by name alone; `default` is the distribution's default user.
+pub(crate) fn named_user(name: &str) -> UserEntry {
+    if name == "default" {
+        UserEntry::Default
+    } else {
+        UserEntry::User(Box::new(UserSpec {
+            name: name.to_string(),
+            ..Default::default()
+        }))
+    }
+}
+
+pub(crate) fn read_user_entry(r: &mut Reader<'_>, path: &str, v: &Value) -> Option<UserEntry> {
+    match v {
+        Value::String(s) => Some(named_user(s)),
+        // `[name, ...]` lists are an old form: the first item is the name.
+        Value::Sequence(items) => match items.first().and_then(Value::as_str) {
+            Some(name) => Some(named_user(name)),
+            None => {
+                r.error(path, "a user given as a list must start with its name");
+                None
+            }
+        },
+        Value::Mapping(_) => read_user_map(r, path, v, false).map(|u| UserEntry::User(Box::new(u))),
+        other => {
+            r.error(
+                path,
+                format!("expected a user name or a map, got {}", describe(other)),
+            );
+            None
+        }
+    }
+}
+
+/// A user map. `name_optional`: `system_info.default_user` may omit the name.
+pub(crate) fn read_user_map(
+    r: &mut Reader<'_>,
+    path: &str,
+    v: &Value,
+    name_optional: bool,
+) -> Option<UserSpec> {
+    let Some(map) = v.as_mapping() else {
+        r.error(path, format!("expected a map, got {}", describe(v)));
+        return None;
+    };
+    let mut u = UserSpec::default();
+    let mut has_name = false;
+    for (key, raw, val) in entries(r, path, map) {
+        let p = child(path, &raw);
+        let p = p.as_str();
+        match key.as_str() {
+            "name" => {
+                if let Some(n) = r.string(p, val) {
+                    u.name = n;
+                    has_name = true;
+                }
+            }
+            "gecos" => u.gecos = r.opt_string(p, val),
+            "homedir" => u.homedir = r.opt_string(p, val),
+            "primary_group" => u.primary_group = r.opt_string(p, val),
+            "groups" => {
+                // A map form {group: null, ...} is accepted too.
+                u.groups = Some(match val {
+                    Value::Mapping(m) => m
+                        .keys()
+                        .filter_map(|k| k.as_str().map(str::to_string))
+                        .collect(),
+                    _ => r.string_list(p, val),
+                })
+            }
+            "shell" => u.shell = r.opt_string(p, val),
+            "uid" => u.uid = r.uint(p, val, u32::MAX as u64 - 1).map(|n| n as u32),
+            "system" => u.system = r.bool(p, val),
+            "no_create_home" => u.no_create_home = r.bool(p, val),
+            "no_user_group" => u.no_user_group = r.bool(p, val),
+            "create_groups" => u.create_groups = r.bool(p, val),
+            "expiredate" => u.expiredate = r.opt_string(p, val),
+            "inactive" => u.inactive = r.uint(p, val, 100_000).map(|n| n as u32),
+            "lock_passwd" => u.lock_passwd = r.bool(p, val),
+            "passwd" => u.passwd = r.opt_string(p, val),
+            "hashed_passwd" => u.hashed_passwd = r.opt_string(p, val),
+            "plain_text_passwd" => u.plain_text_passwd = r.opt_string(p, val),
+            "sudo" => {
+                u.sudo = match val {
+                    Value::Null => Some(Vec::new()),
+                    Value::Bool(false) => Some(Vec::new()),
+                    Value::Bool(true) => {
+                        r.error(
+                            p,
+                            "sudo: true is not a rule; write one, e.g. 'ALL=(ALL) NOPASSWD:ALL'",
+                        );
+                        None
+                    }
+                    Value::String(s)
+                        if crate::cloudconfig::lenient::yaml11_bool(val) == Some(false)
+                            && s.len() <= 5 =>
+                    {
+                        Some(Vec::new())
+                    }
+                    _ => Some(r.string_or_list(p, val)),
+                }
+            }
+            "doas" => u.doas = Some(r.string_or_list(p, val)),
+            "ssh_authorized_keys" => u.ssh_authorized_keys = Some(r.string_or_list(p, val)),
+            "no_log_init" | "ssh_redirect_user" | "selinux_user" | "snapuser" | "ssh_import_id" => {
+                r.warn(p, "not applied by wisp on the BSDs")
+            }
+            _ => {
+                let known = USER_KEYS.contains(&key.as_str());
+                r.warn(
+                    p,
+                    if known {
+                        "not applied by wisp"
+                    } else {
+                        "unknown user key (ignored)"
+                    },
+                );
+            }
+        }
+    }
+    if !has_name && !name_optional {
+        r.error(path, "a user needs a name");
+        return None;
+    }
+    Some(u)
+}
+
+pub(crate) fn read_groups(r: &mut Reader<'_>, path: &str, v: &Value) -> Vec<GroupSpec> {
+    let one = |r: &mut Reader<'_>, p: &str, item: &Value| -> Vec<GroupSpec> {
+        match item {
+            Value::String(s) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|n| GroupSpec {
+                    name: n.to_string(),
+                    members: Vec::new(),
+                })
+                .collect(),
+            Value::Mapping(m) => m
+                .iter()
+                .filter_map(|(k, members)| {
+                    let name = k.as_str()?.to_string();
+                    let members = r.string_list(&child(p, &name), members);
+                    Some(GroupSpec { name, members })
+                })
+                .collect(),
+            other => {
+                r.error(
+                    p,
+                    format!(
+                        "expected a group name or {{group: [members]}}, got {}",
+                        describe(other)
+                    ),
+                );
+                Vec::new()
+            }
+        }
+    };
+    match v {
+        Value::Null => Vec::new(),
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .flat_map(|(i, item)| one(r, &format!("{path}[{i}]"), item))
+            .collect(),
+        other => one(r, path, other),
     }
 }
 

@@ -4,7 +4,11 @@
 //! user's home are written without following symlinks. Once per instance.
 
 use super::{Frequency, Inputs, Planned, Stage};
+use crate::cloudconfig::lenient::{child, describe, entries, Reader};
 use crate::plan::Action;
+use base64::Engine;
+use serde::Serialize;
+use serde_yaml::Value;
 
 pub const NAME: &str = "write_files";
 /// Deferred files are their own module: they run in another stage.
@@ -65,6 +69,134 @@ pub fn plan(inp: &Inputs<'_>, deferred: bool, homes: &[String], out: &mut Planne
             (&f.owner, group),
             in_home,
         ));
+    }
+}
+
+// Reading the module's part of a cloud-config document, with cloud-init's leniency
+// (`cloudconfig::lenient`).
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WriteFile {
+    pub path: String,
+    #[serde(skip)]
+    pub content: Vec<u8>,
+    pub owner: String,
+    pub group: String,
+    pub permissions: u32,
+    pub append: bool,
+    pub defer: bool,
+}
+
+pub(crate) fn read_write_files(r: &mut Reader<'_>, path: &str, v: &Value) -> Vec<WriteFile> {
+    let Some(items) = v.as_sequence() else {
+        if !v.is_null() {
+            r.error(
+                path,
+                format!("expected a list of files, got {}", describe(v)),
+            );
+        }
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let ip = format!("{path}[{i}]");
+        let Some(map) = item.as_mapping() else {
+            r.error(
+                &ip,
+                format!("expected a map with a path, got {}", describe(item)),
+            );
+            continue;
+        };
+        let mut wf = WriteFile {
+            path: String::new(),
+            content: Vec::new(),
+            owner: "root".into(),
+            group: "root".into(),
+            permissions: 0o644,
+            append: false,
+            defer: false,
+        };
+        let mut content: Option<Vec<u8>> = None;
+        let mut encoding = String::from("text/plain");
+        let mut ok = true;
+        for (key, raw, val) in entries(r, &ip, map) {
+            let p = child(&ip, &raw);
+            match key.as_str() {
+                "path" => match r.string(&p, val) {
+                    Some(s) if s.starts_with('/') => wf.path = s,
+                    Some(s) => {
+                        r.error(&p, format!("{s:?} is not an absolute path"));
+                        ok = false;
+                    }
+                    None => ok = false,
+                },
+                "content" => {
+                    content = match val {
+                        Value::Null => Some(Vec::new()),
+                        _ => r.string(&p, val).map(String::into_bytes),
+                    }
+                }
+                "source" => r.warn(&p, "write_files source URLs are not fetched by wisp"),
+                "encoding" => encoding = r.string(&p, val).unwrap_or_default().to_ascii_lowercase(),
+                "owner" => {
+                    if let Some(o) = r.string(&p, val) {
+                        let (u, g) = o.split_once(':').unwrap_or((o.as_str(), "root"));
+                        wf.owner = u.to_string();
+                        wf.group = g.to_string();
+                    }
+                }
+                "permissions" => match r.mode(&p, val) {
+                    Some(m) => wf.permissions = m,
+                    None => ok = false,
+                },
+                "append" => wf.append = r.bool(&p, val).unwrap_or(false),
+                "defer" => wf.defer = r.bool(&p, val).unwrap_or(false),
+                _ => r.warn(&p, "unknown key (ignored)"),
+            }
+        }
+        if wf.path.is_empty() {
+            if ok {
+                r.error(&ip, "a file needs a path");
+            }
+            continue;
+        }
+        match decode_content(content.unwrap_or_default(), &encoding) {
+            Ok(c) => wf.content = c,
+            Err(e) => {
+                r.error(&child(&ip, "content"), e);
+                continue;
+            }
+        }
+        if ok {
+            out.push(wf);
+        }
+    }
+    out
+}
+
+/// `b64`, `base64`, `gz`, `gzip`, `gz+b64`, `gz+base64`, `gzip+base64`, `text/plain`.
+pub fn decode_content(content: Vec<u8>, encoding: &str) -> Result<Vec<u8>, String> {
+    let b64 = |c: Vec<u8>| {
+        let clean: Vec<u8> = c.into_iter().filter(|b| !b.is_ascii_whitespace()).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(clean)
+            .map_err(|e| format!("invalid base64: {e}"))
+    };
+    let gunzip = |c: Vec<u8>| {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&c[..])
+            .take(64 * 1024 * 1024)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("invalid gzip data: {e}"))?;
+        Ok::<_, String>(out)
+    };
+    match encoding {
+        "" | "text/plain" => Ok(content),
+        "b64" | "base64" => b64(content),
+        "gz" | "gzip" => gunzip(content),
+        "gz+b64" | "gz+base64" | "gzip+b64" | "gzip+base64" => gunzip(b64(content)?),
+        other => Err(format!("unknown encoding {other:?}")),
     }
 }
 
