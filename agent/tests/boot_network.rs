@@ -180,3 +180,60 @@ fn what_is_not_rendered_is_reported_with_the_module() {
     );
     assert!(modules.contains("default gateway"), "{long}");
 }
+
+/// MAAS's network config (from the curtin hook's seed, merged into the configuration) is keyed
+/// by the deployment's credentials: the second boot, which knows the system id from its cache,
+/// renders nothing; new credentials (a redeployment) render again.
+#[test]
+fn the_maas_seeds_network_is_rendered_once_per_deployment() {
+    if !fixture("input.yaml").exists() {
+        return;
+    }
+    let input = std::fs::read_to_string(fixture("input.yaml")).unwrap();
+    let config = |token: &str| {
+        format!(
+            "datasource_list: [MAAS]\ndatasource:\n  MAAS:\n    metadata_url: http://127.0.0.1:9/MAAS/metadata/\n    consumer_key: CK\n    token_key: {token}\n    token_secret: TS\n{input}"
+        )
+    };
+    let t = fake_root(&config("TK1"));
+    let r = t.path();
+    let file = "etc/ifconfig.vioif0";
+    let o = local_stage(r, "netbsd");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let want = std::fs::read_to_string(fixture(&format!("expected/netbsd/{file}"))).unwrap();
+    assert_eq!(std::fs::read_to_string(r.join(file)).unwrap(), want);
+    // The network stage of the first boot cached the system id.
+    std::fs::write(
+        r.join("var/db/wisp/instance-data.json"),
+        r#"{"v1": {"instance_id": "8kq3dx", "local_hostname": "node1.maas", "public_ssh_keys": []}}"#,
+    )
+    .unwrap();
+    std::fs::write(r.join(file), "edited by the operator\n").unwrap();
+    let o = local_stage(r, "netbsd");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.join(file)).unwrap(),
+        "edited by the operator\n",
+        "the second boot rendered again"
+    );
+    // Redeployed: MAAS gave new credentials.
+    std::fs::write(r.join("etc/wisp/wisp.yaml"), config("TK2")).unwrap();
+    let o = local_stage(r, "netbsd");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(r.join(file)).unwrap(), want);
+}

@@ -111,6 +111,8 @@ impl RetryPolicy {
                     }
                 })
             });
+            // Owned here, so that a panicking attempt drops it and the ticker ends too.
+            let stop = stop;
             let result = self.run_quiet(attempt, attempts);
             let _ = stop.send(());
             result

@@ -205,3 +205,45 @@ fn query_results_after_a_boot() {
         "{results:#}"
     );
 }
+
+/// Events left by an earlier run go first; one MAAS refuses for good (a line cut short by a
+/// power loss) is dropped instead of holding back every event after it, boot after boot.
+#[test]
+fn a_refused_queued_event_does_not_block_the_others() {
+    let mock = mock();
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    configure(&mock, r);
+    let state = r.join("var/db/wisp");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let old = r#"{"description":"left from the last boot","event_type":"finish","name":"modules-final","origin":"cloudinit","result":"SUCCESS","timestamp":1.5}"#;
+    std::fs::write(
+        state.join("events.queue"),
+        format!("old-1\t{{\"name\":\"cut short\n old-2\t{old}\n"),
+    )
+    .unwrap();
+    // Only the network stage (NetBSD under a fake root cannot run its tools: the modules fail,
+    // which does not matter here); its events and the old one must all arrive.
+    let o = wisp(r, "netbsd", &["init", "--stage", "network"]);
+    let events = mock.events(SYSTEM_ID);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["description"] == "left from the last boot"),
+        "{}\n{events:?}",
+        stderr(&o)
+    );
+    assert!(events
+        .iter()
+        .any(|e| e["name"] == "modules-config" && e["event_type"] == "finish"));
+    assert!(
+        stderr(&o).contains("refused the event; dropped"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !state.join("events.queue").exists(),
+        "the queue is not empty"
+    );
+}

@@ -27,6 +27,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use wisp_datasources::maas::Maas;
 use wisp_datasources::retry::RetryPolicy;
+use wisp_datasources::DatasourceError;
 
 use crate::report::{ascii_json, Outcome};
 use crate::state::StateDir;
@@ -167,6 +168,13 @@ impl EventSink {
         }
     }
 
+    /// Waits (at most `limit`) until every top-level FAIL is delivered.
+    pub fn deliver_failures(&self, limit: Duration) {
+        if let EventSink::Maas(s) = self {
+            s.deliver_failures(limit);
+        }
+    }
+
     /// Waits (at most `limit`) until every event is delivered; what is left stays queued on
     /// disk. Returns how many are left.
     pub fn flush(&self, limit: Duration) -> usize {
@@ -269,16 +277,28 @@ impl Sender {
         self.shared.wake.notify_all();
     }
 
-    fn flush(&self, limit: Duration) -> usize {
+    /// Waits until `done` holds for what is left (or `limit` passes). A MAAS that refused
+    /// is tried again after a growing pause, within the limit; sends in flight are waited for.
+    fn wait_until(&self, limit: Duration, done: impl Fn(&Inner) -> bool) -> MutexGuard<'_, Inner> {
         let deadline = Instant::now() + limit;
+        let mut pause = Duration::from_millis(250);
         let mut g = self.lock();
-        // One more try for what failed earlier in this stage.
         g.down = false;
         self.shared.wake.notify_all();
-        while g.target.is_some() && !g.down && !(g.pending.is_empty() && g.in_flight.is_empty()) {
+        while g.target.is_some() && !done(&g) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
+            }
+            if g.down && g.in_flight.is_empty() {
+                // MAAS did not take the last try: wait a little, then once more.
+                drop(g);
+                std::thread::sleep(pause.min(left));
+                pause = (pause * 2).min(Duration::from_secs(5));
+                g = self.lock();
+                g.down = false;
+                self.shared.wake.notify_all();
+                continue;
             }
             g = self
                 .shared
@@ -287,12 +307,27 @@ impl Sender {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
+        g
+    }
+
+    fn flush(&self, limit: Duration) -> usize {
+        let g = self.wait_until(limit, |g| g.pending.is_empty() && g.in_flight.is_empty());
         // Whatever is not delivered, in flight included (it may arrive twice, never not at
         // all), is what the queue holds now.
         let mut left: Vec<Event> = g.in_flight.clone();
         left.extend(g.pending.iter().cloned());
         save_queue(&self.shared.state, &left);
         left.len()
+    }
+
+    /// Waits (at most `limit`) until no top-level FAIL is undelivered: MAAS must hear that a
+    /// stage failed before the user-data request marks the machine Deployed.
+    fn deliver_failures(&self, limit: Duration) {
+        let failing =
+            |e: &Event| e.finish && e.top_level() && e.body.contains("\"result\":\"FAIL\"");
+        drop(self.wait_until(limit, |g| {
+            !g.pending.iter().chain(g.in_flight.iter()).any(failing)
+        }));
     }
 }
 
@@ -333,6 +368,12 @@ fn send_loop(shared: &Shared) {
         match result {
             Ok(_) => {
                 tracing::debug!(event = %event.name, "event delivered");
+                append(&shared.state, SENT, &format!("{}\n", event.id));
+            }
+            // Refused for good (a malformed event, a token MAAS does not know): trying again
+            // cannot help, and it must not hold back every event after it.
+            Err(DatasourceError::Fetch(e)) if !e.is_transient() => {
+                tracing::warn!(event = %event.name, error = %e, "MAAS refused the event; dropped");
                 append(&shared.state, SENT, &format!("{}\n", event.id));
             }
             Err(e) => {

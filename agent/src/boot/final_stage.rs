@@ -9,6 +9,7 @@ const EVENT: &str = "modules-final";
 
 pub fn run(boot: &mut Boot<'_>) -> StageEnd {
     boot.record.stage("final", "running", Vec::new());
+    boot.aim_events(None);
     boot.events.start(EVENT, "running modules for final");
     if boot.data.is_none() {
         boot.data = super::local::from_cache(boot);

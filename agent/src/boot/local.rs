@@ -38,11 +38,10 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
                     return boot.fatal(StageName::Local, EVENT, format!("{e:#}"));
                 }
                 boot.data = Some(super::network::data_from(boot, &md, ud.as_deref()));
-                network_config = md.network_config.clone().map(|c| {
-                    (
-                        format!("{} network config", ds.name()),
-                        serde_json::to_vec(&c).unwrap_or_default(),
-                    )
+                network_config = md.network_config.clone().map(|c| NetworkSource {
+                    name: format!("{} network config", ds.name()),
+                    raw: serde_json::to_vec(&c).unwrap_or_default(),
+                    instance: md.instance_id.clone(),
                 });
             }
             Err(e) => {
@@ -58,12 +57,18 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
     }
     // MAAS's network config came with the seed the curtin hook left (it is in wisp.yaml's
     // `network` now); NoCloud's and ConfigDrive's with their metadata.
+    // It is rendered once per instance: MAAS's is keyed by the id its credentials give (known
+    // before the network, the same at every boot of this deployment, new at a redeployment).
     let network_config = network_config.or_else(|| {
-        boot.config.raw.get("network").map(|n| {
-            (
-                "the MAAS seed's network config".to_string(),
-                serde_yaml::to_string(n).unwrap_or_default().into_bytes(),
-            )
+        let n = boot.config.raw.get("network")?;
+        let instance = sources::maas_config(boot.config)
+            .map(|c| wisp_datasources::maas::instance_id_from_credentials(&c.credentials))
+            .or_else(|| boot.data.as_ref().map(|d| d.instance_id.clone()))
+            .unwrap_or_else(|| "local".into());
+        Some(NetworkSource {
+            name: "the MAAS seed's network config".to_string(),
+            raw: serde_yaml::to_string(n).unwrap_or_default().into_bytes(),
+            instance,
         })
     });
     let mut outcome = render_network(boot, network_config);
@@ -133,11 +138,23 @@ pub(super) fn from_cache(boot: &Boot<'_>) -> Option<BootData> {
     })
 }
 
+/// A network configuration to render, and the instance it belongs to.
+struct NetworkSource {
+    name: String,
+    raw: Vec<u8>,
+    instance: String,
+}
+
 /// Renders the network configuration into the system's files, once per instance, before the
 /// system brings its network up (OpenBSD's rc has done that already: its changed interfaces are
 /// started again with netstart). Reported as the `network` module.
-fn render_network(boot: &mut Boot<'_>, config: Option<(String, Vec<u8>)>) -> Outcome {
-    let Some((source, raw)) = config else {
+fn render_network(boot: &mut Boot<'_>, config: Option<NetworkSource>) -> Outcome {
+    let Some(NetworkSource {
+        name: source,
+        raw,
+        instance: key,
+    }) = config
+    else {
         return Outcome::Success;
     };
     if boot.platform == Platform::Linux {
@@ -150,17 +167,6 @@ fn render_network(boot: &mut Boot<'_>, config: Option<(String, Vec<u8>)>) -> Out
         tracing::info!("network: {{config: disabled}}: the network configuration is not rendered");
         return Outcome::Success;
     }
-    // The instance: known from the data, or (MAAS, before the network) from the credentials,
-    // which a redeployment changes — as cloud-init's MAAS local source does.
-    let key = boot
-        .data
-        .as_ref()
-        .map(|d| d.instance_id.clone())
-        .or_else(|| {
-            sources::maas_config(boot.config)
-                .map(|c| wisp_datasources::maas::instance_id_from_credentials(&c.credentials))
-        })
-        .unwrap_or_else(|| "local".into());
     if !boot
         .instance
         .should_run(network::NAME, Frequency::PerInstance, &key)
@@ -227,7 +233,8 @@ fn render_network(boot: &mut Boot<'_>, config: Option<(String, Vec<u8>)>) -> Out
         }
     }
     let outcome = boot.run_modules(&planned, EVENT);
-    if !boot.ctx.dry_run {
+    // Done for the instance unless something failed (then the next boot tries again).
+    if !boot.ctx.dry_run && outcome != Outcome::Fail {
         if let Err(e) = boot.instance.mark_done(network::NAME, &key) {
             tracing::warn!(error = %e, "cannot mark the network configuration done");
         }

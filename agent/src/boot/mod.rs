@@ -177,10 +177,6 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
         warnings: Vec::new(),
         interfaces: opts.interfaces,
     };
-    // The endpoint is known now when the configuration names it (or from the instance id the
-    // last boot cached); otherwise once the metadata is fetched.
-    let cached_id = crate::state::cached_instance_id(&boot.state);
-    boot.aim_events(cached_id.as_deref());
     let stages = match only {
         None => vec![StageName::Local, StageName::Network, StageName::Final],
         Some(s) => vec![s],
@@ -223,10 +219,19 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
 }
 
 impl Boot<'_> {
-    /// Points the MAAS sink at its endpoint: `reporting.maas.endpoint`, else the metadata URL's
+    /// Points the MAAS sink at its endpoint, from the network stage on (before it the network
+    /// is not up, and the local stage's events wait in the queue): `reporting.maas.endpoint`, else the metadata URL's
     /// `status/<system-id>` once the system id is known. `reporting.maas` signs with its own
     /// credentials when it has them.
     fn aim_events(&self, system_id: Option<&str>) {
+        let cached;
+        let system_id = match system_id {
+            Some(id) => Some(id),
+            None => {
+                cached = crate::state::cached_instance_id(&self.state);
+                cached.as_deref()
+            }
+        };
         if !matches!(self.events, EventSink::Maas(_)) || self.events.endpoint().is_some() {
             return;
         }
@@ -293,6 +298,26 @@ impl Boot<'_> {
                     && instance.should_run(m.name, m.frequency, id)
             },
         )
+    }
+
+    /// The names of the users the documents ask for (users_groups's list, due or not).
+    fn wanted_users(&mut self) -> Vec<String> {
+        let Some(data) = self.data.as_mut() else {
+            return Vec::new();
+        };
+        if data.read.is_none() {
+            data.read = Some(engine::Read::new(self.platform, self.config, &data.docs()));
+        }
+        let Some(read) = data.read.as_ref() else {
+            return Vec::new();
+        };
+        read.plan(&self.ctx.root, self.platform, &data.docs(), false, |m| {
+            m.name == modules::users_groups::NAME
+        })
+        .users
+        .into_iter()
+        .map(|u| u.name)
+        .collect()
     }
 
     /// Carries out `planned` (or prints it under --dry-run), reports a start and finish per

@@ -7,6 +7,8 @@
 //! moment MAAS says Deployed; when the user-data then leaves it out, the account this boot made
 //! is removed again, and the log says so.
 
+use std::time::Duration;
+
 use wisp_datasources::userdata::{self, DecodeOptions};
 use wisp_datasources::Metadata;
 
@@ -55,6 +57,9 @@ pub fn data_from(boot: &Boot<'_>, md: &Metadata, user_data: Option<&[u8]>) -> Bo
 pub fn run(boot: &mut Boot<'_>) -> StageEnd {
     const EVENT: &str = "init-network";
     boot.record.stage("network", "running", Vec::new());
+    // The endpoint as the configuration or the last boot's cache gives it, so that even a
+    // metadata service that never answers is reported as a failure.
+    boot.aim_events(None);
     boot.events
         .start(EVENT, "searching for network datasources");
     let mut ds = match sources::select(boot.config, &boot.ctx.root, &boot.client, boot.skew.clone())
@@ -95,6 +100,9 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
     let early = boot.plan_stage(Stage::Network, false, EARLY);
     let early_default = note_early_default_user(boot, &early);
     let early_outcome = boot.run_modules(&early.planned, EVENT);
+    // A stage that failed must be known to MAAS before the request that marks the machine
+    // Deployed.
+    boot.events.deliver_failures(Duration::from_secs(10));
     // The user-data GET: the machine is Deployed now (on MAAS). A dry run never makes it.
     let user_data = if boot.ctx.dry_run {
         tracing::info!(
@@ -136,21 +144,32 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
         .start("modules-config", "running modules for config");
     let due = engine::stage_due(&boot.instance, &md.instance_id, Stage::Network);
     let mut plan = boot.plan_stage(Stage::Network, due, &[]);
-    if let Some(name) = early_default {
-        if !plan.users.iter().any(|u| u.name == name) {
+    // Whether the documents want the default user this stage made early: decided on the users
+    // they ask for, whether or not users_groups is still due.
+    let unwanted = early_default
+        .clone()
+        .filter(|name| !boot.wanted_users().contains(name));
+    let exists = |boot: &Boot<'_>, name: &str| Accounts::load(&boot.ctx.root).user(name).is_some();
+    if let Some(name) = &unwanted {
+        if exists(boot, name) {
             tracing::info!(
                 user = %name,
                 "the user-data's users list leaves out the default user: removing the account \
                  created before the user-data was read"
             );
             let backend = boot.backend();
-            users_groups::plan_removal(backend.as_ref(), &boot.ctx.root, &name, &mut plan.planned);
-        }
-        if !boot.ctx.dry_run {
-            let _ = boot.state.remove(EARLY_DEFAULT_USER);
+            users_groups::plan_removal(backend.as_ref(), &boot.ctx.root, name, &mut plan.planned);
         }
     }
     let outcome = boot.run_modules(&plan.planned, "modules-config");
+    // The record goes once the account is where the documents want it (a failed removal is
+    // tried again next boot).
+    if !boot.ctx.dry_run && early_default.is_some() {
+        let settled = unwanted.as_deref().is_none_or(|name| !exists(boot, name));
+        if settled {
+            let _ = boot.state.remove(EARLY_DEFAULT_USER);
+        }
+    }
     boot.mark_stage(Stage::Network);
     boot.events.finish(
         "modules-config",

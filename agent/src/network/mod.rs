@@ -256,9 +256,8 @@ pub fn plan(
         return np;
     };
     if cfg.disabled {
-        planned.warnings.push(format!(
-            "{NAME}: {source} says config: disabled; nothing rendered"
-        ));
+        // What the source asks for, not a problem.
+        tracing::info!("{NAME}: {source} says config: disabled; nothing rendered");
         return np;
     }
     let mut machine = BTreeMap::new();
