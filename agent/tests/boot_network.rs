@@ -20,15 +20,7 @@ fn fixture(p: &str) -> PathBuf {
 
 /// A fresh root (accounts, rc.conf) with wisp set to the NoCloud seed.
 fn fake_root(wisp_yaml: &str) -> tempfile::TempDir {
-    let t = tempfile::tempdir().unwrap();
-    let src = common::manifest_path("tests/fixtures/roots/fresh");
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", src.display()))
-        .arg(t.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let t = common::fresh_root();
     std::fs::create_dir_all(t.path().join("etc/wisp")).unwrap();
     std::fs::write(t.path().join("etc/wisp/wisp.yaml"), wisp_yaml).unwrap();
     t

@@ -10,16 +10,7 @@ mod common;
 const DOC: &str = "#cloud-config\nusers: []\nhostname: web1\nfqdn: web1.lab.example.com\nmanage_etc_hosts: true\ntimezone: Europe/Paris\nntp: {servers: [10.20.0.2]}\nwrite_files:\n  - {path: /etc/motd, content: \"hello\\n\"}\n  - {path: /etc/rc.local, content: \"echo hi\\n\", append: true, permissions: '0755'}\n";
 
 fn fake_root() -> tempfile::TempDir {
-    let t = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/roots/fresh");
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", src.display()))
-        .arg(t.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    t
+    common::fresh_root()
 }
 
 fn wisp(platform: &str, root: &Path, extra: &[&str]) -> Output {

@@ -24,15 +24,7 @@ fn shared_fixtures() -> PathBuf {
 
 /// A fresh root; NetBSD's has the image's global `dhcpcd=YES`, which static interfaces turn off.
 fn fake_root(os: &str) -> tempfile::TempDir {
-    let t = tempfile::tempdir().unwrap();
-    let src = common::manifest_path("tests/fixtures/roots/fresh");
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", src.display()))
-        .arg(t.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let t = common::fresh_root();
     if os == "netbsd" {
         let rc = t.path().join("etc/rc.conf");
         let mut text = std::fs::read_to_string(&rc).unwrap();

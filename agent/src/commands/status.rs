@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::Context;
 use super::Format;
-use crate::boot::record::STATUS;
+use crate::boot::record::read_status;
 use crate::boot::DISABLED;
 use crate::state::StateDir;
 
@@ -24,15 +24,6 @@ pub struct StatusArgs {
     /// Show each stage and module, with errors.
     #[arg(long)]
     pub long: bool,
-}
-
-fn read(state: &StateDir) -> Value {
-    state
-        .read(STATUS)
-        .ok()
-        .flatten()
-        .and_then(|d| serde_json::from_slice(&d).ok())
-        .unwrap_or_else(|| json!({}))
 }
 
 fn finished(status: &Value) -> bool {
@@ -53,7 +44,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<u8> {
     // exit 0), whatever an earlier run left in status.json, and nothing is awaited: no boot
     // will ever finish the stages.
     let disabled = || ctx.root.path(DISABLED).exists();
-    let mut status = read(&state);
+    let mut status = read_status(&state);
     let deadline = args
         .timeout
         .map(|s| Instant::now() + Duration::from_secs(s));
@@ -72,7 +63,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<u8> {
             None => pause,
         };
         std::thread::sleep(pause);
-        status = read(&state);
+        status = read_status(&state);
     }
     if disabled() {
         return print_disabled(ctx, args, status);

@@ -53,3 +53,17 @@ pub fn json_plan(
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
     (plan, o)
 }
+
+/// A fresh fake root (account files, rc.conf, sudoers) copied from `tests/fixtures/roots/fresh`.
+pub fn fresh_root() -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    let src = manifest_path("tests/fixtures/roots/fresh");
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", src.display()))
+        .arg(t.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    t
+}
