@@ -20,24 +20,11 @@ use std::time::{Duration, Instant};
 
 const COUNTS: &[usize] = &[100, 300, 1000];
 
-fn have(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
-        .unwrap_or(false)
-}
+use mock_maas::roots::have_tool as have;
 
 /// A minimal Linux root, as the tests make it: the account files shadow-utils needs.
 fn make_root(r: &Path) {
-    for d in ["etc", "home", "root"] {
-        std::fs::create_dir_all(r.join(d)).unwrap();
-    }
-    std::fs::write(r.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    std::fs::write(r.join("etc/group"), "root:x:0:\n").unwrap();
-    std::fs::write(r.join("etc/shadow"), "root:*:19000:0:99999:7:::\n").unwrap();
-    std::fs::write(r.join("etc/gshadow"), "root:*::\n").unwrap();
-    for f in ["etc/shadow", "etc/gshadow"] {
-        std::fs::set_permissions(r.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
+    mock_maas::roots::make_account_root(r).expect("an account root");
 }
 
 fn document(n: usize) -> String {

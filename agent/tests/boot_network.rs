@@ -37,14 +37,35 @@ fn seed(root: &Path, instance_id: &str) {
     std::fs::copy(fixture("input.yaml"), dir.join("network-config")).unwrap();
 }
 
-fn local_stage(root: &Path, os: &str) -> Output {
+/// `wisp --platform OS --root ROOT ARGS…`.
+fn wisp(root: &Path, os: &str, args: &[&std::ffi::OsStr]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wisp"))
         .args(["--platform", os, "--root"])
         .arg(root)
-        .args(["init", "--stage", "local", "--interfaces"])
-        .arg(fixture("nics.yaml"))
+        .args(args)
         .output()
         .unwrap()
+}
+
+/// The local stage, with `nics` standing in for the machine's interfaces.
+fn local_stage_with(root: &Path, os: &str, nics: &Path) -> Output {
+    let args: Vec<&std::ffi::OsStr> = ["init", "--stage", "local", "--interfaces"]
+        .iter()
+        .map(|a| a.as_ref())
+        .chain([nics.as_os_str()])
+        .collect();
+    wisp(root, os, &args)
+}
+
+fn local_stage(root: &Path, os: &str) -> Output {
+    local_stage_with(root, os, &fixture("nics.yaml"))
+}
+
+/// The module lines of `wisp status --long`.
+fn status_modules(root: &Path, os: &str) -> String {
+    let o = wisp(root, os, &["status".as_ref(), "--long".as_ref()]);
+    let long = String::from_utf8_lossy(&o.stdout).into_owned();
+    long.split("modules:").nth(1).unwrap_or("").to_string()
 }
 
 /// The one file each OS's expected set must contain, with its exact content.
@@ -83,19 +104,12 @@ fn the_local_stage_renders_once_per_instance() {
             resolv
         );
         // `wisp status --long` shows the module.
-        let s = Command::new(env!("CARGO_BIN_EXE_wisp"))
-            .args(["--platform", os, "--root"])
-            .arg(r)
-            .args(["status", "--long"])
-            .output()
-            .unwrap();
-        let long = String::from_utf8_lossy(&s.stdout);
-        let modules = long.split("modules:").nth(1).unwrap_or("");
+        let modules = status_modules(r, os);
         assert!(
             modules
                 .lines()
                 .any(|l| l.trim_start().starts_with("network ")),
-            "{long}"
+            "{modules}"
         );
         // The same instance again: nothing is written (an operator's edit stays).
         std::fs::write(r.join(file), "edited by the operator\n").unwrap();
@@ -143,34 +157,21 @@ fn what_is_not_rendered_is_reported_with_the_module() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("meta-data"), "instance-id: i-1\n").unwrap();
     std::fs::copy(case.join("input-v2.yaml"), dir.join("network-config")).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_wisp"))
-        .args(["--platform", "freebsd", "--root"])
-        .arg(r)
-        .args(["init", "--stage", "local", "--interfaces"])
-        .arg(case.join("nics.yaml"))
-        .output()
-        .unwrap();
+    let o = local_stage_with(r, "freebsd", &case.join("nics.yaml"));
     assert_eq!(
         o.status.code(),
         Some(2),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let s = Command::new(env!("CARGO_BIN_EXE_wisp"))
-        .args(["--platform", "freebsd", "--root"])
-        .arg(r)
-        .args(["status", "--long"])
-        .output()
-        .unwrap();
-    let long = String::from_utf8_lossy(&s.stdout);
-    let modules = long.split("modules:").nth(1).unwrap_or("");
+    let modules = status_modules(r, "freebsd");
     assert!(
         modules
             .lines()
             .any(|l| l.trim_start().starts_with("network ") && l.contains("WARN")),
-        "{long}"
+        "{modules}"
     );
-    assert!(modules.contains("default gateway"), "{long}");
+    assert!(modules.contains("default gateway"), "{modules}");
 }
 
 /// MAAS's network config (from the curtin hook's seed, merged into the configuration) is keyed

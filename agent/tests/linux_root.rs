@@ -2,7 +2,7 @@
 //! shadow-utils (`useradd --root`), then the files are checked. Needs root and shadow-utils, as CI
 //! has; elsewhere it says so and returns.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -11,26 +11,13 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-fn have(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
-        .unwrap_or(false)
-}
+use mock_maas::roots::have_tool as have;
 
 /// A minimal Linux root: the account files shadow-utils needs and a /home.
 fn make_root() -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
     let r = t.path();
-    for d in ["etc", "home", "root"] {
-        std::fs::create_dir_all(r.join(d)).unwrap();
-    }
-    std::fs::write(r.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    std::fs::write(r.join("etc/group"), "root:x:0:\n").unwrap();
-    std::fs::write(r.join("etc/shadow"), "root:*:19000:0:99999:7:::\n").unwrap();
-    std::fs::write(r.join("etc/gshadow"), "root:*::\n").unwrap();
-    for f in ["etc/shadow", "etc/gshadow"] {
-        std::fs::set_permissions(r.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
+    mock_maas::roots::make_account_root(r).unwrap();
     std::fs::write(r.join("etc/sudoers"), "root ALL=(ALL) ALL\n").unwrap();
     t
 }

@@ -31,6 +31,22 @@ fn maas(mock: &MockMaas) -> (Maas, Arc<MemorySkewStore>) {
     (maas_with(mock, creds(), 5000, skew.clone()), skew)
 }
 
+/// Every metadata item was answered in the end (they are asked at once, in any order).
+fn every_item_answered(reqs: &[mock_maas::LoggedRequest]) {
+    for item in [
+        "instance-id",
+        "local-hostname",
+        "public-keys",
+        "vendor-data",
+    ] {
+        assert!(
+            reqs.iter()
+                .any(|r| r.path.ends_with(item) && r.status == 200),
+            "{item}: {reqs:?}"
+        );
+    }
+}
+
 #[test]
 fn full_fetch_in_protocol_order() {
     let mock = mock();
@@ -100,18 +116,7 @@ fn server_clock_an_hour_ahead_is_recovered_and_remembered() {
     let refused = reqs.iter().filter(|r| r.status == 401).count();
     assert!((1..=4).contains(&refused), "{reqs:?}");
     assert!(reqs[refused..].iter().all(|r| r.status == 200), "{reqs:?}");
-    for item in [
-        "instance-id",
-        "local-hostname",
-        "public-keys",
-        "vendor-data",
-    ] {
-        assert!(
-            reqs.iter()
-                .any(|r| r.path.ends_with(item) && r.status == 200),
-            "{item}: {reqs:?}"
-        );
-    }
+    every_item_answered(&reqs);
     let key = format!("127.0.0.1:{}", mock.addr().port());
     let s = skew.get(&key).unwrap();
     assert!((3595..=3605).contains(&s), "skew {s}");
@@ -165,18 +170,7 @@ fn three_503s_with_retry_after_are_recovered() {
     assert_eq!(reqs.iter().filter(|r| r.status == 503).count(), 3);
     // Every item came in the end; the refused ones waited the Retry-After second (the items
     // are asked at once, so the three waits overlap).
-    for item in [
-        "instance-id",
-        "local-hostname",
-        "public-keys",
-        "vendor-data",
-    ] {
-        assert!(
-            reqs.iter()
-                .any(|r| r.path.ends_with(item) && r.status == 200),
-            "{item}"
-        );
-    }
+    every_item_answered(&reqs);
     assert!(
         start.elapsed() >= Duration::from_secs(1),
         "{:?}",

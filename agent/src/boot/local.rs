@@ -2,10 +2,7 @@
 //! ConfigDrive: read now; MAAS needs the network), and — with data from this or an earlier
 //! boot — the local modules (bootcmd, boothooks).
 
-use wisp_datasources::userdata::{self, DecodeOptions};
-
 use super::{seed, Boot, BootData, StageEnd, StageName};
-use crate::engine;
 use crate::modules::{Frequency, Planned, Stage};
 use crate::network;
 use crate::plan::Action;
@@ -107,21 +104,7 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
 pub(super) fn from_cache(boot: &Boot<'_>) -> Option<BootData> {
     let (data, instance_id) = state::cached_instance_data(&boot.state)?;
     let v1 = &data["v1"];
-    let user = state::read_cached_user_data(&boot.state).map(|raw| {
-        let opts = DecodeOptions {
-            fetcher: Some(&boot.client),
-            instance_data: Some(&data),
-            ..Default::default()
-        };
-        userdata::decode(&raw, "user-data", &opts)
-    });
-    let vendor = boot
-        .state
-        .read(state::VENDOR_DATA)
-        .ok()
-        .flatten()
-        .and_then(|raw| engine::decode_vendor(&raw, "vendor-data").ok());
-    Some(BootData {
+    let md = wisp_datasources::Metadata {
         instance_id,
         local_hostname: v1["local_hostname"].as_str().map(str::to_string),
         public_keys: v1["public_ssh_keys"]
@@ -132,10 +115,11 @@ pub(super) fn from_cache(boot: &Boot<'_>) -> Option<BootData> {
                     .collect()
             })
             .unwrap_or_default(),
-        user,
-        vendor,
-        read: None,
-    })
+        vendor_data: boot.state.read(state::VENDOR_DATA).ok().flatten(),
+        ..Default::default()
+    };
+    let user = state::read_cached_user_data(&boot.state);
+    Some(BootData::decode(boot, &md, &data, user.as_deref()))
 }
 
 /// A network configuration to render, and the instance it belongs to.

@@ -91,6 +91,40 @@ pub struct BootData {
 }
 
 impl BootData {
+    /// The machine's data with its documents decoded: user-data as cloud-init does (its
+    /// `#include`s fetched with the boot's client, templates given `instance_data`, the
+    /// configured size cap), vendor-data in any of its forms.
+    fn decode(
+        boot: &Boot<'_>,
+        md: &wisp_datasources::Metadata,
+        instance_data: &serde_json::Value,
+        user_data: Option<&[u8]>,
+    ) -> BootData {
+        let user = user_data.map(|raw| {
+            let opts = wisp_datasources::userdata::DecodeOptions {
+                fetcher: Some(&boot.client),
+                instance_data: Some(instance_data),
+                max_bytes: boot
+                    .config
+                    .max_user_data_bytes
+                    .unwrap_or(wisp_datasources::http::DEFAULT_MAX_BYTES),
+                ..Default::default()
+            };
+            wisp_datasources::userdata::decode(raw, "user-data", &opts)
+        });
+        BootData {
+            instance_id: md.instance_id.clone(),
+            local_hostname: md.local_hostname.clone(),
+            public_keys: md.public_keys.clone(),
+            user,
+            vendor: md
+                .vendor_data
+                .as_deref()
+                .and_then(|raw| engine::decode_vendor(raw, "vendor-data").ok()),
+            read: None,
+        }
+    }
+
     fn docs(&self) -> Documents<'_> {
         Documents {
             user: self.user.as_ref(),
@@ -338,8 +372,8 @@ impl Boot<'_> {
         }
         // A warning that names a module (`network: …`) is that module's.
         let module_of_warning = |w: &str| {
-            let m = w.split(": ").next().unwrap_or("");
-            (m == crate::network::NAME || modules::infos().iter().any(|i| i.name == m))
+            let (m, _) = w.split_once(": ")?;
+            (m == crate::network::NAME || modules::MODULES.iter().any(|i| i.info().name == m))
                 .then(|| m.to_string())
         };
         let mut names: Vec<String> = Vec::new();
@@ -372,7 +406,7 @@ impl Boot<'_> {
                     .warnings
                     .iter()
                     .filter(|w| module_of_warning(w).as_deref() == Some(m.as_str()))
-                    .map(|w| w[m.len() + 2..].to_string()),
+                    .filter_map(|w| w.split_once(": ").map(|(_, rest)| rest.to_string())),
             );
             let result = if !failures.is_empty() {
                 Outcome::Fail

@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use wisp_datasources::userdata::{self, DecodeOptions};
 use wisp_datasources::Metadata;
 
 use super::{Boot, BootData, StageEnd, StageName};
@@ -28,30 +27,7 @@ const EARLY: &[&str] = &[hostname::NAME, users_groups::NAME, ssh::NAME];
 
 /// The stage's data from what a datasource returned (`user_data` raw, if any).
 pub fn data_from(boot: &Boot<'_>, md: &Metadata, user_data: Option<&[u8]>) -> BootData {
-    let instance = md.instance_data();
-    let user = user_data.map(|raw| {
-        let opts = DecodeOptions {
-            fetcher: Some(&boot.client),
-            instance_data: Some(&instance),
-            max_bytes: boot
-                .config
-                .max_user_data_bytes
-                .unwrap_or(wisp_datasources::http::DEFAULT_MAX_BYTES),
-            ..Default::default()
-        };
-        userdata::decode(raw, "user-data", &opts)
-    });
-    BootData {
-        instance_id: md.instance_id.clone(),
-        local_hostname: md.local_hostname.clone(),
-        public_keys: md.public_keys.clone(),
-        user,
-        vendor: md
-            .vendor_data
-            .as_deref()
-            .and_then(|raw| engine::decode_vendor(raw, "vendor-data").ok()),
-        read: None,
-    }
+    BootData::decode(boot, md, &md.instance_data(), user_data)
 }
 
 pub fn run(boot: &mut Boot<'_>) -> StageEnd {
