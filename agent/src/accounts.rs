@@ -2,8 +2,6 @@
 //! `/etc/master.passwd` or `/etc/shadow`), read under `--root`: what exists decides what to plan,
 //! so that a second run plans nothing. The four systems share these formats.
 
-use std::path::Path;
-
 use crate::root::Root;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,10 +28,17 @@ pub struct Accounts {
     pub hashes: Vec<(String, String)>,
 }
 
-fn lines(path: &Path) -> Vec<Vec<String>> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
+/// The records of an account file; a missing one has none. One that cannot be read safely (a
+/// link, a FIFO, larger than [`crate::rootfs::MAX_READ`]) is logged and taken as empty.
+fn lines(root: &Root, path: &str) -> Vec<Vec<String>> {
+    let text = match crate::rootfs::read(root, path, None) {
+        Ok(t) => String::from_utf8_lossy(&t.unwrap_or_default()).into_owned(),
+        Err(e) => {
+            tracing::warn!("{e}");
+            String::new()
+        }
+    };
+    text.lines()
         .filter(|l| {
             !l.trim().is_empty()
                 && !l.starts_with('#')
@@ -46,7 +51,7 @@ fn lines(path: &Path) -> Vec<Vec<String>> {
 
 impl Accounts {
     pub fn load(root: &Root) -> Accounts {
-        let users = lines(&root.path("/etc/passwd"))
+        let users = lines(root, "/etc/passwd")
             .into_iter()
             .filter(|f| f.len() >= 7)
             .filter_map(|f| {
@@ -59,7 +64,7 @@ impl Accounts {
                 })
             })
             .collect();
-        let groups = lines(&root.path("/etc/group"))
+        let groups = lines(root, "/etc/group")
             .into_iter()
             .filter(|f| f.len() >= 3)
             .filter_map(|f| {
@@ -80,7 +85,7 @@ impl Accounts {
             .collect();
         let mut hashes: Vec<(String, String)> = Vec::new();
         for file in ["/etc/master.passwd", "/etc/shadow"] {
-            for f in lines(&root.path(file)) {
+            for f in lines(root, file) {
                 if f.len() >= 2 {
                     hashes.push((f[0].clone(), f[1].clone()));
                 }

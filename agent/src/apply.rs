@@ -3,13 +3,11 @@
 //! secrets go on their standard input.
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
 use serde::Serialize;
 
 use crate::accounts::Accounts;
-use crate::fsutil::{ensure_dir, write_atomic};
 use crate::plan::{Action, PasswdField};
 use crate::root::Root;
 
@@ -211,20 +209,18 @@ fn ids(accounts: &Accounts, owner: &str, group: &str) -> Result<(u32, u32), Stri
     Ok((user.uid, gid))
 }
 
-/// In a user's home nothing may be followed: the directory that holds the file must be a real
-/// directory, and the file is replaced by rename, which never writes through a link.
-fn refuse_symlinked_parent(host: &std::path::Path) -> Result<(), String> {
-    if let Some(parent) = host.parent() {
-        match std::fs::symlink_metadata(parent) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(format!("{} is a symbolic link: refused", parent.display()))
-            }
-            Ok(m) if !m.is_dir() => return Err(format!("{} is not a directory", parent.display())),
-            Ok(_) => {}
-            Err(e) => return Err(format!("{}: {e}", parent.display())),
-        }
-    }
-    Ok(())
+/// The home that holds `path`, for an action in a user's home: from there down no link is
+/// followed. The longest home of an account that holds it; else the path's second component
+/// (`/home/NAME`), so that only the first (`/home`, a link on FreeBSD) may be a link.
+fn home_of(accounts: &Accounts, path: &str) -> String {
+    let n = crate::rootfs::normalize(path);
+    accounts
+        .users
+        .iter()
+        .map(|u| crate::rootfs::normalize(&u.home))
+        .filter(|h| h != "/" && n.starts_with(&format!("{h}/")))
+        .max_by_key(|h| h.len())
+        .unwrap_or_else(|| n.split('/').take(3).collect::<Vec<_>>().join("/"))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -238,21 +234,17 @@ fn write(
     group: &str,
     in_home: bool,
 ) -> Result<(), String> {
-    let host = root.path(path);
-    let (uid, gid) = ids(accounts, owner, group)?;
-    if in_home {
-        refuse_symlinked_parent(&host)?;
-    } else if let Some(parent) = host.parent() {
-        // wisp's own state (scripts among it) stays root-only.
-        if path.starts_with(crate::state::STATE_DIR) {
-            ensure_dir(parent, 0o700).map_err(|e| format!("{}: {e}", parent.display()))?;
-        } else {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let ids = ids(accounts, owner, group)?;
+    let home = in_home.then(|| home_of(accounts, path));
+    // In a home the directories are the user's to make: none is created here.
+    crate::rootfs::write(root, path, content, mode, Some(ids), home.as_deref(), !in_home)?;
+    // wisp's own state (scripts among it) stays root-only, even in a directory made before.
+    if !in_home && path.starts_with(&format!("{}/", crate::state::STATE_DIR)) {
+        if let Some((dir, _)) = path.rsplit_once('/') {
+            crate::rootfs::mkdir(root, dir, 0o700, None, None)?;
         }
     }
-    write_atomic(&host, content, mode).map_err(|e| format!("{}: {e}", host.display()))?;
-    std::os::unix::fs::chown(&host, Some(uid), Some(gid))
-        .map_err(|e| format!("chown {}: {e}", host.display()))
+    Ok(())
 }
 
 fn mkdir(
@@ -264,43 +256,14 @@ fn mkdir(
     group: &str,
     in_home: bool,
 ) -> Result<(), String> {
-    let host = root.path(path);
-    let (uid, gid) = ids(accounts, owner, group)?;
-    if in_home {
-        refuse_symlinked_parent(&host)?;
-        match std::fs::symlink_metadata(&host) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(format!("{} is a symbolic link: refused", host.display()))
-            }
-            Ok(_) => std::fs::set_permissions(&host, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| format!("{}: {e}", host.display()))?,
-            Err(_) => {
-                std::fs::create_dir(&host).map_err(|e| format!("{}: {e}", host.display()))?;
-                std::fs::set_permissions(&host, std::fs::Permissions::from_mode(mode))
-                    .map_err(|e| format!("{}: {e}", host.display()))?;
-            }
-        }
-    } else {
-        ensure_dir(&host, mode).map_err(|e| format!("{}: {e}", host.display()))?;
-    }
-    std::os::unix::fs::chown(&host, Some(uid), Some(gid))
-        .map_err(|e| format!("chown {}: {e}", host.display()))
+    let ids = ids(accounts, owner, group)?;
+    let home = in_home.then(|| home_of(accounts, path));
+    crate::rootfs::mkdir(root, path, mode, Some(ids), home.as_deref())
 }
 
 /// A new link beside the old path, renamed over it: never a moment without one.
 fn symlink(root: &Root, path: &str, target: &str) -> Result<(), String> {
-    let host = root.path(path);
-    let name = host
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = host.with_file_name(format!(".{name}.wisp-tmp-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &host).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("{}: {e}", host.display())
-    })
+    crate::rootfs::symlink(root, path, target)
 }
 
 /// vipw(8)'s way: the changed file as `/etc/ptmp` (created exclusively: another editor holding
@@ -328,9 +291,9 @@ fn master_passwd(
         }
         PasswdField::Change(v) => (5, v.to_string()),
     };
-    let master = root.path("/etc/master.passwd");
-    let text =
-        std::fs::read_to_string(&master).map_err(|e| format!("{}: {e}", master.display()))?;
+    let text = crate::rootfs::read(root, "/etc/master.passwd", None)?
+        .map(|t| String::from_utf8_lossy(&t).into_owned())
+        .ok_or("/etc/master.passwd does not exist")?;
     let mut found = false;
     let mut out = String::with_capacity(text.len() + value.len());
     for line in text.lines() {
@@ -347,24 +310,10 @@ fn master_passwd(
     if !found {
         return Err(format!("no user {user} in /etc/master.passwd"));
     }
-    let ptmp = root.path("/etc/ptmp");
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&ptmp)
-            .map_err(|e| format!("{}: {e} (the password file is busy)", ptmp.display()))?;
-        let written = f.write_all(out.as_bytes()).and_then(|()| f.sync_all());
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&ptmp);
-            return Err(format!("{}: {e}", ptmp.display()));
-        }
-    }
+    crate::rootfs::create_exclusive(root, "/etc/ptmp", out.as_bytes(), 0o600)
+        .map_err(|e| format!("{e} (the password file is busy)"))?;
     run(db, None).inspect_err(|_| {
-        let _ = std::fs::remove_file(&ptmp);
+        let _ = crate::rootfs::remove(root, "/etc/ptmp");
     })
 }
 

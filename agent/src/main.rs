@@ -23,6 +23,7 @@ mod platform;
 mod rcconf;
 mod report;
 mod root;
+mod rootfs;
 mod sources;
 mod standin;
 mod state;

@@ -88,7 +88,13 @@ pub fn plan(inp: &Inputs<'_>, local_hostname: Option<&str>, out: &mut Planned) {
     let mut changed = false;
     match b.hostname_store() {
         HostnameStore::RcConf(file) => {
-            let current = out.current_text(inp.root, file);
+            let current = match out.try_current_text(inp.root, file, None) {
+                Ok(c) => c,
+                Err(e) => {
+                    out.error(NAME, name, format!("not set: {e}"));
+                    return;
+                }
+            };
             if let Some(text) = crate::rcconf::set_var(&current, "hostname", name) {
                 out.actions.push(Action::write(
                     NAME,
@@ -133,7 +139,13 @@ pub fn plan(inp: &Inputs<'_>, local_hostname: Option<&str>, out: &mut Planned) {
 }
 
 fn etc_hosts(inp: &Inputs<'_>, fqdn: &str, short: &str, out: &mut Planned) {
-    let current = out.current_text(inp.root, "/etc/hosts");
+    let current = match out.try_current_text(inp.root, "/etc/hosts", None) {
+        Ok(c) => c,
+        Err(e) => {
+            out.error(NAME, "/etc/hosts", format!("not changed: {e}"));
+            return;
+        }
+    };
     let names = if fqdn == short {
         short.to_string()
     } else {

@@ -74,18 +74,47 @@ pub struct Planned {
 impl Planned {
     /// A file as it will be when the actions planned so far have run: the last planned write
     /// of it, else what is on disk. Modules that edit a shared file (rc.conf) read it here, so
-    /// their edits compose instead of overwriting each other.
+    /// their edits compose instead of overwriting each other. What is on disk is read confined
+    /// to the root and bounded ([`crate::rootfs::read`]): a link, a FIFO, a device or a huge
+    /// file is an error; from `home` down (a user's home) no link at all is followed.
+    pub fn try_current(
+        &self,
+        root: &Root,
+        path: &str,
+        home: Option<&str>,
+    ) -> Result<Option<Vec<u8>>, String> {
+        match self.actions.iter().rev().find_map(|a| match a {
+            Action::Write {
+                path: p, content, ..
+            } if p == path => Some(content.clone()),
+            _ => None,
+        }) {
+            Some(c) => Ok(Some(c)),
+            None => crate::rootfs::read(root, path, home),
+        }
+    }
+
+    /// [`Planned::try_current`] as text; a missing file is empty.
+    pub fn try_current_text(
+        &self,
+        root: &Root,
+        path: &str,
+        home: Option<&str>,
+    ) -> Result<String, String> {
+        Ok(self
+            .try_current(root, path, home)?
+            .map(|c| String::from_utf8_lossy(&c).into_owned())
+            .unwrap_or_default())
+    }
+
+    /// [`Planned::try_current`] for files wisp rewrites whole (rc.conf, ntp.conf): one that
+    /// cannot be read safely counts as missing, and the write that follows replaces it (by
+    /// rename, never through it).
     pub fn current(&self, root: &Root, path: &str) -> Option<Vec<u8>> {
-        self.actions
-            .iter()
-            .rev()
-            .find_map(|a| match a {
-                Action::Write {
-                    path: p, content, ..
-                } if p == path => Some(content.clone()),
-                _ => None,
-            })
-            .or_else(|| std::fs::read(root.path(path)).ok())
+        self.try_current(root, path, None)
+            .inspect_err(|e| tracing::warn!("{e}"))
+            .ok()
+            .flatten()
     }
 
     pub fn current_text(&self, root: &Root, path: &str) -> String {

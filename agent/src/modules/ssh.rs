@@ -109,22 +109,20 @@ pub fn plan(inp: &Inputs<'_>, users: &[User], out: &mut Planned) {
 fn keys_for(inp: &Inputs<'_>, out: &mut Planned, user: &str, home: &str, keys: &[String]) {
     let ssh_dir = format!("{}/.ssh", home.trim_end_matches('/'));
     let file = format!("{ssh_dir}/authorized_keys");
-    let host_dir = inp.root.path(&ssh_dir);
-    match std::fs::symlink_metadata(&host_dir) {
-        Ok(m) if m.file_type().is_symlink() => {
-            out.error(
-                NAME,
-                user,
-                format!("{ssh_dir} is a symbolic link: refused, nothing written"),
-            );
+    // root's home is a system directory by design; anyone else's may not be one.
+    if user != "root" {
+        if let Err(e) = crate::rootfs::check_home(home) {
+            out.error(NAME, user, format!("keys not written: {e}"));
             return;
         }
-        Ok(m) if !m.is_dir() => {
-            out.error(NAME, user, format!("{ssh_dir} is not a directory: refused"));
+    }
+    match crate::rootfs::dir_exists(inp.root, &ssh_dir, Some(home)) {
+        Err(e) => {
+            out.error(NAME, user, format!("{e}, nothing written"));
             return;
         }
-        Ok(_) => {}
-        Err(_) => out.actions.push(Action::Mkdir {
+        Ok(true) => {}
+        Ok(false) => out.actions.push(Action::Mkdir {
             module: NAME,
             item: user.to_string(),
             path: ssh_dir.clone(),
@@ -134,16 +132,14 @@ fn keys_for(inp: &Inputs<'_>, out: &mut Planned, user: &str, home: &str, keys: &
             in_home: true,
         }),
     }
-    let host_file = inp.root.path(&file);
-    if std::fs::symlink_metadata(&host_file).is_ok_and(|m| m.file_type().is_symlink()) {
-        out.error(
-            NAME,
-            user,
-            format!("{file} is a symbolic link: refused, nothing written"),
-        );
-        return;
-    }
-    let current = out.current_text(inp.root, &file);
+    // A link, a FIFO (which would block until someone writes to it) or a device is refused.
+    let current = match out.try_current_text(inp.root, &file, Some(home)) {
+        Ok(c) => c,
+        Err(e) => {
+            out.error(NAME, user, format!("{e}, nothing written"));
+            return;
+        }
+    };
     let have: BTreeSet<&str> = current.lines().map(str::trim).collect();
     let missing: Vec<&String> = keys.iter().filter(|k| !have.contains(k.trim())).collect();
     if missing.is_empty() {

@@ -220,6 +220,13 @@ pub fn plan(
             out.error(NAME, &u.name, format!("not applied: {e}"));
             continue;
         }
+        // A new account's home is made and handed to it; an existing one's is not changed (its
+        // keys are checked by the ssh module).
+        let new_home = u.homedir_given().filter(|_| inp.accounts.user(&u.name).is_none());
+        if let Some(Err(e)) = new_home.map(crate::rootfs::check_home) {
+            out.error(NAME, &u.name, format!("not applied: homedir: {e}"));
+            continue;
+        }
         if (u.system || u.no_create_home) && !u.ssh_authorized_keys.is_empty() {
             out.error(
                 NAME,
@@ -286,8 +293,25 @@ pub fn plan(
                     .push(Action::exec(NAME, &u.name, b.add_to_group(&u.name, group)));
             }
         }
-        sudo_lines.extend(u.sudo.iter().map(|rule| format!("{} {}", u.name, rule)));
-        doas_lines.extend(u.doas.iter().cloned());
+        // A line break would add rules of its own; the user's other rules still apply.
+        for (field, rules) in [("sudo", &u.sudo), ("doas", &u.doas)] {
+            for rule in rules {
+                if let Some(c) = rule.chars().find(|c| c.is_control()) {
+                    out.error(
+                        NAME,
+                        &u.name,
+                        format!(
+                            "{field} rule {} refused: it contains the control character {c:?}",
+                            crate::accounts::shown(rule)
+                        ),
+                    );
+                } else if field == "sudo" {
+                    sudo_lines.push(format!("{} {}", u.name, rule));
+                } else {
+                    doas_lines.push(rule.clone());
+                }
+            }
+        }
         managed.push(u.clone());
     }
     // Members of top-level groups that are not managed users but exist.
@@ -343,7 +367,13 @@ fn append_lines(
     if lines.is_empty() {
         return;
     }
-    let current = out.current_text(inp.root, path);
+    let current = match out.try_current_text(inp.root, path, None) {
+        Ok(c) => c,
+        Err(e) => {
+            out.error(NAME, item, format!("rules not written: {e}"));
+            return;
+        }
+    };
     let have: BTreeSet<&str> = current.lines().map(str::trim).collect();
     let mut missing: Vec<&String> = Vec::new();
     for l in lines {
@@ -383,10 +413,14 @@ fn include_sudoers_dir(inp: &Inputs<'_>, out: &mut Planned, group: &str) {
         .rsplit_once('/')
         .map(|(d, _)| d)
         .unwrap_or("/");
-    let Some(text) = out
-        .current(inp.root, b.sudoers())
-        .map(|c| String::from_utf8_lossy(&c).into_owned())
-    else {
+    let text = match out.try_current(inp.root, b.sudoers(), None) {
+        Ok(t) => t.map(|c| String::from_utf8_lossy(&c).into_owned()),
+        Err(e) => {
+            out.error(NAME, "sudo", format!("{dir} not included: {e}"));
+            return;
+        }
+    };
+    let Some(text) = text else {
         out.warnings.push(format!(
             "sudo: {} does not exist (is sudo installed?); rules are in {} for when it is",
             b.sudoers(),

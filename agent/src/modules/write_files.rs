@@ -30,7 +30,28 @@ pub fn plan(inp: &Inputs<'_>, deferred: bool, homes: &[String], out: &mut Planne
             out.error(module, &f.path, "a path with '..' is refused");
             continue;
         }
-        let current = out.current(inp.root, &f.path);
+        if let Err(e) = crate::rootfs::check_write_target(&f.path) {
+            out.error(module, &f.path, e);
+            continue;
+        }
+        // In a home, nothing from the home down may be a link.
+        let home = homes
+            .iter()
+            .filter(|h| f.path.starts_with(&format!("{}/", h.trim_end_matches('/'))))
+            .max_by_key(|h| h.len())
+            .map(String::as_str);
+        // A link in place of a whole file is replaced (by rename, never written through), so it
+        // is not read; an appended one is refused, as are a FIFO (reading it would block) and
+        // a device.
+        let replaced_link = !f.append && crate::rootfs::is_link(inp.root, &f.path, home);
+        let current = match out.try_current(inp.root, &f.path, home) {
+            _ if replaced_link => None,
+            Ok(c) => c,
+            Err(e) => {
+                out.error(module, &f.path, e);
+                continue;
+            }
+        };
         let content = if f.append {
             let mut c = current.clone().unwrap_or_default();
             if c.ends_with(&f.content) && !f.content.is_empty() {
@@ -41,12 +62,10 @@ pub fn plan(inp: &Inputs<'_>, deferred: bool, homes: &[String], out: &mut Planne
         } else {
             f.content.clone()
         };
-        let host = inp.root.path(&f.path);
-        let same_mode = std::fs::metadata(&host)
-            .map(|m| {
-                std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777 == f.permissions
-            })
-            .unwrap_or(false);
+        let same_mode = crate::rootfs::mode(inp.root, &f.path, home)
+            .ok()
+            .flatten()
+            .is_some_and(|m| m == f.permissions);
         if current.as_deref() == Some(&content[..]) && same_mode {
             continue;
         }
@@ -57,9 +76,7 @@ pub fn plan(inp: &Inputs<'_>, deferred: bool, homes: &[String], out: &mut Planne
         } else {
             f.group.as_str()
         };
-        let in_home = homes
-            .iter()
-            .any(|h| f.path.starts_with(&format!("{}/", h.trim_end_matches('/'))));
+        let in_home = home.is_some();
         out.actions.push(Action::write(
             module,
             f.path.as_str(),

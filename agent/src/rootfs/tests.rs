@@ -1,0 +1,201 @@
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+fn setup() -> (tempfile::TempDir, tempfile::TempDir, Root) {
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("etc")).unwrap();
+    let r = Root::new(root.path());
+    (root, outside, r)
+}
+
+fn mkfifo(p: &Path) {
+    let c = CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+fn file_mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn normalize_resolves_dots_and_stops_at_the_top() {
+    assert_eq!(normalize("/home/../etc"), "/etc");
+    assert_eq!(normalize("//var/./db//wisp/"), "/var/db/wisp");
+    assert_eq!(normalize("/../../"), "/");
+}
+
+#[test]
+fn homes_in_system_or_state_directories_are_refused() {
+    for bad in [
+        "/",
+        "/home/../etc",
+        "/etc",
+        "/etc/x",
+        "/var/db/wisp",
+        "/var/db/wisp/sub",
+        "/var",
+        "/var/db",
+        "/usr",
+        "/usr/local/x",
+        "/dev",
+        "/home",
+        "/usr/home",
+        "/bin/../sbin",
+    ] {
+        let e = check_home(bad).expect_err(bad);
+        assert!(e.contains("refused"), "{bad}: {e}");
+    }
+    for good in ["/home/alice", "/usr/home/alice", "/srv/app", "/var/lib/svc", "/export/h/bob"] {
+        assert_eq!(check_home(good), Ok(()), "{good}");
+    }
+}
+
+#[test]
+fn write_targets_in_wisp_directories_are_refused() {
+    for bad in [
+        "/var/db/wisp/instance-id",
+        "/var/db//wisp/x",
+        "/var/db/wisp",
+        "/etc/wisp/wisp.yaml",
+        "/etc/wisp/wisp.yaml.d/10.yaml",
+    ] {
+        assert!(check_write_target(bad).is_err(), "{bad}");
+    }
+    for good in ["/etc/motd", "/etc/wispy", "/var/db/wisp2", "/var/tmp/x"] {
+        assert_eq!(check_write_target(good), Ok(()), "{good}");
+    }
+}
+
+#[test]
+fn a_fifo_is_refused_at_once() {
+    let (d, _o, r) = setup();
+    mkfifo(&d.path().join("etc/hosts"));
+    let t = Instant::now();
+    let e = read(&r, "/etc/hosts", None).unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert!(e.contains("/etc/hosts is a FIFO: refused"), "{e}");
+}
+
+#[test]
+fn a_link_to_dev_zero_is_not_read() {
+    let (d, _o, r) = setup();
+    std::os::unix::fs::symlink("/dev/zero", d.path().join("etc/hosts")).unwrap();
+    let e = read(&r, "/etc/hosts", None).unwrap_err();
+    assert!(e.contains("symbolic link"), "{e}");
+}
+
+#[test]
+fn reads_are_bounded() {
+    let (d, _o, r) = setup();
+    std::fs::write(d.path().join("etc/big"), vec![b'x'; (2 << 20) + 1]).unwrap();
+    let e = read_max(&r, "/etc/big", None, 2 << 20).unwrap_err();
+    assert!(e.contains("/etc/big is larger than 2 MiB"), "{e}");
+    assert_eq!(read(&r, "/etc/big", None).unwrap().unwrap().len(), (2 << 20) + 1);
+    assert_eq!(read(&r, "/etc/none", None), Ok(None));
+    assert_eq!(read(&r, "/nodir/none", None), Ok(None));
+}
+
+#[test]
+fn a_linked_directory_is_resolved_inside_the_root() {
+    let (d, o, r) = setup();
+    std::fs::write(o.path().join("secret"), "outside").unwrap();
+    std::fs::create_dir_all(d.path().join("var")).unwrap();
+    // ROOT/var/tmp -> OUTSIDE (absolute): seen from the root, that is ROOT/OUTSIDE.
+    std::os::unix::fs::symlink(o.path(), d.path().join("var/tmp")).unwrap();
+    assert_eq!(read(&r, "/var/tmp/secret", None), Ok(None));
+    write(&r, "/var/tmp/new", b"x", 0o644, None, None, true).unwrap();
+    assert!(!o.path().join("new").exists(), "written outside the root");
+    let inside = d.path().join(o.path().strip_prefix("/").unwrap()).join("new");
+    assert_eq!(std::fs::read(inside).unwrap(), b"x");
+    // A relative link climbing out stops at the root.
+    std::os::unix::fs::symlink("../../../../../../..", d.path().join("etc/up")).unwrap();
+    write(&r, "/etc/up/etc/x", b"y", 0o644, None, None, false).unwrap();
+    assert_eq!(std::fs::read(d.path().join("etc/x")).unwrap(), b"y");
+}
+
+#[test]
+fn in_a_home_no_link_is_followed_but_above_it_the_system_links_are() {
+    let (d, o, r) = setup();
+    // FreeBSD: /home -> usr/home.
+    std::fs::create_dir_all(d.path().join("usr/home/alice/sub")).unwrap();
+    std::os::unix::fs::symlink("usr/home", d.path().join("home")).unwrap();
+    let home = Some("/home/alice");
+    write(&r, "/home/alice/.profile", b"p", 0o644, None, home, false).unwrap();
+    assert!(d.path().join("usr/home/alice/.profile").exists());
+    // A link anywhere from the home down is refused, not only the file's own directory.
+    std::os::unix::fs::symlink(o.path(), d.path().join("usr/home/alice/sub/deep")).unwrap();
+    std::fs::create_dir_all(o.path().join("x")).unwrap();
+    let e = write(&r, "/home/alice/sub/deep/x/f", b"p", 0o644, None, home, false).unwrap_err();
+    assert!(e.contains("/sub/deep is a symbolic link: refused"), "{e}");
+    std::fs::remove_dir_all(d.path().join("usr/home/alice")).unwrap();
+    std::os::unix::fs::symlink(o.path(), d.path().join("usr/home/alice")).unwrap();
+    let e = read(&r, "/home/alice/.profile", home).unwrap_err();
+    assert!(e.contains("alice is a symbolic link: refused"), "{e}");
+    let e = mkdir(&r, "/home/alice/.ssh", 0o700, None, home).unwrap_err();
+    assert!(e.contains("symbolic link"), "{e}");
+    assert_eq!(std::fs::read_dir(o.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn parents_get_explicit_modes_whatever_the_umask() {
+    let (d, _o, r) = setup();
+    // Creating with a 0700 request and setting the mode after: the umask never matters.
+    write(&r, "/a/b/c/f", b"x", 0o640, None, None, true).unwrap();
+    for p in ["a", "a/b", "a/b/c"] {
+        assert_eq!(file_mode(&d.path().join(p)), 0o755, "{p}");
+    }
+    assert_eq!(file_mode(&d.path().join("a/b/c/f")), 0o640);
+    write(&r, "/var/db/wisp/scripts/s", b"x", 0o700, None, None, true).unwrap();
+    assert_eq!(file_mode(&d.path().join("var/db")), 0o755);
+    assert_eq!(file_mode(&d.path().join("var/db/wisp")), 0o700);
+    assert_eq!(file_mode(&d.path().join("var/db/wisp/scripts")), 0o700);
+}
+
+#[test]
+fn set_id_bits_survive_the_owner_change() {
+    let (d, _o, r) = setup();
+    // SAFETY: plain getters.
+    let owner = unsafe { (libc::geteuid(), libc::getegid()) };
+    write(&r, "/etc/tool", b"x", 0o4755, Some(owner), None, false).unwrap();
+    assert_eq!(file_mode(&d.path().join("etc/tool")), 0o4755);
+    mkdir(&r, "/etc/shared", 0o2775, Some(owner), None).unwrap();
+    assert_eq!(file_mode(&d.path().join("etc/shared")), 0o2775);
+    assert_eq!(
+        std::fs::metadata(d.path().join("etc/tool")).unwrap().uid(),
+        owner.0
+    );
+}
+
+#[test]
+fn a_stale_temp_file_is_removed_not_followed() {
+    let (d, o, r) = setup();
+    let victim = o.path().join("victim");
+    std::fs::write(&victim, "keep").unwrap();
+    std::os::unix::fs::symlink(&victim, d.path().join("etc/.motd.wisp-tmp")).unwrap();
+    write(&r, "/etc/motd", b"new", 0o644, None, None, false).unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    assert_eq!(std::fs::read(d.path().join("etc/motd")).unwrap(), b"new");
+    assert!(std::fs::symlink_metadata(d.path().join("etc/.motd.wisp-tmp")).is_err());
+    // The same for links.
+    std::fs::write(d.path().join("etc/.l.wisp-tmp"), "stale").unwrap();
+    symlink(&r, "/etc/l", "motd").unwrap();
+    assert_eq!(std::fs::read(d.path().join("etc/l")).unwrap(), b"new");
+    let names: Vec<_> = std::fs::read_dir(d.path().join("etc")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+#[test]
+fn a_written_file_replaces_a_link_instead_of_writing_through_it() {
+    let (d, o, r) = setup();
+    let victim = o.path().join("victim");
+    std::fs::write(&victim, "keep").unwrap();
+    std::os::unix::fs::symlink(&victim, d.path().join("etc/hosts")).unwrap();
+    write(&r, "/etc/hosts", b"new", 0o644, None, None, false).unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    assert_eq!(mode(&r, "/etc/hosts", None), Ok(Some(0o644)));
+}
