@@ -39,12 +39,17 @@ pub fn write_atomic_with(
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    // One name per target: a temp file a crash left is found and removed here (remove_file
+    // removes a link itself, never what it points to).
     let tmp = dir.join(format!(
-        ".{}.wisp-tmp-{}",
+        ".{}{}",
         name.to_string_lossy(),
-        std::process::id()
+        crate::rootfs::TMP_SUFFIX
     ));
-    let _ = fs::remove_file(&tmp);
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)
@@ -72,9 +77,31 @@ pub fn write_atomic_with(
     result
 }
 
-/// Creates `dir` (and parents) and sets its mode exactly.
+/// Creates `dir` and its missing parents one by one, each with its mode set explicitly (the
+/// umask plays no part): `mode` for `dir`, 0755 for the parents. Existing ones are left alone.
+pub fn create_dirs(dir: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && fs::symlink_metadata(d).is_err())
+        .collect();
+    for d in missing.into_iter().rev() {
+        // Root-only until its mode is set.
+        match fs::DirBuilder::new().mode(0o700).create(d) {
+            Ok(()) => {
+                let m = if d == dir { mode } else { 0o755 };
+                fs::set_permissions(d, fs::Permissions::from_mode(m))?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Creates `dir` (and parents, see [`create_dirs`]) and sets its mode exactly.
 pub fn ensure_dir(dir: &Path, mode: u32) -> io::Result<()> {
-    fs::create_dir_all(dir)?;
+    create_dirs(dir, mode)?;
     let meta = fs::symlink_metadata(dir)?;
     if !meta.is_dir() {
         return Err(io::Error::other(format!(
@@ -149,6 +176,19 @@ mod tests {
             );
         }
         assert_eq!(fs::read_dir(&d).unwrap().count(), 3, "no temp file left");
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_stale_temp_file_is_removed_not_followed() {
+        let d = tmpdir();
+        let victim = d.join("victim");
+        fs::write(&victim, b"keep").unwrap();
+        std::os::unix::fs::symlink(&victim, d.join(".f.wisp-tmp")).unwrap();
+        write_atomic(&d.join("f"), b"new", 0o600).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(fs::read(d.join("f")).unwrap(), b"new");
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 2, "the stale temp file is gone");
         fs::remove_dir_all(d).unwrap();
     }
 

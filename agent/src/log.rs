@@ -15,7 +15,7 @@ pub const LOG_FILE: &str = "/var/log/wisp.log";
 pub fn open(root: &Root) -> io::Result<File> {
     let path = root.path(LOG_FILE);
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        crate::fsutil::create_dirs(dir, 0o755)?;
     }
     let f = OpenOptions::new()
         .create(true)

@@ -39,7 +39,14 @@ fn main() -> ExitCode {
     if let Some(code) = standin::dispatch(&argv0, &args.collect::<Vec<_>>()) {
         return ExitCode::from(code);
     }
-    let cli = cli::Cli::parse();
+    let mut cli = cli::Cli::parse();
+    match root::absolute(&cli.root) {
+        Ok(dir) => cli.root = dir,
+        Err(e) => {
+            eprintln!("wisp: error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
     // The boot stages keep a log file; the other commands only talk to the console.
     let file = if cli.keeps_log() {
         match log::open(&root::Root::new(&cli.root)) {

@@ -35,9 +35,36 @@ impl Root {
     }
 }
 
+/// `--root DIR` made absolute once, links resolved, at the start: tools run in it (chroot)
+/// and the log names paths in it, whatever the current directory.
+pub fn absolute(dir: &Path) -> anyhow::Result<PathBuf> {
+    let abs = std::fs::canonicalize(dir)
+        .map_err(|e| anyhow::anyhow!("--root {}: {e}", dir.display()))?;
+    if !abs.is_dir() {
+        anyhow::bail!("--root {}: not a directory", dir.display());
+    }
+    Ok(abs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relative_root_is_made_absolute_and_a_missing_one_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("r")).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        let rel: PathBuf = std::iter::repeat_n("..", cwd.components().count())
+            .collect::<PathBuf>()
+            .join(d.path().strip_prefix("/").unwrap())
+            .join("r");
+        assert!(rel.is_relative());
+        let abs = absolute(&rel).unwrap();
+        assert_eq!(abs, std::fs::canonicalize(d.path().join("r")).unwrap());
+        let e = absolute(&d.path().join("missing")).unwrap_err().to_string();
+        assert!(e.starts_with("--root ") && e.contains("missing"), "{e}");
+    }
 
     #[test]
     fn paths_stay_under_the_root() {
