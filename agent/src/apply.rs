@@ -237,7 +237,15 @@ fn write(
     let ids = ids(accounts, owner, group)?;
     let home = in_home.then(|| home_of(accounts, path));
     // In a home the directories are the user's to make: none is created here.
-    crate::rootfs::write(root, path, content, mode, Some(ids), home.as_deref(), !in_home)?;
+    crate::rootfs::write(
+        root,
+        path,
+        content,
+        mode,
+        Some(ids),
+        home.as_deref(),
+        !in_home,
+    )?;
     // wisp's own state (scripts among it) stays root-only, even in a directory made before.
     if !in_home && path.starts_with(&format!("{}/", crate::state::STATE_DIR)) {
         if let Some((dir, _)) = path.rsplit_once('/') {

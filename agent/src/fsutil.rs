@@ -188,7 +188,11 @@ mod tests {
         write_atomic(&d.join("f"), b"new", 0o600).unwrap();
         assert_eq!(fs::read(&victim).unwrap(), b"keep");
         assert_eq!(fs::read(d.join("f")).unwrap(), b"new");
-        assert_eq!(fs::read_dir(&d).unwrap().count(), 2, "the stale temp file is gone");
+        assert_eq!(
+            fs::read_dir(&d).unwrap().count(),
+            2,
+            "the stale temp file is gone"
+        );
         fs::remove_dir_all(d).unwrap();
     }
 

@@ -38,8 +38,8 @@ impl Root {
 /// `--root DIR` made absolute once, links resolved, at the start: tools run in it (chroot)
 /// and the log names paths in it, whatever the current directory.
 pub fn absolute(dir: &Path) -> anyhow::Result<PathBuf> {
-    let abs = std::fs::canonicalize(dir)
-        .map_err(|e| anyhow::anyhow!("--root {}: {e}", dir.display()))?;
+    let abs =
+        std::fs::canonicalize(dir).map_err(|e| anyhow::anyhow!("--root {}: {e}", dir.display()))?;
     if !abs.is_dir() {
         anyhow::bail!("--root {}: not a directory", dir.display());
     }

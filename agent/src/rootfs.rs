@@ -24,8 +24,20 @@ pub const TMP_SUFFIX: &str = ".wisp-tmp";
 /// Directories that no user's home may be, be under, or contain (a home is chowned to its user,
 /// keys are written in it). Under an exception in [`HOME_EXCEPTIONS`] homes are fine.
 pub const SYSTEM_DIRS: &[&str] = &[
-    "/bin", "/boot", "/dev", "/etc", "/lib", "/libexec", "/proc", "/rescue", "/sbin", "/stand",
-    "/sys", "/usr", "/var/db/wisp", "/var/run",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/libexec",
+    "/proc",
+    "/rescue",
+    "/sbin",
+    "/stand",
+    "/sys",
+    "/usr",
+    "/var/db/wisp",
+    "/var/run",
 ];
 /// Under a system directory, where homes live all the same (FreeBSD's `/home -> /usr/home`).
 pub const HOME_EXCEPTIONS: &[&str] = &["/usr/home"];
@@ -88,7 +100,12 @@ pub fn check_write_target(path: &str) -> Result<(), String> {
 fn strict_from(path: &str, home: Option<&str>) -> usize {
     match home {
         Some(h) if within(&normalize(path), &normalize(h)) => {
-            normalize(h).split('/').filter(|c| !c.is_empty()).count().max(1) - 1
+            normalize(h)
+                .split('/')
+                .filter(|c| !c.is_empty())
+                .count()
+                .max(1)
+                - 1
         }
         _ => usize::MAX,
     }
@@ -106,7 +123,12 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-fn openat(dir: &OwnedFd, name: &str, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
+fn openat(
+    dir: &OwnedFd,
+    name: &str,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> io::Result<OwnedFd> {
     let c = cstr(name)?;
     // SAFETY: a valid descriptor and a NUL-terminated name; the result is a new descriptor.
     let fd = cvt(unsafe {
@@ -122,7 +144,12 @@ fn openat(dir: &OwnedFd, name: &str, flags: libc::c_int, mode: libc::mode_t) -> 
 }
 
 fn open_dir_at(dir: &OwnedFd, name: &str) -> io::Result<OwnedFd> {
-    openat(dir, name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NONBLOCK, 0)
+    openat(
+        dir,
+        name,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NONBLOCK,
+        0,
+    )
 }
 
 fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
@@ -259,12 +286,13 @@ fn walk(root: &Root, dir: &str, strict: usize, create: bool) -> Result<Option<Ow
             resolved.pop();
             cur = dup(&root_fd)?;
             for c in &resolved {
-                cur = open_dir_at(&cur, c).map_err(|e| err(&format!("/{}", resolved.join("/")), e))?;
+                cur = open_dir_at(&cur, c)
+                    .map_err(|e| err(&format!("/{}", resolved.join("/")), e))?;
             }
             continue;
         }
         let shown = format!("{}/{name}", here.trim_end_matches('/'));
-        match open_dir_at(&cur, &name) {
+        let open_error = match open_dir_at(&cur, &name) {
             Ok(fd) => {
                 cur = fd;
                 resolved.push(name);
@@ -293,8 +321,8 @@ fn walk(root: &Root, dir: &str, strict: usize, create: bool) -> Result<Option<Ow
                 }
                 continue;
             }
-            Err(_) => {}
-        }
+            Err(e) => e,
+        };
         // Not a directory one can open without following: a link, or something else.
         let st = lstat_at(&cur, &name).map_err(|e| err(&shown, e))?;
         match st {
@@ -317,6 +345,8 @@ fn walk(root: &Root, dir: &str, strict: usize, create: bool) -> Result<Option<Ow
                     pending.push_front((c.to_string(), false));
                 }
             }
+            // A directory that cannot be opened (permissions): the system's reason.
+            Some(st) if is_type(&st, libc::S_IFDIR) => return Err(err(&shown, open_error)),
             Some(st) => return Err(format!("{shown} is {}: not a directory", kind(&st))),
         }
     }
@@ -327,9 +357,14 @@ fn walk(root: &Root, dir: &str, strict: usize, create: bool) -> Result<Option<Ow
 fn split(path: &str) -> Result<(String, String), String> {
     let n = path.trim_end_matches('/');
     match n.rsplit_once('/') {
-        Some((dir, name)) if !name.is_empty() && name != "." && name != ".." => {
-            Ok((if dir.is_empty() { "/".into() } else { dir.into() }, name.into()))
-        }
+        Some((dir, name)) if !name.is_empty() && name != "." && name != ".." => Ok((
+            if dir.is_empty() {
+                "/".into()
+            } else {
+                dir.into()
+            },
+            name.into(),
+        )),
         _ => Err(format!("{path}: not a file path")),
     }
 }
@@ -362,7 +397,12 @@ fn read_max(
     let Some((dir, name)) = parent(root, path, home, false)? else {
         return Ok(None);
     };
-    let fd = match openat(&dir, &name, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY, 0) {
+    let fd = match openat(
+        &dir,
+        &name,
+        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+        0,
+    ) {
         Ok(fd) => fd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
@@ -379,10 +419,7 @@ fn read_max(
         return Err(format!("{path} is {}: refused", kind(&st)));
     }
     if st.st_size as u64 > max {
-        return Err(format!(
-            "{path} is larger than {} MiB: refused",
-            max >> 20
-        ));
+        return Err(format!("{path} is larger than {} MiB: refused", max >> 20));
     }
     let mut data = Vec::with_capacity(st.st_size as usize);
     std::fs::File::from(fd)
@@ -402,7 +439,12 @@ pub fn mode(root: &Root, path: &str, home: Option<&str>) -> Result<Option<u32>, 
     };
     Ok(lstat_at(&dir, &name)
         .map_err(|e| err(path, e))?
-        .map(|st| u32::from(st.st_mode) & 0o7777))
+        // mode_t is u16 on FreeBSD.
+        .map(|st| {
+            #[allow(clippy::useless_conversion)]
+            let m = u32::from(st.st_mode);
+            m & 0o7777
+        }))
 }
 
 /// Whether `path` itself is a symbolic link (the directories above it resolved as usual).
@@ -531,7 +573,10 @@ pub fn symlink(root: &Root, path: &str, target: &str) -> Result<(), String> {
     };
     let tmp = tmp_name(&name);
     unlink_at(&dir, &tmp);
-    let (t, c) = (cstr(target).map_err(|e| err(path, e))?, cstr(&tmp).map_err(|e| err(path, e))?);
+    let (t, c) = (
+        cstr(target).map_err(|e| err(path, e))?,
+        cstr(&tmp).map_err(|e| err(path, e))?,
+    );
     // SAFETY: NUL-terminated strings and a valid descriptor.
     if unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), c.as_ptr()) } < 0 {
         return Err(err(path, io::Error::last_os_error()));
@@ -548,8 +593,13 @@ pub fn create_exclusive(root: &Root, path: &str, data: &[u8], mode: u32) -> Resu
     let Some((dir, name)) = parent(root, path, None, false)? else {
         return Err(format!("{path}: its directory does not exist"));
     };
-    let fd = openat(&dir, &name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)
-        .map_err(|e| err(path, e))?;
+    let fd = openat(
+        &dir,
+        &name,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+        0o600,
+    )
+    .map_err(|e| err(path, e))?;
     let mut f = std::fs::File::from(fd);
     let r = (|| {
         f.write_all(data)?;

@@ -98,7 +98,12 @@ impl StateDir {
             return Ok(());
         }
         ensure_dir(&self.dir, 0o700)?;
-        let probe = self.path(&format!(".probe-{}", std::process::id()));
+        // One name, so that a probe a crash left is removed here, not piled up.
+        let probe = self.path(".probe");
+        match std::fs::remove_file(&probe) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         {
             use std::os::unix::fs::OpenOptionsExt;
             std::fs::OpenOptions::new()

@@ -40,7 +40,9 @@ fn version_is_the_crate_version() {
 
 #[test]
 fn global_flags_work_after_the_command() {
-    let root = std::env::temp_dir().join(format!("wisp-cli-{}", std::process::id()));
+    // An empty root (a missing one is an error of its own).
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
     let o = wisp(&[
         "query",
         "--root",

@@ -92,7 +92,12 @@ fn root() -> tempfile::TempDir {
 fn mkfifo(p: &Path) {
     let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: a NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "{}", p.display());
+    assert_eq!(
+        unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
+        0,
+        "{}",
+        p.display()
+    );
 }
 
 fn mode(p: &Path) -> u32 {
@@ -165,9 +170,8 @@ fn fifos_are_refused_without_blocking_and_the_rest_is_applied() {
         "#cloud-config\nusers:\n  - name: alice\n    lock_passwd: false\n    ssh_authorized_keys: [ssh-ed25519 AAAA a@x]\nwrite_files:\n  - {path: /etc/pipe, content: x, append: true}\n  - {path: /etc/pipe2, content: y}\n",
     );
     assert!(
-        run.out.contains(
-            "error: ssh: alice: /home/alice/.ssh/authorized_keys is a FIFO: refused"
-        ),
+        run.out
+            .contains("error: ssh: alice: /home/alice/.ssh/authorized_keys is a FIFO: refused"),
         "{}",
         run.out
     );
@@ -204,7 +208,9 @@ fn planned_content_is_never_read_through_a_link() {
     );
     assert_eq!(std::fs::metadata(r.join("etc/big")).unwrap().len(), 9 << 20);
     assert!(
-        out.contains("error: hostname: /etc/hosts: not changed: /etc/hosts is a symbolic link: refused"),
+        out.contains(
+            "error: hostname: /etc/hosts: not changed: /etc/hosts is a symbolic link: refused"
+        ),
         "{out}"
     );
     assert!(
@@ -233,10 +239,9 @@ fn homes_and_files_in_system_or_state_directories_are_refused() {
     let r = t.path();
     let doc = "#cloud-config\nusers:\n  - {name: bob, homedir: /var/db/wisp}\n  - {name: carol, homedir: /home/../etc, ssh_authorized_keys: [ssh-ed25519 AAAA c@x]}\n  - {name: dave, homedir: /}\n  - {name: erin, homedir: /usr/home/erin}\nwrite_files:\n  - {path: /var/db/wisp/instance-id, content: forged}\n  - {path: /etc/wisp/wisp.yaml, content: 'datasource_list: [None]'}\n  - {path: /etc/motd, content: hi}\n";
     let run = wisp_in(r, r, "freebsd", &["--dry-run", "--format", "json"], doc);
-    let plan: serde_json::Value = serde_json::from_str(
-        &run.out[..run.out.rfind('}').map_or(0, |i| i + 1)],
-    )
-    .unwrap_or_else(|e| panic!("{e}: {}", run.out));
+    let plan: serde_json::Value =
+        serde_json::from_str(&run.out[..run.out.rfind('}').map_or(0, |i| i + 1)])
+            .unwrap_or_else(|e| panic!("{e}: {}", run.out));
     let errors: Vec<String> = plan["errors"]
         .as_array()
         .unwrap()
@@ -248,9 +253,19 @@ fn homes_and_files_in_system_or_state_directories_are_refused() {
     assert!(has("\"users_groups\": \"carol\": \"not applied: homedir: home /etc is in the system directory /etc: refused\""), "{errors:#?}");
     assert!(has("\"users_groups\": \"dave\": \"not applied: homedir: home / is a system directory: refused\""), "{errors:#?}");
     assert!(has("\"write_files\": \"/var/db/wisp/instance-id\": \"/var/db/wisp/instance-id is in wisp's own directory /var/db/wisp: refused\""), "{errors:#?}");
-    assert!(has("\"write_files\": \"/etc/wisp/wisp.yaml\""), "{errors:#?}");
+    assert!(
+        has("\"write_files\": \"/etc/wisp/wisp.yaml\""),
+        "{errors:#?}"
+    );
     let actions = plan["actions"].to_string();
-    for bad in ["bob", "carol", "dave", "/var/db/wisp/", "/etc/wisp/", "/etc/.ssh"] {
+    for bad in [
+        "bob",
+        "carol",
+        "dave",
+        "/var/db/wisp/",
+        "/etc/wisp/",
+        "/etc/.ssh",
+    ] {
         assert!(!actions.contains(bad), "{bad} planned: {actions}");
     }
     // /usr/home is where FreeBSD's homes are; /etc is fine for write_files.
@@ -270,7 +285,10 @@ fn a_line_break_in_a_rule_is_refused_and_the_other_rules_apply() {
     );
     let out = &run.out;
     assert!(out.contains("error: users_groups: alice: sudo rule \"ALL=(ALL) /bin/ls\\nALL ALL=(ALL) NOPASSWD: ALL\" refused: it contains the control character '\\n'"), "{out}");
-    assert!(out.contains("error: users_groups: alice: doas rule"), "{out}");
+    assert!(
+        out.contains("error: users_groups: alice: doas rule"),
+        "{out}"
+    );
     let sudo = std::fs::read_to_string(r.join("usr/local/etc/sudoers.d/90-wisp-users")).unwrap();
     assert!(sudo.contains("alice ALL=(ALL) /bin/date\n"), "{sudo}");
     assert!(!sudo.contains("ALL ALL="), "{sudo}");
@@ -295,7 +313,10 @@ fn directories_wisp_makes_have_exact_modes_whatever_the_umask() {
         assert_eq!(mode(&r.join(d)), 0o755, "{d}");
     }
     assert_eq!(mode(&r.join("opt/a/b/f")), 0o640);
-    assert_eq!(mode(&r.join("usr/local/etc/sudoers.d/90-wisp-users")), 0o440);
+    assert_eq!(
+        mode(&r.join("usr/local/etc/sudoers.d/90-wisp-users")),
+        0o440
+    );
 }
 
 #[test]
@@ -331,10 +352,18 @@ fn a_relative_root_is_made_absolute() {
     let abs = std::fs::canonicalize(r).unwrap().display().to_string();
     let argv = plan["actions"][0]["argv"].to_string();
     assert!(argv.contains(&format!("\"--root\",\"{abs}\"")), "{argv}");
-    let missing = wisp_in(parent, Path::new("no-such-root"), "linux", &[], "#cloud-config\n");
+    let missing = wisp_in(
+        parent,
+        Path::new("no-such-root"),
+        "linux",
+        &[],
+        "#cloud-config\n",
+    );
     assert_eq!(missing.code, Some(1));
     assert!(
-        missing.out.contains("error: --root no-such-root: No such file or directory"),
+        missing
+            .out
+            .contains("error: --root no-such-root: No such file or directory"),
         "{}",
         missing.out
     );

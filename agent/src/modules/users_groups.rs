@@ -222,7 +222,9 @@ pub fn plan(
         }
         // A new account's home is made and handed to it; an existing one's is not changed (its
         // keys are checked by the ssh module).
-        let new_home = u.homedir_given().filter(|_| inp.accounts.user(&u.name).is_none());
+        let new_home = u
+            .homedir_given()
+            .filter(|_| inp.accounts.user(&u.name).is_none());
         if let Some(Err(e)) = new_home.map(crate::rootfs::check_home) {
             out.error(NAME, &u.name, format!("not applied: homedir: {e}"));
             continue;

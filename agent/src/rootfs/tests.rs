@@ -50,7 +50,13 @@ fn homes_in_system_or_state_directories_are_refused() {
         let e = check_home(bad).expect_err(bad);
         assert!(e.contains("refused"), "{bad}: {e}");
     }
-    for good in ["/home/alice", "/usr/home/alice", "/srv/app", "/var/lib/svc", "/export/h/bob"] {
+    for good in [
+        "/home/alice",
+        "/usr/home/alice",
+        "/srv/app",
+        "/var/lib/svc",
+        "/export/h/bob",
+    ] {
         assert_eq!(check_home(good), Ok(()), "{good}");
     }
 }
@@ -95,7 +101,10 @@ fn reads_are_bounded() {
     std::fs::write(d.path().join("etc/big"), vec![b'x'; (2 << 20) + 1]).unwrap();
     let e = read_max(&r, "/etc/big", None, 2 << 20).unwrap_err();
     assert!(e.contains("/etc/big is larger than 2 MiB"), "{e}");
-    assert_eq!(read(&r, "/etc/big", None).unwrap().unwrap().len(), (2 << 20) + 1);
+    assert_eq!(
+        read(&r, "/etc/big", None).unwrap().unwrap().len(),
+        (2 << 20) + 1
+    );
     assert_eq!(read(&r, "/etc/none", None), Ok(None));
     assert_eq!(read(&r, "/nodir/none", None), Ok(None));
 }
@@ -110,7 +119,10 @@ fn a_linked_directory_is_resolved_inside_the_root() {
     assert_eq!(read(&r, "/var/tmp/secret", None), Ok(None));
     write(&r, "/var/tmp/new", b"x", 0o644, None, None, true).unwrap();
     assert!(!o.path().join("new").exists(), "written outside the root");
-    let inside = d.path().join(o.path().strip_prefix("/").unwrap()).join("new");
+    let inside = d
+        .path()
+        .join(o.path().strip_prefix("/").unwrap())
+        .join("new");
     assert_eq!(std::fs::read(inside).unwrap(), b"x");
     // A relative link climbing out stops at the root.
     std::os::unix::fs::symlink("../../../../../../..", d.path().join("etc/up")).unwrap();
@@ -130,7 +142,16 @@ fn in_a_home_no_link_is_followed_but_above_it_the_system_links_are() {
     // A link anywhere from the home down is refused, not only the file's own directory.
     std::os::unix::fs::symlink(o.path(), d.path().join("usr/home/alice/sub/deep")).unwrap();
     std::fs::create_dir_all(o.path().join("x")).unwrap();
-    let e = write(&r, "/home/alice/sub/deep/x/f", b"p", 0o644, None, home, false).unwrap_err();
+    let e = write(
+        &r,
+        "/home/alice/sub/deep/x/f",
+        b"p",
+        0o644,
+        None,
+        home,
+        false,
+    )
+    .unwrap_err();
     assert!(e.contains("/sub/deep is a symbolic link: refused"), "{e}");
     std::fs::remove_dir_all(d.path().join("usr/home/alice")).unwrap();
     std::os::unix::fs::symlink(o.path(), d.path().join("usr/home/alice")).unwrap();
@@ -185,7 +206,11 @@ fn a_stale_temp_file_is_removed_not_followed() {
     std::fs::write(d.path().join("etc/.l.wisp-tmp"), "stale").unwrap();
     symlink(&r, "/etc/l", "motd").unwrap();
     assert_eq!(std::fs::read(d.path().join("etc/l")).unwrap(), b"new");
-    let names: Vec<_> = std::fs::read_dir(d.path().join("etc")).unwrap().flatten().map(|e| e.file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(d.path().join("etc"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert_eq!(names.len(), 2, "{names:?}");
 }
 
