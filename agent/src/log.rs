@@ -17,12 +17,19 @@ pub fn open(root: &Root) -> io::Result<File> {
     if let Some(dir) = path.parent() {
         crate::fsutil::create_dirs(dir, 0o755)?;
     }
+    // Not blocking on a FIFO (no reader: an error at once), and only a regular file is kept.
     let f = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(&path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     Ok(f)
 }
@@ -64,7 +71,39 @@ impl Write for Tee {
 
 /// The end of the log (at most `max` bytes), to attach to a final FAIL or WARN event.
 pub fn tail(root: &Root, max: usize) -> Option<Vec<u8>> {
-    let data = std::fs::read(root.path(LOG_FILE)).ok()?;
-    let start = data.len().saturating_sub(max);
-    Some(data[start..].to_vec())
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(root.path(LOG_FILE))
+        .ok()?;
+    let len = f.metadata().ok().filter(|m| m.is_file())?.len();
+    // Only the end is read, however long the log has grown.
+    f.seek(SeekFrom::Start(len.saturating_sub(max as u64)))
+        .ok()?;
+    let mut data = Vec::with_capacity(max.min(len as usize));
+    f.take(max as u64).read_to_end(&mut data).ok()?;
+    Some(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fifo_as_the_log_is_refused_at_once_and_the_tail_is_bounded() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("var/log")).unwrap();
+        let p = d.path().join("var/log/wisp.log");
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let root = Root::new(d.path());
+        assert!(open(&root).is_err());
+        assert_eq!(tail(&root, 10), None);
+        std::fs::remove_file(&p).unwrap();
+        std::fs::write(&p, "0123456789abc").unwrap();
+        assert_eq!(tail(&root, 3).unwrap(), b"abc");
+        assert_eq!(tail(&root, 100).unwrap(), b"0123456789abc");
+    }
 }
