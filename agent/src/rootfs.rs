@@ -277,7 +277,13 @@ fn walk(root: &Root, dir: &str, strict: usize, create: bool) -> Result<Option<Ow
     // The real directories walked so far, from the root: the path for messages and for `..`.
     let mut resolved: Vec<String> = Vec::new();
     let mut links = 0;
+    // Bounded even if the tree changes under the walk (a directory made and removed).
+    let mut steps = 0;
     while let Some((name, no_links)) = pending.pop_front() {
+        steps += 1;
+        if steps > 4096 {
+            return Err(format!("{dir}: the path keeps changing"));
+        }
         let here = format!("/{}", resolved.join("/"));
         if name == "." {
             continue;
