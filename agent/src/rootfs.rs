@@ -453,6 +453,12 @@ pub fn mode(root: &Root, path: &str, home: Option<&str>) -> Result<Option<u32>, 
         }))
 }
 
+/// Makes directory `dir` under the root, each component a real directory (no link at all):
+/// for wisp's own state, whose files are then written by host path.
+pub fn real_dirs(root: &Root, dir: &str) -> Result<(), String> {
+    walk(root, dir, 0, true).map(|_| ())
+}
+
 /// Whether `path` itself is a symbolic link (the directories above it resolved as usual).
 pub fn is_link(root: &Root, path: &str, home: Option<&str>) -> bool {
     parent(root, path, home, false)

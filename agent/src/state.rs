@@ -41,6 +41,7 @@ fn durability(name: &str) -> Durability {
 
 #[derive(Debug, Clone)]
 pub struct StateDir {
+    root: Root,
     dir: PathBuf,
     /// `--dry-run`: read, never write.
     read_only: bool,
@@ -49,6 +50,7 @@ pub struct StateDir {
 impl StateDir {
     pub fn new(root: &Root, read_only: bool) -> StateDir {
         StateDir {
+            root: root.clone(),
             dir: root.path(STATE_DIR),
             read_only,
         }
@@ -62,13 +64,21 @@ impl StateDir {
         self.dir.join(name)
     }
 
+    /// Makes the directory root-only, each of its components a real directory under the root:
+    /// the files below are then written by host path without any link to follow out of it.
+    fn ensure(&self) -> io::Result<()> {
+        crate::fsutil::create_dirs(&self.root.path("/"), 0o755)?;
+        crate::rootfs::real_dirs(&self.root, STATE_DIR).map_err(io::Error::other)?;
+        ensure_dir(&self.dir, 0o700)
+    }
+
     /// Writes a state file atomically, root-only, as durably as [`durability`] says for its
     /// name. A no-op under `--dry-run`.
     pub fn write(&self, name: &str, data: &[u8]) -> io::Result<()> {
         if self.read_only {
             return Ok(());
         }
-        ensure_dir(&self.dir, 0o700)?;
+        self.ensure()?;
         write_atomic_with(&self.path(name), data, 0o600, durability(name))
     }
 
@@ -80,7 +90,7 @@ impl StateDir {
         if self.read_only {
             return Ok(());
         }
-        ensure_dir(&self.dir, 0o700)?;
+        self.ensure()?;
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -97,7 +107,7 @@ impl StateDir {
         if self.read_only {
             return Ok(());
         }
-        ensure_dir(&self.dir, 0o700)?;
+        self.ensure()?;
         // One name, so that a probe a crash left is removed here, not piled up.
         let probe = self.path(".probe");
         match std::fs::remove_file(&probe) {
@@ -271,6 +281,20 @@ mod tests {
             Durability::None,
             "the stage progress"
         );
+    }
+
+    #[test]
+    fn a_linked_state_directory_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("var")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.path().join("var/db")).unwrap();
+        let s = StateDir::new(&Root::new(d.path()), false);
+        let e = s.write("instance-id", b"i").unwrap_err().to_string();
+        assert!(e.contains("/var/db is a symbolic link: refused"), "{e}");
+        assert!(s.append("events", b"e").is_err());
+        assert!(s.check_writable().is_err());
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
     }
 
     #[test]
