@@ -3,8 +3,8 @@
 //! Fetch order: wait for `instance-id`, then `local-hostname`, `public-keys`, `vendor-data`;
 //! `user-data` is a separate call because MAAS marks the machine Deployed when it is made.
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
@@ -19,7 +19,8 @@ pub const API_VERSION: &str = "2012-03-01";
 /// What MAAS answers an unsigned request with.
 pub const ENLISTMENT_INSTANCE_ID: &str = "i-maas-enlistment";
 
-/// Attempts for each item after the service answered (cloud-init: one retry).
+/// Attempts for each item after the service answered (cloud-init: one retry), all within the
+/// datasource's one `max_wait`.
 const ITEM_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone)]
@@ -27,9 +28,10 @@ pub struct MaasConfig {
     /// `http://<host>:5248/MAAS/metadata/` (a missing trailing slash is added).
     pub metadata_url: String,
     pub credentials: Credentials,
-    /// How long to wait for the service to answer at all.
+    /// How long the whole fetch may wait, from its first request: every item, retry and attempt
+    /// (metadata and user-data) together. Past it, a fetch not yet made gets one short attempt.
     pub max_wait: Duration,
-    /// Timeout of one request.
+    /// Timeout of one request: connecting and reading the whole answer.
     pub timeout: Duration,
     pub max_user_data_bytes: u64,
 }
@@ -70,6 +72,8 @@ pub struct Maas {
     client: HttpClient,
     skew: Arc<dyn SkewStore>,
     skew_key: String,
+    /// When the first fetch began: `max_wait` counts from here for all of them.
+    wait_started: OnceLock<Instant>,
 }
 
 impl Maas {
@@ -103,6 +107,7 @@ impl Maas {
             client,
             skew,
             skew_key,
+            wait_started: OnceLock::new(),
         })
     }
 
@@ -243,13 +248,26 @@ impl Maas {
         })
     }
 
+    /// The start of the datasource's one wait: the first fetch sets it.
+    fn wait_started(&self) -> Instant {
+        *self.wait_started.get_or_init(Instant::now)
+    }
+
+    /// Whether the datasource's `max_wait` is spent.
+    fn wait_spent(&self) -> bool {
+        self.wait_started().elapsed() >= self.config.max_wait
+    }
+
     fn wait_policy(&self) -> RetryPolicy {
         RetryPolicy::new(self.config.max_wait, self.config.timeout)
+            .since(self.wait_started())
             .with_progress(format!("the MAAS metadata service at {}", self.base))
     }
 
     fn item_policy(&self) -> RetryPolicy {
-        RetryPolicy::new(self.config.max_wait, self.config.timeout).with_max_attempts(ITEM_ATTEMPTS)
+        RetryPolicy::new(self.config.max_wait, self.config.timeout)
+            .since(self.wait_started())
+            .with_max_attempts(ITEM_ATTEMPTS)
     }
 
     fn text_item(&self, item: &str, required: bool) -> Result<Option<String>, DatasourceError> {
@@ -281,6 +299,7 @@ impl Datasource for Maas {
         // The items do not depend on each other: asked at once, a far MAAS costs one round trip
         // for all of them instead of one each. The instance id is the one waited for (the
         // service may not be up yet); an item asked too early is asked again once it answers.
+        self.wait_started();
         let this = &*self;
         let vendor_url = self.item_url("meta-data/vendor-data");
         let vendor_item = || this.signed_get(&vendor_url, DEFAULT_MAX_BYTES, &this.item_policy());
@@ -314,9 +333,13 @@ impl Datasource for Maas {
                 "empty",
             ));
         }
-        let local_hostname = local_hostname.or_else(|_| self.text_item("local-hostname", true));
-        let public_keys = public_keys.or_else(|_| self.text_item("public-keys", false));
-        let vendor = vendor.or_else(|_| vendor_item());
+        // Asked again only while the wait lasts: past it, the first error stands.
+        let again = |first: Result<_, DatasourceError>, fetch: &dyn Fn() -> Result<_, _>| {
+            first.or_else(|e| if self.wait_spent() { Err(e) } else { fetch() })
+        };
+        let local_hostname = again(local_hostname, &|| self.text_item("local-hostname", true));
+        let public_keys = again(public_keys, &|| self.text_item("public-keys", false));
+        let vendor = vendor.or_else(|e| if self.wait_spent() { Err(e) } else { vendor_item() });
         let local_hostname = local_hostname?.map(|s| s.trim().to_string());
         // 200 with an empty body when the owner has no keys; 404 on old MAAS.
         let public_keys: Vec<String> = public_keys?

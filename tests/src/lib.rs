@@ -44,6 +44,9 @@ pub struct Faults {
     pub drop_connections: u32,
     /// Every answer waits this long first.
     pub delay_ms: u64,
+    /// Requests whose path ends with one of these get `503` every time (an item MAAS keeps
+    /// failing while the others answer).
+    pub fail_paths: Vec<String>,
     /// Answer with `Content-Encoding: gzip` when the client accepts it (MAAS ≤ 3.0).
     pub gzip: bool,
     pub timestamp_check: TimestampCheck,
@@ -284,6 +287,7 @@ fn handle_connection(mut stream: TcpStream, state: &Mutex<State>) {
         if fail {
             f.fail_503 -= 1;
         }
+        let fail = fail || (!drop_it && f.fail_paths.iter().any(|p| req.path.ends_with(p.as_str())));
         (
             Duration::from_millis(f.delay_ms),
             drop_it,

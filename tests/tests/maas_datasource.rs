@@ -219,6 +219,41 @@ fn an_answer_slower_than_the_timeout_fails_within_max_wait() {
     );
 }
 
+/// Issue 16 (5): `max_wait` bounds the whole fetch — all items, retries and attempts — from
+/// the first request. Every answer is slow and one item keeps failing: the datasource gives up
+/// within about max_wait + timeout, not after a fresh wait per item and per retry.
+#[test]
+fn max_wait_bounds_the_whole_fetch_not_each_item() {
+    let mock = mock();
+    mock.set_faults(Faults {
+        delay_ms: 1500,
+        fail_paths: vec!["meta-data/local-hostname".into()],
+        ..Default::default()
+    });
+    let skew = Arc::new(MemorySkewStore::default());
+    let mut cfg = MaasConfig::new(mock.metadata_url(), creds());
+    cfg.max_wait = Duration::from_secs(3);
+    cfg.timeout = Duration::from_secs(2);
+    let mut ds = Maas::new(cfg, HttpClient::new(&HttpOptions::default()).unwrap(), skew).unwrap();
+    let start = Instant::now();
+    let e = ds.fetch_metadata().unwrap_err().to_string();
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(5000),
+        "took {elapsed:?}, more than max_wait + timeout: {e}"
+    );
+    assert!(e.contains("gave up") && e.contains("local-hostname"), "{e}");
+    // The user-data asked after the wait is spent gets one short try, not a wait of its own.
+    mock.update_faults(|f| f.fail_paths = vec!["user-data".into()]);
+    let start = Instant::now();
+    assert!(ds.fetch_user_data().is_err());
+    assert!(
+        start.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
 #[test]
 fn unreachable_service_fails_clearly_after_max_wait() {
     // A port nobody listens on.
