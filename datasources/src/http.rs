@@ -36,6 +36,8 @@ pub struct Response {
     pub content_type: Option<String>,
     pub date: Option<SystemTime>,
     pub retry_after: Option<Duration>,
+    /// The `Location` of a redirect that was not followed (printable, cut).
+    pub location: Option<String>,
 }
 
 impl Response {
@@ -92,34 +94,85 @@ impl<'a> Request<'a> {
     }
 }
 
+/// How many redirects a request follows at most.
+const MAX_REDIRECTS: usize = 5;
+
+/// Whether two URLs have the same origin: scheme, host and port.
+fn same_origin(a: &url::Url, b: &url::Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     inner: reqwest::blocking::Client,
+    /// The same, but a redirect to another origin is not followed (see
+    /// [`HttpClient::send_same_origin`]).
+    same_origin: reqwest::blocking::Client,
 }
 
 impl HttpClient {
     pub fn new(options: &HttpOptions) -> Result<Self, FetchError> {
-        let tls = tls::client_config().map_err(|e| FetchError::Connect {
-            url: String::new(),
-            detail: format!("cannot set up TLS: {e}"),
-        })?;
-        let inner = reqwest::blocking::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .no_proxy()
-            .gzip(true)
-            .connect_timeout(options.connect_timeout)
-            .user_agent(options.user_agent.clone())
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .build()
-            .map_err(|e| FetchError::Connect {
+        let build = |policy: reqwest::redirect::Policy| {
+            let tls = tls::client_config().map_err(|e| FetchError::Connect {
                 url: String::new(),
-                detail: format!("cannot build HTTP client: {e}"),
+                detail: format!("cannot set up TLS: {e}"),
             })?;
-        Ok(HttpClient { inner })
+            reqwest::blocking::Client::builder()
+                .tls_backend_preconfigured(tls)
+                .no_proxy()
+                .gzip(true)
+                .connect_timeout(options.connect_timeout)
+                .user_agent(options.user_agent.clone())
+                .redirect(policy)
+                .build()
+                .map_err(|e| FetchError::Connect {
+                    url: String::new(),
+                    detail: format!("cannot build HTTP client: {e}"),
+                })
+        };
+        let inner = build(reqwest::redirect::Policy::limited(MAX_REDIRECTS))?;
+        // A redirect elsewhere is not followed: the answer stays the 3xx, which `send_same_origin`
+        // refuses.
+        let same_origin = build(reqwest::redirect::Policy::custom(|attempt| {
+            let first = attempt.previous().first();
+            if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.error("too many redirects")
+            } else if first.is_some_and(|first| same_origin(first, attempt.url())) {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        }))?;
+        Ok(HttpClient { inner, same_origin })
     }
 
     /// Sends a request and reads the whole answer (up to `max_bytes`), whatever its status.
+    /// Redirects are followed (up to five), wherever they lead.
     pub fn send(&self, req: Request<'_>) -> Result<Response, FetchError> {
+        self.send_with(&self.inner, req)
+    }
+
+    /// Like [`HttpClient::send`], for metadata: only the server asked may answer. A redirect to
+    /// the same scheme, host and port is followed; one to another origin is an error (its
+    /// answer would not come from the metadata service, and would not be signed).
+    pub fn send_same_origin(&self, req: Request<'_>) -> Result<Response, FetchError> {
+        let resp = self.send_with(&self.same_origin, req)?;
+        if (300..400).contains(&resp.status) {
+            return Err(FetchError::Redirected {
+                location: resp.location.clone().unwrap_or_else(|| "nowhere".into()),
+                url: resp.url,
+            });
+        }
+        Ok(resp)
+    }
+
+    fn send_with(
+        &self,
+        client: &reqwest::blocking::Client,
+        req: Request<'_>,
+    ) -> Result<Response, FetchError> {
         let url = req.url.to_string();
         let parsed = url::Url::parse(req.url).map_err(|e| FetchError::InvalidUrl {
             url: url.clone(),
@@ -137,7 +190,7 @@ impl HttpClient {
                 detail: e.to_string(),
             }
         })?;
-        let mut builder = self.inner.request(method, parsed).timeout(req.timeout);
+        let mut builder = client.request(method, parsed).timeout(req.timeout);
         if let Some(auth) = req.authorization {
             builder = builder.header(reqwest::header::AUTHORIZATION, auth);
         }
@@ -161,6 +214,8 @@ impl HttpClient {
         let retry_after = header(reqwest::header::RETRY_AFTER)
             .and_then(|v| parse_retry_after(&v, SystemTime::now()));
         let content_type = header(reqwest::header::CONTENT_TYPE);
+        let location =
+            header(reqwest::header::LOCATION).map(|l| printable_prefix(l.as_bytes(), 200));
         if let Some(len) = resp.content_length() {
             if len > req.max_bytes {
                 return Err(FetchError::TooLarge {
@@ -198,6 +253,7 @@ impl HttpClient {
             content_type,
             date,
             retry_after,
+            location,
         })
     }
 }

@@ -12,6 +12,7 @@ use crate::error::{DatasourceError, FetchError};
 use crate::http::{HttpClient, Request, DEFAULT_MAX_BYTES};
 use crate::oauth::{self, Credentials, SkewStore, SKEW_CHANGE_LIMIT_SECS};
 use crate::retry::{RetryPolicy, Verdict};
+use crate::shape;
 use crate::{Datasource, Metadata};
 
 /// The metadata version wisp speaks (`latest` serves the same).
@@ -169,7 +170,8 @@ impl Maas {
         }
     }
 
-    /// One signed GET under `policy`. `Ok(None)` is a 404: the item is absent.
+    /// One signed GET under `policy`. `Ok(None)` is a 404: the item is absent. Only the
+    /// metadata server answers: a redirect to another origin and an HTML page are refused.
     pub fn signed_get(
         &self,
         url: &str,
@@ -182,7 +184,7 @@ impl Maas {
             let mut req = Request::get(url, timeout);
             req.authorization = Some(&auth);
             req.max_bytes = max_bytes;
-            let resp = match self.client.send(req) {
+            let resp = match self.client.send_same_origin(req) {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::info!(url, error = %e, "MAAS GET failed");
@@ -197,6 +199,9 @@ impl Maas {
                 "MAAS GET"
             );
             if resp.is_success() {
+                if shape::is_html(resp.content_type.as_deref(), b"") {
+                    return Err((FetchError::Html { url: resp.url }, Verdict::Stop));
+                }
                 Ok(Some(resp.body))
             } else if resp.status == 404 {
                 Ok(None)
@@ -228,7 +233,7 @@ impl Maas {
                 timeout,
                 max_bytes: 64 * 1024,
             };
-            match self.client.send(req) {
+            match self.client.send_same_origin(req) {
                 Ok(r) if r.is_success() => {
                     tracing::info!(url, status = r.status, "MAAS POST");
                     Ok(r.status)
@@ -278,6 +283,7 @@ impl Maas {
             self.item_policy()
         };
         match self.signed_get(&url, 1024 * 1024, &policy)? {
+            Some(body) if shape::is_html(None, &body) => Err(FetchError::Html { url }.into()),
             Some(body) => String::from_utf8(body)
                 .map(Some)
                 .map_err(|_| DatasourceError::invalid(url.clone(), item, "not valid UTF-8 text")),
@@ -326,21 +332,32 @@ impl Datasource for Maas {
                 url: self.item_url("meta-data/instance-id"),
             });
         }
-        if instance_id.is_empty() {
-            return Err(DatasourceError::invalid(
-                self.item_url("meta-data/instance-id"),
-                "instance-id",
-                "empty",
-            ));
-        }
+        shape::check_instance_id(&instance_id).map_err(|e| {
+            DatasourceError::invalid(self.item_url("meta-data/instance-id"), "instance-id", e)
+        })?;
         // Asked again only while the wait lasts: past it, the first error stands.
         let again = |first: Result<_, DatasourceError>, fetch: &dyn Fn() -> Result<_, _>| {
             first.or_else(|e| if self.wait_spent() { Err(e) } else { fetch() })
         };
         let local_hostname = again(local_hostname, &|| self.text_item("local-hostname", true));
         let public_keys = again(public_keys, &|| self.text_item("public-keys", false));
-        let vendor = vendor.or_else(|e| if self.wait_spent() { Err(e) } else { vendor_item() });
+        let vendor = vendor.or_else(|e| {
+            if self.wait_spent() {
+                Err(e)
+            } else {
+                vendor_item()
+            }
+        });
         let local_hostname = local_hostname?.map(|s| s.trim().to_string());
+        if let Some(name) = &local_hostname {
+            shape::check_hostname(name).map_err(|e| {
+                DatasourceError::invalid(
+                    self.item_url("meta-data/local-hostname"),
+                    "local-hostname",
+                    e,
+                )
+            })?;
+        }
         // 200 with an empty body when the owner has no keys; 404 on old MAAS.
         let public_keys: Vec<String> = public_keys?
             .unwrap_or_default()
@@ -349,8 +366,20 @@ impl Datasource for Maas {
             .filter(|l| !l.is_empty())
             .map(str::to_string)
             .collect();
+        for (n, key) in public_keys.iter().enumerate() {
+            shape::check_public_key(key).map_err(|e| {
+                DatasourceError::invalid(
+                    self.item_url("meta-data/public-keys"),
+                    format!("public-keys[{n}]"),
+                    e,
+                )
+            })?;
+        }
         let vendor_data = match vendor? {
             None => None,
+            Some(body) if shape::is_html(None, &body) => {
+                return Err(FetchError::Html { url: vendor_url }.into())
+            }
             Some(body) => {
                 let value: serde_yaml::Value = serde_yaml::from_slice(&body).map_err(|e| {
                     DatasourceError::invalid(vendor_url.clone(), "vendor-data", e.to_string())
