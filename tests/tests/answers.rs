@@ -87,11 +87,9 @@ fn a_redirect_to_another_host_fails_the_deployment_and_its_keys_go_nowhere() {
         keys.iter().all(|(_, text)| !text.contains("mallory")),
         "{keys:?}"
     );
-    assert!(
-        !std::fs::read_to_string(t.path().join("etc/hostname"))
-            .unwrap_or_default()
-            .contains("evil"),
-    );
+    assert!(!std::fs::read_to_string(t.path().join("etc/hostname"))
+        .unwrap_or_default()
+        .contains("evil"),);
 }
 
 #[test]
