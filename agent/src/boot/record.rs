@@ -19,6 +19,32 @@ pub const STATUS: &str = "status.json";
 /// process may have taken since.
 pub const STAGE_LOCK: &str = "stage.lock";
 
+/// Says that this boot's local modules (bootcmd, boothooks: every boot, once) have run. Under
+/// /var/run, which the BSDs' rc empties at every boot (FreeBSD's cleanvar, NetBSD's
+/// clearcritlocal, OpenBSD's /etc/rc; Linux's /run is a tmpfs): so its presence means "this
+/// boot", with no boot id to compare.
+pub const LOCAL_MODULES_RAN: &str = "/var/run/wisp/local-modules-ran";
+
+/// Whether this boot's local modules have run (or been given to a stage to run).
+pub fn local_modules_ran(root: &crate::root::Root) -> bool {
+    root.path(LOCAL_MODULES_RAN).exists()
+}
+
+/// Records that this boot's local modules run now: written before they run, so that a stage
+/// that crashes in them does not have them run again in this boot.
+pub fn note_local_modules_run(root: &crate::root::Root) -> std::io::Result<()> {
+    let path = root.path(LOCAL_MODULES_RAN);
+    if let Some(dir) = path.parent() {
+        crate::fsutil::ensure_dir(dir, 0o700)?;
+    }
+    crate::fsutil::write_atomic_with(
+        &path,
+        format!("{}\n", std::process::id()).as_bytes(),
+        0o600,
+        crate::fsutil::Durability::None,
+    )
+}
+
 /// Takes the stage lock. `Ok(None)` under `--dry-run` (nothing is written).
 fn lock_stage(state: &StateDir) -> std::io::Result<Option<File>> {
     use std::os::unix::fs::OpenOptionsExt;
