@@ -450,6 +450,111 @@ mod tests {
         );
     }
 
+    /// A loopback server: `answer` writes the answer to each connection (given its port and the
+    /// path asked, once the request is read).
+    fn serve(
+        answer: impl Fn(&mut std::net::TcpStream, u16, &str) + Send + Sync + 'static,
+    ) -> std::net::SocketAddr {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answer = std::sync::Arc::new(answer);
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let answer = answer.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().unwrap());
+                    let mut first = String::new();
+                    let _ = reader.read_line(&mut first);
+                    let path = first.split(' ').nth(1).unwrap_or("").to_string();
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                        line.clear();
+                    }
+                    answer(&mut conn, addr.port(), &path);
+                });
+            }
+        });
+        addr
+    }
+
+    /// Issue 16 (5): the timeout bounds the whole answer, not each read: a body that trickles
+    /// in a byte at a time ends at the timeout.
+    #[test]
+    fn the_timeout_bounds_the_whole_body() {
+        use std::io::Write;
+        let addr = serve(|conn, _, _| {
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+            for _ in 0..100 {
+                if conn.write_all(b"x").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let c = HttpClient::new(&HttpOptions::default()).unwrap();
+        let url = format!("http://{addr}/slow");
+        let start = std::time::Instant::now();
+        let e = c
+            .send_same_origin(Request::get(&url, Duration::from_millis(700)))
+            .unwrap_err();
+        assert!(matches!(e, FetchError::Timeout { .. }), "{e}");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    /// Issue 16 (21): for metadata, a redirect on the same origin is followed, one to another
+    /// origin (another port of the same host, here) is an error naming where it led.
+    #[test]
+    fn metadata_redirects_stay_on_the_origin() {
+        use std::io::Write;
+        let other = serve(|conn, _, _| {
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\ni-evil");
+        });
+        let addr = serve(move |conn, _, _| {
+            let _ = conn.write_all(
+                format!(
+                    "HTTP/1.1 302 Found\r\nLocation: http://{other}/id\r\nContent-Length: 0\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+        });
+        let c = HttpClient::new(&HttpOptions::default()).unwrap();
+        let url = format!("http://{addr}/id");
+        let e = c
+            .send_same_origin(Request::get(&url, Duration::from_secs(2)))
+            .unwrap_err();
+        assert!(matches!(e, FetchError::Redirected { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains(&format!("redirected to http://{other}/id")),
+            "{e}"
+        );
+        assert!(!e.is_transient());
+        // The general client (#include URLs) still follows it.
+        let r = c.send(Request::get(&url, Duration::from_secs(2))).unwrap();
+        assert_eq!(r.body, b"i-evil");
+        // Same origin: followed.
+        let same = serve(|conn, port, path| {
+            let answer = if path == "/id" {
+                format!(
+                    "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{port}/id/\r\nContent-Length: 0\r\n\r\n"
+                )
+            } else {
+                "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n8kq3dx".to_string()
+            };
+            let _ = conn.write_all(answer.as_bytes());
+        });
+        let url = format!("http://{same}/id");
+        let r = c
+            .send_same_origin(Request::get(&url, Duration::from_secs(2)))
+            .unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"8kq3dx"[..]));
+    }
+
     #[test]
     fn non_http_schemes_are_refused() {
         let c = HttpClient::new(&HttpOptions::default()).unwrap();

@@ -30,7 +30,8 @@ pub struct MaasConfig {
     pub metadata_url: String,
     pub credentials: Credentials,
     /// How long the whole fetch may wait, from its first request: every item, retry and attempt
-    /// (metadata and user-data) together. Past it, a fetch not yet made gets one short attempt.
+    /// (metadata and user-data) together. Past it, the user-data GET gets one attempt of
+    /// `timeout`, and nothing is asked again.
     pub max_wait: Duration,
     /// Timeout of one request: connecting and reading the whole answer.
     pub timeout: Duration,
@@ -407,7 +408,14 @@ impl Datasource for Maas {
     /// Exactly `<v>/user-data` (with a trailing slash MAAS would answer the version index).
     fn fetch_user_data(&mut self) -> Result<Option<Vec<u8>>, DatasourceError> {
         let url = self.item_url("user-data");
-        self.signed_get(&url, self.config.max_user_data_bytes, &self.item_policy())
+        // The metadata may have taken the whole wait (a MAAS slow to come up): the request that
+        // completes the deployment still gets one attempt of a full `timeout`, no more.
+        let policy = if self.wait_spent() {
+            RetryPolicy::new(self.config.timeout, self.config.timeout).with_max_attempts(1)
+        } else {
+            self.item_policy()
+        };
+        self.signed_get(&url, self.config.max_user_data_bytes, &policy)
     }
 }
 

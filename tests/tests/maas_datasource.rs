@@ -243,7 +243,7 @@ fn max_wait_bounds_the_whole_fetch_not_each_item() {
         "took {elapsed:?}, more than max_wait + timeout: {e}"
     );
     assert!(e.contains("gave up") && e.contains("local-hostname"), "{e}");
-    // The user-data asked after the wait is spent gets one short try, not a wait of its own.
+    // The user-data asked after the wait is spent gets one try of `timeout`, not a wait of its own.
     mock.update_faults(|f| f.fail_paths = vec!["user-data".into()]);
     let start = Instant::now();
     assert!(ds.fetch_user_data().is_err());
@@ -252,6 +252,9 @@ fn max_wait_bounds_the_whole_fetch_not_each_item() {
         "{:?}",
         start.elapsed()
     );
+    let asked = mock.requests();
+    let asked = asked.iter().filter(|r| r.path.ends_with("/user-data"));
+    assert_eq!(asked.count(), 1);
 }
 
 #[test]
