@@ -60,6 +60,11 @@ impl StateDir {
         &self.dir
     }
 
+    /// `--dry-run`: nothing is written.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }

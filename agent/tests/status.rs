@@ -145,3 +145,119 @@ fn timeout_needs_wait() {
     assert_eq!(o.status.code(), Some(2), "a usage error");
     assert!(String::from_utf8_lossy(&o.stderr).contains("--wait"));
 }
+
+/// Issue 16 (8): a stage recorded as running whose process is gone (here: a status.json of an
+/// older wisp, without the stage lock, naming a process that has ended) is an error, and
+/// `--wait` returns.
+#[test]
+fn a_running_stage_whose_process_is_gone_is_a_crash() {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    let record = format!(
+        r#"{{"current": "network", "stages": {{"local": {{"result": "SUCCESS"}}, "network": {{"result": "running", "pid": {pid}}}}}}}"#
+    );
+    let t = root_with(Some(&record), false);
+    let why = format!("stage init-network crashed: process {pid} is gone");
+    let (o, _) = run_within(wisp(t.path(), &["status"]), Duration::from_secs(30));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert_eq!(stdout(&o), format!("status: error\nerror: {why}\n"));
+    let (o, took) = run_within(
+        wisp(t.path(), &["status", "--wait", "--long"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("error: {why}")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+/// Issue 16 (8): a stage killed with SIGKILL while it waits for MAAS: `wisp status` says
+/// running while it runs (its lock is held), an error once it is gone, and a `--wait` begun
+/// before the kill returns after it.
+#[test]
+fn a_stage_killed_mid_run_is_reported_crashed() {
+    // A "MAAS" that takes connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(t.path().join("etc/wisp")).unwrap();
+    std::fs::write(
+        t.path().join("etc/wisp/wisp.yaml"),
+        format!(
+            "datasource_list: [MAAS]\ndatasource:\n  MAAS:\n    metadata_url: http://127.0.0.1:{port}/MAAS/metadata/\n    consumer_key: C\n    token_key: T\n    token_secret: S\n    max_wait: 120\n    timeout: 60\n"
+        ),
+    )
+    .unwrap();
+    let mut stage = Command::new(env!("CARGO_BIN_EXE_wisp"))
+        .args(["--platform", "freebsd", "--root"])
+        .arg(t.path())
+        .args(["init", "--stage", "network"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status_file = t.path().join("var/db/wisp/status.json");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&status_file).is_ok_and(|s| s.contains("running")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the stage never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (o, _) = run_within(wisp(t.path(), &["status"]), Duration::from_secs(30));
+    assert_eq!(stdout(&o), "status: running\n");
+    assert_eq!(o.status.code(), Some(0));
+    let waiting = wisp(t.path(), &["status", "--wait"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = stage.id();
+    stage.kill().unwrap();
+    stage.wait().unwrap();
+    let mut waiting = waiting;
+    let killed = Instant::now();
+    while waiting.try_wait().unwrap().is_none() {
+        if killed.elapsed() > Duration::from_secs(10) {
+            waiting.kill().unwrap();
+            let o = waiting.wait_with_output().unwrap();
+            panic!("--wait did not return after the kill: {}", stdout(&o));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = waiting.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stdout(&o),
+        format!("status: error\nerror: stage init-network crashed: process {pid} is gone\n")
+    );
+}
+
+/// Issue 16 (8): the stage lock, not the pid, decides: a free lock with "running" recorded is a
+/// crash even when the recorded pid has been taken by another live process since.
+#[test]
+fn a_free_stage_lock_is_a_crash_even_if_the_pid_lives_again() {
+    let pid = std::process::id();
+    let record = format!(
+        r#"{{"current": "local", "stages": {{"local": {{"result": "running", "pid": {pid}}}}}}}"#
+    );
+    let t = root_with(Some(&record), false);
+    std::fs::write(t.path().join("var/db/wisp/stage.lock"), "").unwrap();
+    let (o, _) = run_within(wisp(t.path(), &["status"]), Duration::from_secs(30));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert_eq!(
+        stdout(&o),
+        format!("status: error\nerror: stage init-local crashed: process {pid} is gone\n")
+    );
+}

@@ -27,6 +27,13 @@ pub enum FetchError {
     TooLarge { url: String, limit: u64 },
     #[error("{url}: reading the answer failed: {detail}")]
     Body { url: String, detail: String },
+    #[error(
+        "{url}: redirected to {location}, another origin: metadata is taken only from the \
+         server asked"
+    )]
+    Redirected { url: String, location: String },
+    #[error("{url}: the answer is an HTML page, not metadata (a proxy or a captive portal?)")]
+    Html { url: String },
 }
 
 fn body_suffix(body: &str) -> String {
@@ -45,7 +52,10 @@ impl FetchError {
                 true
             }
             FetchError::Status { status, .. } => *status >= 500 || *status == 429,
-            FetchError::InvalidUrl { .. } | FetchError::TooLarge { .. } => false,
+            FetchError::InvalidUrl { .. }
+            | FetchError::TooLarge { .. }
+            | FetchError::Redirected { .. }
+            | FetchError::Html { .. } => false,
         }
     }
 

@@ -36,6 +36,8 @@ pub struct Response {
     pub content_type: Option<String>,
     pub date: Option<SystemTime>,
     pub retry_after: Option<Duration>,
+    /// The `Location` of a redirect that was not followed (printable, cut).
+    pub location: Option<String>,
 }
 
 impl Response {
@@ -92,34 +94,85 @@ impl<'a> Request<'a> {
     }
 }
 
+/// How many redirects a request follows at most.
+const MAX_REDIRECTS: usize = 5;
+
+/// Whether two URLs have the same origin: scheme, host and port.
+fn same_origin(a: &url::Url, b: &url::Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     inner: reqwest::blocking::Client,
+    /// The same, but a redirect to another origin is not followed (see
+    /// [`HttpClient::send_same_origin`]).
+    same_origin: reqwest::blocking::Client,
 }
 
 impl HttpClient {
     pub fn new(options: &HttpOptions) -> Result<Self, FetchError> {
-        let tls = tls::client_config().map_err(|e| FetchError::Connect {
-            url: String::new(),
-            detail: format!("cannot set up TLS: {e}"),
-        })?;
-        let inner = reqwest::blocking::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .no_proxy()
-            .gzip(true)
-            .connect_timeout(options.connect_timeout)
-            .user_agent(options.user_agent.clone())
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .build()
-            .map_err(|e| FetchError::Connect {
+        let build = |policy: reqwest::redirect::Policy| {
+            let tls = tls::client_config().map_err(|e| FetchError::Connect {
                 url: String::new(),
-                detail: format!("cannot build HTTP client: {e}"),
+                detail: format!("cannot set up TLS: {e}"),
             })?;
-        Ok(HttpClient { inner })
+            reqwest::blocking::Client::builder()
+                .tls_backend_preconfigured(tls)
+                .no_proxy()
+                .gzip(true)
+                .connect_timeout(options.connect_timeout)
+                .user_agent(options.user_agent.clone())
+                .redirect(policy)
+                .build()
+                .map_err(|e| FetchError::Connect {
+                    url: String::new(),
+                    detail: format!("cannot build HTTP client: {e}"),
+                })
+        };
+        let inner = build(reqwest::redirect::Policy::limited(MAX_REDIRECTS))?;
+        // A redirect elsewhere is not followed: the answer stays the 3xx, which `send_same_origin`
+        // refuses.
+        let same_origin = build(reqwest::redirect::Policy::custom(|attempt| {
+            let first = attempt.previous().first();
+            if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.error("too many redirects")
+            } else if first.is_some_and(|first| same_origin(first, attempt.url())) {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        }))?;
+        Ok(HttpClient { inner, same_origin })
     }
 
     /// Sends a request and reads the whole answer (up to `max_bytes`), whatever its status.
+    /// Redirects are followed (up to five), wherever they lead.
     pub fn send(&self, req: Request<'_>) -> Result<Response, FetchError> {
+        self.send_with(&self.inner, req)
+    }
+
+    /// Like [`HttpClient::send`], for metadata: only the server asked may answer. A redirect to
+    /// the same scheme, host and port is followed; one to another origin is an error (its
+    /// answer would not come from the metadata service, and would not be signed).
+    pub fn send_same_origin(&self, req: Request<'_>) -> Result<Response, FetchError> {
+        let resp = self.send_with(&self.same_origin, req)?;
+        if (300..400).contains(&resp.status) {
+            return Err(FetchError::Redirected {
+                location: resp.location.clone().unwrap_or_else(|| "nowhere".into()),
+                url: resp.url,
+            });
+        }
+        Ok(resp)
+    }
+
+    fn send_with(
+        &self,
+        client: &reqwest::blocking::Client,
+        req: Request<'_>,
+    ) -> Result<Response, FetchError> {
         let url = req.url.to_string();
         let parsed = url::Url::parse(req.url).map_err(|e| FetchError::InvalidUrl {
             url: url.clone(),
@@ -137,7 +190,7 @@ impl HttpClient {
                 detail: e.to_string(),
             }
         })?;
-        let mut builder = self.inner.request(method, parsed).timeout(req.timeout);
+        let mut builder = client.request(method, parsed).timeout(req.timeout);
         if let Some(auth) = req.authorization {
             builder = builder.header(reqwest::header::AUTHORIZATION, auth);
         }
@@ -161,6 +214,8 @@ impl HttpClient {
         let retry_after = header(reqwest::header::RETRY_AFTER)
             .and_then(|v| parse_retry_after(&v, SystemTime::now()));
         let content_type = header(reqwest::header::CONTENT_TYPE);
+        let location =
+            header(reqwest::header::LOCATION).map(|l| printable_prefix(l.as_bytes(), 200));
         if let Some(len) = resp.content_length() {
             if len > req.max_bytes {
                 return Err(FetchError::TooLarge {
@@ -198,6 +253,7 @@ impl HttpClient {
             content_type,
             date,
             retry_after,
+            location,
         })
     }
 }
@@ -392,6 +448,111 @@ mod tests {
             printable_prefix(&[0xff, 0xfe, b'a'], 10),
             "\u{fffd}\u{fffd}a"
         );
+    }
+
+    /// A loopback server: `answer` writes the answer to each connection (given its port and the
+    /// path asked, once the request is read).
+    fn serve(
+        answer: impl Fn(&mut std::net::TcpStream, u16, &str) + Send + Sync + 'static,
+    ) -> std::net::SocketAddr {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answer = std::sync::Arc::new(answer);
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let answer = answer.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().unwrap());
+                    let mut first = String::new();
+                    let _ = reader.read_line(&mut first);
+                    let path = first.split(' ').nth(1).unwrap_or("").to_string();
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                        line.clear();
+                    }
+                    answer(&mut conn, addr.port(), &path);
+                });
+            }
+        });
+        addr
+    }
+
+    /// Issue 16 (5): the timeout bounds the whole answer, not each read: a body that trickles
+    /// in a byte at a time ends at the timeout.
+    #[test]
+    fn the_timeout_bounds_the_whole_body() {
+        use std::io::Write;
+        let addr = serve(|conn, _, _| {
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+            for _ in 0..100 {
+                if conn.write_all(b"x").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let c = HttpClient::new(&HttpOptions::default()).unwrap();
+        let url = format!("http://{addr}/slow");
+        let start = std::time::Instant::now();
+        let e = c
+            .send_same_origin(Request::get(&url, Duration::from_millis(700)))
+            .unwrap_err();
+        assert!(matches!(e, FetchError::Timeout { .. }), "{e}");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    /// Issue 16 (21): for metadata, a redirect on the same origin is followed, one to another
+    /// origin (another port of the same host, here) is an error naming where it led.
+    #[test]
+    fn metadata_redirects_stay_on_the_origin() {
+        use std::io::Write;
+        let other = serve(|conn, _, _| {
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\ni-evil");
+        });
+        let addr = serve(move |conn, _, _| {
+            let _ = conn.write_all(
+                format!(
+                    "HTTP/1.1 302 Found\r\nLocation: http://{other}/id\r\nContent-Length: 0\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+        });
+        let c = HttpClient::new(&HttpOptions::default()).unwrap();
+        let url = format!("http://{addr}/id");
+        let e = c
+            .send_same_origin(Request::get(&url, Duration::from_secs(2)))
+            .unwrap_err();
+        assert!(matches!(e, FetchError::Redirected { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains(&format!("redirected to http://{other}/id")),
+            "{e}"
+        );
+        assert!(!e.is_transient());
+        // The general client (#include URLs) still follows it.
+        let r = c.send(Request::get(&url, Duration::from_secs(2))).unwrap();
+        assert_eq!(r.body, b"i-evil");
+        // Same origin: followed.
+        let same = serve(|conn, port, path| {
+            let answer = if path == "/id" {
+                format!(
+                    "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{port}/id/\r\nContent-Length: 0\r\n\r\n"
+                )
+            } else {
+                "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n8kq3dx".to_string()
+            };
+            let _ = conn.write_all(answer.as_bytes());
+        });
+        let url = format!("http://{same}/id");
+        let r = c
+            .send_same_origin(Request::get(&url, Duration::from_secs(2)))
+            .unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"8kq3dx"[..]));
     }
 
     #[test]

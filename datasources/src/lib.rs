@@ -12,6 +12,7 @@ pub mod maas;
 pub mod nocloud;
 pub mod oauth;
 pub mod retry;
+pub mod shape;
 pub mod userdata;
 
 use serde::{Deserialize, Serialize};

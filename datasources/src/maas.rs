@@ -3,8 +3,8 @@
 //! Fetch order: wait for `instance-id`, then `local-hostname`, `public-keys`, `vendor-data`;
 //! `user-data` is a separate call because MAAS marks the machine Deployed when it is made.
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
@@ -12,6 +12,7 @@ use crate::error::{DatasourceError, FetchError};
 use crate::http::{HttpClient, Request, DEFAULT_MAX_BYTES};
 use crate::oauth::{self, Credentials, SkewStore, SKEW_CHANGE_LIMIT_SECS};
 use crate::retry::{RetryPolicy, Verdict};
+use crate::shape;
 use crate::{Datasource, Metadata};
 
 /// The metadata version wisp speaks (`latest` serves the same).
@@ -19,7 +20,8 @@ pub const API_VERSION: &str = "2012-03-01";
 /// What MAAS answers an unsigned request with.
 pub const ENLISTMENT_INSTANCE_ID: &str = "i-maas-enlistment";
 
-/// Attempts for each item after the service answered (cloud-init: one retry).
+/// Attempts for each item after the service answered (cloud-init: one retry), all within the
+/// datasource's one `max_wait`.
 const ITEM_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone)]
@@ -27,9 +29,11 @@ pub struct MaasConfig {
     /// `http://<host>:5248/MAAS/metadata/` (a missing trailing slash is added).
     pub metadata_url: String,
     pub credentials: Credentials,
-    /// How long to wait for the service to answer at all.
+    /// How long the whole fetch may wait, from its first request: every item, retry and attempt
+    /// (metadata and user-data) together. Past it, the user-data GET gets one attempt of
+    /// `timeout`, and nothing is asked again.
     pub max_wait: Duration,
-    /// Timeout of one request.
+    /// Timeout of one request: connecting and reading the whole answer.
     pub timeout: Duration,
     pub max_user_data_bytes: u64,
 }
@@ -70,6 +74,8 @@ pub struct Maas {
     client: HttpClient,
     skew: Arc<dyn SkewStore>,
     skew_key: String,
+    /// When the first fetch began: `max_wait` counts from here for all of them.
+    wait_started: OnceLock<Instant>,
 }
 
 impl Maas {
@@ -103,6 +109,7 @@ impl Maas {
             client,
             skew,
             skew_key,
+            wait_started: OnceLock::new(),
         })
     }
 
@@ -164,7 +171,8 @@ impl Maas {
         }
     }
 
-    /// One signed GET under `policy`. `Ok(None)` is a 404: the item is absent.
+    /// One signed GET under `policy`. `Ok(None)` is a 404: the item is absent. Only the
+    /// metadata server answers: a redirect to another origin and an HTML page are refused.
     pub fn signed_get(
         &self,
         url: &str,
@@ -177,7 +185,7 @@ impl Maas {
             let mut req = Request::get(url, timeout);
             req.authorization = Some(&auth);
             req.max_bytes = max_bytes;
-            let resp = match self.client.send(req) {
+            let resp = match self.client.send_same_origin(req) {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::info!(url, error = %e, "MAAS GET failed");
@@ -192,6 +200,9 @@ impl Maas {
                 "MAAS GET"
             );
             if resp.is_success() {
+                if shape::is_html(resp.content_type.as_deref(), b"") {
+                    return Err((FetchError::Html { url: resp.url }, Verdict::Stop));
+                }
                 Ok(Some(resp.body))
             } else if resp.status == 404 {
                 Ok(None)
@@ -223,7 +234,7 @@ impl Maas {
                 timeout,
                 max_bytes: 64 * 1024,
             };
-            match self.client.send(req) {
+            match self.client.send_same_origin(req) {
                 Ok(r) if r.is_success() => {
                     tracing::info!(url, status = r.status, "MAAS POST");
                     Ok(r.status)
@@ -243,13 +254,26 @@ impl Maas {
         })
     }
 
+    /// The start of the datasource's one wait: the first fetch sets it.
+    fn wait_started(&self) -> Instant {
+        *self.wait_started.get_or_init(Instant::now)
+    }
+
+    /// Whether the datasource's `max_wait` is spent.
+    fn wait_spent(&self) -> bool {
+        self.wait_started().elapsed() >= self.config.max_wait
+    }
+
     fn wait_policy(&self) -> RetryPolicy {
         RetryPolicy::new(self.config.max_wait, self.config.timeout)
+            .since(self.wait_started())
             .with_progress(format!("the MAAS metadata service at {}", self.base))
     }
 
     fn item_policy(&self) -> RetryPolicy {
-        RetryPolicy::new(self.config.max_wait, self.config.timeout).with_max_attempts(ITEM_ATTEMPTS)
+        RetryPolicy::new(self.config.max_wait, self.config.timeout)
+            .since(self.wait_started())
+            .with_max_attempts(ITEM_ATTEMPTS)
     }
 
     fn text_item(&self, item: &str, required: bool) -> Result<Option<String>, DatasourceError> {
@@ -260,6 +284,7 @@ impl Maas {
             self.item_policy()
         };
         match self.signed_get(&url, 1024 * 1024, &policy)? {
+            Some(body) if shape::is_html(None, &body) => Err(FetchError::Html { url }.into()),
             Some(body) => String::from_utf8(body)
                 .map(Some)
                 .map_err(|_| DatasourceError::invalid(url.clone(), item, "not valid UTF-8 text")),
@@ -281,6 +306,7 @@ impl Datasource for Maas {
         // The items do not depend on each other: asked at once, a far MAAS costs one round trip
         // for all of them instead of one each. The instance id is the one waited for (the
         // service may not be up yet); an item asked too early is asked again once it answers.
+        self.wait_started();
         let this = &*self;
         let vendor_url = self.item_url("meta-data/vendor-data");
         let vendor_item = || this.signed_get(&vendor_url, DEFAULT_MAX_BYTES, &this.item_policy());
@@ -307,17 +333,32 @@ impl Datasource for Maas {
                 url: self.item_url("meta-data/instance-id"),
             });
         }
-        if instance_id.is_empty() {
-            return Err(DatasourceError::invalid(
-                self.item_url("meta-data/instance-id"),
-                "instance-id",
-                "empty",
-            ));
-        }
-        let local_hostname = local_hostname.or_else(|_| self.text_item("local-hostname", true));
-        let public_keys = public_keys.or_else(|_| self.text_item("public-keys", false));
-        let vendor = vendor.or_else(|_| vendor_item());
+        shape::check_instance_id(&instance_id).map_err(|e| {
+            DatasourceError::invalid(self.item_url("meta-data/instance-id"), "instance-id", e)
+        })?;
+        // Asked again only while the wait lasts: past it, the first error stands.
+        let again = |first: Result<_, DatasourceError>, fetch: &dyn Fn() -> Result<_, _>| {
+            first.or_else(|e| if self.wait_spent() { Err(e) } else { fetch() })
+        };
+        let local_hostname = again(local_hostname, &|| self.text_item("local-hostname", true));
+        let public_keys = again(public_keys, &|| self.text_item("public-keys", false));
+        let vendor = vendor.or_else(|e| {
+            if self.wait_spent() {
+                Err(e)
+            } else {
+                vendor_item()
+            }
+        });
         let local_hostname = local_hostname?.map(|s| s.trim().to_string());
+        if let Some(name) = &local_hostname {
+            shape::check_hostname(name).map_err(|e| {
+                DatasourceError::invalid(
+                    self.item_url("meta-data/local-hostname"),
+                    "local-hostname",
+                    e,
+                )
+            })?;
+        }
         // 200 with an empty body when the owner has no keys; 404 on old MAAS.
         let public_keys: Vec<String> = public_keys?
             .unwrap_or_default()
@@ -326,8 +367,20 @@ impl Datasource for Maas {
             .filter(|l| !l.is_empty())
             .map(str::to_string)
             .collect();
+        for (n, key) in public_keys.iter().enumerate() {
+            shape::check_public_key(key).map_err(|e| {
+                DatasourceError::invalid(
+                    self.item_url("meta-data/public-keys"),
+                    format!("public-keys[{n}]"),
+                    e,
+                )
+            })?;
+        }
         let vendor_data = match vendor? {
             None => None,
+            Some(body) if shape::is_html(None, &body) => {
+                return Err(FetchError::Html { url: vendor_url }.into())
+            }
             Some(body) => {
                 let value: serde_yaml::Value = serde_yaml::from_slice(&body).map_err(|e| {
                     DatasourceError::invalid(vendor_url.clone(), "vendor-data", e.to_string())
@@ -355,7 +408,14 @@ impl Datasource for Maas {
     /// Exactly `<v>/user-data` (with a trailing slash MAAS would answer the version index).
     fn fetch_user_data(&mut self) -> Result<Option<Vec<u8>>, DatasourceError> {
         let url = self.item_url("user-data");
-        self.signed_get(&url, self.config.max_user_data_bytes, &self.item_policy())
+        // The metadata may have taken the whole wait (a MAAS slow to come up): the request that
+        // completes the deployment still gets one attempt of a full `timeout`, no more.
+        let policy = if self.wait_spent() {
+            RetryPolicy::new(self.config.timeout, self.config.timeout).with_max_attempts(1)
+        } else {
+            self.item_policy()
+        };
+        self.signed_get(&url, self.config.max_user_data_bytes, &policy)
     }
 }
 

@@ -91,7 +91,7 @@ impl NoCloud {
                     .run(|timeout| {
                         let mut req = Request::get(&url, timeout);
                         req.max_bytes = self.max_bytes;
-                        match client.send(req) {
+                        match client.send_same_origin(req) {
                             Ok(r) if r.is_success() => Ok(Some(r.body)),
                             Ok(r) if r.status == 404 => Ok(None),
                             Ok(r) => {

@@ -36,13 +36,16 @@ pub struct RetryPolicy {
     pub progress: Option<String>,
     /// How often the progress line comes ([`PROGRESS_EVERY`]).
     pub progress_every: Duration,
+    /// When the wait began: `max_wait` counts from here, not from this policy's first attempt,
+    /// so that several fetches of one datasource share one deadline. None: the first attempt.
+    pub started: Option<Instant>,
 }
 
 /// How often a long wait says where it is.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// The shortest timeout an attempt gets, even when the deadline is nearly spent.
-const MIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+pub const MIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl RetryPolicy {
     /// cloud-init's MAAS defaults: wait up to 120 s, 50 s per request.
@@ -56,7 +59,16 @@ impl RetryPolicy {
             max_retry_after: Duration::from_secs(30),
             progress: None,
             progress_every: PROGRESS_EVERY,
+            started: None,
         }
+    }
+
+    /// Counts `max_wait` from `started` (a wait shared with other fetches) instead of from the
+    /// first attempt. Once that deadline has passed, one attempt is still made, with a timeout
+    /// of at most [`MIN_ATTEMPT_TIMEOUT`].
+    pub fn since(mut self, started: Instant) -> Self {
+        self.started = Some(started);
+        self
     }
 
     /// Prints a progress line about `what` while the wait lasts.
@@ -91,7 +103,7 @@ impl RetryPolicy {
         };
         let attempts = AtomicU32::new(0);
         let (stop, stopped) = mpsc::channel::<()>();
-        let start = Instant::now();
+        let start = self.started.unwrap_or_else(Instant::now);
         std::thread::scope(|s| {
             let attempts = &attempts;
             // The caller's log goes on in the ticker's thread.
@@ -124,7 +136,7 @@ impl RetryPolicy {
         mut attempt: impl FnMut(Duration) -> Result<T, (FetchError, Verdict)>,
         attempts: &AtomicU32,
     ) -> Result<T, DatasourceError> {
-        let start = Instant::now();
+        let start = self.started.unwrap_or_else(Instant::now);
         let deadline = start + self.max_wait;
         let mut failures = 0u32;
         loop {
@@ -309,6 +321,24 @@ mod tests {
             Ok::<_, (FetchError, Verdict)>(())
         });
         assert_eq!(seen, Some(Duration::from_millis(100)));
+    }
+
+    /// A wait that began earlier (shared with other fetches) ends at the shared deadline: past
+    /// it, one short attempt and no retry.
+    #[test]
+    fn a_shared_deadline_counts_from_its_start() {
+        let mut calls = Vec::new();
+        let started = Instant::now() - Duration::from_secs(5);
+        let mut p = fast(1000).since(started);
+        p.request_timeout = Duration::from_secs(30);
+        let e = p
+            .run::<()>(|t| {
+                calls.push(t);
+                Err((transient(), Verdict::Retry))
+            })
+            .unwrap_err();
+        assert_eq!(calls, vec![MIN_ATTEMPT_TIMEOUT]);
+        assert!(e.to_string().contains("gave up after 1 attempt"), "{e}");
     }
 
     /// A long wait says what it waits for, which attempt and how long is left; a short one

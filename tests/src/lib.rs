@@ -44,9 +44,17 @@ pub struct Faults {
     pub drop_connections: u32,
     /// Every answer waits this long first.
     pub delay_ms: u64,
+    /// Requests whose path ends with one of these get `503` every time (an item MAAS keeps
+    /// failing while the others answer).
+    pub fail_paths: Vec<String>,
     /// Answer with `Content-Encoding: gzip` when the client accepts it (MAAS ≤ 3.0).
     pub gzip: bool,
     pub timestamp_check: TimestampCheck,
+    /// Answer every GET with `302 Found` to this base URL plus the path asked (a hijacked or
+    /// misconfigured proxy sending the machine to another host).
+    pub redirect_to: Option<String>,
+    /// Answer every GET with `200 OK` and an HTML page (a captive portal).
+    pub html: bool,
     /// Drop the `Authorization` header before MAAS sees it, as a misbehaving proxy would: MAAS
     /// then answers with enlistment data.
     pub strip_authorization: bool,
@@ -273,6 +281,10 @@ fn handle_connection(mut stream: TcpStream, state: &Mutex<State>) {
         );
         return;
     }
+    let (redirect_to, html) = {
+        let s = lock();
+        (s.faults.redirect_to.clone(), s.faults.html)
+    };
     let (delay, drop_it, fail, offset, gzip, check, strip) = {
         let mut s = lock();
         let f = &mut s.faults;
@@ -284,6 +296,8 @@ fn handle_connection(mut stream: TcpStream, state: &Mutex<State>) {
         if fail {
             f.fail_503 -= 1;
         }
+        let fail =
+            fail || (!drop_it && f.fail_paths.iter().any(|p| req.path.ends_with(p.as_str())));
         (
             Duration::from_millis(f.delay_ms),
             drop_it,
@@ -324,8 +338,18 @@ fn handle_connection(mut stream: TcpStream, state: &Mutex<State>) {
             }
         }
     }
+    let get = req.method == "GET";
     let resp = if drop_it {
         None
+    } else if let (true, Some(to)) = (get, &redirect_to) {
+        let location = format!("{}{}", to.trim_end_matches('/'), req.path);
+        Some(server::HttpResponse::text(302, "Found").header("Location", location))
+    } else if get && html {
+        Some(server::HttpResponse::new(
+            200,
+            "text/html; charset=utf-8",
+            "<!DOCTYPE html>\n<html><body><p>Please log in to use this network.</p></body></html>\n",
+        ))
     } else if let Some(retry_after) = fail {
         let mut r = server::HttpResponse::text(503, "Service Unavailable");
         if let Some(s) = retry_after {

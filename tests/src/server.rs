@@ -59,6 +59,7 @@ impl HttpResponse {
 pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        302 => "Found",
         204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
@@ -154,4 +155,71 @@ pub fn write_response(stream: &mut TcpStream, resp: &HttpResponse, date: &str) {
 /// Closes the connection without an answer.
 pub fn drop_connection(stream: &mut TcpStream) {
     let _ = stream.shutdown(Shutdown::Both);
+}
+
+/// A server that answers each GET with a fixed text chosen by how the path ends (404 when none
+/// fits): "another host" in tests. Stops when dropped.
+pub struct FixedServer {
+    addr: std::net::SocketAddr,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FixedServer {
+    /// Starts on an ephemeral loopback port; `answers` are (path suffix, body).
+    pub fn start(answers: Vec<(String, String)>) -> std::io::Result<FixedServer> {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let requests = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, stopped) = (requests.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut stream) = conn else { continue };
+                let Some(req) = read_request(&mut stream) else {
+                    continue;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                let resp = answers
+                    .iter()
+                    .find(|(suffix, _)| req.path.ends_with(suffix.as_str()))
+                    .map_or_else(
+                        || HttpResponse::text(404, "Not Found"),
+                        |(_, body)| HttpResponse::text(200, body.clone()),
+                    );
+                write_response(
+                    &mut stream,
+                    &resp,
+                    &httpdate::fmt_http_date(std::time::SystemTime::now()),
+                );
+            }
+        });
+        Ok(FixedServer {
+            addr,
+            requests,
+            stop,
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// How many requests it answered.
+    pub fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for FixedServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+    }
 }

@@ -219,6 +219,44 @@ fn an_answer_slower_than_the_timeout_fails_within_max_wait() {
     );
 }
 
+/// Issue 16 (5): `max_wait` bounds the whole fetch — all items, retries and attempts — from
+/// the first request. Every answer is slow and one item keeps failing: the datasource gives up
+/// within about max_wait + timeout, not after a fresh wait per item and per retry.
+#[test]
+fn max_wait_bounds_the_whole_fetch_not_each_item() {
+    let mock = mock();
+    mock.set_faults(Faults {
+        delay_ms: 1500,
+        fail_paths: vec!["meta-data/local-hostname".into()],
+        ..Default::default()
+    });
+    let skew = Arc::new(MemorySkewStore::default());
+    let mut cfg = MaasConfig::new(mock.metadata_url(), creds());
+    cfg.max_wait = Duration::from_secs(3);
+    cfg.timeout = Duration::from_secs(2);
+    let mut ds = Maas::new(cfg, HttpClient::new(&HttpOptions::default()).unwrap(), skew).unwrap();
+    let start = Instant::now();
+    let e = ds.fetch_metadata().unwrap_err().to_string();
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(5000),
+        "took {elapsed:?}, more than max_wait + timeout: {e}"
+    );
+    assert!(e.contains("gave up") && e.contains("local-hostname"), "{e}");
+    // The user-data asked after the wait is spent gets one try of `timeout`, not a wait of its own.
+    mock.update_faults(|f| f.fail_paths = vec!["user-data".into()]);
+    let start = Instant::now();
+    assert!(ds.fetch_user_data().is_err());
+    assert!(
+        start.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        start.elapsed()
+    );
+    let asked = mock.requests();
+    let asked = asked.iter().filter(|r| r.path.ends_with("/user-data"));
+    assert_eq!(asked.count(), 1);
+}
+
 #[test]
 fn unreachable_service_fails_clearly_after_max_wait() {
     // A port nobody listens on.
@@ -365,4 +403,131 @@ fn vendor_data_is_served_folded_as_maas_does_and_parsed_back() {
         String::from_utf8(md.vendor_data.unwrap()).unwrap(),
         expected
     );
+}
+
+/// Issue 16 (21): a redirect to another origin is not followed — that host's answer would
+/// become the instance id and the keys — and the datasource fails saying so, at once.
+#[test]
+fn a_redirect_to_another_host_is_refused() {
+    let other = mock_maas::server::FixedServer::start(vec![
+        ("instance-id".into(), "i-evil".into()),
+        ("local-hostname".into(), "evil.example".into()),
+        ("public-keys".into(), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHn0YbYy2CzC8tq1M6dVtT5q8Zb3K0rJmJdX9w0r2y3q mallory".into()),
+    ])
+    .unwrap();
+    let mock = mock();
+    mock.set_faults(Faults {
+        redirect_to: Some(other.url()),
+        ..Default::default()
+    });
+    let (mut ds, _) = maas(&mock);
+    let start = Instant::now();
+    let e = ds.fetch_metadata().unwrap_err().to_string();
+    assert!(
+        e.contains("redirected to") && e.contains(&other.url()) && e.contains("another origin"),
+        "{e}"
+    );
+    assert_eq!(other.requests(), 0, "the other host was asked");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    let e = ds.fetch_user_data().unwrap_err().to_string();
+    assert!(e.contains("redirected to"), "{e}");
+}
+
+/// Issue 16 (21): a 200 HTML page (a captive portal) is not metadata.
+#[test]
+fn an_html_page_is_not_metadata() {
+    let mock = mock();
+    mock.set_faults(Faults {
+        html: true,
+        ..Default::default()
+    });
+    let (mut ds, _) = maas(&mock);
+    let e = ds.fetch_metadata().unwrap_err().to_string();
+    assert!(e.contains("HTML page") && e.contains("meta-data/"), "{e}");
+    let e = ds.fetch_user_data().unwrap_err().to_string();
+    assert!(e.contains("HTML page") && e.contains("user-data"), "{e}");
+    // Not Deployed by an answer that was not MAAS's.
+    assert_eq!(mock.status(SYSTEM_ID), Some(MachineStatus::Deploying));
+}
+
+/// Issue 16 (21): each item is checked for its shape; the error names the item and why.
+#[test]
+fn answers_of_the_wrong_shape_are_refused() {
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHn0YbYy2CzC8tq1M6dVtT5q8Zb3K0rJmJdX9w0r2y3q jane@laptop";
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("i-1\nrm -rf /", "node1.maas", key, "instance-id"),
+        ("8kq3dx", "node1.maas; reboot", key, "local-hostname"),
+        ("8kq3dx", "-node1.maas", key, "local-hostname"),
+        ("8kq3dx", "node1.maas", "Login required", "public-keys[0]"),
+        (
+            "8kq3dx",
+            "node1.maas",
+            &format!("{key}\nssh-rsa AAAA x"),
+            "public-keys[1]",
+        ),
+    ];
+    for (id, host, keys, field) in cases {
+        let fake = mock_maas::server::FixedServer::start(vec![
+            ("instance-id".into(), id.to_string()),
+            ("local-hostname".into(), host.to_string()),
+            ("public-keys".into(), keys.to_string()),
+        ])
+        .unwrap();
+        let mut cfg = MaasConfig::new(format!("{}/MAAS/metadata/", fake.url()), creds());
+        cfg.max_wait = Duration::from_secs(2);
+        let skew = Arc::new(MemorySkewStore::default());
+        let mut ds =
+            Maas::new(cfg, HttpClient::new(&HttpOptions::default()).unwrap(), skew).unwrap();
+        let e = ds.fetch_metadata().unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "meta-data/{}: {field}: ",
+                field.split('[').next().unwrap()
+            )),
+            "{field}: {e}"
+        );
+    }
+    // And the right shapes pass (empty keys are fine).
+    let fake = mock_maas::server::FixedServer::start(vec![
+        ("instance-id".into(), "8kq3dx\n".into()),
+        ("local-hostname".into(), "node1.maas".into()),
+        ("public-keys".into(), String::new()),
+    ])
+    .unwrap();
+    let mut cfg = MaasConfig::new(format!("{}/MAAS/metadata/", fake.url()), creds());
+    cfg.max_wait = Duration::from_secs(2);
+    let skew = Arc::new(MemorySkewStore::default());
+    let mut ds = Maas::new(cfg, HttpClient::new(&HttpOptions::default()).unwrap(), skew).unwrap();
+    let md = ds.fetch_metadata().unwrap();
+    assert_eq!(md.instance_id, "8kq3dx");
+    assert!(md.public_keys.is_empty());
+}
+
+/// Issue 16 (21): a NoCloud seed over HTTP follows the same origin rule.
+#[test]
+fn a_nocloud_net_seed_is_not_taken_from_another_host() {
+    use wisp_datasources::nocloud::{NoCloud, Seed};
+    let other = mock_maas::server::FixedServer::start(vec![(
+        "meta-data".into(),
+        "instance-id: i-evil\n".into(),
+    )])
+    .unwrap();
+    let mock = mock();
+    mock.set_faults(Faults {
+        redirect_to: Some(other.url()),
+        ..Default::default()
+    });
+    let seed = Seed::Url(format!("http://{}/seed/", mock.addr()));
+    let client = HttpClient::new(&HttpOptions::default()).unwrap();
+    let mut ds = NoCloud::new(seed, Some(client), Duration::from_secs(1));
+    let e = ds.fetch_metadata().unwrap_err().to_string();
+    assert!(
+        e.contains("redirected to") && e.contains("/seed/meta-data"),
+        "{e}"
+    );
+    assert_eq!(other.requests(), 0);
 }

@@ -87,9 +87,7 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
             tracing::warn!(error = %e, "cannot record the instance id");
         }
     }
-    // Warnings of the documents are counted once, in the network stage.
-    let planned = boot.plan_stage(Stage::Local, false, &[]).planned;
-    outcome = outcome.worst(boot.run_modules(&planned, EVENT));
+    outcome = outcome.worst(run_local_modules(boot, EVENT));
     boot.events.finish(
         EVENT,
         &format!("local stage: {}", outcome.as_str()),
@@ -98,6 +96,28 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
     );
     boot.record.stage("local", outcome.as_str(), Vec::new());
     StageEnd::ok(outcome)
+}
+
+/// The local modules (bootcmd, boothooks) of this boot, unless they have run in it already:
+/// cloud-init runs them at every boot, once. With data from a seed or an earlier boot that is
+/// here, in the local stage; on a MAAS machine's first boot, the data comes only in the network
+/// stage, which then runs them as soon as it has the user-data.
+pub(super) fn run_local_modules(boot: &mut Boot<'_>, event: &str) -> Outcome {
+    if super::record::local_modules_ran(&boot.ctx.root) {
+        tracing::info!("bootcmd and boothooks have run in this boot already");
+        return Outcome::Success;
+    }
+    // Warnings of the documents are counted once, in the network stage.
+    let planned = boot.plan_stage(Stage::Local, false, &[]).planned;
+    if !boot.ctx.dry_run {
+        if let Err(e) = super::record::note_local_modules_run(&boot.ctx.root) {
+            tracing::warn!(
+                error = %e,
+                "cannot record that bootcmd ran in this boot: a later stage may run it again"
+            );
+        }
+    }
+    boot.run_modules(&planned, event)
 }
 
 /// The data an earlier boot fetched (MAAS before the network is up: bootcmd of a later boot).

@@ -108,6 +108,9 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
         }
     };
     boot.data = Some(data_from(boot, &md, user_data.as_deref()));
+    // A first boot on MAAS: the local stage had no data, so bootcmd and boothooks run now,
+    // before the config modules (as cloud-init's init stage runs bootcmd before them).
+    let early_outcome = early_outcome.worst(super::local::run_local_modules(boot, EVENT));
     // As cloud-init does: init-network ends with the user-data in hand, and modules-config
     // follows as its own top-level event (MAAS shows them side by side, not nested).
     boot.events.finish(

@@ -2,6 +2,8 @@
 //! the process running it) and for `wisp query --results` (`results.json`, the same record
 //! `wisp apply` writes).
 
+use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
@@ -11,6 +13,77 @@ use crate::report::Outcome;
 use crate::state::StateDir;
 
 pub const STATUS: &str = "status.json";
+/// Locked (flock, exclusive) by the process running a stage, for as long as it runs. The kernel
+/// drops the lock when that process ends, however it ends (kill -9, a panic, a power cut), so
+/// `wisp status` tells a running stage from a crashed one without trusting a pid, which another
+/// process may have taken since.
+pub const STAGE_LOCK: &str = "stage.lock";
+
+/// Says that this boot's local modules (bootcmd, boothooks: every boot, once) have run. Under
+/// /var/run, which the BSDs' rc empties at every boot (FreeBSD's cleanvar, NetBSD's
+/// clearcritlocal, OpenBSD's /etc/rc; Linux's /run is a tmpfs): so its presence means "this
+/// boot", with no boot id to compare.
+pub const LOCAL_MODULES_RAN: &str = "/var/run/wisp/local-modules-ran";
+
+/// Whether this boot's local modules have run (or been given to a stage to run).
+pub fn local_modules_ran(root: &crate::root::Root) -> bool {
+    root.path(LOCAL_MODULES_RAN).exists()
+}
+
+/// Records that this boot's local modules run now: written before they run, so that a stage
+/// that crashes in them does not have them run again in this boot.
+pub fn note_local_modules_run(root: &crate::root::Root) -> std::io::Result<()> {
+    let path = root.path(LOCAL_MODULES_RAN);
+    if let Some(dir) = path.parent() {
+        crate::fsutil::ensure_dir(dir, 0o700)?;
+    }
+    crate::fsutil::write_atomic_with(
+        &path,
+        format!("{}\n", std::process::id()).as_bytes(),
+        0o600,
+        crate::fsutil::Durability::None,
+    )
+}
+
+/// Takes the stage lock. `Ok(None)` under `--dry-run` (nothing is written).
+fn lock_stage(state: &StateDir) -> std::io::Result<Option<File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if state.is_read_only() {
+        return Ok(None);
+    }
+    crate::fsutil::ensure_dir(state.dir(), 0o700)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(state.path(STAGE_LOCK))?;
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(Some(file))
+}
+
+/// Whether some process holds the stage lock. None when that cannot be told (no lock file: a
+/// status.json from an older wisp, or one written by hand; or no permission to open it).
+pub fn stage_lock_held(state: &StateDir) -> Option<bool> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(state.path(STAGE_LOCK))
+        .ok()?;
+    // SAFETY: flock on a descriptor this function owns; a lock taken is dropped with it.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
+        return Some(false);
+    }
+    match std::io::Error::last_os_error().raw_os_error() {
+        Some(libc::EWOULDBLOCK) => Some(true),
+        _ => None,
+    }
+}
 
 fn now() -> f64 {
     SystemTime::now()
@@ -23,6 +96,8 @@ fn now() -> f64 {
 pub struct Record {
     state: StateDir,
     status: Value,
+    /// The stage lock, held while a stage runs.
+    lock: Option<File>,
 }
 
 /// Reads `status.json` (empty when there is none).
@@ -38,11 +113,26 @@ pub fn read_status(state: &StateDir) -> Value {
 impl Record {
     pub fn load(state: StateDir) -> Record {
         let status = read_status(&state);
-        Record { state, status }
+        Record {
+            state,
+            status,
+            lock: None,
+        }
     }
 
     /// A stage starts (`running`, with this process's id) or ends with its result.
     pub fn stage(&mut self, stage: &str, result: &str, errors: Vec<String>) {
+        if result == "running" && self.lock.is_none() {
+            // Taken before "running" is recorded, and let go after the result is: a free lock
+            // with "running" recorded means the process is gone.
+            match lock_stage(&self.state) {
+                Ok(lock) => self.lock = lock,
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "cannot lock {STAGE_LOCK}: `wisp status` cannot tell if this stage crashes"
+                ),
+            }
+        }
         let entry = &mut self.status["stages"][stage];
         if result == "running" {
             *entry = json!({"started": now(), "result": "running", "pid": std::process::id()});
@@ -56,6 +146,9 @@ impl Record {
         }
         self.status["current"] = json!(stage);
         self.save();
+        if result != "running" {
+            self.lock = None;
+        }
     }
 
     pub fn module(&mut self, name: &str, result: Outcome, errors: &[String]) {

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::Context;
 use super::Format;
-use crate::boot::record::read_status;
+use crate::boot::record::{read_status, stage_lock_held};
 use crate::boot::DISABLED;
 use crate::state::StateDir;
 
@@ -35,6 +35,73 @@ fn finished(status: &Value) -> bool {
         .is_some_and(|s| s.values().any(|v| v["result"] == "FAIL"))
 }
 
+/// The event name MAAS shows for a stage.
+fn stage_event(stage: &str) -> &str {
+    match stage {
+        "local" => "init-local",
+        "network" => "init-network",
+        "final" => "modules-final",
+        other => other,
+    }
+}
+
+/// Whether process `pid` no longer exists.
+fn process_gone(pid: u64) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists.
+    let failed = unsafe { libc::kill(pid, 0) } == -1;
+    failed && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+/// `status.json`, with each stage recorded as running whose process is gone turned into a
+/// FAIL saying so: a crashed stage is an error, not a boot running for ever.
+///
+/// The stage lock tells: its holder is running; a free lock with "running" recorded is a
+/// process that ended without recording its result (the lock is taken before "running" is
+/// recorded and let go after the result is, so the record is read again to rule out a stage
+/// that just ended). Without a lock file (an older wisp's record), the recorded pid is asked
+/// with kill(pid, 0) — the weaker test, as a new process may have taken that pid since.
+fn read_checked(state: &StateDir) -> Value {
+    let mut status = read_status(state);
+    let running: Vec<(String, u64)> = status["stages"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| v["result"] == "running")
+        .filter_map(|(k, v)| Some((k.clone(), v["pid"].as_u64()?)))
+        .collect();
+    if running.is_empty() {
+        return status;
+    }
+    let lock_held = stage_lock_held(state);
+    if lock_held == Some(true) {
+        return status;
+    }
+    let again = read_status(state);
+    for (stage, pid) in running {
+        let gone = match lock_held {
+            Some(_) => again["stages"][&stage] == status["stages"][&stage],
+            None => process_gone(pid),
+        };
+        if gone {
+            let why = format!(
+                "stage {} crashed: process {pid} is gone",
+                stage_event(&stage)
+            );
+            let entry = &mut status["stages"][&stage];
+            entry["result"] = json!("FAIL");
+            entry["crashed"] = json!(true);
+            entry["errors"] = json!([why]);
+        }
+    }
+    status
+}
+
 /// The exit status when `--wait --timeout` gave up.
 pub const TIMED_OUT: u8 = 124;
 
@@ -44,7 +111,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<u8> {
     // exit 0), whatever an earlier run left in status.json, and nothing is awaited: no boot
     // will ever finish the stages.
     let disabled = || ctx.root.path(DISABLED).exists();
-    let mut status = read_status(&state);
+    let mut status = read_checked(&state);
     let deadline = args
         .timeout
         .map(|s| Instant::now() + Duration::from_secs(s));
@@ -63,7 +130,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<u8> {
             None => pause,
         };
         std::thread::sleep(pause);
-        status = read_status(&state);
+        status = read_checked(&state);
     }
     if disabled() {
         return print_disabled(ctx, args, status);
@@ -102,6 +169,19 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<u8> {
         }
         Format::Text => {
             outln!("status: {overall}");
+            // A crash is said even without --long: nothing else would explain the error.
+            for s in status["stages"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(_, s)| s)
+            {
+                if s["crashed"] == true && !args.long {
+                    for e in s["errors"].as_array().into_iter().flatten() {
+                        outln!("error: {}", e.as_str().unwrap_or(""));
+                    }
+                }
+            }
             if args.long {
                 if let Some(stage) = status["current"].as_str() {
                     outln!("stage: {stage}");

@@ -66,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         } else {
             TimestampCheck::Past
         },
+        ..Default::default()
     });
     println!("mock-maas: metadata service at {}", mock.metadata_url());
     println!(
