@@ -2,7 +2,7 @@
 //! stages share. Layers the configuration (system, vendor-data, user-data), reads it as
 //! cloud-config, plans every module, keeps what is due, runs it, and marks what succeeded.
 
-use wisp_datasources::userdata::{self, DecodeOptions, Decoded};
+use wisp_datasources::userdata::{self, Budget, DecodeOptions, Decoded};
 
 use crate::accounts::Accounts;
 use crate::apply::Outcome as ActionOutcome;
@@ -81,7 +81,18 @@ impl Read {
             platform,
         );
         warnings.extend(layered.notes);
-        let mut reader = Reader::default();
+        // Encoded write_files contents are decoded from what decoding the documents left of
+        // their budget: a few KB of user-data cannot grow past it there either.
+        let budget = [docs.user, docs.vendor]
+            .into_iter()
+            .flatten()
+            .map(Decoded::budget)
+            .min_by_key(Budget::left)
+            .unwrap_or_default();
+        let mut reader = Reader {
+            budget: Some(&budget),
+            ..Default::default()
+        };
         let cc = CloudConfig::read(&mut reader, &layered.config);
         let default_user = configured_default_user(config, &mut reader);
         for p in reader.problems {

@@ -8,6 +8,7 @@ pub mod positions;
 
 use serde::Serialize;
 use serde_yaml::Value;
+use wisp_datasources::userdata::Budget;
 
 pub use lenient::{Problem, Reader, Severity};
 pub use model::CloudConfig;
@@ -47,6 +48,12 @@ pub struct Checked {
 
 /// Reads and checks one `#cloud-config` text, locating every problem.
 pub fn check_text(text: &str) -> Checked {
+    check_text_with(text, &Budget::default())
+}
+
+/// [`check_text`] for a part of a user-data document: its encoded values draw from what
+/// decoding the document left of its budget.
+pub fn check_text_with(text: &str, budget: &Budget) -> Checked {
     let positions = Positions::of(text);
     let mut out = Checked::default();
     let locate = |problem: Problem, pos: Option<Pos>| Located {
@@ -104,6 +111,7 @@ pub fn check_text(text: &str) -> Checked {
     let mut r = Reader {
         problems: Vec::new(),
         positions: Some(&positions),
+        budget: Some(budget),
     };
     out.config = CloudConfig::read(&mut r, &map);
     for p in r.problems {

@@ -24,6 +24,8 @@ pub enum DecodeError {
     Gzip(String),
     #[error("invalid base64: {0}")]
     Base64(String),
+    #[error("unknown encoding {0:?}")]
+    UnknownEncoding(String),
 }
 
 /// What is left of the bytes a document may decode to. Shared by reference by every decoder of
