@@ -133,3 +133,50 @@ fn a_cut_gzip_document_is_an_error_not_a_shorter_one() {
     assert_eq!(d.problems.len(), 1, "{:?}", d.problems);
     assert!(d.problems[0].message.contains("invalid gzip data"));
 }
+
+/// Seconds to decode `doc`.
+fn time_decode(doc: &[u8]) -> (f64, wisp_datasources::userdata::Decoded) {
+    let start = std::time::Instant::now();
+    let d = decode(doc, "user-data", &DecodeOptions::default());
+    (start.elapsed().as_secs_f64(), d)
+}
+
+#[test]
+fn deep_yaml_is_refused_with_its_line_and_cheaply() {
+    let deep = |levels: usize| {
+        format!(
+            "#cloud-config\nhostname: h\nruncmd: {}{}\n",
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    };
+    let d = decode(deep(65).as_bytes(), "user-data", &DecodeOptions::default());
+    assert_eq!(d.problems.len(), 1, "{:?}", d.problems);
+    assert_eq!(d.problems[0].part, "part-001");
+    assert_eq!(
+        d.problems[0].message,
+        "user-data: line 3: YAML collections nest deeper than 64 levels"
+    );
+    // 64 levels (the map is one) are read.
+    let d = decode(deep(63).as_bytes(), "user-data", &DecodeOptions::default());
+    assert!(d.problems.is_empty(), "{:?}", d.problems);
+    // 100,000 levels cost about what 1,000 do (the scan stops at the limit); read in full
+    // they cost quadratic time (over a minute).
+    let (small, _) = time_decode(deep(1_000).as_bytes());
+    let (large, d) = time_decode(deep(100_000).as_bytes());
+    assert!(d.problems[0].message.contains("line 3"), "{:?}", d.problems);
+    assert!(
+        large < 20.0 * small.max(0.005),
+        "1,000 levels {small:.3}s, 100,000 levels {large:.3}s"
+    );
+    // Block nesting counts too.
+    let mut block = String::from("#cloud-config\nwrite_files:\n");
+    block.push_str(&"- ".repeat(70));
+    block.push_str("x\n");
+    let d = decode(block.as_bytes(), "user-data", &DecodeOptions::default());
+    assert!(d.problems[0].message.contains("deeper than 64"), "{:?}", d.problems);
+    // And archives.
+    let archive = format!("#cloud-config-archive\n{}{}\n", "[".repeat(100), "]".repeat(100));
+    let d = decode(archive.as_bytes(), "user-data", &DecodeOptions::default());
+    assert!(d.problems[0].message.contains("line 2: YAML"), "{:?}", d.problems);
+}

@@ -8,6 +8,7 @@ pub mod budget;
 pub mod jinja;
 pub mod merge;
 pub mod mime;
+pub mod yaml;
 
 use serde::Serialize;
 use serde_yaml::{Mapping, Value};
@@ -426,6 +427,9 @@ impl Decoder<'_, '_> {
             Ok(t) => t,
             Err(_) => return self.problem(name, "#cloud-config is not valid UTF-8"),
         };
+        if let Err(e) = yaml::check_depth(data, yaml::MAX_YAML_DEPTH) {
+            return self.problem(name, format!("{}: {e}", self.source));
+        }
         let doc: Value = match serde_yaml::from_str(text) {
             Ok(v) => v,
             Err(e) => return self.problem(name, format!("invalid YAML: {e}")),
@@ -510,6 +514,9 @@ impl Decoder<'_, '_> {
         // Its items are read into values about its size.
         if let Err(e) = self.budget.take(data.len()) {
             return self.problem(&label, e.to_string());
+        }
+        if let Err(e) = yaml::check_depth(data, yaml::MAX_YAML_DEPTH) {
+            return self.problem(&label, format!("{}: {e}", self.source));
         }
         let items: Value = match serde_yaml::from_slice(data) {
             Ok(v) => v,
