@@ -28,8 +28,11 @@ pub struct Documents<'a> {
 
 /// Vendor-data as a datasource or a file gives it: MAAS's `{cloud-init: …}` map, or a document.
 pub fn decode_vendor(raw: &[u8], name: &str) -> anyhow::Result<Decoded> {
-    let doc = match serde_yaml::from_slice::<serde_yaml::Value>(raw) {
-        Ok(v @ serde_yaml::Value::Mapping(_)) if v.get("cloud-init").is_some() => {
+    // Too deep a text is not read here: decoding reports it (with its line) as a document.
+    let shallow = userdata::yaml::check_depth(raw, userdata::yaml::MAX_YAML_DEPTH).is_ok();
+    let parsed = shallow.then(|| serde_yaml::from_slice::<serde_yaml::Value>(raw));
+    let doc = match parsed {
+        Some(Ok(v @ serde_yaml::Value::Mapping(_))) if v.get("cloud-init").is_some() => {
             wisp_datasources::convert_vendor_data(&v, name)?.unwrap_or_default()
         }
         _ => raw.to_vec(),
