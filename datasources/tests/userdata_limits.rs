@@ -180,3 +180,51 @@ fn deep_yaml_is_refused_with_its_line_and_cheaply() {
     let d = decode(archive.as_bytes(), "user-data", &DecodeOptions::default());
     assert!(d.problems[0].message.contains("line 2: YAML"), "{:?}", d.problems);
 }
+
+#[test]
+fn includes_that_never_answer_share_one_deadline() {
+    use std::time::{Duration, Instant};
+    use wisp_datasources::http::{HttpClient, HttpOptions};
+
+    // Accepts every connection and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    let urls: Vec<String> = (0..16)
+        .map(|i| format!("http://127.0.0.1:{port}/include-{i}"))
+        .collect();
+    let doc = format!("#include\n{}\n", urls.join("\n"));
+    let client = HttpClient::new(&HttpOptions::default()).unwrap();
+    let opts = DecodeOptions {
+        fetcher: Some(&client),
+        include_timeout: Duration::from_millis(300),
+        includes_deadline: Duration::from_millis(1500),
+        ..Default::default()
+    };
+    let start = Instant::now();
+    let d = decode(doc.as_bytes(), "user-data", &opts);
+    let took = start.elapsed();
+    // 16 × 300 ms would be 4.8 s: the deadline ends it at 1.5 s.
+    assert!(took < Duration::from_millis(3000), "{took:?}");
+    assert_eq!(d.problems.len(), 16, "{:?}", d.problems);
+    for (p, url) in d.problems.iter().zip(&urls) {
+        assert!(p.message.starts_with(&format!("#include {url}: ")), "{p:?}");
+    }
+    let timed_out = d
+        .problems
+        .iter()
+        .filter(|p| p.message.contains("no answer within"))
+        .count();
+    assert!((4..=6).contains(&timed_out), "{:?}", d.problems);
+    assert!(d
+        .problems
+        .last()
+        .unwrap()
+        .message
+        .contains("for all #include URLs have passed"));
+}

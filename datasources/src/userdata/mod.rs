@@ -10,6 +10,8 @@ pub mod merge;
 pub mod mime;
 pub mod yaml;
 
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 use serde_yaml::{Mapping, Value};
 
@@ -96,14 +98,21 @@ impl Decoded {
     }
 }
 
+/// How long one `#include` URL may take when the datasource names no `timeout`.
+pub const INCLUDE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long all the `#include` URLs of a document may take together: URLs that never answer
+/// must not hold the boot (16 of them took 8 minutes at 30 s each).
+pub const INCLUDES_DEADLINE: Duration = Duration::from_secs(30);
+
 /// Fetches `#include` URLs (the datasource's HTTP client in the agent; a map in tests).
 pub trait IncludeFetcher {
-    fn fetch(&self, url: &str, max_bytes: u64) -> Result<Vec<u8>, String>;
+    /// The answer to a GET of `url`: at most `max_bytes`, within `timeout` in all.
+    fn fetch(&self, url: &str, max_bytes: u64, timeout: Duration) -> Result<Vec<u8>, String>;
 }
 
 impl IncludeFetcher for crate::http::HttpClient {
-    fn fetch(&self, url: &str, max_bytes: u64) -> Result<Vec<u8>, String> {
-        let mut req = crate::http::Request::get(url, std::time::Duration::from_secs(30));
+    fn fetch(&self, url: &str, max_bytes: u64, timeout: Duration) -> Result<Vec<u8>, String> {
+        let mut req = crate::http::Request::get(url, timeout);
         req.max_bytes = max_bytes;
         let resp = self.send(req).map_err(|e| e.to_string())?;
         if resp.is_success() {
@@ -121,6 +130,10 @@ pub struct DecodeOptions<'a> {
     pub max_decoded_bytes: u64,
     /// At most this many `#include` URLs are fetched in all.
     pub max_includes: usize,
+    /// How long one `#include` may take (the datasource's request timeout).
+    pub include_timeout: Duration,
+    /// How long all `#include`s together may take, from the first.
+    pub includes_deadline: Duration,
     pub fetcher: Option<&'a dyn IncludeFetcher>,
     /// Instance data for jinja templates (see [`crate::Metadata::instance_data`]).
     pub instance_data: Option<&'a serde_json::Value>,
@@ -132,6 +145,8 @@ impl Default for DecodeOptions<'_> {
             max_bytes: DEFAULT_MAX_BYTES,
             max_decoded_bytes: MAX_DECODED_BYTES,
             max_includes: 16,
+            include_timeout: INCLUDE_TIMEOUT,
+            includes_deadline: INCLUDES_DEADLINE,
             fetcher: None,
             instance_data: None,
         }
@@ -147,6 +162,7 @@ pub fn decode(raw: &[u8], source: &str, opts: &DecodeOptions<'_>) -> Decoded {
         counter: 0,
         source,
         budget: Budget::new(opts.max_decoded_bytes),
+        includes_end: None,
     };
     if raw.len() as u64 > opts.max_bytes {
         d.problem(
@@ -242,6 +258,8 @@ struct Decoder<'a, 'o> {
     counter: usize,
     source: &'a str,
     budget: Budget,
+    /// When the time for all `#include`s ends (set at the first one).
+    includes_end: Option<Instant>,
 }
 
 impl Decoder<'_, '_> {
@@ -498,8 +516,22 @@ impl Decoder<'_, '_> {
                 );
                 continue;
             }
+            let end = *self
+                .includes_end
+                .get_or_insert_with(|| Instant::now() + self.opts.includes_deadline);
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.problem(
+                    &label,
+                    format!(
+                        "#include {url}: not fetched: the {:?} for all #include URLs have passed",
+                        self.opts.includes_deadline
+                    ),
+                );
+                continue;
+            }
             let max = self.opts.max_bytes.min(self.budget.left());
-            match fetcher.fetch(&url, max) {
+            match fetcher.fetch(&url, max, self.opts.include_timeout.min(left)) {
                 Ok(body) => match self.budget.take(body.len()) {
                     Ok(()) => self.payload(&body, None, Some(url.clone()), depth + 1),
                     Err(e) => self.problem(&label, format!("#include {url}: {e}")),
