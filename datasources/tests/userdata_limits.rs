@@ -18,8 +18,7 @@ fn base64(data: &[u8]) -> String {
 
 /// A MIME document of `parts` (content type, base64 body, filename).
 fn mime(parts: &[(&str, Vec<u8>, &str)]) -> Vec<u8> {
-    let mut out =
-        String::from("Content-Type: multipart/mixed; boundary=XX\nMIME-Version: 1.0\n\n");
+    let mut out = String::from("Content-Type: multipart/mixed; boundary=XX\nMIME-Version: 1.0\n\n");
     for (ctype, body, name) in parts {
         out.push_str(&format!(
             "--XX\nContent-Type: {ctype}\nContent-Transfer-Encoding: base64\n\
@@ -60,8 +59,9 @@ fn gzip_parts_share_one_total_and_the_rest_is_applied() {
     for p in &d.problems {
         assert_eq!(p.part, "bomb.gz", "{p:?}");
         assert!(
-            p.message
-                .contains(&format!("{MAX_DECODED_BYTES}-byte limit on all decoded user-data")),
+            p.message.contains(&format!(
+                "{MAX_DECODED_BYTES}-byte limit on all decoded user-data"
+            )),
             "{p:?}"
         );
     }
@@ -95,9 +95,8 @@ fn the_total_is_an_option() {
 fn nested_mime(levels: usize) -> Vec<u8> {
     let mut inner = String::from("Content-Type: text/x-shellscript\n\n#!/bin/sh\necho deep\n");
     for i in 0..levels {
-        inner = format!(
-            "Content-Type: multipart/mixed; boundary=b{i}\n\n--b{i}\n{inner}\n--b{i}--\n"
-        );
+        inner =
+            format!("Content-Type: multipart/mixed; boundary=b{i}\n\n--b{i}\n{inner}\n--b{i}--\n");
     }
     let mut doc = String::from("MIME-Version: 1.0\n");
     doc.push_str(&inner);
@@ -174,11 +173,23 @@ fn deep_yaml_is_refused_with_its_line_and_cheaply() {
     block.push_str(&"- ".repeat(70));
     block.push_str("x\n");
     let d = decode(block.as_bytes(), "user-data", &DecodeOptions::default());
-    assert!(d.problems[0].message.contains("deeper than 64"), "{:?}", d.problems);
+    assert!(
+        d.problems[0].message.contains("deeper than 64"),
+        "{:?}",
+        d.problems
+    );
     // And archives.
-    let archive = format!("#cloud-config-archive\n{}{}\n", "[".repeat(100), "]".repeat(100));
+    let archive = format!(
+        "#cloud-config-archive\n{}{}\n",
+        "[".repeat(100),
+        "]".repeat(100)
+    );
     let d = decode(archive.as_bytes(), "user-data", &DecodeOptions::default());
-    assert!(d.problems[0].message.contains("line 2: YAML"), "{:?}", d.problems);
+    assert!(
+        d.problems[0].message.contains("line 2: YAML"),
+        "{:?}",
+        d.problems
+    );
 }
 
 #[test]

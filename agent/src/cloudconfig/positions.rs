@@ -386,7 +386,8 @@ mod tests {
 
     #[test]
     fn indexing_stops_at_the_depth_limit() {
-        let deep = |levels: usize| format!("a: {}{}\nb: 1\n", "[".repeat(levels), "]".repeat(levels));
+        let deep =
+            |levels: usize| format!("a: {}{}\nb: 1\n", "[".repeat(levels), "]".repeat(levels));
         let timed = |text: &str| {
             let start = std::time::Instant::now();
             let p = Positions::of(text);

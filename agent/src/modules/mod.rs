@@ -316,7 +316,8 @@ mod current_tests {
         p.actions.push(write("/etc/a", "two"));
         assert_eq!(p.current(&root, "/etc/a").as_deref(), Some(&b"two"[..]));
         // Actions taken out (as keep_due does): looked up again, not stale.
-        p.actions.retain(|a| matches!(a, Action::Write { content, .. } if content != b"two"));
+        p.actions
+            .retain(|a| matches!(a, Action::Write { content, .. } if content != b"two"));
         assert_eq!(p.current(&root, "/etc/a").as_deref(), Some(&b"one"[..]));
         p.actions.remove(0);
         p.actions.push(write("/etc/c", "c"));
@@ -343,6 +344,9 @@ mod current_tests {
         // A scan of every action per lookup makes 10 times the files cost 100 times as long.
         let small = time_planning(2_000).max(0.001);
         let large = time_planning(20_000);
-        assert!(large < 25.0 * small, "2,000 files {small:.4}s, 20,000 {large:.4}s");
+        assert!(
+            large < 25.0 * small,
+            "2,000 files {small:.4}s, 20,000 {large:.4}s"
+        );
     }
 }

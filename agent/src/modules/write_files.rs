@@ -302,7 +302,9 @@ mod tests {
         let files = read_write_files(&mut r, "write_files", &v["write_files"]);
         assert_eq!(files.len(), 1);
         assert_eq!(files[0].path, "/etc/plain");
-        assert!(r.problems[0].message.contains("beyond the 67108864-byte limit"));
+        assert!(r.problems[0]
+            .message
+            .contains("beyond the 67108864-byte limit"));
     }
 
     #[test]

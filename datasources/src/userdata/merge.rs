@@ -274,13 +274,19 @@ mod tests {
     /// Seconds to merge `parts` parts of 1,000 `runcmd` items each.
     fn time_appending(parts: usize) -> f64 {
         let m = Mergers::parse("dict(recurse_array)+list(append)").unwrap();
-        let part: Value = y(&format!("{{runcmd: [{}]}}", vec!["echo x"; 1000].join(", ")));
+        let part: Value = y(&format!(
+            "{{runcmd: [{}]}}",
+            vec!["echo x"; 1000].join(", ")
+        ));
         let start = std::time::Instant::now();
         let mut acc = Value::Mapping(Mapping::new());
         for _ in 0..parts {
             acc = m.merge(acc, part.clone());
         }
-        assert_eq!(acc["runcmd"].as_sequence().map(Vec::len), Some(parts * 1000));
+        assert_eq!(
+            acc["runcmd"].as_sequence().map(Vec::len),
+            Some(parts * 1000)
+        );
         start.elapsed().as_secs_f64()
     }
 
@@ -290,7 +296,10 @@ mod tests {
         // as long; in place it is about 10 times.
         let small = time_appending(25).max(0.001);
         let large = time_appending(250);
-        assert!(large < 30.0 * small, "25 parts {small:.4}s, 250 parts {large:.4}s");
+        assert!(
+            large < 30.0 * small,
+            "25 parts {small:.4}s, 250 parts {large:.4}s"
+        );
     }
 
     #[test]

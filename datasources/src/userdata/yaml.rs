@@ -6,7 +6,7 @@
 
 use std::mem::MaybeUninit;
 
-use unsafe_libyaml as libyaml;
+use unsafe_libyaml as unsafe_yaml;
 
 /// How deep YAML maps and lists may nest. cloud-config never needs more than a handful.
 pub const MAX_YAML_DEPTH: usize = 64;
@@ -27,38 +27,38 @@ pub fn check_depth(text: &[u8], max: usize) -> Result<(), TooDeep> {
     // SAFETY: the parser is initialised before use and deleted once; `text` outlives it; every
     // event libyaml filled in is deleted exactly once, after its fields were read.
     unsafe {
-        let mut parser = MaybeUninit::<libyaml::yaml_parser_t>::uninit();
-        if libyaml::yaml_parser_initialize(parser.as_mut_ptr()).fail {
+        let mut parser = MaybeUninit::<unsafe_yaml::yaml_parser_t>::uninit();
+        if unsafe_yaml::yaml_parser_initialize(parser.as_mut_ptr()).fail {
             return Ok(());
         }
         let parser = parser.as_mut_ptr();
-        libyaml::yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as u64);
+        unsafe_yaml::yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as u64);
         let mut result = Ok(());
         loop {
-            let mut event = MaybeUninit::<libyaml::yaml_event_t>::uninit();
-            if libyaml::yaml_parser_parse(parser, event.as_mut_ptr()).fail {
+            let mut event = MaybeUninit::<unsafe_yaml::yaml_event_t>::uninit();
+            if unsafe_yaml::yaml_parser_parse(parser, event.as_mut_ptr()).fail {
                 break;
             }
             let event = event.as_mut_ptr();
             let kind = (*event).type_;
             let line = (*event).start_mark.line as usize + 1;
-            libyaml::yaml_event_delete(event);
+            unsafe_yaml::yaml_event_delete(event);
             match kind {
-                libyaml::YAML_MAPPING_START_EVENT | libyaml::YAML_SEQUENCE_START_EVENT => {
+                unsafe_yaml::YAML_MAPPING_START_EVENT | unsafe_yaml::YAML_SEQUENCE_START_EVENT => {
                     depth += 1;
                     if depth > max {
                         result = Err(TooDeep { line, max });
                         break;
                     }
                 }
-                libyaml::YAML_MAPPING_END_EVENT | libyaml::YAML_SEQUENCE_END_EVENT => {
+                unsafe_yaml::YAML_MAPPING_END_EVENT | unsafe_yaml::YAML_SEQUENCE_END_EVENT => {
                     depth = depth.saturating_sub(1);
                 }
-                libyaml::YAML_STREAM_END_EVENT => break,
+                unsafe_yaml::YAML_STREAM_END_EVENT => break,
                 _ => {}
             }
         }
-        libyaml::yaml_parser_delete(parser);
+        unsafe_yaml::yaml_parser_delete(parser);
         result
     }
 }
