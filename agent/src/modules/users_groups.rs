@@ -831,14 +831,22 @@ mod scale_tests {
     fn ten_times_the_users_take_about_ten_times_as_long() {
         // A scan per user (of the users merged so far, of each group's members, of the sudo
         // lines) makes 10 times the users cost 100 times as long.
-        let (norm_small, plan_small) = time_users(2_000);
+        // The best of a few runs, and a floor under the small one: tests run in parallel.
+        let best = |n: usize| {
+            (0..3)
+                .map(|_| time_users(n))
+                .fold((f64::MAX, f64::MAX), |a, b| {
+                    (a.0.min(b.0).max(0.02), a.1.min(b.1).max(0.02))
+                })
+        };
+        let (norm_small, plan_small) = best(2_000);
         let (norm_large, plan_large) = time_users(20_000);
         assert!(
-            norm_large < 25.0 * norm_small.max(0.001),
+            norm_large < 25.0 * norm_small,
             "normalize: 2,000 users {norm_small:.3}s, 20,000 {norm_large:.3}s"
         );
         assert!(
-            plan_large < 25.0 * plan_small.max(0.001),
+            plan_large < 25.0 * plan_small,
             "plan: 2,000 users {plan_small:.3}s, 20,000 {plan_large:.3}s"
         );
     }
