@@ -81,6 +81,9 @@ pub struct Planned {
 struct WriteIndex {
     /// How many actions were indexed.
     seen: usize,
+    /// The last action indexed, described: if it is no longer there, actions were taken out
+    /// (and maybe others pushed since) and the index starts over.
+    tail: String,
     last: std::collections::HashMap<String, usize>,
 }
 
@@ -102,7 +105,12 @@ impl Planned {
             _ => None,
         };
         let mut index = self.writes.borrow_mut();
-        if index.seen > self.actions.len() {
+        let moved = index.seen > 0
+            && self
+                .actions
+                .get(index.seen - 1)
+                .is_none_or(|a| a.describe() != index.tail);
+        if moved {
             // Actions were taken out (kept only the due ones): index them again.
             *index = WriteIndex::default();
         }
@@ -111,7 +119,14 @@ impl Planned {
                 index.last.insert(p.clone(), i);
             }
         }
-        index.seen = self.actions.len();
+        if index.seen != self.actions.len() {
+            index.seen = self.actions.len();
+            index.tail = self
+                .actions
+                .last()
+                .map(Action::describe)
+                .unwrap_or_default();
+        }
         match index.last.get(path) {
             None => None,
             Some(&i) => content_at(i).or_else(|| {
@@ -323,6 +338,11 @@ mod current_tests {
         p.actions.push(write("/etc/c", "c"));
         assert_eq!(p.current(&root, "/etc/a"), None);
         assert_eq!(p.current(&root, "/etc/b").as_deref(), Some(&b"b"[..]));
+        // Taken out, then as many pushed again: the new ones are seen.
+        p.actions.remove(0);
+        p.actions.push(write("/etc/d", "d"));
+        assert_eq!(p.current(&root, "/etc/d").as_deref(), Some(&b"d"[..]));
+        assert_eq!(p.current(&root, "/etc/b"), None);
     }
 
     /// Seconds to plan `n` files, each looked up first as `write_files` does.
