@@ -2,7 +2,7 @@
 //! stages share. Layers the configuration (system, vendor-data, user-data), reads it as
 //! cloud-config, plans every module, keeps what is due, runs it, and marks what succeeded.
 
-use wisp_datasources::userdata::{self, DecodeOptions, Decoded};
+use wisp_datasources::userdata::{self, Budget, DecodeOptions, Decoded};
 
 use crate::accounts::Accounts;
 use crate::apply::Outcome as ActionOutcome;
@@ -28,8 +28,11 @@ pub struct Documents<'a> {
 
 /// Vendor-data as a datasource or a file gives it: MAAS's `{cloud-init: …}` map, or a document.
 pub fn decode_vendor(raw: &[u8], name: &str) -> anyhow::Result<Decoded> {
-    let doc = match serde_yaml::from_slice::<serde_yaml::Value>(raw) {
-        Ok(v @ serde_yaml::Value::Mapping(_)) if v.get("cloud-init").is_some() => {
+    // Too deep a text is not read here: decoding reports it (with its line) as a document.
+    let shallow = userdata::yaml::check_depth(raw, userdata::yaml::MAX_YAML_DEPTH).is_ok();
+    let parsed = shallow.then(|| serde_yaml::from_slice::<serde_yaml::Value>(raw));
+    let doc = match parsed {
+        Some(Ok(v @ serde_yaml::Value::Mapping(_))) if v.get("cloud-init").is_some() => {
             wisp_datasources::convert_vendor_data(&v, name)?.unwrap_or_default()
         }
         _ => raw.to_vec(),
@@ -81,7 +84,18 @@ impl Read {
             platform,
         );
         warnings.extend(layered.notes);
-        let mut reader = Reader::default();
+        // Encoded write_files contents are decoded from what decoding the documents left of
+        // their budget: a few KB of user-data cannot grow past it there either.
+        let budget = [docs.user, docs.vendor]
+            .into_iter()
+            .flatten()
+            .map(Decoded::budget)
+            .min_by_key(Budget::left)
+            .unwrap_or_default();
+        let mut reader = Reader {
+            budget: Some(&budget),
+            ..Default::default()
+        };
         let cc = CloudConfig::read(&mut reader, &layered.config);
         let default_user = configured_default_user(config, &mut reader);
         for p in reader.problems {

@@ -12,6 +12,7 @@ use wisp_datasources::http::{HttpClient, DEFAULT_MAX_BYTES};
 use wisp_datasources::maas::{metadata_url_from_endpoint, Maas, MaasConfig};
 use wisp_datasources::nocloud::{NoCloud, Seed};
 use wisp_datasources::oauth::{Credentials, SkewStore};
+use wisp_datasources::userdata::INCLUDE_TIMEOUT;
 use wisp_datasources::Datasource;
 
 use crate::config::Config;
@@ -47,6 +48,19 @@ pub fn maas_config(config: &Config) -> Option<MaasConfig> {
     }
     cfg.max_user_data_bytes = config.max_user_data_bytes.unwrap_or(DEFAULT_MAX_BYTES);
     Some(cfg)
+}
+
+/// How long one `#include` URL of user-data may take: the datasource's request timeout
+/// (`datasource.MAAS.timeout`), else [`INCLUDE_TIMEOUT`]. All of them together get
+/// [`wisp_datasources::userdata::INCLUDES_DEADLINE`].
+pub fn include_timeout(config: &Config) -> Duration {
+    config
+        .datasource
+        .maas
+        .as_ref()
+        .and_then(|m| m.timeout)
+        .and_then(|t| Duration::try_from_secs_f64(t.max(0.1)).ok())
+        .unwrap_or(INCLUDE_TIMEOUT)
 }
 
 /// The datasource to use, and a line saying why.
@@ -120,4 +134,20 @@ pub fn select(
          keys) or reporting.maas, or datasource.NoCloud.seedfrom, in /etc/wisp/wisp.yaml",
         list.join(", ")
     ))
+}
+
+#[cfg(test)]
+mod include_tests {
+    use super::*;
+
+    #[test]
+    fn includes_take_the_datasource_timeout() {
+        let mut config = Config::default();
+        assert_eq!(include_timeout(&config), INCLUDE_TIMEOUT);
+        config.datasource.maas = Some(crate::config::MaasSection {
+            timeout: Some(5.0),
+            ..Default::default()
+        });
+        assert_eq!(include_timeout(&config), Duration::from_secs(5));
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_yaml::Value;
 use wisp_datasources::userdata::{decode, DecodeOptions, Decoded, IncludeFetcher, PartKind};
@@ -28,7 +29,7 @@ fn kinds(d: &Decoded) -> Vec<(PartKind, &str)> {
 struct MapFetcher(HashMap<&'static str, &'static str>);
 
 impl IncludeFetcher for MapFetcher {
-    fn fetch(&self, url: &str, _max: u64) -> Result<Vec<u8>, String> {
+    fn fetch(&self, url: &str, _max: u64, _timeout: Duration) -> Result<Vec<u8>, String> {
         self.0
             .get(url)
             .map(|s| s.as_bytes().to_vec())

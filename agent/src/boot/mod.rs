@@ -108,6 +108,7 @@ impl BootData {
                     .config
                     .max_user_data_bytes
                     .unwrap_or(wisp_datasources::http::DEFAULT_MAX_BYTES),
+                include_timeout: crate::sources::include_timeout(boot.config),
                 ..Default::default()
             };
             wisp_datasources::userdata::decode(raw, "user-data", &opts)

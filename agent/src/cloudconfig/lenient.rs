@@ -4,6 +4,8 @@
 use serde::Serialize;
 use serde_yaml::{Mapping, Value};
 
+use wisp_datasources::userdata::Budget;
+
 use super::positions::Positions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -21,11 +23,15 @@ pub struct Problem {
     pub message: String,
 }
 
-/// The reading context: problems found so far and, when known, the positions of the text.
+/// The reading context: problems found so far and, when known, the positions of the text and
+/// what is left of the decoding budget of the documents read.
 #[derive(Default)]
 pub struct Reader<'a> {
     pub problems: Vec<Problem>,
     pub positions: Option<&'a Positions>,
+    /// Encoded values (`write_files` contents) are decoded from this; without one, each value
+    /// alone may decode to the whole [`wisp_datasources::userdata::MAX_DECODED_BYTES`].
+    pub budget: Option<&'a Budget>,
 }
 
 /// `parent.key`, or the key alone at the top.

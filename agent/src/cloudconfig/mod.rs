@@ -8,6 +8,7 @@ pub mod positions;
 
 use serde::Serialize;
 use serde_yaml::Value;
+use wisp_datasources::userdata::{yaml, Budget};
 
 pub use lenient::{Problem, Reader, Severity};
 pub use model::CloudConfig;
@@ -47,7 +48,12 @@ pub struct Checked {
 
 /// Reads and checks one `#cloud-config` text, locating every problem.
 pub fn check_text(text: &str) -> Checked {
-    let positions = Positions::of(text);
+    check_text_with(text, &Budget::default())
+}
+
+/// [`check_text`] for a part of a user-data document: its encoded values draw from what
+/// decoding the document left of its budget.
+pub fn check_text_with(text: &str, budget: &Budget) -> Checked {
     let mut out = Checked::default();
     let locate = |problem: Problem, pos: Option<Pos>| Located {
         line: pos.map(|p| p.line),
@@ -65,6 +71,22 @@ pub fn check_text(text: &str) -> Checked {
             Some(Pos { line: 1, column: 1 }),
         ));
     }
+    // Before any parse of the whole text: too deep a text costs time out of proportion.
+    if let Err(e) = yaml::check_depth(text.as_bytes(), yaml::MAX_YAML_DEPTH) {
+        out.problems.push(locate(
+            Problem {
+                path: String::new(),
+                severity: Severity::Error,
+                message: format!("YAML collections nest deeper than {} levels", e.max),
+            },
+            Some(Pos {
+                line: e.line,
+                column: 1,
+            }),
+        ));
+        return out;
+    }
+    let positions = Positions::of(text);
     let doc: Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -104,6 +126,7 @@ pub fn check_text(text: &str) -> Checked {
     let mut r = Reader {
         problems: Vec::new(),
         positions: Some(&positions),
+        budget: Some(budget),
     };
     out.config = CloudConfig::read(&mut r, &map);
     for p in r.problems {
@@ -185,6 +208,22 @@ mod tests {
             .any(|p| p.problem.severity == Severity::Error));
         // What could be read is kept.
         assert_eq!(c.config.users.as_ref().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn too_deep_a_document_is_one_located_error() {
+        let text = format!(
+            "#cloud-config\nhostname: h\nruncmd:\n  - {}{}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let c = check_text(&text);
+        assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
+        assert_eq!(c.problems[0].line, Some(4));
+        assert!(c.problems[0]
+            .problem
+            .message
+            .contains("nest deeper than 64 levels"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::mem::MaybeUninit;
 
 use unsafe_libyaml as unsafe_yaml;
+use wisp_datasources::userdata::yaml::MAX_YAML_DEPTH;
 
 /// A 1-based line and column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -22,37 +23,59 @@ impl std::fmt::Display for Pos {
 }
 
 /// Positions of keys and values of the first document of a text.
-#[derive(Debug, Default)]
+///
+/// Nodes are kept as a tree: each knows its parent and its own segment (a key or an index),
+/// never its whole path, so memory stays linear in the text however deep or long-keyed it is.
+#[derive(Debug)]
 pub struct Positions {
-    keys: HashMap<String, Pos>,
-    values: HashMap<String, Pos>,
-    /// The text of unquoted scalar values, as written (`0644` stays `0644`).
-    plain: HashMap<String, String>,
+    nodes: Vec<Node>,
+    /// A node's child by segment.
+    children: HashMap<(usize, Segment), usize>,
+}
+
+impl Default for Positions {
+    fn default() -> Self {
+        Positions {
+            nodes: vec![Node::default()],
+            children: HashMap::new(),
+        }
+    }
+}
+
+/// Index 0 is the document itself (the empty path).
+const ROOT: usize = 0;
+
+#[derive(Debug, Default)]
+struct Node {
+    key: Option<Pos>,
+    value: Option<Pos>,
+    /// The text of an unquoted scalar value, as written (`0644` stays `0644`).
+    plain: Option<Box<str>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Segment {
+    Key(Box<str>),
+    Index(usize),
 }
 
 enum Frame {
     Map {
-        path: String,
+        node: usize,
         /// The key whose value comes next; `None` while a key is expected.
-        key: Option<String>,
+        key: Option<usize>,
     },
     Seq {
-        path: String,
+        node: usize,
         index: usize,
     },
-}
-
-/// `parent.key`, `parent[3]`, or the key alone at the top.
-fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        key.to_string()
-    } else {
-        format!("{parent}.{key}")
-    }
+    /// Inside a complex key (`? [a, b]`): nothing is indexed.
+    Skip,
 }
 
 impl Positions {
-    /// Indexes `text`. A syntax error ends the index where it occurs (serde_yaml reports it).
+    /// Indexes `text`. A syntax error ends the index where it occurs (serde_yaml reports it),
+    /// and so does nesting deeper than [`MAX_YAML_DEPTH`] (reported by the reader).
     pub fn of(text: &str) -> Positions {
         let mut out = Positions::default();
         let mut stack: Vec<Frame> = Vec::new();
@@ -92,22 +115,28 @@ impl Positions {
                         break
                     }
                     unsafe_yaml::YAML_SCALAR_EVENT | unsafe_yaml::YAML_ALIAS_EVENT => {
-                        if let Some(path) = out.node(&mut stack, pos, scalar.clone(), None) {
-                            if let (true, Some(text)) = (plain, scalar) {
-                                out.plain.insert(path, text);
+                        let text = if plain { scalar.clone() } else { None };
+                        if let Some(node) = out.node(&mut stack, pos, scalar, None) {
+                            if let Some(text) = text {
+                                out.nodes[node].plain = Some(text.into());
                             }
                         }
                     }
-                    unsafe_yaml::YAML_MAPPING_START_EVENT => {
-                        out.node(&mut stack, pos, None, Some(true));
-                    }
-                    unsafe_yaml::YAML_SEQUENCE_START_EVENT => {
-                        out.node(&mut stack, pos, None, Some(false));
+                    unsafe_yaml::YAML_MAPPING_START_EVENT
+                    | unsafe_yaml::YAML_SEQUENCE_START_EVENT => {
+                        if stack.len() >= MAX_YAML_DEPTH {
+                            break;
+                        }
+                        let map = kind == unsafe_yaml::YAML_MAPPING_START_EVENT;
+                        out.node(&mut stack, pos, None, Some(map));
                     }
                     unsafe_yaml::YAML_MAPPING_END_EVENT | unsafe_yaml::YAML_SEQUENCE_END_EVENT => {
-                        let was_key = matches!(stack.pop(), Some(Frame::Seq { path, .. }) if path.ends_with(".?"));
+                        let ended_skip = matches!(stack.pop(), Some(Frame::Skip));
+                        let complex_key_ended =
+                            ended_skip && !matches!(stack.last(), Some(Frame::Skip));
                         // A container value ended: the map that holds it expects a key again.
-                        if !was_key {
+                        // (A complex key ended: its value comes next.)
+                        if !complex_key_ended {
                             if let Some(Frame::Map { key, .. }) = stack.last_mut() {
                                 *key = None;
                             }
@@ -121,60 +150,144 @@ impl Positions {
         out
     }
 
+    /// The node at `segment` under `parent`, made if new.
+    fn child(&mut self, parent: usize, segment: Segment) -> usize {
+        let next = self.nodes.len();
+        let id = *self.children.entry((parent, segment)).or_insert(next);
+        if id == next {
+            self.nodes.push(Node::default());
+        }
+        id
+    }
+
     /// A node arrived: a scalar (`scalar`), or the start of a container (`container`: true for
-    /// a map). Returns the path of a value node (`None` for a key).
+    /// a map). Returns the value node (`None` for a key or inside a complex key).
     fn node(
         &mut self,
         stack: &mut Vec<Frame>,
         pos: Pos,
         scalar: Option<String>,
         container: Option<bool>,
-    ) -> Option<String> {
-        let path = match stack.last_mut() {
-            None => String::new(),
-            Some(Frame::Seq { path, index }) => {
-                let p = format!("{path}[{index}]");
-                *index += 1;
-                p
+    ) -> Option<usize> {
+        let id = match stack.last_mut() {
+            None => ROOT,
+            Some(Frame::Skip) => {
+                if container.is_some() {
+                    stack.push(Frame::Skip);
+                }
+                return None;
             }
-            Some(Frame::Map { path, key }) => match key.take() {
+            Some(Frame::Seq { node, index }) => {
+                let (parent, i) = (*node, *index);
+                *index += 1;
+                self.child(parent, Segment::Index(i))
+            }
+            Some(Frame::Map { node, key }) => match key.take() {
                 None => {
                     // This node is a key.
+                    let parent = *node;
                     let name = scalar.unwrap_or_else(|| "?".into());
-                    let full = join(path, &name);
-                    let complex = format!("{path}.?");
-                    self.keys.entry(full).or_insert(pos);
-                    *key = Some(name);
+                    let id = self.child(parent, Segment::Key(name.into()));
+                    self.nodes[id].key.get_or_insert(pos);
+                    if let Some(Frame::Map { key, .. }) = stack.last_mut() {
+                        *key = Some(id);
+                    }
                     if container.is_some() {
                         // A complex key: index nothing inside it.
-                        stack.push(Frame::Seq {
-                            path: complex,
-                            index: 0,
-                        });
+                        stack.push(Frame::Skip);
                     }
                     return None;
                 }
-                Some(name) => join(path, &name),
+                Some(id) => id,
             },
         };
-        self.values.entry(path.clone()).or_insert(pos);
+        self.nodes[id].value.get_or_insert(pos);
         match container {
             Some(true) => stack.push(Frame::Map {
-                path: path.clone(),
+                node: id,
                 key: None,
             }),
-            Some(false) => stack.push(Frame::Seq {
-                path: path.clone(),
-                index: 0,
-            }),
+            Some(false) => stack.push(Frame::Seq { node: id, index: 0 }),
             None => {}
         }
-        Some(path)
+        Some(id)
+    }
+
+    /// The nodes along `path` from the root, as far as they exist, and whether all of `path`
+    /// was found. Keys may hold `.` and `[`, so a path may split into segments more than one
+    /// way: a split that finds all of it wins, else the one that goes deepest.
+    fn walk(&self, path: &str) -> (Vec<usize>, bool) {
+        let mut best = vec![ROOT];
+        let mut chain = vec![ROOT];
+        // Splits tried at most: keys made to share prefixes cannot make a lookup slow.
+        let mut steps = 10_000usize;
+        let full = self.search(path, &mut chain, &mut best, &mut steps);
+        (if full { chain } else { best }, full)
+    }
+
+    /// Depth-first over the splits of `rest` below the last node of `chain`.
+    fn search(
+        &self,
+        rest: &str,
+        chain: &mut Vec<usize>,
+        best: &mut Vec<usize>,
+        steps: &mut usize,
+    ) -> bool {
+        if rest.is_empty() {
+            return true;
+        }
+        if chain.len() > best.len() {
+            best.clone_from(chain);
+        }
+        let at = chain.last().copied().unwrap_or(ROOT);
+        let mut candidates: Vec<(usize, &str)> = Vec::new();
+        if let Some(r) = rest.strip_prefix('[') {
+            if let Some((n, after)) = r.split_once(']') {
+                if let Some(id) = n
+                    .parse()
+                    .ok()
+                    .and_then(|i| self.children.get(&(at, Segment::Index(i))))
+                {
+                    candidates.push((*id, after));
+                }
+            }
+        }
+        let key_part = if at == ROOT {
+            Some(rest)
+        } else {
+            rest.strip_prefix('.')
+        };
+        if let Some(r) = key_part {
+            for cut in r
+                .match_indices(['.', '['])
+                .map(|(i, _)| i)
+                .chain(std::iter::once(r.len()))
+            {
+                if let Some(id) = self.children.get(&(at, Segment::Key(r[..cut].into()))) {
+                    candidates.push((*id, &r[cut..]));
+                }
+            }
+        }
+        for (id, after) in candidates {
+            if *steps == 0 {
+                return false;
+            }
+            *steps -= 1;
+            chain.push(id);
+            if self.search(after, chain, best, steps) {
+                return true;
+            }
+            chain.pop();
+        }
+        false
     }
 
     /// The text of an unquoted scalar at `path`, exactly as written.
     pub fn plain(&self, path: &str) -> Option<&str> {
-        self.plain.get(path).map(String::as_str)
+        match self.walk(path) {
+            (chain, true) => chain.last().and_then(|&n| self.nodes[n].plain.as_deref()),
+            _ => None,
+        }
     }
 
     /// Where the key of `path` is written, else its nearest ancestor's.
@@ -188,20 +301,18 @@ impl Positions {
     }
 
     fn lookup(&self, path: &str, key_first: bool) -> Option<Pos> {
-        let mut p = path.to_string();
-        loop {
-            let (first, second) = if key_first {
-                (&self.keys, &self.values)
+        let (chain, _) = self.walk(path);
+        // The document itself stands for the empty path only: an unknown top-level key has
+        // no position.
+        let from = usize::from(!path.is_empty());
+        chain[from..].iter().rev().find_map(|&n| {
+            let node = &self.nodes[n];
+            if key_first {
+                node.key.or(node.value)
             } else {
-                (&self.values, &self.keys)
-            };
-            if let Some(pos) = first.get(&p).or_else(|| second.get(&p)) {
-                return Some(*pos);
+                node.value.or(node.key)
             }
-            // Up one level: strip `[n]` or `.key`.
-            let cut = p.rfind(['.', '['])?;
-            p.truncate(cut);
-        }
+        })
     }
 }
 
@@ -234,6 +345,62 @@ mod tests {
         let p = Positions::of(DOC);
         assert_eq!(p.value("users[1].shell"), at(4, 5));
         assert_eq!(p.key("nope"), None);
+    }
+
+    #[test]
+    fn keys_with_dots_and_brackets_are_found() {
+        let p = Positions::of("a.b:\n  c[0]: 1\na:\n  b: 2\n");
+        assert_eq!(p.value("a.b.c[0]"), at(2, 9));
+        assert_eq!(p.value("a.b"), at(4, 6));
+        assert_eq!(p.value("a.b.x"), at(4, 6), "the deepest that exists");
+    }
+
+    /// Seconds to index `text`.
+    fn time_of(text: &str) -> f64 {
+        let start = std::time::Instant::now();
+        let p = Positions::of(text);
+        assert!(p.nodes.len() > 5_000);
+        start.elapsed().as_secs_f64()
+    }
+
+    #[test]
+    fn memory_and_time_are_linear_in_long_keys() {
+        // A path string per node would copy the long key into each of its 5,000 items:
+        // 250 MB for a 50 KB key. Each node keeping only its own segment costs the same either
+        // way, but for reading the key once.
+        let doc = |key: usize| {
+            // An explicit key (`? `): a plain one is at most 1024 characters.
+            let mut s = format!("? {}\n:\n", "k".repeat(key));
+            s.push_str(&"  - x\n".repeat(5_000));
+            s
+        };
+        let short = doc(1);
+        let long = doc(50_000);
+        let p = Positions::of(&long);
+        let key = "k".repeat(50_000);
+        assert_eq!(p.value(&format!("{key}[4999]")), at(5_002, 5));
+        let base = time_of(&short).max(0.02);
+        let t = time_of(&long);
+        assert!(t < 10.0 * base, "short key {base:.4}s, 50 KB key {t:.4}s");
+    }
+
+    #[test]
+    fn indexing_stops_at_the_depth_limit() {
+        let deep =
+            |levels: usize| format!("a: {}{}\nb: 1\n", "[".repeat(levels), "]".repeat(levels));
+        let timed = |text: &str| {
+            let start = std::time::Instant::now();
+            let p = Positions::of(text);
+            (start.elapsed().as_secs_f64(), p)
+        };
+        let (small, _) = timed(&deep(1_000));
+        let (large, p) = timed(&deep(100_000));
+        assert_eq!(p.key("a"), at(1, 1));
+        assert_eq!(p.key("b"), None, "indexing stopped");
+        // Indexed in full, 100 times the levels cost 10,000 times as long.
+        assert!(large < 20.0 * small.max(0.02), "{small}s, {large}s");
+        let (_, q) = timed(&deep(60));
+        assert_eq!(q.key("b"), at(2, 1));
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub fn run(ctx: &Context, args: &FetchArgs) -> anyhow::Result<()> {
                 .config
                 .max_user_data_bytes
                 .unwrap_or(wisp_datasources::http::DEFAULT_MAX_BYTES),
+            include_timeout: sources::include_timeout(&loaded.config),
             ..Default::default()
         };
         userdata::decode(raw, name, &opts)

@@ -132,6 +132,7 @@ fn check_file(file: &PathBuf) -> Found {
         .map(|p| (Some(p.part.clone()), error(p.message.clone())))
         .collect();
     let mut any = false;
+    let budget = decoded.budget();
     for part in decoded
         .parts
         .iter()
@@ -139,7 +140,7 @@ fn check_file(file: &PathBuf) -> Found {
     {
         any = true;
         let text = String::from_utf8_lossy(&part.content);
-        for p in cloudconfig::check_text(&text).problems {
+        for p in cloudconfig::check_text_with(&text, &budget).problems {
             out.push((Some(part.name.clone()), p));
         }
     }

@@ -69,8 +69,9 @@ pub fn user_passwords(inp: &Inputs<'_>, u: &User, created: bool, out: &mut Plann
 pub fn plan(inp: &Inputs<'_>, managed: &[User], out: &mut Planned) {
     let b = inp.backend;
     let mut changed: Vec<String> = Vec::new();
-    let exists =
-        |name: &str| inp.accounts.user(name).is_some() || managed.iter().any(|u| u.name == name);
+    let managed_names: std::collections::HashSet<&str> =
+        managed.iter().map(|u| u.name.as_str()).collect();
+    let exists = |name: &str| inp.accounts.user(name).is_some() || managed_names.contains(name);
     let mut set = |name: &str, password: &str, kind: PasswordKind, out: &mut Planned| {
         if !exists(name) {
             out.error(NAME, name, "no such user");

@@ -6,9 +6,9 @@
 use super::{Frequency, Inputs, Planned, Stage};
 use crate::cloudconfig::lenient::{child, describe, entries, Reader};
 use crate::plan::Action;
-use base64::Engine;
 use serde::Serialize;
 use serde_yaml::Value;
+use wisp_datasources::userdata::{Budget, DecodeError};
 
 pub const NAME: &str = "write_files";
 /// Deferred files are their own module: they run in another stage.
@@ -177,10 +177,19 @@ pub(crate) fn read_write_files(r: &mut Reader<'_>, path: &str, v: &Value) -> Vec
             }
             continue;
         }
-        match decode_content(content.unwrap_or_default(), &encoding) {
+        let own_budget;
+        let budget = match r.budget {
+            Some(b) => b,
+            None => {
+                own_budget = Budget::default();
+                &own_budget
+            }
+        };
+        match decode_content(content.unwrap_or_default(), &encoding, budget) {
             Ok(c) => wf.content = c,
             Err(e) => {
-                r.error(&child(&ip, "content"), e);
+                // The entry's path (`write_files[3].content`) names the file.
+                r.error(&child(&ip, "content"), e.to_string());
                 continue;
             }
         }
@@ -191,29 +200,24 @@ pub(crate) fn read_write_files(r: &mut Reader<'_>, path: &str, v: &Value) -> Vec
     out
 }
 
-/// `b64`, `base64`, `gz`, `gzip`, `gz+b64`, `gz+base64`, `gzip+base64`, `text/plain`.
-pub fn decode_content(content: Vec<u8>, encoding: &str) -> Result<Vec<u8>, String> {
-    let b64 = |c: Vec<u8>| {
-        let clean: Vec<u8> = c.into_iter().filter(|b| !b.is_ascii_whitespace()).collect();
-        base64::engine::general_purpose::STANDARD
-            .decode(clean)
-            .map_err(|e| format!("invalid base64: {e}"))
-    };
-    let gunzip = |c: Vec<u8>| {
-        use std::io::Read;
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&c[..])
-            .take(64 * 1024 * 1024)
-            .read_to_end(&mut out)
-            .map_err(|e| format!("invalid gzip data: {e}"))?;
-        Ok::<_, String>(out)
-    };
+/// `b64`, `base64`, `gz`, `gzip`, `gz+b64`, `gz+base64`, `gzip+base64`, `text/plain`. What
+/// decoding produces is drawn from `budget`, the one of the user-data the file came from: a
+/// few KB of gzip must not grow past it.
+pub fn decode_content(
+    content: Vec<u8>,
+    encoding: &str,
+    budget: &Budget,
+) -> Result<Vec<u8>, DecodeError> {
+    // One file alone is also capped (cloud-init has no cap; 64 MiB is far beyond a config file).
+    const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
     match encoding {
         "" | "text/plain" => Ok(content),
-        "b64" | "base64" => b64(content),
-        "gz" | "gzip" => gunzip(content),
-        "gz+b64" | "gz+base64" | "gzip+b64" | "gzip+base64" => gunzip(b64(content)?),
-        other => Err(format!("unknown encoding {other:?}")),
+        "b64" | "base64" => budget.base64(&content),
+        "gz" | "gzip" => budget.gunzip(&content, MAX_FILE_BYTES),
+        "gz+b64" | "gz+base64" | "gzip+b64" | "gzip+base64" => {
+            budget.gunzip(&budget.base64(&content)?, MAX_FILE_BYTES)
+        }
+        other => Err(DecodeError::UnknownEncoding(other.to_string())),
     }
 }
 
@@ -252,5 +256,109 @@ impl super::Module for WriteFilesDeferred {
     fn plan(&self, inp: &Inputs<'_>, run: &mut super::PlanRun<'_>, out: &mut Planned) {
         let homes = run.homes(inp);
         plan(inp, true, &homes, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    use base64::Engine;
+    use wisp_datasources::userdata::{decode, DecodeOptions};
+
+    fn gz_b64(len: usize) -> String {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&vec![b'x'; len]).unwrap();
+        base64::engine::general_purpose::STANDARD.encode(e.finish().unwrap())
+    }
+
+    /// A cloud-config with a gz+b64 file at each path (`len` bytes decoded) and a plain one.
+    fn doc(paths: &[&str], len: usize) -> String {
+        let mut s = String::from("#cloud-config\nwrite_files:\n");
+        for p in paths {
+            s.push_str(&format!(
+                "  - path: {p}\n    encoding: gz+b64\n    content: {}\n",
+                gz_b64(len)
+            ));
+        }
+        s.push_str("  - path: /etc/plain\n    content: kept\n");
+        s
+    }
+
+    #[test]
+    fn encoded_contents_share_one_budget_and_the_rest_is_read() {
+        let v: Value = serde_yaml::from_str(&doc(&["/etc/a", "/etc/b"], 600 * 1024)).unwrap();
+        let budget = Budget::new(1024 * 1024);
+        let mut r = Reader {
+            budget: Some(&budget),
+            ..Default::default()
+        };
+        let files = read_write_files(&mut r, "write_files", &v["write_files"]);
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["/etc/a", "/etc/plain"]);
+        assert_eq!(files[0].content.len(), 600 * 1024);
+        assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+        assert_eq!(r.problems[0].path, "write_files[1].content");
+        assert!(
+            r.problems[0].message.contains("1048576-byte limit"),
+            "{:?}",
+            r.problems[0]
+        );
+    }
+
+    #[test]
+    fn a_file_past_its_own_cap_is_refused_not_cut() {
+        // 64 MiB + 1 of one byte is ~65 KB of gzip.
+        let v: Value = serde_yaml::from_str(&doc(&["/etc/big"], 64 * 1024 * 1024 + 1)).unwrap();
+        let budget = Budget::new(u64::MAX);
+        let mut r = Reader {
+            budget: Some(&budget),
+            ..Default::default()
+        };
+        let files = read_write_files(&mut r, "write_files", &v["write_files"]);
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].path, "/etc/plain");
+        assert!(r.problems[0]
+            .message
+            .contains("beyond the 67108864-byte limit"));
+    }
+
+    #[test]
+    fn files_draw_from_what_their_user_data_left() {
+        // The user-data's decoding uses most of its budget (a gzip document); its files get the
+        // rest, not a fresh budget of their own.
+        let mut text = doc(&["/etc/a"], 600 * 1024);
+        // 150 KB of comment: decoded (gunzip) and read (the part and its YAML) it takes ~450 KB.
+        text.push_str(&format!("# {}\n", "x".repeat(150 * 1024)));
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(text.as_bytes()).unwrap();
+        let opts = DecodeOptions {
+            max_decoded_bytes: 1024 * 1024,
+            ..Default::default()
+        };
+        let user = decode(&e.finish().unwrap(), "user-data", &opts);
+        assert!(user.problems.is_empty(), "{:?}", user.problems);
+        assert!(user.budget_left < 600 * 1024);
+        let docs = crate::engine::Documents {
+            user: Some(&user),
+            vendor: None,
+            metadata_keys: &[],
+            local_hostname: None,
+            instance_id: "i-1",
+            source: "user-data",
+        };
+        let read = crate::engine::Read::new(
+            crate::platform::Platform::Netbsd,
+            &crate::config::Config::default(),
+            &docs,
+        );
+        assert!(
+            read.warnings
+                .iter()
+                .any(|w| w.contains("write_files[0].content") && w.contains("1048576-byte limit")),
+            "{:?}",
+            read.warnings
+        );
     }
 }

@@ -37,6 +37,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::Serialize;
 use serde_yaml::Value;
+use wisp_datasources::userdata::yaml;
 
 use crate::modules::Planned;
 use crate::plan::Action;
@@ -146,6 +147,14 @@ pub fn parse(document: &str, raw: &[u8]) -> Parsed {
             }
         }
     } else {
+        if let Err(e) = yaml::check_depth(text.as_bytes(), yaml::MAX_YAML_DEPTH) {
+            parsed.problems.push(whole(
+                format!("YAML collections nest deeper than {} levels", e.max),
+                Some(e.line),
+                None,
+            ));
+            return parsed;
+        }
         match serde_yaml::from_str(text) {
             Ok(v) => v,
             Err(e) => {
@@ -202,8 +211,10 @@ pub fn looks_like(raw: &[u8]) -> bool {
         serde_json::from_str::<serde_json::Value>(text)
             .ok()
             .and_then(|j| serde_yaml::to_value(j).ok())
-    } else {
+    } else if yaml::check_depth(text.as_bytes(), yaml::MAX_YAML_DEPTH).is_ok() {
         serde_yaml::from_str(text).ok()
+    } else {
+        None
     };
     value.is_some_and(|v| v.get("network").is_some_and(Value::is_mapping) || detect(&v).is_some())
 }

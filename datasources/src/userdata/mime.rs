@@ -1,7 +1,9 @@
 //! Just enough MIME (RFC 2045/2046) for cloud-init user-data: headers with folding, multipart
 //! bodies (nested), and base64 / quoted-printable transfer encodings.
 
-use base64::Engine;
+use std::borrow::Cow;
+
+use super::budget::{Budget, DecodeError};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Message {
@@ -41,26 +43,21 @@ impl Message {
             .or_else(|| self.param("content-type", "name"))
     }
 
-    /// The body with its Content-Transfer-Encoding undone.
-    pub fn decoded_body(&self) -> Result<Vec<u8>, String> {
+    /// The body with its Content-Transfer-Encoding undone; what decoding produces is taken
+    /// from `budget`.
+    pub fn decoded_body(&self, budget: &Budget) -> Result<Cow<'_, [u8]>, DecodeError> {
         match self
             .header("content-transfer-encoding")
             .map(|v| v.trim().to_ascii_lowercase())
             .as_deref()
         {
-            Some("base64") => {
-                let clean: Vec<u8> = self
-                    .body
-                    .iter()
-                    .copied()
-                    .filter(|b| !b.is_ascii_whitespace())
-                    .collect();
-                base64::engine::general_purpose::STANDARD
-                    .decode(&clean)
-                    .map_err(|e| format!("invalid base64 body: {e}"))
+            Some("base64") => budget.base64(&self.body).map(Cow::Owned),
+            Some("quoted-printable") => {
+                // Never longer than the encoded body.
+                budget.take(self.body.len())?;
+                Ok(Cow::Owned(decode_quoted_printable(&self.body)))
             }
-            Some("quoted-printable") => Ok(decode_quoted_printable(&self.body)),
-            _ => Ok(self.body.clone()),
+            _ => Ok(Cow::Borrowed(&self.body)),
         }
     }
 }
@@ -121,37 +118,39 @@ fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-/// The parts of a multipart body, each still encoded, preamble and epilogue dropped.
-pub fn split_multipart(body: &[u8], boundary: &str) -> Vec<Vec<u8>> {
+/// The parts of a multipart body, each still encoded, preamble and epilogue dropped. The parts
+/// are slices of `body`: splitting copies nothing.
+pub fn split_multipart<'b>(body: &'b [u8], boundary: &str) -> Vec<&'b [u8]> {
     let delimiter = format!("--{boundary}");
     let mut parts = Vec::new();
-    let mut current: Option<Vec<u8>> = None;
+    // Where the current part starts, once a delimiter was seen.
+    let mut current: Option<usize> = None;
+    let mut offset = 0;
     for line in body.split_inclusive(|&b| b == b'\n') {
+        let line_start = offset;
+        offset += line.len();
         let bare = trim_cr(line.strip_suffix(b"\n").unwrap_or(line));
         let bare_trimmed = trim_trailing_ws(bare);
         if bare_trimmed == delimiter.as_bytes() {
-            if let Some(p) = current.take() {
-                parts.push(strip_final_newline(p));
+            if let Some(start) = current.take() {
+                parts.push(strip_final_newline(&body[start..line_start]));
             }
-            current = Some(Vec::new());
+            current = Some(offset);
             continue;
         }
         if bare_trimmed.len() == delimiter.len() + 2
             && bare_trimmed.starts_with(delimiter.as_bytes())
             && bare_trimmed.ends_with(b"--")
         {
-            if let Some(p) = current.take() {
-                parts.push(strip_final_newline(p));
+            if let Some(start) = current.take() {
+                parts.push(strip_final_newline(&body[start..line_start]));
             }
             break;
         }
-        if let Some(p) = current.as_mut() {
-            p.extend_from_slice(line);
-        }
     }
     // An unterminated last part is still a part.
-    if let Some(p) = current.take() {
-        parts.push(strip_final_newline(p));
+    if let Some(start) = current.take() {
+        parts.push(strip_final_newline(&body[start.min(body.len())..]));
     }
     parts
 }
@@ -165,14 +164,11 @@ fn trim_trailing_ws(s: &[u8]) -> &[u8] {
 }
 
 /// The line break before a delimiter belongs to the delimiter (RFC 2046 §5.1.1).
-fn strip_final_newline(mut p: Vec<u8>) -> Vec<u8> {
-    if p.ends_with(b"\n") {
-        p.pop();
-        if p.ends_with(b"\r") {
-            p.pop();
-        }
+fn strip_final_newline(p: &[u8]) -> &[u8] {
+    match p.strip_suffix(b"\n") {
+        Some(p) => p.strip_suffix(b"\r").unwrap_or(p),
+        None => p,
     }
-    p
 }
 
 fn decode_quoted_printable(input: &[u8]) -> Vec<u8> {
@@ -235,18 +231,19 @@ mod tests {
             b"preamble\n--XX\nContent-Type: text/plain\n\none\n--XX\n\ntwo\n--XX--\nepilogue\n";
         let parts = split_multipart(body, "XX");
         assert_eq!(parts.len(), 2);
-        assert_eq!(parse(&parts[0]).body, b"one");
-        assert_eq!(parse(&parts[1]).body, b"two");
+        assert_eq!(parse(parts[0]).body, b"one");
+        assert_eq!(parse(parts[1]).body, b"two");
     }
 
     #[test]
     fn transfer_encodings() {
+        let budget = Budget::default();
         let m = parse(b"Content-Transfer-Encoding: base64\n\nI2Nsb3Vk\nLWNvbmZpZwo=\n");
-        assert_eq!(m.decoded_body().unwrap(), b"#cloud-config\n");
+        assert_eq!(&m.decoded_body(&budget).unwrap()[..], b"#cloud-config\n");
         let m = parse(b"Content-Transfer-Encoding: quoted-printable\n\na=3Db=\nc\n");
-        assert_eq!(m.decoded_body().unwrap(), b"a=bc\n");
+        assert_eq!(&m.decoded_body(&budget).unwrap()[..], b"a=bc\n");
         let m = parse(b"Content-Transfer-Encoding: base64\n\n!!!\n");
-        assert!(m.decoded_body().is_err());
+        assert!(m.decoded_body(&budget).is_err());
     }
 
     #[test]

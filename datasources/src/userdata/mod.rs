@@ -4,19 +4,23 @@
 //! for the stages that run them. Anything else is reported and skipped — one bad part never
 //! loses the others.
 
+pub mod budget;
 pub mod jinja;
 pub mod merge;
 pub mod mime;
+pub mod yaml;
 
-use std::io::Read;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_yaml::{Mapping, Value};
 
 use crate::http::DEFAULT_MAX_BYTES;
+pub use budget::{Budget, DecodeError, MAX_DECODED_BYTES};
 
-/// How deep parts may nest (MIME inside includes inside archives…).
-const MAX_DEPTH: usize = 8;
+/// How deep parts may nest (MIME inside includes inside archives…). Checked before each
+/// level is parsed, so a deeper document costs no more than this many levels.
+pub const MAX_DEPTH: usize = 8;
 /// At most this many parts from one document.
 const MAX_PARTS: usize = 256;
 
@@ -59,23 +63,56 @@ pub struct Problem {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Decoded {
     pub parts: Vec<Part>,
     /// All `#cloud-config` parts merged, in order.
     #[serde(skip)]
     pub cloud_config: Mapping,
     pub problems: Vec<Problem>,
+    /// The decoding budget: its total, and what decoding left of it. The documents' encoded
+    /// `write_files` contents are decoded from what is left ([`Decoded::budget`]).
+    #[serde(skip)]
+    pub budget_total: u64,
+    #[serde(skip)]
+    pub budget_left: u64,
 }
+
+impl Default for Decoded {
+    fn default() -> Self {
+        Decoded {
+            parts: Vec::new(),
+            cloud_config: Mapping::new(),
+            problems: Vec::new(),
+            budget_total: MAX_DECODED_BYTES,
+            budget_left: MAX_DECODED_BYTES,
+        }
+    }
+}
+
+impl Decoded {
+    /// What is left of the budget the document was decoded with, for decoding what its
+    /// cloud-config holds (`write_files` contents).
+    pub fn budget(&self) -> Budget {
+        Budget::with_left(self.budget_total, self.budget_left)
+    }
+}
+
+/// How long one `#include` URL may take when the datasource names no `timeout`.
+pub const INCLUDE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long all the `#include` URLs of a document may take together: URLs that never answer
+/// must not hold the boot (16 of them took 8 minutes at 30 s each).
+pub const INCLUDES_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Fetches `#include` URLs (the datasource's HTTP client in the agent; a map in tests).
 pub trait IncludeFetcher {
-    fn fetch(&self, url: &str, max_bytes: u64) -> Result<Vec<u8>, String>;
+    /// The answer to a GET of `url`: at most `max_bytes`, within `timeout` in all.
+    fn fetch(&self, url: &str, max_bytes: u64, timeout: Duration) -> Result<Vec<u8>, String>;
 }
 
 impl IncludeFetcher for crate::http::HttpClient {
-    fn fetch(&self, url: &str, max_bytes: u64) -> Result<Vec<u8>, String> {
-        let mut req = crate::http::Request::get(url, std::time::Duration::from_secs(30));
+    fn fetch(&self, url: &str, max_bytes: u64, timeout: Duration) -> Result<Vec<u8>, String> {
+        let mut req = crate::http::Request::get(url, timeout);
         req.max_bytes = max_bytes;
         let resp = self.send(req).map_err(|e| e.to_string())?;
         if resp.is_success() {
@@ -89,8 +126,14 @@ impl IncludeFetcher for crate::http::HttpClient {
 pub struct DecodeOptions<'a> {
     /// Cap on the document, on each decompressed payload and on each include.
     pub max_bytes: u64,
+    /// Cap on all that decoding the document produces ([`MAX_DECODED_BYTES`]).
+    pub max_decoded_bytes: u64,
     /// At most this many `#include` URLs are fetched in all.
     pub max_includes: usize,
+    /// How long one `#include` may take (the datasource's request timeout).
+    pub include_timeout: Duration,
+    /// How long all `#include`s together may take, from the first.
+    pub includes_deadline: Duration,
     pub fetcher: Option<&'a dyn IncludeFetcher>,
     /// Instance data for jinja templates (see [`crate::Metadata::instance_data`]).
     pub instance_data: Option<&'a serde_json::Value>,
@@ -100,7 +143,10 @@ impl Default for DecodeOptions<'_> {
     fn default() -> Self {
         DecodeOptions {
             max_bytes: DEFAULT_MAX_BYTES,
+            max_decoded_bytes: MAX_DECODED_BYTES,
             max_includes: 16,
+            include_timeout: INCLUDE_TIMEOUT,
+            includes_deadline: INCLUDES_DEADLINE,
             fetcher: None,
             instance_data: None,
         }
@@ -115,15 +161,19 @@ pub fn decode(raw: &[u8], source: &str, opts: &DecodeOptions<'_>) -> Decoded {
         includes: 0,
         counter: 0,
         source,
+        budget: Budget::new(opts.max_decoded_bytes),
+        includes_end: None,
     };
     if raw.len() as u64 > opts.max_bytes {
         d.problem(
             source,
             format!("larger than the {}-byte limit", opts.max_bytes),
         );
-        return d.out;
+    } else {
+        d.payload(raw, None, None, 0);
     }
-    d.payload(raw, None, None, 0);
+    d.out.budget_total = d.budget.total();
+    d.out.budget_left = d.budget.left();
     d.out
 }
 
@@ -207,6 +257,9 @@ struct Decoder<'a, 'o> {
     includes: usize,
     counter: usize,
     source: &'a str,
+    budget: Budget,
+    /// When the time for all `#include`s ends (set at the first one).
+    includes_end: Option<Instant>,
 }
 
 impl Decoder<'_, '_> {
@@ -232,11 +285,7 @@ impl Decoder<'_, '_> {
         name: Option<String>,
         depth: usize,
     ) {
-        if depth > MAX_DEPTH {
-            self.problem(
-                self.source,
-                format!("parts nest deeper than {MAX_DEPTH} levels"),
-            );
+        if self.too_deep(depth) {
             return;
         }
         if self.out.parts.len() + self.out.problems.len() >= MAX_PARTS {
@@ -247,6 +296,11 @@ impl Decoder<'_, '_> {
         }
         // A top-level document or include answer may be a MIME message.
         if mime.is_none() && looks_like_mime(data) {
+            // Parsing copies the body.
+            if let Err(e) = self.budget.take(data.len()) {
+                let n = self.next_name(name);
+                return self.problem(&n, e.to_string());
+            }
             let msg = mime::parse(data);
             self.message(&msg, depth);
             return;
@@ -269,11 +323,11 @@ impl Decoder<'_, '_> {
             .and_then(|m| m.header("merge-type").or(m.header("x-merge-type")))
             .map(str::to_string);
         match kind {
-            Kind::Gzip => match gunzip(data, self.opts.max_bytes) {
+            Kind::Gzip => match self.budget.gunzip(data, self.opts.max_bytes) {
                 Ok(plain) => self.payload(&plain, None, name, depth + 1),
                 Err(e) => {
                     let n = self.next_name(name);
-                    self.problem(&n, e)
+                    self.problem(&n, e.to_string())
                 }
             },
             Kind::CloudConfig => {
@@ -282,6 +336,9 @@ impl Decoder<'_, '_> {
             }
             Kind::Script | Kind::Boothook => {
                 let n = self.next_name(name);
+                if let Err(e) = self.budget.take(data.len()) {
+                    return self.problem(&n, e.to_string());
+                }
                 self.out.parts.push(Part {
                     kind: if kind == Kind::Script {
                         PartKind::Script
@@ -324,7 +381,21 @@ impl Decoder<'_, '_> {
         }
     }
 
+    /// Reports and refuses a level past [`MAX_DEPTH`] before anything of it is parsed.
+    fn too_deep(&mut self, depth: usize) -> bool {
+        if depth > MAX_DEPTH {
+            self.problem(
+                self.source,
+                format!("parts nest deeper than {MAX_DEPTH} levels"),
+            );
+        }
+        depth > MAX_DEPTH
+    }
+
     fn message(&mut self, msg: &mime::Message, depth: usize) {
+        if self.too_deep(depth) {
+            return;
+        }
         let ctype = msg.content_type().unwrap_or_default();
         if ctype.starts_with("multipart/") {
             let Some(boundary) = msg.param("content-type", "boundary") else {
@@ -332,7 +403,13 @@ impl Decoder<'_, '_> {
                 return;
             };
             for raw in mime::split_multipart(&msg.body, &boundary) {
-                let part = mime::parse(&raw);
+                // Parsing copies the part's body.
+                if let Err(e) = self.budget.take(raw.len()) {
+                    let n = self.next_name(None);
+                    self.problem(&n, e.to_string());
+                    continue;
+                }
+                let part = mime::parse(raw);
                 if part
                     .content_type()
                     .is_some_and(|c| c.starts_with("multipart/"))
@@ -349,20 +426,28 @@ impl Decoder<'_, '_> {
 
     fn mime_leaf(&mut self, part: &mime::Message, depth: usize) {
         let name = part.filename();
-        match part.decoded_body() {
+        let decoded = part.decoded_body(&self.budget);
+        match decoded {
             Ok(body) => self.payload(&body, Some(part), name, depth),
             Err(e) => {
                 let n = self.next_name(name);
-                self.problem(&n, e);
+                self.problem(&n, format!("body: {e}"));
             }
         }
     }
 
     fn cloud_config(&mut self, data: &[u8], name: &str, merge_header: Option<&str>) {
+        // The part is kept, and its YAML read into values: about twice its size.
+        if let Err(e) = self.budget.take(data.len().saturating_mul(2)) {
+            return self.problem(name, e.to_string());
+        }
         let text = match std::str::from_utf8(data) {
             Ok(t) => t,
             Err(_) => return self.problem(name, "#cloud-config is not valid UTF-8"),
         };
+        if let Err(e) = yaml::check_depth(data, yaml::MAX_YAML_DEPTH) {
+            return self.problem(name, format!("{}: {e}", self.source));
+        }
         let doc: Value = match serde_yaml::from_str(text) {
             Ok(v) => v,
             Err(e) => return self.problem(name, format!("invalid YAML: {e}")),
@@ -424,8 +509,33 @@ impl Decoder<'_, '_> {
                 self.problem(&label, format!("{url}: #include takes http(s) URLs only"));
                 continue;
             }
-            match fetcher.fetch(&url, self.opts.max_bytes) {
-                Ok(body) => self.payload(&body, None, Some(url.clone()), depth + 1),
+            if self.budget.left() == 0 {
+                self.problem(
+                    &label,
+                    format!("#include {url}: {}", self.budget.exceeded()),
+                );
+                continue;
+            }
+            let end = *self
+                .includes_end
+                .get_or_insert_with(|| Instant::now() + self.opts.includes_deadline);
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.problem(
+                    &label,
+                    format!(
+                        "#include {url}: not fetched: the {:?} for all #include URLs have passed",
+                        self.opts.includes_deadline
+                    ),
+                );
+                continue;
+            }
+            let max = self.opts.max_bytes.min(self.budget.left());
+            match fetcher.fetch(&url, max, self.opts.include_timeout.min(left)) {
+                Ok(body) => match self.budget.take(body.len()) {
+                    Ok(()) => self.payload(&body, None, Some(url.clone()), depth + 1),
+                    Err(e) => self.problem(&label, format!("#include {url}: {e}")),
+                },
                 Err(e) => self.problem(&label, format!("#include {url}: {e}")),
             }
         }
@@ -433,6 +543,13 @@ impl Decoder<'_, '_> {
 
     fn archive(&mut self, data: &[u8], name: Option<String>, depth: usize) {
         let label = name.unwrap_or_else(|| format!("{}#cloud-config-archive", self.source));
+        // Its items are read into values about its size.
+        if let Err(e) = self.budget.take(data.len()) {
+            return self.problem(&label, e.to_string());
+        }
+        if let Err(e) = yaml::check_depth(data, yaml::MAX_YAML_DEPTH) {
+            return self.problem(&label, format!("{}: {e}", self.source));
+        }
         let items: Value = match serde_yaml::from_slice(data) {
             Ok(v) => v,
             Err(e) => return self.problem(&label, format!("invalid YAML: {e}")),
@@ -486,6 +603,10 @@ impl Decoder<'_, '_> {
         };
         match jinja::render(body, instance) {
             Ok(r) => {
+                if let Err(e) = self.budget.take(r.text.len()) {
+                    let n = self.next_name(name);
+                    return self.problem(&n, e.to_string());
+                }
                 for v in &r.missing {
                     let label = name.clone().unwrap_or_else(|| "jinja template".into());
                     self.problem(&label, format!("variable {v} is not in the instance data"));
@@ -507,16 +628,4 @@ fn looks_like_mime(data: &[u8]) -> bool {
     let head = &data[..data.len().min(4096)];
     let lower = head.to_ascii_lowercase();
     lower.starts_with(b"content-type:") || lower.windows(13).any(|w| w == b"mime-version:")
-}
-
-fn gunzip(data: &[u8], max: u64) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(data)
-        .take(max + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("invalid gzip data: {e}"))?;
-    if out.len() as u64 > max {
-        return Err(format!("gzip data expands beyond the {max}-byte limit"));
-    }
-    Ok(out)
 }
