@@ -449,7 +449,7 @@ impl Boot<'_> {
             let result = self.finish_module(planned, &outcomes, parent, &m, marking);
             worst = worst.worst(result);
         }
-        self.finish_left_open(parent);
+        worst = worst.worst(self.finish_left_open(parent));
         if !planned.warnings.is_empty() {
             for w in &planned.warnings {
                 tracing::warn!("{w}");
@@ -520,8 +520,9 @@ impl Boot<'_> {
     /// Finishes the module events under `parent` that an interrupted run started and this one
     /// did not run again: an idempotent module is not due any more because it was done (or it
     /// had nothing left to do); one that runs the user's commands was cut short and is not run
-    /// again.
-    fn finish_left_open(&mut self, parent: &str) {
+    /// again. Returns the worst of their results.
+    fn finish_left_open(&mut self, parent: &str) -> Outcome {
+        let mut worst = Outcome::Success;
         for name in self.events.left_open(parent) {
             let m = name
                 .strip_prefix(parent)
@@ -549,7 +550,9 @@ impl Boot<'_> {
                 .into_iter()
                 .collect();
             self.record.module(&m, result, &problems);
+            worst = worst.worst(result);
         }
+        worst
     }
 
     /// Marks module `m` done for the instance.
