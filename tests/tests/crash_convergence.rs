@@ -498,6 +498,9 @@ fn trial(point: &Point, reference: &BTreeMap<String, usize>) {
         );
         let o = s.wisp(&["init"]).output().unwrap();
         let err = stderr(&o);
+        // runcmd runs at most once per instance, even when a crash cut it short (item 18).
+        let count = std::fs::read_to_string(s.r().join("var/tmp/runcmd-count")).unwrap_or_default();
+        assert_eq!(count.lines().count(), 1, "{what}: runcmd ran {count:?}");
         // A repaired gshadow and an interrupted runcmd are said so: the boot is degraded.
         let result = match point {
             Point::Tool { tool, mode, .. } if tool == "groupadd" && *mode == "partial" => {
