@@ -601,4 +601,64 @@ mod tests {
         g.in_flight.push(o);
         assert_eq!(next_ready(&g), None);
     }
+
+    /// A run killed between a module's start and its finish leaves it open: the next run
+    /// learns it from the journal (sent or not), and the open module survives the queue's
+    /// rewrite until a finish closes it.
+    #[test]
+    fn a_module_started_and_never_finished_stays_open_until_finished() {
+        let d = tempfile::tempdir().unwrap();
+        let state = StateDir::new(&crate::root::Root::new(d.path()), false);
+        let line = |id: &str, name: &str, kind: &str| {
+            format!("{id}\t{{\"event_type\":\"{kind}\",\"name\":\"{name}\"}}\n")
+        };
+        let queue = [
+            line("r-1", "modules-config", "start"),
+            line("r-2", "modules-config/config-ntp", "start"),
+            line("r-3", "modules-config/config-ntp", "finish"),
+            line("r-4", "modules-config/config-users_groups", "start"),
+            line("r-5", "modules-final/config-runcmd", "start"),
+        ]
+        .concat();
+        state.write(QUEUE, queue.as_bytes()).unwrap();
+        // Everything but the runcmd start reached MAAS.
+        state.write(SENT, b"r-1\nr-2\nr-3\nr-4\n").unwrap();
+        let sink = EventSink::Maas(Sender::new(state.clone()));
+        assert_eq!(
+            sink.left_open("modules-config"),
+            ["modules-config/config-users_groups"]
+        );
+        assert_eq!(
+            sink.left_open("modules-final"),
+            ["modules-final/config-runcmd"]
+        );
+        assert!(sink.left_open("modules").is_empty());
+        // This run starts users_groups again: it is no longer left for the caller to finish.
+        sink.start("modules-config/config-users_groups", "running");
+        assert!(sink.left_open("modules-config").is_empty());
+        // No MAAS to send to: the queue is rewritten with its events and what is still open.
+        assert_eq!(
+            sink.flush(Duration::ZERO),
+            2,
+            "the two starts are not sent yet"
+        );
+        let text = String::from_utf8(state.read(QUEUE).unwrap().unwrap()).unwrap();
+        assert!(
+            text.contains("open\tmodules-final/config-runcmd\n"),
+            "{text}"
+        );
+        let next = EventSink::Maas(Sender::new(state.clone()));
+        assert_eq!(
+            next.left_open("modules-final"),
+            ["modules-final/config-runcmd"]
+        );
+        assert_eq!(
+            next.left_open("modules-config"),
+            ["modules-config/config-users_groups"]
+        );
+        // Its finish closes it, in the same line that queues it.
+        next.finish("modules-final/config-runcmd", "done", Outcome::Warn, None);
+        let after = EventSink::Maas(Sender::new(state));
+        assert!(after.left_open("modules-final").is_empty());
+    }
 }
