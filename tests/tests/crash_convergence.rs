@@ -222,7 +222,13 @@ impl Setup {
         };
         let mut child = self.wisp(&["init"]).spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !reached.exists() {
+        // The pid of the process that waits there, once it is written in full.
+        let read_pid =
+            || -> Option<i32> { std::fs::read_to_string(&reached).ok()?.trim().parse().ok() };
+        let pid = loop {
+            if let Some(pid) = read_pid() {
+                break pid;
+            }
             if let Some(status) = child.try_wait().unwrap() {
                 let o = child.wait_with_output().unwrap();
                 panic!(
@@ -233,7 +239,7 @@ impl Setup {
             }
             assert!(Instant::now() < deadline, "{point:?} never reached");
             std::thread::sleep(Duration::from_millis(10));
-        }
+        };
         self.settle();
         self.killed_at.set(
             std::time::SystemTime::now()
@@ -244,11 +250,6 @@ impl Setup {
         child.kill().unwrap();
         child.wait().unwrap();
         // The tool (or runcmd's shell) that waited is killed too: the machine went down.
-        let pid: i32 = std::fs::read_to_string(&reached)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
         // SAFETY: kill has no memory-safety preconditions.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         for f in ["crash-at", "mode", "reached"] {
