@@ -103,6 +103,16 @@ fn find_tool(tool: &str) -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
+/// wisp configured for `mock`, its events going to `status`.
+fn configure(mock: &MockMaas, r: &Path, status: &str) {
+    let cfg = format!(
+        "{}reporting:\n  maas:\n    type: webhook\n    endpoint: {status}\n    consumer_key: {CONSUMER_KEY}\n    token_key: {TOKEN_KEY}\n    token_secret: {TOKEN_SECRET}\n",
+        config_for(mock, 3.0),
+    );
+    std::fs::create_dir_all(r.join("etc/wisp")).unwrap();
+    std::fs::write(r.join("etc/wisp/wisp.yaml"), cfg).unwrap();
+}
+
 /// One machine: the mock, a Linux root configured for it, and the wrappers.
 struct Setup {
     mock: MockMaas,
@@ -118,13 +128,7 @@ impl Setup {
         let mock = mock_with(|f| f.machines[0].user_data = Some(USER_DATA.into()));
         let root = linux_root();
         let r = root.path();
-        let cfg = format!(
-            "{}reporting:\n  maas:\n    type: webhook\n    endpoint: {status}\n    consumer_key: {CONSUMER_KEY}\n    token_key: {TOKEN_KEY}\n    token_secret: {TOKEN_SECRET}\n",
-            config_for(&mock, 3.0),
-            status = mock.status_url(SYSTEM_ID),
-        );
-        std::fs::create_dir_all(r.join("etc/wisp")).unwrap();
-        std::fs::write(r.join("etc/wisp/wisp.yaml"), cfg).unwrap();
+        configure(&mock, r, &mock.status_url(SYSTEM_ID));
         std::fs::create_dir_all(r.join("etc/skel")).unwrap();
         std::fs::write(r.join("etc/skel/.profile"), "PATH=/bin:/usr/bin\n").unwrap();
         let ctl = tempfile::tempdir().unwrap();
@@ -203,6 +207,11 @@ impl Setup {
     /// Runs `wisp init` and kills it (SIGKILL) at `point`, once the events queued by then have
     /// reached MAAS.
     fn crash_at(&self, point: &Point) {
+        self.crash_at_with(point, true)
+    }
+
+    /// As [`Setup::crash_at`]; `settle`: wait for the events first.
+    fn crash_at_with(&self, point: &Point, settle: bool) {
         let ctl = self.ctl.path();
         let _ = std::fs::remove_file(ctl.join("calls"));
         let reached = match point {
@@ -240,7 +249,9 @@ impl Setup {
             assert!(Instant::now() < deadline, "{point:?} never reached");
             std::thread::sleep(Duration::from_millis(10));
         };
-        self.settle();
+        if settle {
+            self.settle();
+        }
         self.killed_at.set(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -523,6 +534,49 @@ fn trial(point: &Point, reference: &BTreeMap<String, usize>) {
         let code = if result == "SUCCESS" { 0 } else { 2 };
         assert_eq!(o.status.code(), Some(code), "{what}: {err}");
         assert_converged(&s, &what, reference, result);
+    }
+}
+
+/// The reference boot: the module finishes of a boot that is not interrupted.
+fn reference() -> BTreeMap<String, usize> {
+    let clean = Setup::new();
+    let o = clean.wisp(&["init"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    module_finishes(&clean.finishes())
+}
+
+/// Events queued but not sent when the crash came (MAAS did not answer then) are sent by the
+/// next run, once each, before its own.
+#[test]
+fn events_queued_at_the_crash_are_delivered_once_by_the_next_run() {
+    if !can_apply_linux() || !TOOLS.iter().all(|t| find_tool(t).is_some()) {
+        eprintln!("skipped: needs root and shadow-utils");
+        return;
+    }
+    let reference = reference();
+    let s = Setup::new();
+    // Events to a port nobody listens on: all of them stay queued.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!(
+        "http://{}/MAAS/metadata/status/{SYSTEM_ID}",
+        closed.local_addr().unwrap()
+    );
+    drop(closed);
+    configure(&s.mock, s.r(), &dead);
+    s.crash_at_with(&Point::Runcmd, false);
+    assert!(s.mock.events(SYSTEM_ID).is_empty());
+    let queued = std::fs::read_to_string(s.r().join("var/db/wisp/events.queue")).unwrap();
+    assert!(
+        queued.contains("modules-config/config-users_groups"),
+        "{queued}"
+    );
+    configure(&s.mock, s.r(), &s.mock.status_url(SYSTEM_ID));
+    let o = s.wisp(&["init"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_converged(&s, "queued at the crash", &reference, "WARN");
+    // The crashed run's module finishes came from its queue, not from running them again.
+    for (name, results) in module_finishes(&s.finishes()) {
+        assert_eq!(results, 1, "{name}");
     }
 }
 
