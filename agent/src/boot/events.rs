@@ -18,6 +18,18 @@
 //! and each delivery to `events.sent` (appends, no fsync: a killed process loses nothing; only a
 //! power cut may, and then MAAS gets a duplicate at worst). Whatever is left undelivered goes
 //! first next time — later in the run or at the next boot.
+//!
+//! The guarantee, for a run killed at any point: every queued event reaches MAAS once — except
+//! one whose POST was in flight when wisp died (MAAS may have stored it, and the answer never
+//! came back): it is sent again, so it may arrive twice. MAAS does not deduplicate, and nothing
+//! can tell a POST that reached it from one that did not; a lost event (a stage's FAIL) would be
+//! worse than a repeated one. The delivery is recorded right after MAAS answers, so the window
+//! is the length of one request.
+//!
+//! A module's start whose finish an interrupted run never queued stays *open* (the queue's own
+//! lines say so, and [`QUEUE`] keeps `open` lines across rewrites): the next run that reaches
+//! the module's place finishes it ([`EventSink::left_open`]). The finish line itself closes it, so
+//! no second write can be lost in between.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -36,6 +48,8 @@ use crate::state::StateDir;
 pub const QUEUE: &str = "events.queue";
 /// IDs of queued events that MAAS has taken, one per line.
 pub const SENT: &str = "events.sent";
+/// A queue line that is no event: a module start of an earlier run still waiting for its finish.
+const OPEN: &str = "open";
 /// The queue never grows beyond this many events (the oldest are dropped, and said so).
 const MAX_QUEUED: usize = 500;
 /// Senders working at once: enough that a far MAAS (100 ms an answer) keeps up with a boot.
@@ -168,6 +182,24 @@ impl EventSink {
         }
     }
 
+    /// The module events under `parent` (`parent/config-x`) that an earlier, interrupted run
+    /// started and never finished, and that this run has not started again: the caller
+    /// finishes them. Only MAAS keeps them (elsewhere no event is sent).
+    pub fn left_open(&self, parent: &str) -> Vec<String> {
+        let EventSink::Maas(s) = self else {
+            return Vec::new();
+        };
+        s.lock()
+            .left_open
+            .iter()
+            .filter(|n| {
+                n.strip_prefix(parent)
+                    .is_some_and(|rest| rest.starts_with('/'))
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Waits (at most `limit`) until every top-level FAIL is delivered.
     pub fn deliver_failures(&self, limit: Duration) {
         if let EventSink::Maas(s) = self {
@@ -193,6 +225,10 @@ struct Inner {
     down: bool,
     senders: usize,
     next_id: u64,
+    /// Module events (`parent/config-x`) started and not finished, in the order they started.
+    open: Vec<String>,
+    /// Those of them an earlier run left, and this one has neither started nor finished yet.
+    left_open: Vec<String>,
 }
 
 struct Shared {
@@ -215,7 +251,7 @@ impl Sender {
         // Reporting must never hold the boot: a short, bounded try per event.
         let policy =
             RetryPolicy::new(Duration::from_secs(10), Duration::from_secs(5)).with_max_attempts(2);
-        let old = load_queue(&state);
+        let (old, open) = load_queue(&state);
         let next_id = old.len() as u64;
         let run_id = wisp_datasources::oauth::new_nonce();
         Sender {
@@ -227,6 +263,8 @@ impl Sender {
                     down: false,
                     senders: 0,
                     next_id,
+                    left_open: open.clone(),
+                    open,
                 }),
                 wake: Condvar::new(),
                 state,
@@ -267,6 +305,13 @@ impl Sender {
             body,
             old: false,
         };
+        if e.name.contains('/') {
+            g.left_open.retain(|n| n != &e.name);
+            g.open.retain(|n| n != &e.name);
+            if !e.finish {
+                g.open.push(e.name.clone());
+            }
+        }
         append(
             &self.shared.state,
             QUEUE,
@@ -316,7 +361,7 @@ impl Sender {
         // all), is what the queue holds now.
         let mut left: Vec<Event> = g.in_flight.clone();
         left.extend(g.pending.iter().cloned());
-        save_queue(&self.shared.state, &left);
+        save_queue(&self.shared.state, &left, &g.open);
         left.len()
     }
 
@@ -415,8 +460,9 @@ fn append(state: &StateDir, name: &str, line: &str) {
     }
 }
 
-/// The events an earlier run left: the queue less what was sent.
-fn load_queue(state: &StateDir) -> Vec<Event> {
+/// The events an earlier run left (the queue less what was sent), and the module events it left
+/// open: `open` lines, and module starts with no finish after them.
+fn load_queue(state: &StateDir) -> (Vec<Event>, Vec<String>) {
     let text = |name| {
         state
             .read(name)
@@ -427,44 +473,64 @@ fn load_queue(state: &StateDir) -> Vec<Event> {
     };
     let sent: HashSet<String> = text(SENT).lines().map(str::to_string).collect();
     let mut out = Vec::new();
+    let mut open: Vec<String> = Vec::new();
     for (n, line) in text(QUEUE).lines().enumerate() {
         // Lines of older versions are the JSON alone.
         let (id, body) = match line.split_once('\t') {
             Some((id, body)) if !line.starts_with('{') => (id.to_string(), body),
             _ => (format!("old-{n}"), line),
         };
-        if body.is_empty() || sent.contains(&id) {
+        if id == OPEN {
+            if !body.is_empty() && !open.iter().any(|o| o == body) {
+                open.push(body.to_string());
+            }
+            continue;
+        }
+        if body.is_empty() {
             continue;
         }
         let name = serde_json::from_str::<Value>(body)
             .ok()
             .and_then(|v| v["name"].as_str().map(str::to_string))
             .unwrap_or_default();
+        let finish = body.contains("\"event_type\":\"finish\"");
+        // Sent or not: the journal says which module events were started and finished.
+        if name.contains('/') {
+            open.retain(|o| o != &name);
+            if !finish {
+                open.push(name.clone());
+            }
+        }
+        if sent.contains(&id) {
+            continue;
+        }
         out.push(Event {
             seq: out.len() as u64,
             id,
-            finish: body.contains("\"event_type\":\"finish\""),
+            finish,
             name,
             body: body.to_string(),
             old: true,
         });
     }
-    out
+    (out, open)
 }
 
-/// Rewrites the queue as `events` (the sent list is then empty).
-fn save_queue(state: &StateDir, events: &[Event]) {
+/// Rewrites the queue as the `open` module events and `events` (the sent list is then empty).
+fn save_queue(state: &StateDir, events: &[Event], open: &[String]) {
     let start = events.len().saturating_sub(MAX_QUEUED);
     if start > 0 {
         tracing::warn!(dropped = start, "event queue full; oldest events dropped");
     }
-    let result = if events.is_empty() {
+    let result = if events.is_empty() && open.is_empty() {
         state.remove(QUEUE)
     } else {
-        let text: String = events[start..]
-            .iter()
-            .map(|e| format!("{}\t{}\n", e.id, e.body))
-            .collect();
+        let mut text: String = open.iter().map(|n| format!("{OPEN}\t{n}\n")).collect();
+        text.extend(
+            events[start..]
+                .iter()
+                .map(|e| format!("{}\t{}\n", e.id, e.body)),
+        );
         state.write(QUEUE, text.as_bytes())
     }
     .and_then(|()| state.remove(SENT));
@@ -496,6 +562,8 @@ mod tests {
             down: false,
             senders: 0,
             next_id: 0,
+            open: Vec::new(),
+            left_open: Vec::new(),
         }
     }
 
@@ -532,5 +600,65 @@ mod tests {
         let o = g.pending.remove(0).unwrap();
         g.in_flight.push(o);
         assert_eq!(next_ready(&g), None);
+    }
+
+    /// A run killed between a module's start and its finish leaves it open: the next run
+    /// learns it from the journal (sent or not), and the open module survives the queue's
+    /// rewrite until a finish closes it.
+    #[test]
+    fn a_module_started_and_never_finished_stays_open_until_finished() {
+        let d = tempfile::tempdir().unwrap();
+        let state = StateDir::new(&crate::root::Root::new(d.path()), false);
+        let line = |id: &str, name: &str, kind: &str| {
+            format!("{id}\t{{\"event_type\":\"{kind}\",\"name\":\"{name}\"}}\n")
+        };
+        let queue = [
+            line("r-1", "modules-config", "start"),
+            line("r-2", "modules-config/config-ntp", "start"),
+            line("r-3", "modules-config/config-ntp", "finish"),
+            line("r-4", "modules-config/config-users_groups", "start"),
+            line("r-5", "modules-final/config-runcmd", "start"),
+        ]
+        .concat();
+        state.write(QUEUE, queue.as_bytes()).unwrap();
+        // Everything but the runcmd start reached MAAS.
+        state.write(SENT, b"r-1\nr-2\nr-3\nr-4\n").unwrap();
+        let sink = EventSink::Maas(Sender::new(state.clone()));
+        assert_eq!(
+            sink.left_open("modules-config"),
+            ["modules-config/config-users_groups"]
+        );
+        assert_eq!(
+            sink.left_open("modules-final"),
+            ["modules-final/config-runcmd"]
+        );
+        assert!(sink.left_open("modules").is_empty());
+        // This run starts users_groups again: it is no longer left for the caller to finish.
+        sink.start("modules-config/config-users_groups", "running");
+        assert!(sink.left_open("modules-config").is_empty());
+        // No MAAS to send to: the queue is rewritten with its events and what is still open.
+        assert_eq!(
+            sink.flush(Duration::ZERO),
+            2,
+            "the two starts are not sent yet"
+        );
+        let text = String::from_utf8(state.read(QUEUE).unwrap().unwrap()).unwrap();
+        assert!(
+            text.contains("open\tmodules-final/config-runcmd\n"),
+            "{text}"
+        );
+        let next = EventSink::Maas(Sender::new(state.clone()));
+        assert_eq!(
+            next.left_open("modules-final"),
+            ["modules-final/config-runcmd"]
+        );
+        assert_eq!(
+            next.left_open("modules-config"),
+            ["modules-config/config-users_groups"]
+        );
+        // Its finish closes it, in the same line that queues it.
+        next.finish("modules-final/config-runcmd", "done", Outcome::Warn, None);
+        let after = EventSink::Maas(Sender::new(state));
+        assert!(after.left_open("modules-final").is_empty());
     }
 }

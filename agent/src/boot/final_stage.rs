@@ -22,7 +22,7 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
         );
     }
     let planned = boot.plan_stage(Stage::Final, false, &[]).planned;
-    let mut outcome = boot.run_modules(&planned, EVENT);
+    let mut outcome = boot.run_modules_marking(&planned, EVENT, Some(Stage::Final));
     boot.mark_stage(Stage::Final);
     // The whole boot's result: the worst of the stages.
     for s in ["local", "network"] {

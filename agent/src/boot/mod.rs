@@ -152,6 +152,8 @@ pub struct Boot<'a> {
     data: Option<BootData>,
     /// Problems of the documents, counted once per boot (in the network stage).
     warnings: Vec<String>,
+    /// Modules whose last run in this boot failed: not marked done.
+    failed: std::collections::BTreeSet<String>,
     interfaces: Option<&'a std::path::Path>,
 }
 
@@ -210,6 +212,7 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
         events,
         data: None,
         warnings: Vec::new(),
+        failed: Default::default(),
         interfaces: opts.interfaces,
     };
     let stages = match only {
@@ -251,6 +254,13 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
         crate::log::LOG_FILE
     );
     Ok(worst.exit_code())
+}
+
+/// The module a warning names (`network: …`), if it is one.
+fn module_of_warning(w: &str) -> Option<String> {
+    let (m, _) = w.split_once(": ")?;
+    (m == crate::network::NAME || modules::MODULES.iter().any(|i| i.info().name == m))
+        .then(|| m.to_string())
 }
 
 impl Boot<'_> {
@@ -356,13 +366,62 @@ impl Boot<'_> {
     }
 
     /// Carries out `planned` (or prints it under --dry-run), reports a start and finish per
-    /// module under `parent`, and records the modules' results.
+    /// module under `parent`, and records the modules' results. Nothing is marked done: the
+    /// early modules of the network stage run again once the user-data is known.
     fn run_modules(&mut self, planned: &Planned, parent: &str) -> Outcome {
+        self.run_modules_marking(planned, parent, None)
+    }
+
+    /// As [`Boot::run_modules`], and each module of `stage` is marked done for the instance as
+    /// soon as it has run without failing — a module that failed runs again at the next boot.
+    /// Modules that run the user's commands (runcmd, user scripts) are marked *before* they
+    /// run instead: cloud-init runs them at most once per instance, and a crash in the middle
+    /// must not run them again.
+    fn run_modules_marking(
+        &mut self,
+        planned: &Planned,
+        parent: &str,
+        marking: Option<Stage>,
+    ) -> Outcome {
         if self.ctx.dry_run {
             planned.print();
             return engine::result(planned, &[]);
         }
-        let outcomes = crate::apply::execute(&planned.actions, &self.ctx.root);
+        // The plan's order is kept: its actions run in runs of one module (users_groups plans
+        // the new users' passwords as set_passwords actions between its own). A module's start
+        // goes to MAAS before its first run, its finish as soon as its last run is over.
+        let mut runs: Vec<(&'static str, std::ops::Range<usize>)> = Vec::new();
+        for (i, a) in planned.actions.iter().enumerate() {
+            match runs.last_mut() {
+                Some((m, r)) if *m == a.module() => r.end = i + 1,
+                _ => runs.push((a.module(), i..i + 1)),
+            }
+        }
+        let mut outcomes: Vec<crate::apply::Outcome> = Vec::new();
+        let mut done: Vec<String> = Vec::new();
+        let mut worst = Outcome::Success;
+        for (n, (m, range)) in runs.iter().enumerate() {
+            let first = runs[..n].iter().all(|(x, _)| x != m);
+            if first {
+                self.events.start(
+                    &format!("{parent}/config-{m}"),
+                    &format!("running config-{m}"),
+                );
+                if marking.is_some() && modules::runs_user_commands(m) {
+                    self.mark_module(m);
+                }
+            }
+            outcomes.extend(crate::apply::execute(
+                &planned.actions[range.clone()],
+                &self.ctx.root,
+            ));
+            let last = runs[n + 1..].iter().all(|(x, _)| x != m);
+            if last {
+                let result = self.finish_module(planned, &outcomes, parent, m, marking);
+                worst = worst.worst(result);
+                done.push(m.to_string());
+            }
+        }
         for (user, secret) in &planned.random_passwords {
             if outcomes.iter().any(|o| {
                 o.module == modules::set_passwords::NAME && &o.item == user && o.error.is_none()
@@ -371,62 +430,27 @@ impl Boot<'_> {
                 outln!("wisp: set_passwords: {user}: random password: {}", secret.0);
             }
         }
-        // A warning that names a module (`network: …`) is that module's.
-        let module_of_warning = |w: &str| {
-            let (m, _) = w.split_once(": ")?;
-            (m == crate::network::NAME || modules::MODULES.iter().any(|i| i.info().name == m))
-                .then(|| m.to_string())
-        };
+        // Modules with problems and nothing to run.
         let mut names: Vec<String> = Vec::new();
         for m in planned
-            .actions
+            .errors
             .iter()
-            .map(|a| a.module().to_string())
-            .chain(planned.errors.iter().map(|e| e.module.to_string()))
+            .map(|e| e.module.to_string())
             .chain(planned.warnings.iter().filter_map(|w| module_of_warning(w)))
         {
-            if !names.contains(&m) {
+            if !names.contains(&m) && !done.contains(&m) {
                 names.push(m);
             }
         }
-        let mut worst = Outcome::Success;
         for m in names {
-            let failures: Vec<String> = outcomes
-                .iter()
-                .filter(|o| o.module == m.as_str())
-                .filter_map(|o| o.error.as_ref().map(|e| format!("{}: {e}", o.item)))
-                .collect();
-            let mut refused: Vec<String> = planned
-                .errors
-                .iter()
-                .filter(|e| e.module == m)
-                .map(|e| format!("{}: {}", e.item, e.reason))
-                .collect();
-            refused.extend(
-                planned
-                    .warnings
-                    .iter()
-                    .filter(|w| module_of_warning(w).as_deref() == Some(m.as_str()))
-                    .filter_map(|w| w.split_once(": ").map(|(_, rest)| rest.to_string())),
+            self.events.start(
+                &format!("{parent}/config-{m}"),
+                &format!("running config-{m}"),
             );
-            let result = if !failures.is_empty() {
-                Outcome::Fail
-            } else if !refused.is_empty() {
-                Outcome::Warn
-            } else {
-                Outcome::Success
-            };
+            let result = self.finish_module(planned, &outcomes, parent, &m, marking);
             worst = worst.worst(result);
-            let name = format!("{parent}/config-{m}");
-            let problems: Vec<String> = failures.iter().chain(refused.iter()).cloned().collect();
-            let description = problems
-                .first()
-                .cloned()
-                .unwrap_or_else(|| format!("config-{m} ran successfully"));
-            self.events.start(&name, &format!("running config-{m}"));
-            self.events.finish(&name, &description, result, None);
-            self.record.module(&m, result, &problems);
         }
+        worst = worst.worst(self.finish_left_open(parent));
         if !planned.warnings.is_empty() {
             for w in &planned.warnings {
                 tracing::warn!("{w}");
@@ -437,18 +461,121 @@ impl Boot<'_> {
         worst
     }
 
-    /// Marks the stage's modules done for the instance (as cloud-init's semaphores, also when
-    /// one failed: a failing runcmd must not run again at every boot).
-    fn mark_stage(&self, stage: Stage) {
+    /// Reports module `m`'s finish (its failed actions, refused items and warnings), records
+    /// it, and marks it done when `marking` says so and it did not fail.
+    fn finish_module(
+        &mut self,
+        planned: &Planned,
+        outcomes: &[crate::apply::Outcome],
+        parent: &str,
+        m: &str,
+        marking: Option<Stage>,
+    ) -> Outcome {
+        let failures: Vec<String> = outcomes
+            .iter()
+            .filter(|o| o.module == m)
+            .filter_map(|o| o.error.as_ref().map(|e| format!("{}: {e}", o.item)))
+            .collect();
+        let mut refused: Vec<String> = planned
+            .errors
+            .iter()
+            .filter(|e| e.module == m)
+            .map(|e| format!("{}: {}", e.item, e.reason))
+            .collect();
+        refused.extend(
+            planned
+                .warnings
+                .iter()
+                .filter(|w| module_of_warning(w).as_deref() == Some(m))
+                .filter_map(|w| w.split_once(": ").map(|(_, rest)| rest.to_string())),
+        );
+        let result = if !failures.is_empty() {
+            Outcome::Fail
+        } else if !refused.is_empty() {
+            Outcome::Warn
+        } else {
+            Outcome::Success
+        };
+        if result == Outcome::Fail {
+            self.failed.insert(m.to_string());
+        } else {
+            self.failed.remove(m);
+            // Done before its finish is queued: a crash in between leaves the finish to the
+            // next run (the module is open and not due), never the module to run twice.
+            let due_here = marking.is_some_and(|s| modules::info(m).stage == s);
+            if due_here && !modules::runs_user_commands(m) {
+                self.mark_module(m);
+            }
+        }
+        let problems: Vec<String> = failures.iter().chain(refused.iter()).cloned().collect();
+        let description = problems
+            .first()
+            .cloned()
+            .unwrap_or_else(|| format!("config-{m} ran successfully"));
+        self.events
+            .finish(&format!("{parent}/config-{m}"), &description, result, None);
+        self.record.module(m, result, &problems);
+        result
+    }
+
+    /// Finishes the module events under `parent` that an interrupted run started and this one
+    /// did not run again: an idempotent module is not due any more because it was done (or it
+    /// had nothing left to do); one that runs the user's commands was cut short and is not run
+    /// again. Returns the worst of their results.
+    fn finish_left_open(&mut self, parent: &str) -> Outcome {
+        let mut worst = Outcome::Success;
+        for name in self.events.left_open(parent) {
+            let m = name
+                .strip_prefix(parent)
+                .and_then(|r| r.strip_prefix("/config-"))
+                .unwrap_or(&name)
+                .to_string();
+            let (result, description) = if modules::runs_user_commands(&m) {
+                (
+                    Outcome::Warn,
+                    format!(
+                        "config-{m} was interrupted (wisp stopped while it ran); not run again: \
+                         it runs at most once per instance"
+                    ),
+                )
+            } else {
+                (
+                    Outcome::Success,
+                    format!("config-{m} ran successfully (finished after an interruption)"),
+                )
+            };
+            tracing::info!("{name}: {description}");
+            self.events.finish(&name, &description, result, None);
+            let problems: Vec<String> = (result != Outcome::Success)
+                .then(|| description.clone())
+                .into_iter()
+                .collect();
+            self.record.module(&m, result, &problems);
+            worst = worst.worst(result);
+        }
+        worst
+    }
+
+    /// Marks module `m` done for the instance.
+    fn mark_module(&self, m: &str) {
         let Some(data) = &self.data else {
             return;
         };
+        if let Err(e) = self.instance.mark_done(m, &data.instance_id) {
+            tracing::warn!(module = m, error = %e, "cannot mark the module done");
+        }
+    }
+
+    /// Marks the stage's modules done for the instance — all but those that failed in this run:
+    /// they run again at the next boot (a module that runs the user's commands was marked
+    /// before it ran, and stays so).
+    fn mark_stage(&self, stage: Stage) {
         if self.ctx.dry_run {
             return;
         }
         for m in modules::infos().iter().filter(|m| m.stage == stage) {
-            if let Err(e) = self.instance.mark_done(m.name, &data.instance_id) {
-                tracing::warn!(module = m.name, error = %e, "cannot mark the module done");
+            if !self.failed.contains(m.name) {
+                self.mark_module(m.name);
             }
         }
     }

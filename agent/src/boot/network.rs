@@ -140,7 +140,7 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
             users_groups::plan_removal(backend.as_ref(), &boot.ctx.root, name, &mut plan.planned);
         }
     }
-    let outcome = boot.run_modules(&plan.planned, "modules-config");
+    let outcome = boot.run_modules_marking(&plan.planned, "modules-config", Some(Stage::Network));
     // The record goes once the account is where the documents want it (a failed removal is
     // tried again next boot).
     if !boot.ctx.dry_run && early_default.is_some() {

@@ -238,6 +238,20 @@ pub static MODULES: &[&dyn Module] = &[
     &scripts_user::ScriptsUser,
 ];
 
+/// Whether module `name` runs commands the user wrote (runcmd, user scripts, bootcmd,
+/// boothooks). Such a module is marked done *before* it runs — a command that was cut short is
+/// not run a second time, as in cloud-init — where the others (users, files) are marked only
+/// once they succeeded, and run again after a failure or a crash.
+pub fn runs_user_commands(name: &str) -> bool {
+    [
+        runcmd::NAME,
+        scripts_user::NAME,
+        bootcmd::NAME,
+        scripts_user::BOOTHOOK,
+    ]
+    .contains(&name)
+}
+
 /// Every module's [`ModuleInfo`], in order.
 pub fn infos() -> Vec<ModuleInfo> {
     MODULES.iter().map(|m| m.info()).collect()

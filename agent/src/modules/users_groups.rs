@@ -196,6 +196,20 @@ pub fn plan(
         }
         true
     };
+    // First the group files themselves: a groupadd cut short leaves them disagreeing, and the
+    // tools below would then work on half a group.
+    if let Some((problems, repair)) = b.group_shadow_mismatch(inp.root) {
+        for p in problems {
+            out.warnings.push(format!(
+                "{NAME}: {p} (an interrupted groupadd?); repaired with {}",
+                repair
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or("the group tools")
+            ));
+        }
+        out.actions.push(Action::exec(NAME, "gshadow", repair));
+    }
     for name in groups.keys() {
         add_group(name, out, &mut new_groups);
     }
@@ -299,6 +313,9 @@ pub fn plan(
                     .push(Action::exec(NAME, &u.name, b.lock(&u.name)));
             }
         }
+        if existing.is_some() && !(u.system || u.no_create_home) {
+            plan_missing_home(inp, u, out);
+        }
         for group in member_of.get(u.name.as_str()).into_iter().flatten() {
             if !inp.accounts.in_group(&u.name, group) && !u.groups.contains(group) {
                 out.actions
@@ -355,6 +372,116 @@ pub fn plan(
     }
     append_lines(inp, out, "doas", b.doas_conf(), &doas_lines, 0o600, wheel);
     managed
+}
+
+/// Bounds on the skeleton copied into a home: it is the OS's few dot files, and a huge or deep
+/// one must not hold the boot.
+const SKEL_MAX_ENTRIES: usize = 256;
+const SKEL_MAX_DEPTH: usize = 4;
+const SKEL_MAX_BYTES: u64 = 1024 * 1024;
+
+/// An account that exists without its home (a crash inside useradd, after the passwd line and
+/// before the directory) gets the home its tool would have made: the directory, owned by the
+/// user with the OS's mode, and the OS's skeleton in it — as ordinary actions, so that a dry
+/// run shows them.
+fn plan_missing_home(inp: &Inputs<'_>, u: &User, out: &mut Planned) {
+    let home = u.homedir.trim_end_matches('/');
+    if home.is_empty() || !home.starts_with('/') || ["/nonexistent", "/var/empty"].contains(&home) {
+        return;
+    }
+    if std::fs::symlink_metadata(inp.root.path(home)).is_ok() {
+        return;
+    }
+    let facts = inp.backend.facts();
+    tracing::info!(user = %u.name, home, "the account exists without its home: creating it");
+    out.actions.push(Action::Mkdir {
+        module: NAME,
+        item: u.name.clone(),
+        path: home.to_string(),
+        mode: facts.home_mode,
+        owner: u.name.clone(),
+        group: String::new(),
+        in_home: false,
+    });
+    let mut budget = SKEL_MAX_ENTRIES;
+    copy_skel(inp, u, facts, facts.skel, home, 0, &mut budget, out);
+}
+
+/// Plans copying skeleton directory `from` (a path in the root) into `to`: directories and
+/// regular files with their modes, owned by the user; FreeBSD's `dot.x` names become `.x`.
+#[allow(clippy::too_many_arguments)]
+fn copy_skel(
+    inp: &Inputs<'_>,
+    u: &User,
+    facts: &crate::platform::OsFacts,
+    from: &str,
+    to: &str,
+    depth: usize,
+    budget: &mut usize,
+    out: &mut Planned,
+) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(dir) = std::fs::read_dir(inp.root.path(from)) else {
+        return;
+    };
+    let mut entries: Vec<_> = dir.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let src = format!("{from}/{name}");
+        let target = match name.strip_prefix("dot.") {
+            Some(rest) if facts.skel_dot_prefix => format!(".{rest}"),
+            _ => name.clone(),
+        };
+        let dst = format!("{to}/{target}");
+        if *budget == 0 {
+            out.warnings.push(format!(
+                "{NAME}: {}: skeleton {} has more than {SKEL_MAX_ENTRIES} entries; the rest not copied",
+                u.name, facts.skel
+            ));
+            return;
+        }
+        *budget -= 1;
+        let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_dir() && depth < SKEL_MAX_DEPTH {
+            out.actions.push(Action::Mkdir {
+                module: NAME,
+                item: u.name.clone(),
+                path: dst.clone(),
+                mode,
+                owner: u.name.clone(),
+                group: String::new(),
+                in_home: true,
+            });
+            copy_skel(inp, u, facts, &src, &dst, depth + 1, budget, out);
+        } else if meta.is_file() && meta.len() <= SKEL_MAX_BYTES {
+            // Read confined and bounded, never through a link put there since the check.
+            match crate::rootfs::read(inp.root, &src, None) {
+                Ok(Some(content)) => out.actions.push(Action::write(
+                    NAME,
+                    u.name.clone(),
+                    dst,
+                    content,
+                    mode,
+                    (&u.name, ""),
+                    true,
+                )),
+                Ok(None) => {}
+                Err(err) => out.warnings.push(format!(
+                    "{NAME}: {}: skeleton file {src} not copied: {err}",
+                    u.name
+                )),
+            }
+        } else {
+            out.warnings.push(format!(
+                "{NAME}: {}: skeleton entry {src} not copied (a link, a special file, too big or too deep)",
+                u.name
+            ));
+        }
+    }
 }
 
 impl User {

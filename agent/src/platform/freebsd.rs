@@ -29,6 +29,9 @@ const FACTS: OsFacts = OsFacts {
     doas_conf: "/usr/local/etc/doas.conf",
     wheel: "wheel",
     disks_sysctl: "kern.disks",
+    skel: "/usr/share/skel",
+    skel_dot_prefix: true,
+    home_mode: 0o755,
 };
 
 impl Backend for FreeBsd {

@@ -28,6 +28,9 @@ const FACTS: OsFacts = OsFacts {
     wheel: "root",
     // Linux has no such sysctl; the block devices are listed from /sys/block instead.
     disks_sysctl: "",
+    skel: "/etc/skel",
+    skel_dot_prefix: false,
+    home_mode: 0o755,
 };
 
 impl Backend for Linux {
@@ -87,6 +90,37 @@ impl Backend for Linux {
         let mut argv = self.tool("userdel");
         argv.extend(["--remove".into(), user.into()]);
         argv
+    }
+    /// /etc/gshadow against /etc/group, by group name; grpconv(8) rebuilds the shadow from the
+    /// group file, keeping the entries that are there (adds the missing, drops the stale).
+    fn group_shadow_mismatch(
+        &self,
+        root: &crate::root::Root,
+    ) -> Option<(Vec<String>, Vec<String>)> {
+        let names = |path: &str| -> Option<Vec<String>> {
+            let text = std::fs::read_to_string(root.path(path)).ok()?;
+            Some(
+                text.lines()
+                    .filter_map(|l| l.split(':').next())
+                    .filter(|n| !n.is_empty() && !n.starts_with('#'))
+                    .map(str::to_string)
+                    .collect(),
+            )
+        };
+        // No shadow at all is a system that does not use one, not a mismatch.
+        let (group, shadow) = (names("/etc/group")?, names("/etc/gshadow")?);
+        let mut problems: Vec<String> = group
+            .iter()
+            .filter(|g| !shadow.contains(g))
+            .map(|g| format!("group {g} is in /etc/group but not in /etc/gshadow"))
+            .collect();
+        problems.extend(
+            shadow
+                .iter()
+                .filter(|g| !group.contains(g))
+                .map(|g| format!("group {g} is in /etc/gshadow but not in /etc/group")),
+        );
+        (!problems.is_empty()).then(|| (problems, self.tool("grpconv")))
     }
     fn lock(&self, user: &str) -> Vec<String> {
         let mut argv = self.tool("usermod");

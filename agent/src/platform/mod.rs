@@ -104,6 +104,13 @@ pub struct OsFacts {
     pub wheel: &'static str,
     /// The sysctl that lists the disks (empty: /sys/block).
     pub disks_sysctl: &'static str,
+    /// Where the account tool takes a new home's files from (useradd -k, pw.conf `skeleton`).
+    pub skel: &'static str,
+    /// The skeleton's `dot.x` files are installed as `.x` (FreeBSD pw's cpdir.c).
+    pub skel_dot_prefix: bool,
+    /// The mode the account tool gives a new home (NetBSD/OpenBSD useradd's DEF_HOMEPERM, pw's
+    /// `homemode` 0777 less the umask 022, shadow-utils' with UMASK 022).
+    pub home_mode: u32,
 }
 
 /// What each OS does its own way.
@@ -189,6 +196,15 @@ pub trait Backend {
     /// Removes an account and its home (when the boot created one that cloud-init would not
     /// have).
     fn remove_user(&self, user: &str) -> Vec<String>;
+    /// Groups whose entries in the group file and its shadow disagree (a crash inside groupadd
+    /// between the two), each with what is wrong, and the command that makes the shadow agree
+    /// again. Only Linux keeps a group shadow; the BSDs have nothing to repair.
+    fn group_shadow_mismatch(
+        &self,
+        _root: &crate::root::Root,
+    ) -> Option<(Vec<String>, Vec<String>)> {
+        None
+    }
 }
 
 /// The raw devices of the disks the running system knows: the OS's disk-list sysctl, or

@@ -20,6 +20,9 @@ const FACTS: OsFacts = OsFacts {
     doas_conf: "/usr/pkg/etc/doas.conf",
     wheel: "wheel",
     disks_sysctl: "hw.disknames",
+    skel: "/etc/skel",
+    skel_dot_prefix: false,
+    home_mode: 0o755,
 };
 
 impl Backend for NetBsd {
