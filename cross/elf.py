@@ -40,8 +40,8 @@ SHT_GNU_VERSYM = 0x6FFFFFFF
 SHF_EXECINSTR = 4
 STB_WEAK = 2
 SHN_UNDEF = 0
-# The largest PT_TLS alignment the BSDs' static TLS layout handles (their ld.so and libc place
-# the main program's TLS block at a fixed offset aligned to at most 16).
+# The largest PT_TLS alignment to trust the BSDs' static TLS set-up with (issue 16's audit of
+# their ld.so and kernel sources; Rust's and ring's thread-locals need at most 16).
 MAX_TLS_ALIGN = 16
 # ELF notes that say which OS a binary is for: name, and for each type the description size.
 # Type 1 is the ABI/ident tag every binary must carry (NetBSD's sys/exec_elf.h
@@ -448,6 +448,15 @@ def selftest(path):
 
 
 def main(argv):
+    try:
+        run(argv)
+    except (struct.error, IndexError, ValueError, UnicodeDecodeError) as e:
+        # A truncated or corrupt file: its offsets point outside it.
+        path = argv[-1] if len(argv) != 5 else argv[3]
+        raise SystemExit(f"{path}: malformed ELF file ({e})") from None
+
+
+def run(argv):
     if len(argv) in (4, 5) and argv[1] == "check":
         report(argv[2], argv[3], argv[4] if len(argv) == 5 else None)
     elif len(argv) == 3 and argv[1] == "info":

@@ -286,6 +286,19 @@ class ElfChecks(unittest.TestCase):
                                  "PT_TLS alignment 64 is over 16")
 
 
+class Malformed(unittest.TestCase):
+    def test_truncated_file_is_a_clear_error(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "wisp")
+            with open(path, "wb") as f:
+                f.write(make("netbsd")[:200])
+            out = subprocess.run([sys.executable, os.path.join(HERE, "elf.py"), "check",
+                                  "x86_64-unknown-netbsd", path], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(f"{path}: malformed ELF file", out.stderr)
+        self.assertNotIn("Traceback", out.stderr)
+
+
 class NetbsdRenamed(unittest.TestCase):
     """cross/netbsd-renamed.py, on a small include tree."""
 
