@@ -187,8 +187,9 @@ impl Setup {
             .collect()
     }
 
-    /// Waits until every event queued so far has been delivered (none is in flight).
-    fn settle(&self) {
+    /// Waits until every event queued so far has been delivered (none is in flight); how many
+    /// are left if that takes too long.
+    fn settle(&self) -> usize {
         let state = self.r().join("var/db/wisp");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -200,13 +201,9 @@ impl Setup {
                 .filter_map(|l| l.split_once('\t').map(|(id, _)| id))
                 .filter(|id| *id != "open" && !sent.contains(id))
                 .count();
-            if pending == 0 {
-                return;
+            if pending == 0 || Instant::now() >= deadline {
+                return pending;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{pending} events never delivered"
-            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -256,9 +253,7 @@ impl Setup {
             assert!(Instant::now() < deadline, "{point:?} never reached");
             std::thread::sleep(Duration::from_millis(10));
         };
-        if settle {
-            self.settle();
-        }
+        let pending = if settle { self.settle() } else { 0 };
         self.killed_at.set(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -270,6 +265,10 @@ impl Setup {
         // The tool (or runcmd's shell) that waited is killed too: the machine went down.
         // SAFETY: kill has no memory-safety preconditions.
         unsafe { libc::kill(pid, libc::SIGKILL) };
+        assert_eq!(
+            pending, 0,
+            "{point:?}: events never delivered before the crash"
+        );
         for f in ["crash-at", "mode", "reached"] {
             let _ = std::fs::remove_file(ctl.join(f));
         }
