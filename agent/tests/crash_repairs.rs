@@ -172,3 +172,23 @@ fn a_group_missing_from_gshadow_is_reported_and_repaired_on_linux_only() {
         .iter()
         .any(|a| a["argv"][0] == "grpconv"));
 }
+
+/// A skeleton too big to copy whole: the rest is left out and said so, the boot goes on.
+#[test]
+fn a_huge_skeleton_is_copied_within_bounds() {
+    let t = root_with_homeless("ops");
+    for i in 0..300 {
+        write(t.path(), &format!("/etc/skel/.f{i:03}"), "x\n");
+    }
+    let p = plan("netbsd", t.path(), "#cloud-config\nusers:\n  - name: ops\n");
+    let copied = home_actions(&p)
+        .iter()
+        .filter(|(a, _, _)| a == "write")
+        .count();
+    assert_eq!(copied, 256);
+    let warnings = p["warnings"].to_string();
+    assert!(
+        warnings.contains("ops: skeleton /etc/skel has more than 256 entries"),
+        "{warnings}"
+    );
+}

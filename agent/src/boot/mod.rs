@@ -152,7 +152,8 @@ pub struct Boot<'a> {
     data: Option<BootData>,
     /// Problems of the documents, counted once per boot (in the network stage).
     warnings: Vec<String>,
-    /// Modules whose last run in this boot failed: not marked done.
+    /// Modules whose last run in this boot failed (or the work they include did): not marked
+    /// done.
     failed: std::collections::BTreeSet<String>,
     interfaces: Option<&'a std::path::Path>,
 }
@@ -399,10 +400,10 @@ impl Boot<'_> {
         }
         let mut outcomes: Vec<crate::apply::Outcome> = Vec::new();
         let mut done: Vec<String> = Vec::new();
+        let mut running: Vec<&'static str> = Vec::new();
         let mut worst = Outcome::Success;
         for (n, (m, range)) in runs.iter().enumerate() {
-            let first = runs[..n].iter().all(|(x, _)| x != m);
-            if first {
+            if !running.contains(m) && !done.iter().any(|d| d == m) {
                 self.events.start(
                     &format!("{parent}/config-{m}"),
                     &format!("running config-{m}"),
@@ -410,16 +411,27 @@ impl Boot<'_> {
                 if marking.is_some() && modules::runs_user_commands(m) {
                     self.mark_module(m);
                 }
+                running.push(m);
             }
             outcomes.extend(crate::apply::execute(
                 &planned.actions[range.clone()],
                 &self.ctx.root,
             ));
-            let last = runs[n + 1..].iter().all(|(x, _)| x != m);
-            if last {
-                let result = self.finish_module(planned, &outcomes, parent, m, marking);
+            // The modules whose work is over: no later run is theirs (or one they include). The
+            // included ones first, so that the module that includes them knows how they went.
+            let later = &runs[n + 1..];
+            let (mut over, still): (Vec<&'static str>, Vec<&'static str>) =
+                running.iter().partition(|k| {
+                    later
+                        .iter()
+                        .all(|(x, _)| x != *k && !modules::includes(k).contains(x))
+                });
+            over.sort_by_key(|k| !modules::includes(k).is_empty());
+            running = still;
+            for k in over {
+                let result = self.finish_module(planned, &outcomes, parent, k, marking);
                 worst = worst.worst(result);
-                done.push(m.to_string());
+                done.push(k.to_string());
             }
         }
         for (user, secret) in &planned.random_passwords {
@@ -496,7 +508,11 @@ impl Boot<'_> {
         } else {
             Outcome::Success
         };
-        if result == Outcome::Fail {
+        // A module whose included work failed is not done either (it plans that work again).
+        let included_failed = modules::includes(m)
+            .iter()
+            .any(|i| self.failed.contains(*i));
+        if result == Outcome::Fail || included_failed {
             self.failed.insert(m.to_string());
         } else {
             self.failed.remove(m);

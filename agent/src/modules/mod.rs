@@ -252,6 +252,17 @@ pub fn runs_user_commands(name: &str) -> bool {
     .contains(&name)
 }
 
+/// The modules whose actions module `name` plans as part of its own work: users_groups sets its
+/// new users' passwords through set_passwords. Such a module ends (reports its finish, and is
+/// marked done) only once those actions have run too, and is not marked done when they failed.
+pub fn includes(name: &str) -> &'static [&'static str] {
+    if name == users_groups::NAME {
+        &[set_passwords::NAME]
+    } else {
+        &[]
+    }
+}
+
 /// Every module's [`ModuleInfo`], in order.
 pub fn infos() -> Vec<ModuleInfo> {
     MODULES.iter().map(|m| m.info()).collect()

@@ -379,6 +379,14 @@ pub fn plan(
 const SKEL_MAX_ENTRIES: usize = 256;
 const SKEL_MAX_DEPTH: usize = 4;
 const SKEL_MAX_BYTES: u64 = 1024 * 1024;
+/// All of the skeleton's files together, read into the plan.
+const SKEL_MAX_TOTAL: u64 = 8 * 1024 * 1024;
+
+/// What is left of the bounds while a skeleton is copied.
+struct SkelBudget {
+    entries: usize,
+    bytes: u64,
+}
 
 /// An account that exists without its home (a crash inside useradd, after the passwd line and
 /// before the directory) gets the home its tool would have made: the directory, owned by the
@@ -403,7 +411,10 @@ fn plan_missing_home(inp: &Inputs<'_>, u: &User, out: &mut Planned) {
         group: String::new(),
         in_home: false,
     });
-    let mut budget = SKEL_MAX_ENTRIES;
+    let mut budget = SkelBudget {
+        entries: SKEL_MAX_ENTRIES,
+        bytes: SKEL_MAX_TOTAL,
+    };
     copy_skel(inp, u, facts, facts.skel, home, 0, &mut budget, out);
 }
 
@@ -417,7 +428,7 @@ fn copy_skel(
     from: &str,
     to: &str,
     depth: usize,
-    budget: &mut usize,
+    budget: &mut SkelBudget,
     out: &mut Planned,
 ) {
     use std::os::unix::fs::PermissionsExt;
@@ -434,14 +445,14 @@ fn copy_skel(
             _ => name.clone(),
         };
         let dst = format!("{to}/{target}");
-        if *budget == 0 {
+        if budget.entries == 0 {
             out.warnings.push(format!(
                 "{NAME}: {}: skeleton {} has more than {SKEL_MAX_ENTRIES} entries; the rest not copied",
                 u.name, facts.skel
             ));
             return;
         }
-        *budget -= 1;
+        budget.entries -= 1;
         let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
             continue;
         };
@@ -457,7 +468,8 @@ fn copy_skel(
                 in_home: true,
             });
             copy_skel(inp, u, facts, &src, &dst, depth + 1, budget, out);
-        } else if meta.is_file() && meta.len() <= SKEL_MAX_BYTES {
+        } else if meta.is_file() && meta.len() <= SKEL_MAX_BYTES.min(budget.bytes) {
+            budget.bytes -= meta.len();
             // Read confined and bounded, never through a link put there since the check.
             match crate::rootfs::read(inp.root, &src, None) {
                 Ok(Some(content)) => out.actions.push(Action::write(
