@@ -294,8 +294,11 @@ mod tests {
     fn appending_many_parts_is_linear() {
         // Copying what was merged before at each part makes 10 times the parts cost 100 times
         // as long; in place it is about 10 times.
-        let small = time_appending(25).max(0.02);
-        let large = time_appending(250);
+        // The best of a few runs of each size: tests run in parallel, so one slow run must
+        // not decide.
+        let best = |n: usize| (0..3).map(|_| time_appending(n)).fold(f64::MAX, f64::min);
+        let small = best(25).max(0.02);
+        let large = best(250);
         assert!(
             large < 30.0 * small,
             "25 parts {small:.4}s, 250 parts {large:.4}s"
