@@ -2,8 +2,10 @@
 //! state and plans actions; nothing here runs a tool or writes a file.
 
 pub mod bootcmd;
+pub mod final_message;
 pub mod hostname;
 pub mod ntp;
+pub mod power_state;
 pub mod runcmd;
 pub mod script;
 pub mod scripts_user;
@@ -236,6 +238,8 @@ pub static MODULES: &[&dyn Module] = &[
     &write_files::WriteFilesDeferred,
     &runcmd::Runcmd,
     &scripts_user::ScriptsUser,
+    &final_message::FinalMessage,
+    &power_state::PowerStateModule,
 ];
 
 /// Whether module `name` runs commands the user wrote (runcmd, user scripts, bootcmd,
