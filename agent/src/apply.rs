@@ -467,4 +467,26 @@ mod tests {
         assert!(accounts.get().user("new").is_some());
         assert_eq!(accounts.loads, 3);
     }
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn power_state_goes_only_on_a_condition_that_exits_0_in_time() {
+        // Harmless stand-ins for shutdown: `true` succeeds, `false` fails.
+        let go = power_state(&argv(&["true"]), Some(&argv(&["true"])), 5).unwrap();
+        assert!(go.starts_with("ran true"), "{go}");
+        let not = power_state(&argv(&["false"]), Some(&argv(&["false"])), 5).unwrap();
+        assert!(not.starts_with("not run"), "{not}");
+        let odd = power_state(&argv(&["false"]), Some(&argv(&["sh", "-c", "exit 3"])), 5).unwrap();
+        assert!(odd.contains("exited 3"), "{odd}");
+        // A condition that hangs is killed at the timeout: no power change.
+        let start = std::time::Instant::now();
+        let e = power_state(&argv(&["false"]), Some(&argv(&["sleep", "30"])), 1).unwrap_err();
+        assert!(e.contains("did not end within 1 s"), "{e}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+        // The tool's own failure is the action's.
+        assert!(power_state(&argv(&["false"]), None, 5).is_err());
+    }
 }
