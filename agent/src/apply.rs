@@ -130,6 +130,8 @@ fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outc
                 timeout,
                 ..
             } => power_state(argv, condition.as_deref(), *timeout),
+            Action::FeedDevice { path, data, .. } => crate::rootfs::feed_device(root, path, data)
+                .map(|()| format!("fed {} bytes to {path}", data.len())),
             // The ids do not change here (only the password or its change time), so the
             // accounts read stay valid.
             Action::MasterPasswd {
@@ -146,7 +148,8 @@ fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outc
             | Action::Write { item, .. }
             | Action::Mkdir { item, .. }
             | Action::Symlink { item, .. }
-            | Action::PowerState { item, .. } => item.clone(),
+            | Action::PowerState { item, .. }
+            | Action::FeedDevice { item, .. } => item.clone(),
             Action::MasterPasswd { user, .. } => user.clone(),
         };
         match &result {

@@ -313,6 +313,7 @@ const APPLIED_KEYS: &[&str] = &[
     "runcmd",
     "power_state",
     "final_message",
+    "random_seed",
 ];
 
 /// cloud-init's own system-configuration keys (its `cloud.cfg`, and what MAAS and curtin drop

@@ -92,6 +92,15 @@ pub enum Action {
         path: String,
         target: String,
     },
+    /// Write `data` into the existing device `path` (`/dev/urandom`), never creating it.
+    FeedDevice {
+        module: &'static str,
+        item: String,
+        path: String,
+        size: usize,
+        #[serde(skip)]
+        data: Vec<u8>,
+    },
     /// Bring the system down with `argv` (shutdown(8), which schedules it and returns), if
     /// `condition` — when there is one — exits 0 within `timeout` seconds. At boot it is held
     /// back until the final stage has reported to MAAS.
@@ -156,13 +165,15 @@ impl Action {
             | Action::Mkdir { module, .. }
             | Action::MasterPasswd { module, .. }
             | Action::Symlink { module, .. }
-            | Action::PowerState { module, .. } => module,
+            | Action::PowerState { module, .. }
+            | Action::FeedDevice { module, .. } => module,
         }
     }
 
     /// One line for people.
     pub fn describe(&self) -> String {
         match self {
+            Action::FeedDevice { path, size, .. } => format!("feed {size} bytes to {path}"),
             Action::PowerState {
                 argv,
                 condition,

@@ -15,7 +15,10 @@ pub use crate::modules::set_passwords::Chpasswd;
 pub use crate::modules::users_groups::{GroupSpec, UserEntry, UserSpec};
 pub use crate::modules::write_files::WriteFile;
 pub use crate::modules::power_state::PowerState;
-use crate::modules::{ntp, power_state, script, set_passwords, users_groups, write_files};
+pub use crate::modules::random_seed::RandomSeed;
+use crate::modules::{
+    ntp, power_state, random_seed, script, set_passwords, users_groups, write_files,
+};
 
 /// Keys that only configure wisp or cloud-init itself: accepted, nothing to apply.
 pub const CONFIG_KEYS: &[&str] = &[
@@ -143,6 +146,7 @@ pub struct CloudConfig {
     pub bootcmd: Vec<Command>,
     pub runcmd: Vec<Command>,
     pub power_state: Option<PowerState>,
+    pub random_seed: Option<RandomSeed>,
     /// `final_message`: the template of the line the final stage ends with.
     pub final_message: Option<String>,
     /// Keys present that have no meaning on the BSDs ([`LINUX_ONLY`]): logged, not warned about.
@@ -214,6 +218,7 @@ impl CloudConfig {
                 "runcmd" => cc.runcmd = script::read_commands(r, path, v),
                 "power_state" => cc.power_state = power_state::read_power_state(r, path, v),
                 "final_message" => cc.final_message = r.opt_string(path, v),
+                "random_seed" => cc.random_seed = random_seed::read_random_seed(r, path, v),
                 k if CONFIG_KEYS.contains(&k) => {}
                 k if LINUX_ONLY.contains(&k) => {
                     r.warn(path, LINUX_ONLY_MESSAGE);

@@ -6,6 +6,7 @@ pub mod final_message;
 pub mod hostname;
 pub mod ntp;
 pub mod power_state;
+pub mod random_seed;
 pub mod runcmd;
 pub mod script;
 pub mod scripts_user;
@@ -226,6 +227,8 @@ pub trait Module: Sync {
 /// The modules, in the order they run: the one list the boot stages, `wisp apply` and the
 /// plans read.
 pub static MODULES: &[&dyn Module] = &[
+    // First of the config modules: the seed goes in before anything that needs entropy.
+    &random_seed::RandomSeedModule,
     &bootcmd::Bootcmd,
     &scripts_user::Boothooks,
     &hostname::Hostname,
