@@ -188,9 +188,7 @@ fn power_state(
                 tracing::warn!(
                     "power_state: the condition {shown_cond} exited {code}: no power change"
                 );
-                return Ok(format!(
-                    "not run: {shown} (the condition exited {code})"
-                ));
+                return Ok(format!("not run: {shown} (the condition exited {code})"));
             }
             None => {
                 return Err(format!(

@@ -35,10 +35,7 @@ fn power(plan: &serde_json::Value) -> Vec<(Vec<String>, Option<Vec<String>>)> {
         .filter(|a| a["module"] == "power_state")
         .map(|a| {
             assert_eq!(a["argv"][0], "chroot", "{a}");
-            (
-                strings(&a["argv"]),
-                a.get("condition").map(|c| strings(c)),
-            )
+            (strings(&a["argv"]), a.get("condition").map(|c| strings(c)))
         })
         .collect()
 }
@@ -99,7 +96,10 @@ fn conditions_run_in_the_root_and_false_plans_nothing() {
         "freebsd",
         "#cloud-config\nusers: []\npower_state: {mode: reboot, condition: [test, -f, /x]}\n",
     );
-    assert_eq!(power(&p)[0].1, Some(vec!["test".into(), "-f".into(), "/x".into()]));
+    assert_eq!(
+        power(&p)[0].1,
+        Some(vec!["test".into(), "-f".into(), "/x".into()])
+    );
     let p = plan(
         "openbsd",
         "#cloud-config\nusers: []\npower_state: {mode: reboot, condition: false}\n",
@@ -153,7 +153,9 @@ fn keys_not_applied_say_why() {
         );
     }
     assert!(
-        !warnings.iter().any(|w| w.contains("no meaning on the BSDs")),
+        !warnings
+            .iter()
+            .any(|w| w.contains("no meaning on the BSDs")),
         "{warnings:?}"
     );
 }
@@ -173,7 +175,8 @@ fn apply_doc(root: &Path, doc: &str, flags: &[&str]) -> (Option<i32>, String) {
     (o.status.code(), text)
 }
 
-const SEED: &str = "#cloud-config\nusers: []\nrandom_seed:\n  data: c2VlZC1ieXRlcw==\n  encoding: b64\n";
+const SEED: &str =
+    "#cloud-config\nusers: []\nrandom_seed:\n  data: c2VlZC1ieXRlcw==\n  encoding: b64\n";
 
 #[test]
 fn the_seed_is_fed_to_the_device_and_a_dry_run_feeds_nothing() {
@@ -204,8 +207,14 @@ fn the_seed_is_fed_to_the_device_and_a_dry_run_feeds_nothing() {
     };
     let (code, out) = apply_doc(r, SEED, &["--dry-run"]);
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("feed_device") || out.contains("\"path\": \"/dev/urandom\""), "{out}");
-    assert!(!out.contains("c2VlZC1ieXRlcw") && !out.contains("seed-bytes"), "{out}");
+    assert!(
+        out.contains("feed_device") || out.contains("\"path\": \"/dev/urandom\""),
+        "{out}"
+    );
+    assert!(
+        !out.contains("c2VlZC1ieXRlcw") && !out.contains("seed-bytes"),
+        "{out}"
+    );
     assert!(read_all(&mut reader).is_empty());
     let (code, out) = apply_doc(r, SEED, &[]);
     assert_eq!(code, Some(0), "{out}");
@@ -230,7 +239,11 @@ fn only_a_device_is_fed_never_what_stands_in_its_place() {
         let (code, out) = apply_doc(r, SEED, &[]);
         assert_eq!(code, Some(1), "{case}: {out}");
         assert!(out.contains("/dev/urandom"), "{case}: {out}");
-        assert_eq!(std::fs::read(r.join("etc/passwd")).unwrap(), passwd, "{case}");
+        assert_eq!(
+            std::fs::read(r.join("etc/passwd")).unwrap(),
+            passwd,
+            "{case}"
+        );
         match case {
             "file" => assert_eq!(std::fs::read(&dev).unwrap(), b"not a device"),
             "missing" => assert!(!dev.exists()),
@@ -265,7 +278,10 @@ fn a_seed_file_gets_the_data_appended_once_per_instance() {
     }
     // chown to root:wheel may fail where there is no wheel group: the content is what counts.
     assert_eq!(std::fs::read(r.join("var/tmp/seed")).unwrap(), b"old:new");
-    let mode = std::fs::metadata(r.join("var/tmp/seed")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(r.join("var/tmp/seed"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
 
@@ -303,6 +319,11 @@ fn a_required_command_that_is_missing_is_an_error_and_one_present_runs_with_the_
         .collect();
     assert_eq!(
         argv,
-        ["/usr/bin/env", "RANDOM_SEED_FILE=/dev/urandom", "pollinate", "-q"]
+        [
+            "/usr/bin/env",
+            "RANDOM_SEED_FILE=/dev/urandom",
+            "pollinate",
+            "-q"
+        ]
     );
 }

@@ -41,8 +41,11 @@ fn root_with_stub(user_data: &str) -> (mock_maas::MockMaas, tempfile::TempDir) {
     std::fs::write(r.join("etc/wisp/wisp.yaml"), cfg).unwrap();
     std::fs::create_dir_all(r.join("sbin")).unwrap();
     std::fs::write(r.join("sbin/shutdown"), STUB).unwrap();
-    std::fs::set_permissions(r.join("sbin/shutdown"), std::fs::Permissions::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(
+        r.join("sbin/shutdown"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     (mock, t)
 }
 
@@ -113,8 +116,7 @@ fn a_condition_that_fails_leaves_the_machine_up_and_a_bad_delay_is_named() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(!r.join("shutdown.argv").exists());
 
-    let (_mock, t) =
-        root_with_stub("#cloud-config\npower_state: {mode: poweroff, delay: later}\n");
+    let (_mock, t) = root_with_stub("#cloud-config\npower_state: {mode: poweroff, delay: later}\n");
     let r = t.path();
     let o = wisp(r, &["init"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));

@@ -47,8 +47,7 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
         tracing::info!("{}: {description}", power_state::NAME);
         boot.events
             .finish(&child, &description, Outcome::Success, None);
-        boot.record
-            .module(power_state::NAME, Outcome::Success, &[]);
+        boot.record.module(power_state::NAME, Outcome::Success, &[]);
         boot.after_report = power;
     }
     boot.mark_stage(Stage::Final);

@@ -10,12 +10,12 @@ use super::lenient::{child, describe, entries, Reader};
 // its file under `modules/`); the document itself is assembled here.
 pub use crate::modules::hostname::EtcHosts;
 pub use crate::modules::ntp::Ntp;
+pub use crate::modules::power_state::PowerState;
+pub use crate::modules::random_seed::RandomSeed;
 pub use crate::modules::script::Command;
 pub use crate::modules::set_passwords::Chpasswd;
 pub use crate::modules::users_groups::{GroupSpec, UserEntry, UserSpec};
 pub use crate::modules::write_files::WriteFile;
-pub use crate::modules::power_state::PowerState;
-pub use crate::modules::random_seed::RandomSeed;
 use crate::modules::{
     ntp, power_state, random_seed, script, set_passwords, users_groups, write_files,
 };
@@ -229,5 +229,42 @@ impl CloudConfig {
             }
         }
         cc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_key_not_applied_has_one_reason_and_applied_keys_none() {
+        for k in LINUX_ONLY {
+            assert!(!NOT_SUPPORTED.contains(k), "{k} is in both lists");
+            assert!(!CONFIG_KEYS.contains(k), "{k}");
+        }
+        for k in ["power_state", "final_message", "random_seed"] {
+            assert!(
+                !LINUX_ONLY.contains(&k) && !NOT_SUPPORTED.contains(&k),
+                "{k} is applied"
+            );
+        }
+        let doc: Mapping =
+            serde_yaml::from_str("apt: {}\nrsyslog: {}\nfinal_message: hi\n").unwrap();
+        let mut r = Reader::default();
+        let cc = CloudConfig::read(&mut r, &doc);
+        assert_eq!(cc.ignored, vec!["apt".to_string()]);
+        assert_eq!(cc.final_message.as_deref(), Some("hi"));
+        let said: Vec<(&str, &str)> = r
+            .problems
+            .iter()
+            .map(|p| (p.path.as_str(), p.message.as_str()))
+            .collect();
+        assert_eq!(
+            said,
+            vec![
+                ("apt", LINUX_ONLY_MESSAGE),
+                ("rsyslog", NOT_SUPPORTED_MESSAGE)
+            ]
+        );
     }
 }

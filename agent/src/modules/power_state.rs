@@ -143,7 +143,9 @@ fn read_timeout(r: &mut Reader<'_>, path: &str, v: &Value) -> Option<u64> {
         _ => None,
     };
     match secs {
-        Some(s) if s.is_finite() && (0.0..=MAX_TIMEOUT as f64).contains(&s) => Some(s.ceil() as u64),
+        Some(s) if s.is_finite() && (0.0..=MAX_TIMEOUT as f64).contains(&s) => {
+            Some(s.ceil() as u64)
+        }
         _ => {
             r.error(
                 path,
@@ -193,7 +195,9 @@ pub(crate) fn read_power_state(r: &mut Reader<'_>, path: &str, v: &Value) -> Opt
                 message = r.opt_string(&p, val);
                 if let Some(m) = &message {
                     // Broadcast to terminals: no escape sequences; and never taken for an option.
-                    if m.chars().any(char::is_control) || m.starts_with('-') || m.len() > MAX_MESSAGE
+                    if m.chars().any(char::is_control)
+                        || m.starts_with('-')
+                        || m.len() > MAX_MESSAGE
                     {
                         r.error(
                             &p,
@@ -309,7 +313,11 @@ mod tests {
             ("{mode: halt, timeout: soon}", "power_state.timeout", "soon"),
             ("{mode: halt, timeout: -1}", "power_state.timeout", "-1"),
             ("{mode: halt, condition: 3}", "power_state.condition", "3"),
-            ("{mode: halt, message: \"a\\u001b[2Jb\"}", "power_state.message", "control"),
+            (
+                "{mode: halt, message: \"a\\u001b[2Jb\"}",
+                "power_state.message",
+                "control",
+            ),
             ("{mode: halt, message: '-r'}", "power_state.message", "'-'"),
             ("[reboot]", "power_state", "a list"),
         ] {

@@ -90,7 +90,11 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
     }
     let Some(tool) = seed.command.first() else {
         if seed.command_required {
-            out.error(NAME, "command", "command_required is true but there is no command");
+            out.error(
+                NAME,
+                "command",
+                "command_required is true but there is no command",
+            );
         }
         return;
     };

@@ -199,7 +199,10 @@ pub trait Backend {
     }
     /// shutdown(8)'s flags for `mode`: NetBSD's and FreeBSD's `-p` powers off, `-r` reboots,
     /// `-h` halts (FreeBSD's `-o` would skip init's rc.shutdown: not used).
-    fn shutdown_flags(&self, mode: crate::modules::power_state::PowerMode) -> &'static [&'static str] {
+    fn shutdown_flags(
+        &self,
+        mode: crate::modules::power_state::PowerMode,
+    ) -> &'static [&'static str] {
         use crate::modules::power_state::PowerMode;
         match mode {
             PowerMode::Poweroff => &["-p"],
@@ -248,7 +251,10 @@ fn parse_boottime(text: &str) -> Option<f64> {
     }
     let field = |name: &str| -> Option<u64> {
         let at = text.find(&format!("{name} = "))? + name.len() + 3;
-        let digits: String = text[at..].chars().take_while(char::is_ascii_digit).collect();
+        let digits: String = text[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
         digits.parse().ok()
     };
     let sec = field("sec")?;
