@@ -35,7 +35,7 @@ fn power(plan: &serde_json::Value) -> Vec<(Vec<String>, Option<Vec<String>>)> {
         .filter(|a| a["module"] == "power_state")
         .map(|a| {
             assert_eq!(a["argv"][0], "chroot", "{a}");
-            (strings(&a["argv"]), a.get("condition").map(|c| strings(c)))
+            (strings(&a["argv"]), a.get("condition").map(strings))
         })
         .collect()
 }

@@ -82,10 +82,7 @@ fn the_shutdown_runs_after_the_final_report_once_per_instance() {
         "\"finish\" \"modules-final/config-power_state\"",
         "\"finish\" \"modules-final\"",
     ] {
-        assert!(
-            names.iter().any(|n| n.replace(' ', " ") == want),
-            "no {want}: {names:?}"
-        );
+        assert!(names.iter().any(|n| n == want), "no {want}: {names:?}");
     }
     // final_message on the console and in the log, its variables filled.
     let out = stdout(&o);

@@ -129,7 +129,7 @@ fn command_exists(inp: &Inputs<'_>, tool: &str) -> bool {
         return inp.root.path(tool).is_file();
     }
     PATH.iter()
-        .any(|d| inp.root.path(&format!("{d}/{tool}")).is_file())
+        .any(|d| inp.root.path(format!("{d}/{tool}")).is_file())
 }
 
 // Reading the module's part of a cloud-config document, with cloud-init's leniency
