@@ -124,6 +124,14 @@ fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outc
             Action::Symlink { path, target, .. } => {
                 symlink(root, path, target).map(|()| format!("linked {path} -> {target}"))
             }
+            Action::PowerState {
+                argv,
+                condition,
+                timeout,
+                ..
+            } => power_state(argv, condition.as_deref(), *timeout),
+            Action::FeedDevice { path, data, .. } => crate::rootfs::feed_device(root, path, data)
+                .map(|()| format!("fed {} bytes to {path}", data.len())),
             // The ids do not change here (only the password or its change time), so the
             // accounts read stay valid.
             Action::MasterPasswd {
@@ -139,7 +147,9 @@ fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outc
             Action::Exec { item, .. }
             | Action::Write { item, .. }
             | Action::Mkdir { item, .. }
-            | Action::Symlink { item, .. } => item.clone(),
+            | Action::Symlink { item, .. }
+            | Action::PowerState { item, .. }
+            | Action::FeedDevice { item, .. } => item.clone(),
             Action::MasterPasswd { user, .. } => user.clone(),
         };
         match &result {
@@ -154,6 +164,66 @@ fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outc
         });
     }
     out
+}
+
+/// cloud-init's power_state_change: the condition decides (exit 0 go, 1 not, anything else
+/// not, with a warning); then shutdown(8), which schedules the change and returns.
+fn power_state(
+    argv: &[String],
+    condition: Option<&[String]>,
+    timeout: u64,
+) -> Result<String, String> {
+    let shown = Action::exec("power_state", "", argv.to_vec()).describe();
+    if let Some(cond) = condition {
+        let limit = std::time::Duration::from_secs(timeout);
+        let shown_cond = Action::exec("power_state", "", cond.to_vec()).describe();
+        match run_bounded(cond, limit)? {
+            Some(0) => {}
+            Some(1) => {
+                return Ok(format!(
+                    "not run: {shown} (the condition {shown_cond} exited 1)"
+                ))
+            }
+            Some(code) => {
+                tracing::warn!(
+                    "power_state: the condition {shown_cond} exited {code}: no power change"
+                );
+                return Ok(format!("not run: {shown} (the condition exited {code})"));
+            }
+            None => {
+                return Err(format!(
+                    "the condition {shown_cond} did not end within {timeout} s (killed): \
+                     no power change"
+                ))
+            }
+        }
+    }
+    run(argv, None).map(|()| format!("ran {shown}"))
+}
+
+/// Runs a tool with no input or output for at most `limit`: its exit code, or `None` when it
+/// had to be killed (or was ended by a signal).
+fn run_bounded(argv: &[String], limit: std::time::Duration) -> Result<Option<i32>, String> {
+    let (prog, args) = argv.split_first().ok_or("empty command")?;
+    let mut child = Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{prog}: {e}"))?;
+    let start = std::time::Instant::now();
+    loop {
+        match child.try_wait().map_err(|e| format!("{prog}: {e}"))? {
+            Some(status) => return Ok(status.code()),
+            None if start.elapsed() >= limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Ok(None);
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
 }
 
 fn run(argv: &[String], stdin: Option<&[u8]>) -> Result<(), String> {
@@ -397,5 +467,27 @@ mod tests {
         execute_with(&[exec()], &mut accounts);
         assert!(accounts.get().user("new").is_some());
         assert_eq!(accounts.loads, 3);
+    }
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn power_state_goes_only_on_a_condition_that_exits_0_in_time() {
+        // Harmless stand-ins for shutdown: `true` succeeds, `false` fails.
+        let go = power_state(&argv(&["true"]), Some(&argv(&["true"])), 5).unwrap();
+        assert!(go.starts_with("ran true"), "{go}");
+        let not = power_state(&argv(&["false"]), Some(&argv(&["false"])), 5).unwrap();
+        assert!(not.starts_with("not run"), "{not}");
+        let odd = power_state(&argv(&["false"]), Some(&argv(&["sh", "-c", "exit 3"])), 5).unwrap();
+        assert!(odd.contains("exited 3"), "{odd}");
+        // A condition that hangs is killed at the timeout: no power change.
+        let start = std::time::Instant::now();
+        let e = power_state(&argv(&["false"]), Some(&argv(&["sleep", "30"])), 1).unwrap_err();
+        assert!(e.contains("did not end within 1 s"), "{e}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+        // The tool's own failure is the action's.
+        assert!(power_state(&argv(&["false"]), None, 5).is_err());
     }
 }

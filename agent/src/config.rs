@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
 use crate::cloudconfig::lenient::norm_key;
-use crate::cloudconfig::model::{CONFIG_KEYS, IGNORED_ON_BSD};
+use crate::cloudconfig::model::{CONFIG_KEYS, LINUX_ONLY, NOT_SUPPORTED};
 use crate::cloudconfig::Positions;
 use crate::root::Root;
 
@@ -288,7 +288,7 @@ const WISP_KEYS: &[&str] = &[
     "max_user_data_bytes",
 ];
 
-/// The cloud-config keys wisp's modules apply. [`CONFIG_KEYS`] and [`IGNORED_ON_BSD`] hold the
+/// The cloud-config keys wisp's modules apply. [`CONFIG_KEYS`], [`LINUX_ONLY`] and [`NOT_SUPPORTED`] hold the
 /// rest of what the cloud-config reader accepts; a test checks that the reader knows each of
 /// these, so a renamed key shows up there rather than as a false warning at boot.
 const APPLIED_KEYS: &[&str] = &[
@@ -311,6 +311,9 @@ const APPLIED_KEYS: &[&str] = &[
     "timezone",
     "bootcmd",
     "runcmd",
+    "power_state",
+    "final_message",
+    "random_seed",
 ];
 
 /// cloud-init's own system-configuration keys (its `cloud.cfg`, and what MAAS and curtin drop
@@ -351,7 +354,8 @@ fn known_top_level(key: &str) -> bool {
         WISP_KEYS,
         APPLIED_KEYS,
         CONFIG_KEYS,
-        IGNORED_ON_BSD,
+        LINUX_ONLY,
+        NOT_SUPPORTED,
         CLOUD_INIT_SYSTEM_KEYS,
     ]
     .iter()
@@ -416,7 +420,8 @@ fn unknown_keys(path: &Path, text: &str, doc: &Mapping) -> Vec<String> {
                 .chain(APPLIED_KEYS)
                 .chain(CLOUD_INIT_SYSTEM_KEYS)
                 .chain(CONFIG_KEYS)
-                .chain(IGNORED_ON_BSD)
+                .chain(LINUX_ONLY)
+                .chain(NOT_SUPPORTED)
                 .copied();
             warn(key.clone(), suggestion(&key, candidates));
         }

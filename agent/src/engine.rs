@@ -119,6 +119,11 @@ impl Read {
         }
     }
 
+    /// The documents read as one cloud-config.
+    pub fn config(&self) -> &CloudConfig {
+        &self.config
+    }
+
     /// Plans the modules that `wanted` picks on `platform` under `root`. The documents'
     /// warnings are in the plan when `with_warnings`.
     pub fn plan(

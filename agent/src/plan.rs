@@ -92,6 +92,26 @@ pub enum Action {
         path: String,
         target: String,
     },
+    /// Write `data` into the existing device `path` (`/dev/urandom`), never creating it.
+    FeedDevice {
+        module: &'static str,
+        item: String,
+        path: String,
+        size: usize,
+        #[serde(skip)]
+        data: Vec<u8>,
+    },
+    /// Bring the system down with `argv` (shutdown(8), which schedules it and returns), if
+    /// `condition` — when there is one — exits 0 within `timeout` seconds. At boot it is held
+    /// back until the final stage has reported to MAAS.
+    PowerState {
+        module: &'static str,
+        item: String,
+        argv: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        condition: Option<Vec<String>>,
+        timeout: u64,
+    },
 }
 
 /// `owner:group` for people; an empty group means the owner's login group, known only once
@@ -144,29 +164,31 @@ impl Action {
             | Action::Write { module, .. }
             | Action::Mkdir { module, .. }
             | Action::MasterPasswd { module, .. }
-            | Action::Symlink { module, .. } => module,
+            | Action::Symlink { module, .. }
+            | Action::PowerState { module, .. }
+            | Action::FeedDevice { module, .. } => module,
         }
     }
 
     /// One line for people.
     pub fn describe(&self) -> String {
         match self {
+            Action::FeedDevice { path, size, .. } => format!("feed {size} bytes to {path}"),
+            Action::PowerState {
+                argv,
+                condition,
+                timeout,
+                ..
+            } => match condition {
+                Some(c) => format!(
+                    "{} (if {} exits 0 within {timeout} s)",
+                    words(argv),
+                    words(c)
+                ),
+                None => words(argv),
+            },
             Action::Exec { argv, stdin, .. } => {
-                let mut s = argv
-                    .iter()
-                    .map(|a| {
-                        if a.is_empty()
-                            || a.contains(|c: char| {
-                                c.is_whitespace() || "'\"\\$`*?;&|<>()".contains(c)
-                            })
-                        {
-                            format!("'{}'", a.replace('\'', "'\\''"))
-                        } else {
-                            a.clone()
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let mut s = words(argv);
                 if let Some(input) = stdin {
                     s.push_str(&format!("  < {input:?}"));
                 }
@@ -213,6 +235,22 @@ impl Action {
             }
         }
     }
+}
+
+/// An argv for reading: words quoted where a shell would split or expand them.
+fn words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if a.is_empty()
+                || a.contains(|c: char| c.is_whitespace() || "'\"\\$`*?;&|<>()".contains(c))
+            {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

@@ -438,6 +438,52 @@ fn read_max(
     Ok(Some(data))
 }
 
+/// Writes `data` into the existing device or FIFO `path` under `/dev` (random_seed's
+/// `/dev/urandom`): opened without creating it and without following a link as the file
+/// itself, and refused unless it is a character device or a FIFO — never a regular file put
+/// in its place. Opening never blocks (a FIFO with no reader is an error).
+pub fn feed_device(root: &Root, path: &str, data: &[u8]) -> Result<(), String> {
+    let n = normalize(path);
+    if !within(&n, "/dev") || n == "/dev" {
+        return Err(format!("{path}: only a device under /dev is fed: refused"));
+    }
+    let Some((dir, name)) = parent(root, &n, None, false)? else {
+        return Err(format!("{n} does not exist"));
+    };
+    let fd = match openat(
+        &dir,
+        &name,
+        libc::O_WRONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+        0,
+    ) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(format!("{n} does not exist")),
+        Err(e) => {
+            return match lstat_at(&dir, &name) {
+                Ok(Some(st)) if is_type(&st, libc::S_IFLNK) => {
+                    Err(format!("{n} is a symbolic link: refused"))
+                }
+                _ => Err(err(&n, e)),
+            }
+        }
+    };
+    let st = fstat(&fd).map_err(|e| err(&n, e))?;
+    if !is_type(&st, libc::S_IFCHR) && !is_type(&st, libc::S_IFIFO) {
+        return Err(format!("{n} is {}, not a device: refused", kind(&st)));
+    }
+    // Open without blocking; write as a device expects, in full.
+    // SAFETY: a valid descriptor; F_SETFL with flags is defined for it.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        }
+    }
+    std::fs::File::from(fd)
+        .write_all(data)
+        .map_err(|e| err(&n, e))
+}
+
 /// The permission bits of `path` (not followed if a link); `None` if it does not exist.
 pub fn mode(root: &Root, path: &str, home: Option<&str>) -> Result<Option<u32>, String> {
     let Some((dir, name)) = parent(root, path, home, false)? else {

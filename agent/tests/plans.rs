@@ -81,6 +81,8 @@ fn fresh_root() {
             "passwords",
             "commands",
             "huge",
+            "power",
+            "power-bad",
         ],
     );
 }

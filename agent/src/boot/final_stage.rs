@@ -1,8 +1,10 @@
-//! The final stage, after logins: deferred files, runcmd, user scripts, and the final report,
-//! whose result is the whole boot's (with the log attached when it is not SUCCESS).
+//! The final stage, after logins: deferred files, runcmd, user scripts, the final message, and
+//! the final report, whose result is the whole boot's (with the log attached when it is not
+//! SUCCESS). power_state's shutdown is held back for the boot's very end, after the report.
 
 use super::{Boot, StageEnd, StageName, LOG_TAIL};
-use crate::modules::Stage;
+use crate::modules::{final_message, power_state, Stage};
+use crate::plan::Action;
 use crate::report::Outcome;
 
 const EVENT: &str = "modules-final";
@@ -21,9 +23,35 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
             "no data: the network stage has not run".into(),
         );
     }
-    let planned = boot.plan_stage(Stage::Final, false, &[]).planned;
+    let mut planned = boot.plan_stage(Stage::Final, false, &[]).planned;
+    // The shutdown waits for the final report (a dry run only shows it).
+    let power: Vec<Action> = if boot.ctx.dry_run {
+        Vec::new()
+    } else {
+        let (power, rest) = std::mem::take(&mut planned.actions)
+            .into_iter()
+            .partition(|a| matches!(a, Action::PowerState { .. }));
+        planned.actions = rest;
+        power
+    };
     let mut outcome = boot.run_modules_marking(&planned, EVENT, Some(Stage::Final));
+    if !power.is_empty() {
+        // Marked done before it runs, as the user's commands are: a reboot must not come back
+        // at every boot.
+        boot.mark_module(power_state::NAME);
+        let child = format!("{EVENT}/config-{}", power_state::NAME);
+        boot.events
+            .start(&child, &format!("running config-{}", power_state::NAME));
+        let what: Vec<String> = power.iter().map(Action::describe).collect();
+        let description = format!("after the final report: {}", what.join("; "));
+        tracing::info!("{}: {description}", power_state::NAME);
+        boot.events
+            .finish(&child, &description, Outcome::Success, None);
+        boot.record.module(power_state::NAME, Outcome::Success, &[]);
+        boot.after_report = power;
+    }
     boot.mark_stage(Stage::Final);
+    print_final_message(boot);
     // The whole boot's result: the worst of the stages.
     for s in ["local", "network"] {
         match boot.record.stage_result(s) {
@@ -43,4 +71,20 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
         log.as_deref().map(|l| (crate::log::LOG_FILE, l)),
     );
     StageEnd::ok(outcome)
+}
+
+/// cloud-init's final_message: on the console and in the log, at every boot.
+fn print_final_message(boot: &mut Boot<'_>) {
+    let template = boot
+        .data
+        .as_ref()
+        .and_then(|d| d.read.as_ref())
+        .and_then(|r| r.config().final_message.clone())
+        .unwrap_or_else(|| final_message::DEFAULT.to_string());
+    let datasource = crate::state::cached_instance_data(&boot.state)
+        .and_then(|(data, _)| data["datasource"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into());
+    let text = final_message::render(&template, &final_message::Vars::now(&datasource));
+    tracing::info!("{}: {text}", final_message::NAME);
+    outln!("{text}");
 }

@@ -156,6 +156,8 @@ pub struct Boot<'a> {
     /// done.
     failed: std::collections::BTreeSet<String>,
     interfaces: Option<&'a std::path::Path>,
+    /// power_state's shutdown, held back until MAAS has the final stage's events.
+    after_report: Vec<crate::plan::Action>,
 }
 
 /// What `wisp init` was asked.
@@ -215,6 +217,7 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
         warnings: Vec::new(),
         failed: Default::default(),
         interfaces: opts.interfaces,
+        after_report: Vec::new(),
     };
     let stages = match only {
         None => vec![StageName::Local, StageName::Network, StageName::Final],
@@ -254,6 +257,13 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
         summary.join(", "),
         crate::log::LOG_FILE
     );
+    // Last of all, once MAAS has the final report (or it is queued) and the results are saved:
+    // power_state's shutdown, which schedules the change and returns.
+    for o in crate::apply::execute(&boot.after_report, &ctx.root) {
+        if let Some(e) = o.error {
+            outln!("wisp: {}: {}: {e}", o.module, o.item);
+        }
+    }
     Ok(worst.exit_code())
 }
 

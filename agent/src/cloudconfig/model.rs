@@ -10,11 +10,15 @@ use super::lenient::{child, describe, entries, Reader};
 // its file under `modules/`); the document itself is assembled here.
 pub use crate::modules::hostname::EtcHosts;
 pub use crate::modules::ntp::Ntp;
+pub use crate::modules::power_state::PowerState;
+pub use crate::modules::random_seed::RandomSeed;
 pub use crate::modules::script::Command;
 pub use crate::modules::set_passwords::Chpasswd;
 pub use crate::modules::users_groups::{GroupSpec, UserEntry, UserSpec};
 pub use crate::modules::write_files::WriteFile;
-use crate::modules::{ntp, script, set_passwords, users_groups, write_files};
+use crate::modules::{
+    ntp, power_state, random_seed, script, set_passwords, users_groups, write_files,
+};
 
 /// Keys that only configure wisp or cloud-init itself: accepted, nothing to apply.
 pub const CONFIG_KEYS: &[&str] = &[
@@ -38,73 +42,82 @@ pub const CONFIG_KEYS: &[&str] = &[
     "cloud_config_modules",
     "cloud_final_modules",
     "output",
-    "debconf_selections",
     "network",
 ];
 
-/// cloud-init keys that mean nothing on a BSD (package managers, Linux subsystems): logged as
-/// ignored, never an error — MAAS's own vendor-data carries some of them.
-pub const IGNORED_ON_BSD: &[&str] = &[
+/// cloud-init keys whose modules run on Linux only (their `distros` in cloud-init name no BSD):
+/// package managers, Ubuntu and Red Hat services, Linux subsystems. Logged as ignored, never a
+/// warning — MAAS's own vendor-data carries some of them (`snap`).
+pub const LINUX_ONLY: &[&str] = &[
     "snap",
-    "packages",
-    "package_update",
-    "package_upgrade",
-    "package_reboot_if_required",
     "apt",
-    "apt_update",
-    "apt_upgrade",
-    "apt_reboot_if_required",
     "apt_pipelining",
+    "debconf_selections",
     "yum_repos",
     "yum_repo_dir",
     "zypper",
     "apk_repos",
-    "growpart",
-    "resize_rootfs",
-    "disk_setup",
-    "fs_setup",
-    "mounts",
-    "mount_default_fields",
-    "swap",
-    "locale",
-    "locale_configfile",
     "keyboard",
     "lxd",
     "ubuntu_advantage",
     "ubuntu_pro",
     "landscape",
+    "byobu_by_default",
+    "fan",
+    "ssh_import_id",
+    "wireguard",
+    "rh_subscription",
+    "spacewalk",
+    "resolv_conf",
+    "manage_resolv_conf",
+    "drivers",
+    "grub_dpkg",
+    "autoinstall",
+];
+
+/// cloud-init keys whose modules run on the BSDs too (or on every distribution), which wisp
+/// does not apply: a warning in the report, so an operator sees what the document asked for
+/// and did not get.
+pub const NOT_SUPPORTED: &[&str] = &[
+    "packages",
+    "package_update",
+    "package_upgrade",
+    "package_reboot_if_required",
+    "apt_update",
+    "apt_upgrade",
+    "apt_reboot_if_required",
+    "growpart",
+    "resize_rootfs",
+    "disk_setup",
+    "fs_setup",
+    "device_aliases",
+    "mounts",
+    "mount_default_fields",
+    "swap",
+    "locale",
+    "locale_configfile",
     "puppet",
     "chef",
     "salt_minion",
     "ansible",
     "mcollective",
     "rsyslog",
-    "byobu_by_default",
-    "fan",
     "phone_home",
-    "power_state",
-    "final_message",
     "ca_certs",
-    "ssh_import_id",
-    "wireguard",
-    "random_seed",
-    "rh_subscription",
-    "spacewalk",
     "seed_random",
-    "resolv_conf",
-    "manage_resolv_conf",
-    "drivers",
     "updates",
-    "grub_dpkg",
-    "device_aliases",
     "disable_ec2_metadata",
-    "autoinstall",
     "create_hostname_file",
     "ssh_keys",
     "ssh",
     "launch_index",
     "version",
 ];
+
+/// What the report says of a key of [`LINUX_ONLY`].
+pub const LINUX_ONLY_MESSAGE: &str = "not applied by wisp: it has no meaning on the BSDs";
+/// What the report says of a key of [`NOT_SUPPORTED`].
+pub const NOT_SUPPORTED_MESSAGE: &str = "not supported by wisp: not applied";
 
 /// The parts of a cloud-config wisp acts on.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -132,7 +145,11 @@ pub struct CloudConfig {
     pub timezone: Option<String>,
     pub bootcmd: Vec<Command>,
     pub runcmd: Vec<Command>,
-    /// Keys present that wisp ignores on purpose (Linux-only).
+    pub power_state: Option<PowerState>,
+    pub random_seed: Option<RandomSeed>,
+    /// `final_message`: the template of the line the final stage ends with.
+    pub final_message: Option<String>,
+    /// Keys present that have no meaning on the BSDs ([`LINUX_ONLY`]): logged, not warned about.
     pub ignored: Vec<String>,
 }
 
@@ -199,14 +216,55 @@ impl CloudConfig {
                 "timezone" => cc.timezone = r.opt_string(path, v),
                 "bootcmd" => cc.bootcmd = script::read_commands(r, path, v),
                 "runcmd" => cc.runcmd = script::read_commands(r, path, v),
+                "power_state" => cc.power_state = power_state::read_power_state(r, path, v),
+                "final_message" => cc.final_message = r.opt_string(path, v),
+                "random_seed" => cc.random_seed = random_seed::read_random_seed(r, path, v),
                 k if CONFIG_KEYS.contains(&k) => {}
-                k if IGNORED_ON_BSD.contains(&k) => {
-                    r.warn(path, "not applied by wisp: it has no meaning on the BSDs");
+                k if LINUX_ONLY.contains(&k) => {
+                    r.warn(path, LINUX_ONLY_MESSAGE);
                     cc.ignored.push(raw.clone());
                 }
+                k if NOT_SUPPORTED.contains(&k) => r.warn(path, NOT_SUPPORTED_MESSAGE),
                 _ => r.warn(path, "unknown key (ignored)"),
             }
         }
         cc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_key_not_applied_has_one_reason_and_applied_keys_none() {
+        for k in LINUX_ONLY {
+            assert!(!NOT_SUPPORTED.contains(k), "{k} is in both lists");
+            assert!(!CONFIG_KEYS.contains(k), "{k}");
+        }
+        for k in ["power_state", "final_message", "random_seed"] {
+            assert!(
+                !LINUX_ONLY.contains(&k) && !NOT_SUPPORTED.contains(&k),
+                "{k} is applied"
+            );
+        }
+        let doc: Mapping =
+            serde_yaml::from_str("apt: {}\nrsyslog: {}\nfinal_message: hi\n").unwrap();
+        let mut r = Reader::default();
+        let cc = CloudConfig::read(&mut r, &doc);
+        assert_eq!(cc.ignored, vec!["apt".to_string()]);
+        assert_eq!(cc.final_message.as_deref(), Some("hi"));
+        let said: Vec<(&str, &str)> = r
+            .problems
+            .iter()
+            .map(|p| (p.path.as_str(), p.message.as_str()))
+            .collect();
+        assert_eq!(
+            said,
+            vec![
+                ("apt", LINUX_ONLY_MESSAGE),
+                ("rsyslog", NOT_SUPPORTED_MESSAGE)
+            ]
+        );
     }
 }

@@ -2,8 +2,11 @@
 //! state and plans actions; nothing here runs a tool or writes a file.
 
 pub mod bootcmd;
+pub mod final_message;
 pub mod hostname;
 pub mod ntp;
+pub mod power_state;
+pub mod random_seed;
 pub mod runcmd;
 pub mod script;
 pub mod scripts_user;
@@ -224,6 +227,8 @@ pub trait Module: Sync {
 /// The modules, in the order they run: the one list the boot stages, `wisp apply` and the
 /// plans read.
 pub static MODULES: &[&dyn Module] = &[
+    // First of the config modules: the seed goes in before anything that needs entropy.
+    &random_seed::RandomSeedModule,
     &bootcmd::Bootcmd,
     &scripts_user::Boothooks,
     &hostname::Hostname,
@@ -236,6 +241,8 @@ pub static MODULES: &[&dyn Module] = &[
     &write_files::WriteFilesDeferred,
     &runcmd::Runcmd,
     &scripts_user::ScriptsUser,
+    &final_message::FinalMessage,
+    &power_state::PowerStateModule,
 ];
 
 /// Whether module `name` runs commands the user wrote (runcmd, user scripts, bootcmd,

@@ -34,6 +34,18 @@ const FACTS: OsFacts = OsFacts {
 };
 
 impl Backend for Linux {
+    /// systemd's and sysvinit's shutdown: `-P` powers off, `-H` halts (cloud-init's map).
+    fn shutdown_flags(
+        &self,
+        mode: crate::modules::power_state::PowerMode,
+    ) -> &'static [&'static str] {
+        use crate::modules::power_state::PowerMode;
+        match mode {
+            PowerMode::Poweroff => &["-P"],
+            PowerMode::Reboot => &["-r"],
+            PowerMode::Halt => &["-H"],
+        }
+    }
     fn facts(&self) -> &'static OsFacts {
         &FACTS
     }

@@ -193,6 +193,23 @@ pub trait Backend {
         }
         argv
     }
+    /// shutdown(8), run inside the root.
+    fn shutdown_tool(&self) -> &'static str {
+        "/sbin/shutdown"
+    }
+    /// shutdown(8)'s flags for `mode`: NetBSD's and FreeBSD's `-p` powers off, `-r` reboots,
+    /// `-h` halts (FreeBSD's `-o` would skip init's rc.shutdown: not used).
+    fn shutdown_flags(
+        &self,
+        mode: crate::modules::power_state::PowerMode,
+    ) -> &'static [&'static str] {
+        use crate::modules::power_state::PowerMode;
+        match mode {
+            PowerMode::Poweroff => &["-p"],
+            PowerMode::Reboot => &["-r"],
+            PowerMode::Halt => &["-h"],
+        }
+    }
     /// Removes an account and its home (when the boot created one that cloud-init would not
     /// have).
     fn remove_user(&self, user: &str) -> Vec<String>;
@@ -205,6 +222,44 @@ pub trait Backend {
     ) -> Option<(Vec<String>, Vec<String>)> {
         None
     }
+}
+
+/// Seconds since the running system booted: /proc/uptime on Linux, `kern.boottime` on the BSDs
+/// (for final_message's `$UPTIME`).
+pub fn uptime() -> Option<f64> {
+    if let Ok(text) = std::fs::read_to_string("/proc/uptime") {
+        return text.split_whitespace().next()?.parse().ok();
+    }
+    let out = std::process::Command::new("sysctl")
+        .args(["-n", "kern.boottime"])
+        .output()
+        .ok()?;
+    let boot = parse_boottime(&String::from_utf8_lossy(&out.stdout))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs_f64();
+    Some((now - boot).max(0.0))
+}
+
+/// `kern.boottime` as `sysctl -n` prints it: `{ sec = 1700000000, usec = 250000 } Mon …`
+/// (NetBSD, FreeBSD), or the seconds alone (OpenBSD).
+fn parse_boottime(text: &str) -> Option<f64> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(secs as f64);
+    }
+    let field = |name: &str| -> Option<u64> {
+        let at = text.find(&format!("{name} = "))? + name.len() + 3;
+        let digits: String = text[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    };
+    let sec = field("sec")?;
+    let usec = field("usec").unwrap_or(0);
+    Some(sec as f64 + usec as f64 / 1e6)
 }
 
 /// The raw devices of the disks the running system knows: the OS's disk-list sysctl, or
@@ -381,5 +436,15 @@ mod tests {
             .iter()
             .all(|p| p.exists()));
         assert_eq!(block_of(Path::new("/dev/rwd1d")), "/dev/wd1d");
+    }
+
+    #[test]
+    fn boot_time_as_each_bsd_prints_it() {
+        assert_eq!(
+            parse_boottime("{ sec = 1700000000, usec = 250000 } Tue Nov 14 22:13:20 2023\n"),
+            Some(1_700_000_000.25)
+        );
+        assert_eq!(parse_boottime("1700000000\n"), Some(1_700_000_000.0));
+        assert_eq!(parse_boottime("garbage"), None);
     }
 }

@@ -23,6 +23,18 @@ const FACTS: OsFacts = OsFacts {
 };
 
 impl Backend for OpenBsd {
+    /// OpenBSD's `-p` only passes on to halt(8): power off is `-h -p`.
+    fn shutdown_flags(
+        &self,
+        mode: crate::modules::power_state::PowerMode,
+    ) -> &'static [&'static str] {
+        use crate::modules::power_state::PowerMode;
+        match mode {
+            PowerMode::Poweroff => &["-h", "-p"],
+            PowerMode::Reboot => &["-r"],
+            PowerMode::Halt => &["-h"],
+        }
+    }
     fn facts(&self) -> &'static OsFacts {
         &FACTS
     }
