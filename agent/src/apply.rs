@@ -124,6 +124,15 @@ fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outc
             Action::Symlink { path, target, .. } => {
                 symlink(root, path, target).map(|()| format!("linked {path} -> {target}"))
             }
+            Action::Remove { path, .. } => {
+                crate::rootfs::remove_file(root, path).map(|()| format!("removed {path}"))
+            }
+            Action::Console { item, lines, .. } => {
+                for l in lines {
+                    outln!("{l}");
+                }
+                Ok(format!("printed {item}:\n{}", lines.join("\n")))
+            }
             // The ids do not change here (only the password or its change time), so the
             // accounts read stay valid.
             Action::MasterPasswd {
@@ -139,7 +148,9 @@ fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outc
             Action::Exec { item, .. }
             | Action::Write { item, .. }
             | Action::Mkdir { item, .. }
-            | Action::Symlink { item, .. } => item.clone(),
+            | Action::Symlink { item, .. }
+            | Action::Remove { item, .. }
+            | Action::Console { item, .. } => item.clone(),
             Action::MasterPasswd { user, .. } => user.clone(),
         };
         match &result {

@@ -27,13 +27,6 @@ pub const CONFIG_KEYS: &[&str] = &[
     "merge_type",
     "vendor_data",
     "max_user_data_bytes",
-    "ssh_deletekeys",
-    "ssh_genkeytypes",
-    "ssh_quiet_keygen",
-    "no_ssh_fingerprints",
-    "ssh_fp_console_blacklist",
-    "ssh_key_console_blacklist",
-    "ssh_publish_hostkeys",
     "cloud_init_modules",
     "cloud_config_modules",
     "cloud_final_modules",
@@ -100,7 +93,6 @@ pub const IGNORED_ON_BSD: &[&str] = &[
     "disable_ec2_metadata",
     "autoinstall",
     "create_hostname_file",
-    "ssh_keys",
     "ssh",
     "launch_index",
     "version",
@@ -132,6 +124,8 @@ pub struct CloudConfig {
     pub timezone: Option<String>,
     pub bootcmd: Vec<Command>,
     pub runcmd: Vec<Command>,
+    /// SSH host keys and their fingerprints (`ssh_host_keys`, `keys_to_console`).
+    pub host_keys: crate::modules::ssh_host_keys::HostKeys,
     /// Keys present that wisp ignores on purpose (Linux-only).
     pub ignored: Vec<String>,
 }
@@ -199,6 +193,9 @@ impl CloudConfig {
                 "timezone" => cc.timezone = r.opt_string(path, v),
                 "bootcmd" => cc.bootcmd = script::read_commands(r, path, v),
                 "runcmd" => cc.runcmd = script::read_commands(r, path, v),
+                k if crate::modules::ssh_host_keys::KEYS.contains(&k) => {
+                    crate::modules::ssh_host_keys::read_key(&mut cc.host_keys, r, k, path, v)
+                }
                 k if CONFIG_KEYS.contains(&k) => {}
                 k if IGNORED_ON_BSD.contains(&k) => {
                     r.warn(path, "not applied by wisp: it has no meaning on the BSDs");

@@ -3,12 +3,14 @@
 
 pub mod bootcmd;
 pub mod hostname;
+pub mod keys_to_console;
 pub mod ntp;
 pub mod runcmd;
 pub mod script;
 pub mod scripts_user;
 pub mod set_passwords;
 pub mod ssh;
+pub mod ssh_host_keys;
 pub mod timezone;
 pub mod users_groups;
 pub mod write_files;
@@ -230,12 +232,14 @@ pub static MODULES: &[&dyn Module] = &[
     &users_groups::UsersGroups,
     &set_passwords::SetPasswords,
     &ssh::Ssh,
+    &ssh_host_keys::SshHostKeys,
     &write_files::WriteFiles,
     &ntp::NtpModule,
     &timezone::Timezone,
     &write_files::WriteFilesDeferred,
     &runcmd::Runcmd,
     &scripts_user::ScriptsUser,
+    &keys_to_console::KeysToConsole,
 ];
 
 /// Whether module `name` runs commands the user wrote (runcmd, user scripts, bootcmd,
