@@ -503,4 +503,62 @@ mod tests {
         );
         assert_eq!(add_host_certificates(&got, &c), None);
     }
+
+    /// The default user's keys for a document, with one key from the datasource.
+    fn default_user_keys(doc: &str) -> Vec<String> {
+        let map: serde_yaml::Mapping = serde_yaml::from_str(doc).unwrap();
+        let cc = crate::cloudconfig::CloudConfig::read(&mut Reader::default(), &map);
+        let backend = crate::platform::Platform::Netbsd.backend(None);
+        let accounts = crate::accounts::Accounts::default();
+        let root = crate::root::Root::new("/nonexistent-wisp-test-root");
+        let metadata = ["ssh-ed25519 AAAAmeta maas".to_string()];
+        let inp = Inputs {
+            config: &cc,
+            metadata_keys: &metadata,
+            configured_default_user: None,
+            backend: backend.as_ref(),
+            accounts: &accounts,
+            root: &root,
+        };
+        let (users, _) = super::super::users_groups::normalize(&inp);
+        users
+            .into_iter()
+            .find(|u| u.default)
+            .map(|u| u.ssh_authorized_keys)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn allow_public_ssh_keys_false_keeps_the_metadata_keys_out() {
+        let given = "ssh_authorized_keys: [ssh-rsa AAAAgiven me]\n";
+        assert_eq!(
+            default_user_keys(given),
+            ["ssh-rsa AAAAgiven me", "ssh-ed25519 AAAAmeta maas"]
+        );
+        assert_eq!(
+            default_user_keys(&format!("{given}allow_public_ssh_keys: false\n")),
+            ["ssh-rsa AAAAgiven me"]
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named_errors() {
+        let doc = "ssh_keys:\n  foo_private: x\n  rsa_public: [1]\n  ed25519_public: not a key\nssh_genkeytypes: [rsa, bogus]\nssh_deletekeys: maybe\n";
+        let map: serde_yaml::Mapping = serde_yaml::from_str(doc).unwrap();
+        let mut r = Reader::default();
+        let cc = crate::cloudconfig::CloudConfig::read(&mut r, &map);
+        let paths: Vec<&str> = r.problems.iter().map(|p| p.path.as_str()).collect();
+        for p in [
+            "ssh_keys.foo_private",
+            "ssh_keys.rsa_public",
+            "ssh_keys.ed25519_public",
+            "ssh_genkeytypes[1]",
+            "ssh_deletekeys",
+        ] {
+            assert!(paths.contains(&p), "{p}: {paths:?}");
+        }
+        assert_eq!(cc.host_keys.keys, Some(vec![]));
+        assert_eq!(cc.host_keys.genkeytypes, Some(vec!["rsa".to_string()]));
+        assert_eq!(cc.host_keys.delete, None);
+    }
 }
