@@ -300,3 +300,22 @@ fn generated_keys_are_fingerprinted_like_ssh_keygen() {
     );
     assert!(!text(&o).contains("FINGERPRINTS"), "{}", text(&o));
 }
+
+#[test]
+fn keys_are_made_when_every_given_entry_was_refused() {
+    let t = image_root();
+    let o = run(
+        "openbsd",
+        t.path(),
+        "#cloud-config\nssh_keys:\n  rsa_private: not a key\nssh_genkeytypes: [ed25519]\n",
+        "i-1",
+        &["--dry-run"],
+    );
+    let out = text(&o);
+    assert!(out.contains("ssh_keys.rsa_private"), "{out}");
+    assert!(out.contains("rm -f /etc/ssh/ssh_host_rsa_key"), "{out}");
+    assert!(
+        out.contains("ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key"),
+        "{out}"
+    );
+}

@@ -407,14 +407,23 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
                 ));
             }
         }
-    } else if inp.backend.facts().sshd_makes_host_keys {
+    }
+    // Keys are made when none was given (cloud-init), and also when every given entry was
+    // refused: a machine left without host keys could not be reached.
+    let given_private = hk.keys.iter().flatten().any(|k| k.part == KeyPart::Private);
+    // A running sshd (wisp run again on a live system) makes no keys until it restarts.
+    let sshd_running = root.is_host() && std::path::Path::new("/var/run/sshd.pid").exists();
+    let sshd_makes_them = inp.backend.facts().sshd_makes_host_keys && !sshd_running;
+    if given_private {
+        // sshd uses the given keys; the types not given are not made (as cloud-init).
+    } else if sshd_makes_them {
         if hk.genkeytypes.is_some() {
             out.warnings.push(format!(
                 "{NAME}: ssh_genkeytypes: not applied: this system's sshd start script makes \
                  the missing host keys, of its own types"
             ));
         }
-    } else if !names.is_none() {
+    } else if names.is_some() {
         // No /etc/ssh: no sshd to make keys for.
         let types = hk
             .genkeytypes
@@ -432,7 +441,7 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
         }
     }
     // OpenBSD's sshd runs already, with the keys it found: it loads the new ones on reload.
-    if changed && root.is_host() && std::path::Path::new("/var/run/sshd.pid").exists() {
+    if changed && sshd_running {
         out.actions
             .push(Action::exec(NAME, "sshd", inp.backend.reload_sshd()));
     }
