@@ -163,7 +163,7 @@ fn public_of_openssh_private(text: &str) -> Option<String> {
     let key_type = std::str::from_utf8(blob.get(4..4 + key_type_len)?).ok()?;
     Some(format!(
         "{key_type} {}\n",
-        base64::engine::general_purpose::STANDARD.encode(&blob)
+        base64::engine::general_purpose::STANDARD.encode(blob)
     ))
 }
 
@@ -272,12 +272,10 @@ pub(crate) fn read_key(hk: &mut HostKeys, r: &mut Reader<'_>, key: &str, path: &
             // ssh-keygen always runs quiet; the fingerprints are printed by keys_to_console.
             r.bool(path, v);
         }
-        "ssh_publish_hostkeys" => {
-            // cloud-init hands them to the datasource, and its MAAS datasource publishes
-            // nothing (MAAS has no endpoint for host keys): accepted, nothing to do.
-            if !v.is_mapping() && !v.is_null() {
-                r.error(path, format!("expected a map, got {}", describe(v)));
-            }
+        // cloud-init hands them to the datasource, and its MAAS datasource publishes nothing
+        // (MAAS has no endpoint for host keys): accepted, nothing to do.
+        "ssh_publish_hostkeys" if !v.is_mapping() && !v.is_null() => {
+            r.error(path, format!("expected a map, got {}", describe(v)));
         }
         _ => {}
     }
