@@ -24,7 +24,11 @@ fn machine(mock: &mock_maas::MockMaas) -> tempfile::TempDir {
     );
     std::fs::write(r.join("etc/wisp/wisp.yaml"), cfg).unwrap();
     std::fs::create_dir_all(r.join("etc/ssh")).unwrap();
-    std::fs::write(r.join("etc/ssh/ssh_host_ed25519_key"), "image private key\n").unwrap();
+    std::fs::write(
+        r.join("etc/ssh/ssh_host_ed25519_key"),
+        "image private key\n",
+    )
+    .unwrap();
     std::fs::write(r.join("etc/ssh/ssh_host_ed25519_key.pub"), IMAGE_PUB).unwrap();
     std::fs::write(r.join("etc/ssh/ssh_host_dsa_key"), "image dsa key\n").unwrap();
     t
