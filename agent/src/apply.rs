@@ -132,6 +132,15 @@ fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outc
             } => power_state(argv, condition.as_deref(), *timeout),
             Action::FeedDevice { path, data, .. } => crate::rootfs::feed_device(root, path, data)
                 .map(|()| format!("fed {} bytes to {path}", data.len())),
+            Action::Remove { path, .. } => {
+                crate::rootfs::remove_file(root, path).map(|()| format!("removed {path}"))
+            }
+            Action::Console { item, lines, .. } => {
+                for l in lines {
+                    outln!("{l}");
+                }
+                Ok(format!("printed {item}:\n{}", lines.join("\n")))
+            }
             // The ids do not change here (only the password or its change time), so the
             // accounts read stay valid.
             Action::MasterPasswd {
@@ -149,7 +158,9 @@ fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outc
             | Action::Mkdir { item, .. }
             | Action::Symlink { item, .. }
             | Action::PowerState { item, .. }
-            | Action::FeedDevice { item, .. } => item.clone(),
+            | Action::FeedDevice { item, .. }
+            | Action::Remove { item, .. }
+            | Action::Console { item, .. } => item.clone(),
             Action::MasterPasswd { user, .. } => user.clone(),
         };
         match &result {

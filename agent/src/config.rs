@@ -357,6 +357,7 @@ fn known_top_level(key: &str) -> bool {
         LINUX_ONLY,
         NOT_SUPPORTED,
         CLOUD_INIT_SYSTEM_KEYS,
+        crate::modules::ssh_host_keys::KEYS,
     ]
     .iter()
     .any(|list| list.contains(&key.as_str()))
@@ -618,6 +619,12 @@ mod tests {
             l.config.datasource_list,
             Some(vec!["MAAS".to_string(), "NoCloud".to_string()])
         );
+    }
+
+    #[test]
+    fn host_key_settings_are_known_image_defaults() {
+        let (w, _) = warnings_of("ssh_deletekeys: false\nssh_genkeytypes: [ed25519]\n");
+        assert_eq!(w, Vec::<String>::new());
     }
 
     fn warnings_of(text: &str) -> (Vec<String>, PathBuf) {

@@ -112,6 +112,19 @@ pub enum Action {
         condition: Option<Vec<String>>,
         timeout: u64,
     },
+    /// Remove a file (a link itself, never what it points to); a missing one is fine.
+    Remove {
+        module: &'static str,
+        item: String,
+        path: String,
+    },
+    /// Print lines to the console (and the log): what people read at the machine's console,
+    /// such as the host key fingerprints. Never a secret.
+    Console {
+        module: &'static str,
+        item: String,
+        lines: Vec<String>,
+    },
 }
 
 /// `owner:group` for people; an empty group means the owner's login group, known only once
@@ -166,7 +179,9 @@ impl Action {
             | Action::MasterPasswd { module, .. }
             | Action::Symlink { module, .. }
             | Action::PowerState { module, .. }
-            | Action::FeedDevice { module, .. } => module,
+            | Action::FeedDevice { module, .. }
+            | Action::Remove { module, .. }
+            | Action::Console { module, .. } => module,
         }
     }
 
@@ -217,6 +232,10 @@ impl Action {
                 format!("mkdir {path} ({mode:04o} {})", ownership(owner, group))
             }
             Action::Symlink { path, target, .. } => format!("ln -sf {target} {path}"),
+            Action::Remove { path, .. } => format!("rm -f {path}"),
+            Action::Console { item, lines, .. } => {
+                format!("print {item} to the console ({} lines)", lines.len())
+            }
             Action::MasterPasswd {
                 user,
                 field,

@@ -678,5 +678,63 @@ pub fn remove(root: &Root, path: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Removes file `path` under the root (a link itself, never what it points to), saying why
+/// when it cannot; one that does not exist is fine. A directory is not removed.
+pub fn remove_file(root: &Root, path: &str) -> Result<(), String> {
+    let Some((dir, name)) = parent(root, path, None, false)? else {
+        return Ok(());
+    };
+    let c = cstr(&name).map_err(|e| err(path, e))?;
+    // SAFETY: a valid descriptor and a NUL-terminated name.
+    if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) } < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::NotFound {
+            return Err(err(path, e));
+        }
+    }
+    Ok(())
+}
+
+/// The most names [`list`] returns: a directory with more is refused, not read on and on.
+pub const MAX_LIST: usize = 10_000;
+
+/// The names in directory `dir` under the root (not `.` and `..`), sorted; `None` if it does
+/// not exist. Links on the way are resolved inside the root.
+pub fn list(root: &Root, dir: &str) -> Result<Option<Vec<String>>, String> {
+    let Some(fd) = walk(root, dir, usize::MAX, false)? else {
+        return Ok(None);
+    };
+    let raw = fd.as_raw_fd();
+    // SAFETY: `fdopendir` takes the descriptor over (closed by `closedir` below).
+    let d = unsafe { libc::fdopendir(raw) };
+    if d.is_null() {
+        return Err(err(dir, io::Error::last_os_error()));
+    }
+    std::mem::forget(fd);
+    let mut names = Vec::new();
+    let result = loop {
+        // SAFETY: `d` is an open directory stream.
+        let e = unsafe { libc::readdir(d) };
+        if e.is_null() {
+            break Ok(());
+        }
+        // SAFETY: `d_name` is NUL-terminated in the entry `readdir` returned.
+        let name = unsafe { std::ffi::CStr::from_ptr((*e).d_name.as_ptr()) };
+        let name = name.to_string_lossy();
+        if name == "." || name == ".." {
+            continue;
+        }
+        if names.len() >= MAX_LIST {
+            break Err(format!("{dir} holds more than {MAX_LIST} entries: refused"));
+        }
+        names.push(name.into_owned());
+    };
+    // SAFETY: `d` is open, and closed once.
+    unsafe { libc::closedir(d) };
+    result?;
+    names.sort();
+    Ok(Some(names))
+}
+
 #[cfg(test)]
 mod tests;

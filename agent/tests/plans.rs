@@ -128,6 +128,12 @@ fn plans_never_show_a_password() {
     }
 }
 
+/// An image that carries host keys (the test keys): what each OS deletes, installs and makes.
+#[test]
+fn image_with_host_keys() {
+    check("image-keys", &["image-host-keys", "host-keys"]);
+}
+
 #[test]
 fn root_where_users_exist() {
     check("existing", &["users"]);

@@ -160,6 +160,12 @@ fn rcorder_puts_the_stages_where_they_belong() {
             "{os}: {o:?}"
         );
         assert!(at("LOGIN") < at("wispfinal"), "{os}: {o:?}");
+        // The fingerprints wispfinal shows are of the keys sshd's start made (rcorder leaves
+        // unrelated scripts in any order: it must be required, not just come first here).
+        assert!(
+            header(&text(os, "wispfinal"), "REQUIRE").contains(&"sshd".to_string()),
+            "{os}"
+        );
     }
     assert!(
         order("freebsd").iter().position(|x| x == "wisplocal")

@@ -31,13 +31,6 @@ pub const CONFIG_KEYS: &[&str] = &[
     "merge_type",
     "vendor_data",
     "max_user_data_bytes",
-    "ssh_deletekeys",
-    "ssh_genkeytypes",
-    "ssh_quiet_keygen",
-    "no_ssh_fingerprints",
-    "ssh_fp_console_blacklist",
-    "ssh_key_console_blacklist",
-    "ssh_publish_hostkeys",
     "cloud_init_modules",
     "cloud_config_modules",
     "cloud_final_modules",
@@ -108,7 +101,6 @@ pub const NOT_SUPPORTED: &[&str] = &[
     "updates",
     "disable_ec2_metadata",
     "create_hostname_file",
-    "ssh_keys",
     "ssh",
     "launch_index",
     "version",
@@ -149,6 +141,8 @@ pub struct CloudConfig {
     pub random_seed: Option<RandomSeed>,
     /// `final_message`: the template of the line the final stage ends with.
     pub final_message: Option<String>,
+    /// SSH host keys and their fingerprints (`ssh_host_keys`, `keys_to_console`).
+    pub host_keys: crate::modules::ssh_host_keys::HostKeys,
     /// Keys present that have no meaning on the BSDs ([`LINUX_ONLY`]): logged, not warned about.
     pub ignored: Vec<String>,
 }
@@ -219,6 +213,9 @@ impl CloudConfig {
                 "power_state" => cc.power_state = power_state::read_power_state(r, path, v),
                 "final_message" => cc.final_message = r.opt_string(path, v),
                 "random_seed" => cc.random_seed = random_seed::read_random_seed(r, path, v),
+                k if crate::modules::ssh_host_keys::KEYS.contains(&k) => {
+                    crate::modules::ssh_host_keys::read_key(&mut cc.host_keys, r, k, path, v)
+                }
                 k if CONFIG_KEYS.contains(&k) => {}
                 k if LINUX_ONLY.contains(&k) => {
                     r.warn(path, LINUX_ONLY_MESSAGE);

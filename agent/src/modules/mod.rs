@@ -4,6 +4,7 @@
 pub mod bootcmd;
 pub mod final_message;
 pub mod hostname;
+pub mod keys_to_console;
 pub mod ntp;
 pub mod power_state;
 pub mod random_seed;
@@ -12,6 +13,7 @@ pub mod script;
 pub mod scripts_user;
 pub mod set_passwords;
 pub mod ssh;
+pub mod ssh_host_keys;
 pub mod timezone;
 pub mod users_groups;
 pub mod write_files;
@@ -235,12 +237,14 @@ pub static MODULES: &[&dyn Module] = &[
     &users_groups::UsersGroups,
     &set_passwords::SetPasswords,
     &ssh::Ssh,
+    &ssh_host_keys::SshHostKeys,
     &write_files::WriteFiles,
     &ntp::NtpModule,
     &timezone::Timezone,
     &write_files::WriteFilesDeferred,
     &runcmd::Runcmd,
     &scripts_user::ScriptsUser,
+    &keys_to_console::KeysToConsole,
     &final_message::FinalMessage,
     &power_state::PowerStateModule,
 ];

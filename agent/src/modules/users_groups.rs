@@ -118,7 +118,10 @@ pub fn normalize(inp: &Inputs<'_>) -> (Vec<User>, BTreeMap<String, Vec<String>>)
             let mut keys = u.ssh_authorized_keys.clone().unwrap_or_default();
             if is_default {
                 keys.extend(cc.ssh_authorized_keys.iter().cloned());
-                keys.extend(inp.metadata_keys.iter().cloned());
+                // `allow_public_ssh_keys: false` keeps the datasource's keys out.
+                if cc.host_keys.allow_public_ssh_keys.unwrap_or(true) {
+                    keys.extend(inp.metadata_keys.iter().cloned());
+                }
             }
             let existing_home = inp.accounts.user(&u.name).map(|e| e.home.clone());
             User {

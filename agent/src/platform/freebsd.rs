@@ -32,6 +32,7 @@ const FACTS: OsFacts = OsFacts {
     skel: "/usr/share/skel",
     skel_dot_prefix: true,
     home_mode: 0o755,
+    sshd_makes_host_keys: true,
 };
 
 impl Backend for FreeBsd {
@@ -106,6 +107,13 @@ impl Backend for FreeBsd {
             "set_passwords",
             user,
             self.pw(&["usermod", user, "-p", "1"]),
+        )
+    }
+    /// ssh-keygen(1): `-q` quiet, `-N ""` an empty passphrase (no secret), `-f` the file.
+    fn host_keygen(&self, key_type: &str, path: &str) -> Vec<String> {
+        super::chrooted(
+            &self.root,
+            vec!["ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", path],
         )
     }
     fn reload_sshd(&self) -> Vec<String> {

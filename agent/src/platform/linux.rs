@@ -31,6 +31,7 @@ const FACTS: OsFacts = OsFacts {
     skel: "/etc/skel",
     skel_dot_prefix: false,
     home_mode: 0o755,
+    sshd_makes_host_keys: false,
 };
 
 impl Backend for Linux {
@@ -168,6 +169,18 @@ impl Backend for Linux {
         let mut argv = self.tool("chage");
         argv.extend(["--lastday".into(), "0".into(), user.into()]);
         crate::plan::Action::exec("set_passwords", user, argv)
+    }
+    /// ssh-keygen(1): `-q` quiet, `-N ""` an empty passphrase (no secret), `-f` the file. It
+    /// has no root option; the host's tool writes under the root (a test root has no tools to
+    /// chroot into).
+    fn host_keygen(&self, key_type: &str, path: &str) -> Vec<String> {
+        let file = match &self.root {
+            Some(r) => format!("{}{path}", r.trim_end_matches('/')),
+            None => path.to_string(),
+        };
+        ["ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", &file]
+            .map(String::from)
+            .to_vec()
     }
     fn reload_sshd(&self) -> Vec<String> {
         vec!["systemctl".into(), "reload-or-restart".into(), "ssh".into()]

@@ -111,6 +111,11 @@ pub struct OsFacts {
     /// The mode the account tool gives a new home (NetBSD/OpenBSD useradd's DEF_HOMEPERM, pw's
     /// `homemode` 0777 less the umask 022, shadow-utils' with UMASK 022).
     pub home_mode: u32,
+    /// Whether the OS makes the missing SSH host keys when sshd starts, after wisp's network
+    /// stage: NetBSD's and FreeBSD's rc.d/sshd do. OpenBSD's /etc/rc makes them (`ssh-keygen
+    /// -A`) and starts sshd before package scripts such as wisp run; Linux's sshd makes none:
+    /// there wisp makes them.
+    pub sshd_makes_host_keys: bool,
 }
 
 /// What each OS does its own way.
@@ -166,6 +171,8 @@ pub trait Backend {
     /// Forces a password change at the next login (cloud-init ran `passwd --expire`, which no
     /// BSD has).
     fn expire_password(&self, user: &str) -> crate::plan::Action;
+    /// Makes an SSH host key of `key_type` in `path` (and `path.pub`), with no passphrase.
+    fn host_keygen(&self, key_type: &str, path: &str) -> Vec<String>;
     /// Reloads a running sshd after its configuration changed.
     fn reload_sshd(&self) -> Vec<String>;
     /// The raw devices of the disks the kernel knows, to look for seed volumes on; `names` is

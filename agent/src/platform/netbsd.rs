@@ -23,6 +23,7 @@ const FACTS: OsFacts = OsFacts {
     skel: "/etc/skel",
     skel_dot_prefix: false,
     home_mode: 0o755,
+    sshd_makes_host_keys: true,
 };
 
 impl Backend for NetBsd {
@@ -74,6 +75,13 @@ impl Backend for NetBsd {
             "set_passwords",
             user,
             chrooted(&self.root, vec!["usermod", "-F", user]),
+        )
+    }
+    /// ssh-keygen(1): `-q` quiet, `-N ""` an empty passphrase (no secret), `-f` the file.
+    fn host_keygen(&self, key_type: &str, path: &str) -> Vec<String> {
+        super::chrooted(
+            &self.root,
+            vec!["ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", path],
         )
     }
     fn reload_sshd(&self) -> Vec<String> {

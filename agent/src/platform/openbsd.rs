@@ -20,6 +20,7 @@ const FACTS: OsFacts = OsFacts {
     skel: "/etc/skel",
     skel_dot_prefix: false,
     home_mode: 0o755,
+    sshd_makes_host_keys: false,
 };
 
 impl Backend for OpenBsd {
@@ -90,6 +91,13 @@ impl Backend for OpenBsd {
             hasher: Vec::new(),
             db: chrooted(&self.root, vec!["pwd_mkdb", "-u", user, "/etc/ptmp"]),
         }
+    }
+    /// ssh-keygen(1): `-q` quiet, `-N ""` an empty passphrase (no secret), `-f` the file.
+    fn host_keygen(&self, key_type: &str, path: &str) -> Vec<String> {
+        super::chrooted(
+            &self.root,
+            vec!["ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", path],
+        )
     }
     fn reload_sshd(&self) -> Vec<String> {
         vec!["rcctl".into(), "reload".into(), "sshd".into()]

@@ -224,3 +224,44 @@ fn a_written_file_replaces_a_link_instead_of_writing_through_it() {
     assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
     assert_eq!(mode(&r, "/etc/hosts", None), Ok(Some(0o644)));
 }
+
+#[test]
+fn listing_stays_in_the_root_and_removing_never_follows_a_link() {
+    let (root, outside, r) = setup();
+    std::fs::write(outside.path().join("secret_key"), "x").unwrap();
+    assert_eq!(list(&r, "/etc/ssh").unwrap(), None);
+    // An absolute link is resolved inside the root, not on the host.
+    std::fs::create_dir_all(root.path().join("image/ssh")).unwrap();
+    std::fs::write(root.path().join("image/ssh/b"), "").unwrap();
+    std::fs::write(root.path().join("image/ssh/a"), "").unwrap();
+    std::os::unix::fs::symlink("/image/ssh", root.path().join("etc/ssh")).unwrap();
+    assert_eq!(
+        list(&r, "/etc/ssh").unwrap(),
+        Some(vec!["a".to_string(), "b".to_string()])
+    );
+    // A link to a file outside: the link goes, the file stays.
+    std::os::unix::fs::symlink(
+        outside.path().join("secret_key"),
+        root.path().join("image/ssh/ssh_host_rsa_key"),
+    )
+    .unwrap();
+    remove_file(&r, "/etc/ssh/ssh_host_rsa_key").unwrap();
+    assert!(outside.path().join("secret_key").exists());
+    assert!(std::fs::symlink_metadata(root.path().join("image/ssh/ssh_host_rsa_key")).is_err());
+    // Missing: fine. A directory: an error naming it.
+    remove_file(&r, "/etc/ssh/none").unwrap();
+    let e = remove_file(&r, "/image").unwrap_err();
+    assert!(e.starts_with("/image: "), "{e}");
+}
+
+#[test]
+fn listing_a_huge_directory_is_refused() {
+    let (root, _outside, r) = setup();
+    let d = root.path().join("etc/many");
+    std::fs::create_dir_all(&d).unwrap();
+    for i in 0..=MAX_LIST {
+        std::fs::File::create(d.join(format!("f{i}"))).unwrap();
+    }
+    let e = list(&r, "/etc/many").unwrap_err();
+    assert!(e.contains("more than 10000 entries"), "{e}");
+}
