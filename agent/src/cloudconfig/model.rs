@@ -59,8 +59,6 @@ pub const IGNORED_ON_BSD: &[&str] = &[
     "yum_repo_dir",
     "zypper",
     "apk_repos",
-    "growpart",
-    "resize_rootfs",
     "disk_setup",
     "fs_setup",
     "mounts",
@@ -130,6 +128,8 @@ pub struct CloudConfig {
     pub write_files: Vec<WriteFile>,
     pub ntp: Option<Ntp>,
     pub timezone: Option<String>,
+    pub growpart: Option<crate::modules::growpart::Growpart>,
+    pub resize_rootfs: Option<bool>,
     pub bootcmd: Vec<Command>,
     pub runcmd: Vec<Command>,
     /// Keys present that wisp ignores on purpose (Linux-only).
@@ -197,6 +197,10 @@ impl CloudConfig {
                 "write_files" => cc.write_files = write_files::read_write_files(r, path, v),
                 "ntp" => cc.ntp = ntp::read_ntp(r, path, v),
                 "timezone" => cc.timezone = r.opt_string(path, v),
+                "growpart" => cc.growpart = crate::modules::growpart::read_growpart(r, path, v),
+                "resize_rootfs" => {
+                    cc.resize_rootfs = crate::modules::growpart::read_resize_rootfs(r, path, v)
+                }
                 "bootcmd" => cc.bootcmd = script::read_commands(r, path, v),
                 "runcmd" => cc.runcmd = script::read_commands(r, path, v),
                 k if CONFIG_KEYS.contains(&k) => {}

@@ -2,6 +2,7 @@
 //! state and plans actions; nothing here runs a tool or writes a file.
 
 pub mod bootcmd;
+pub mod growpart;
 pub mod hostname;
 pub mod ntp;
 pub mod runcmd;
@@ -51,6 +52,8 @@ pub struct Inputs<'a> {
     pub backend: &'a dyn Backend,
     pub accounts: &'a Accounts,
     pub root: &'a Root,
+    /// Stand-ins for the disks' tools (`--disks FILE`), or why the file cannot be read.
+    pub disks: Option<&'a Result<crate::platform::disks::Probe, String>>,
 }
 
 /// A problem with one item of one module: recorded, and the rest goes on.
@@ -226,6 +229,7 @@ pub trait Module: Sync {
 pub static MODULES: &[&dyn Module] = &[
     &bootcmd::Bootcmd,
     &scripts_user::Boothooks,
+    &growpart::GrowpartModule,
     &hostname::Hostname,
     &users_groups::UsersGroups,
     &set_passwords::SetPasswords,
