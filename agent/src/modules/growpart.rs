@@ -189,7 +189,11 @@ pub(crate) fn read_growpart(r: &mut Reader<'_>, path: &str, v: &Value) -> Option
         Value::Mapping(m) => m,
         other => {
             r.error(path, format!("expected a map, got {}", describe(other)));
-            return None;
+            // As cloud-init: a growpart it cannot read grows nothing.
+            return Some(Growpart {
+                mode: Mode::Off,
+                ..Growpart::default()
+            });
         }
     };
     let mut gp = Growpart::default();
@@ -246,7 +250,8 @@ pub(crate) fn read_resize_rootfs(r: &mut Reader<'_>, path: &str, v: &Value) -> O
                 path,
                 format!("expected true, false or noblock, got {}", describe(v)),
             );
-            None
+            // As cloud-init, which reads anything else as false.
+            Some(false)
         }
     }
 }
