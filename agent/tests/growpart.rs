@@ -81,17 +81,24 @@ fn on_by_default_and_off_when_asked() {
         }
     }
     // resize_rootfs: false grows the partition only.
-    let p = plan("freebsd", &root, "resize_rootfs: false\n", Some("root-last"));
+    let p = plan(
+        "freebsd",
+        &root,
+        "resize_rootfs: false\n",
+        Some("root-last"),
+    );
     assert_eq!(
         actions(&p),
         ["gpart recover vtbd0", "gpart resize -i 3 vtbd0"]
     );
     let p = plan("netbsd", &root, "resize_rootfs: false\n", Some("root-last"));
-    assert_eq!(
-        actions(&p),
-        ["gpt resizedisk wd0", "gpt resize -i 2 wd0"]
+    assert_eq!(actions(&p), ["gpt resizedisk wd0", "gpt resize -i 2 wd0"]);
+    let p = plan(
+        "netbsd",
+        &root,
+        "resize_rootfs: noblock\n",
+        Some("root-last"),
     );
-    let p = plan("netbsd", &root, "resize_rootfs: noblock\n", Some("root-last"));
     assert_eq!(
         actions(&p),
         [
@@ -126,7 +133,12 @@ fn bad_values_are_named_and_the_rest_is_applied() {
         );
     }
     // A resize_rootfs it cannot read grows the partition only, as in cloud-init.
-    let p = plan("freebsd", &root, "resize_rootfs: maybe\n", Some("root-last"));
+    let p = plan(
+        "freebsd",
+        &root,
+        "resize_rootfs: maybe\n",
+        Some("root-last"),
+    );
     assert_eq!(actions(&p).len(), 2, "{p}");
     // Another mount point than / is named, / still grows.
     let p = plan(
@@ -186,13 +198,22 @@ fn fake_roots_need_a_disks_file_and_the_file_is_for_dry_runs() {
     let o = common::apply(
         "freebsd",
         &root,
-        &["--dry-run", "--format", "json", "--disks", bad.to_str().unwrap()],
+        &[
+            "--dry-run",
+            "--format",
+            "json",
+            "--disks",
+            bad.to_str().unwrap(),
+        ],
         &doc,
         None,
     );
     let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let e = p["errors"].to_string();
-    assert!(e.contains("--disks") && e.contains("no map for freebsd"), "{e}");
+    assert!(
+        e.contains("--disks") && e.contains("no map for freebsd"),
+        "{e}"
+    );
 }
 
 /// A copy of the grow root with `fstab` and, if given, the growroot-disabled marker.
@@ -233,7 +254,10 @@ fn netbsd_says_when_resize_root_cannot_grow_the_file_system() {
     let p = plan("netbsd", t.path(), "", Some("root-last"));
     assert_eq!(actions(&p).len(), 3, "{p}");
     let w = p["warnings"].to_string();
-    assert!(w.contains("growpart") && w.contains("NAME=wisp-root"), "{w}");
+    assert!(
+        w.contains("growpart") && w.contains("NAME=wisp-root"),
+        "{w}"
+    );
     let t = root_with("/dev/dk1 / ffs rw,log 1 1\n", false);
     let p = plan("netbsd", t.path(), "", Some("root-last"));
     assert!(p["warnings"].to_string().contains("with log"), "{p}");

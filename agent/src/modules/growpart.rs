@@ -222,7 +222,10 @@ pub(crate) fn read_growpart(r: &mut Reader<'_>, path: &str, v: &Value) -> Option
                 Value::Sequence(_) => {
                     gp.devices = r.string_list(&p, val);
                     for d in gp.devices.iter().filter(|d| d.as_str() != "/") {
-                        r.warn(&p, format!("wisp grows only the root (/): {d} is not grown"));
+                        r.warn(
+                            &p,
+                            format!("wisp grows only the root (/): {d} is not grown"),
+                        );
                     }
                 }
                 other => {

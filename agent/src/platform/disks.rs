@@ -73,12 +73,8 @@ impl Probe {
             ));
         };
         let per_os = !m.is_empty()
-            && m.keys().all(|k| {
-                matches!(
-                    k.as_str(),
-                    Some("netbsd" | "freebsd" | "openbsd" | "linux")
-                )
-            });
+            && m.keys()
+                .all(|k| matches!(k.as_str(), Some("netbsd" | "freebsd" | "openbsd" | "linux")));
         let m = if per_os {
             match m.get(platform.name()) {
                 Some(serde_yaml::Value::Mapping(inner)) => inner.clone(),
@@ -413,7 +409,12 @@ mod tests {
             })
         );
         assert_eq!(parse_mount("tmpfs on /tmp type tmpfs (local)\n"), None);
-        assert_eq!(parse_mount_p("zroot/ROOT/default / zfs rw 0 0\n").unwrap().fstype, "zfs");
+        assert_eq!(
+            parse_mount_p("zroot/ROOT/default / zfs rw 0 0\n")
+                .unwrap()
+                .fstype,
+            "zfs"
+        );
     }
 
     #[test]
@@ -430,10 +431,9 @@ mod tests {
 
     #[test]
     fn netbsd_wedges_name_their_disk_and_offset() {
-        let w = parse_wedgeinfo(
-            "dk1 at wd0: wisp-root\ndk1: 4194304 blocks at 133120, type: ffs\n",
-        )
-        .unwrap();
+        let w =
+            parse_wedgeinfo("dk1 at wd0: wisp-root\ndk1: 4194304 blocks at 133120, type: ffs\n")
+                .unwrap();
         assert_eq!(
             w,
             Wedge {
@@ -470,7 +470,12 @@ mod tests {
         assert_eq!(t.parts.iter().map(|p| p.index).collect::<Vec<_>>(), [1, 2]);
         let (p, room) = t.room(133120).unwrap();
         assert_eq!(p.index, 2);
-        assert_eq!(room, Room::Last { free: 2015 + 37613568 });
+        assert_eq!(
+            room,
+            Room::Last {
+                free: 2015 + 37613568
+            }
+        );
         assert_eq!(
             t.room(2048).unwrap().1,
             Room::NotLast {
