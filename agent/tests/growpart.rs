@@ -272,3 +272,40 @@ fn netbsd_says_when_resize_root_cannot_grow_the_file_system() {
     );
     assert_eq!(problems(&p), "[] []");
 }
+
+/// Done for an instance (its mark in the state directory), growpart plans nothing for it again;
+/// a new instance (a redeployment) grows again.
+#[test]
+fn once_per_instance() {
+    let t = root_with("ROOT. / ffs rw 1 1\n", false);
+    std::fs::create_dir_all(t.path().join("var/db/wisp")).unwrap();
+    std::fs::write(
+        t.path().join("var/db/wisp/sem.growpart.json"),
+        r#"{"instance_id":"i-1"}"#,
+    )
+    .unwrap();
+    let doc = t.path().join("u.yaml");
+    std::fs::write(&doc, "#cloud-config\nusers: []\n").unwrap();
+    let d = disks("root-last");
+    for (id, n) in [("i-1", 0), ("i-2", 3)] {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_wisp"));
+        c.args([
+            "--platform",
+            "freebsd",
+            "--dry-run",
+            "--format",
+            "json",
+            "--disks",
+        ])
+        .arg(&d)
+        .arg("--root")
+        .arg(t.path())
+        .arg("--config")
+        .arg(common::manifest_path("tests/fixtures/no-config.yaml"))
+        .args(["apply", "--instance-id", id, "--user-data"])
+        .arg(&doc);
+        let o = c.output().unwrap();
+        let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(actions(&p).len(), n, "{id}: {p}");
+    }
+}

@@ -33,23 +33,33 @@ impl Probe {
                 .cloned()
                 .ok_or_else(|| format!("`{line}`: no output for it in the --disks file")),
             Probe::Host => {
+                use std::io::Read;
                 let (prog, args) = argv.split_first().ok_or("no command")?;
-                let o = std::process::Command::new(prog)
+                let mut child = std::process::Command::new(prog)
                     .args(args)
                     .stdin(std::process::Stdio::null())
-                    .output()
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
                     .map_err(|e| format!("`{line}`: {e}"))?;
-                if !o.status.success() {
-                    return Err(format!(
-                        "`{line}` failed ({}): {}",
-                        o.status,
-                        String::from_utf8_lossy(&o.stderr).trim()
-                    ));
+                // Read no more than the bound, whatever the tool prints.
+                let mut out = Vec::new();
+                let read = match child.stdout.take() {
+                    Some(s) => s.take(MAX_OUTPUT as u64 + 1).read_to_end(&mut out),
+                    None => Ok(0),
+                };
+                if read.is_err() || out.len() > MAX_OUTPUT {
+                    let _ = child.kill();
                 }
-                if o.stdout.len() > MAX_OUTPUT {
+                let status = child.wait().map_err(|e| format!("`{line}`: {e}"))?;
+                read.map_err(|e| format!("`{line}`: {e}"))?;
+                if out.len() > MAX_OUTPUT {
                     return Err(format!("`{line}`: more than {MAX_OUTPUT} bytes of output"));
                 }
-                Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+                if !status.success() {
+                    return Err(format!("`{line}` failed ({status})"));
+                }
+                Ok(String::from_utf8_lossy(&out).into_owned())
             }
         }
     }
@@ -415,6 +425,23 @@ mod tests {
                 .fstype,
             "zfs"
         );
+    }
+
+    #[test]
+    fn host_tools_run_without_a_shell_and_failures_are_named() {
+        let p = Probe::Host;
+        assert_eq!(p.output(&["echo", "a;", "$b"]).unwrap(), "a; $b\n");
+        let e = p.output(&["false"]).unwrap_err();
+        assert!(e.starts_with("`false` failed"), "{e}");
+        let e = p.output(&["/nonexistent/wisp-tool", "x"]).unwrap_err();
+        assert!(e.contains("/nonexistent/wisp-tool x"), "{e}");
+        // More than the bound is refused, not kept.
+        let e = p
+            .output(&["head", "-c", "2000000", "/dev/zero"])
+            .unwrap_err();
+        assert!(e.contains("more than"), "{e}");
+        let f = Probe::Fixture(BTreeMap::new());
+        assert!(f.output(&["mount"]).unwrap_err().contains("`mount`"));
     }
 
     #[test]
