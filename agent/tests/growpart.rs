@@ -175,6 +175,9 @@ fn fake_roots_need_a_disks_file_and_the_file_is_for_dry_runs() {
     // A fake root and no --disks: the host's disks are never probed for it.
     let p = plan("freebsd", &root, "growpart: {mode: auto}\n", None);
     assert!(actions(&p).is_empty(), "{p}");
+    assert!(problems(&p).contains("no --disks"), "{p}");
+    let p = plan("freebsd", &root, "", None);
+    assert_eq!(problems(&p), "[] []", "only the default: {p}");
     // A real run with --disks would run the commands on this machine's disks.
     let t = tempfile::tempdir().unwrap();
     let doc = t.path().join("u.yaml");

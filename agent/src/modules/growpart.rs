@@ -50,8 +50,14 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
             &host
         }
         None => {
-            // Never the host's disks for a fake root.
-            tracing::info!("growpart: --root is not this system and no --disks was given: the root is not grown");
+            // Never the host's disks for a fake root. Said in the plan when the document asks
+            // for growpart, in the log when it is only the default.
+            let note = "--root is not this system and no --disks was given: the root is not grown";
+            if configured {
+                out.warnings.push(format!("{NAME}: {note}"));
+            } else {
+                tracing::info!("{NAME}: {note}");
+            }
             return;
         }
     };
