@@ -214,16 +214,18 @@ pub fn parse_gpart_show(text: &str) -> Result<Table, String> {
     let mut table: Option<Table> = None;
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
-        if f.first() == Some(&"=>") {
+        if let Some(header) = line.trim_start().strip_prefix("=>") {
             if table.is_some() {
                 break; // the next disk's table
             }
-            if f.len() < 5 {
+            // `=>` and the first sector may touch: the number is padded to the widest.
+            let h: Vec<&str> = header.split_whitespace().collect();
+            if h.len() < 4 {
                 return Err(format!("gpart show: unexpected header: {line}"));
             }
             table = Some(Table {
-                disk: f[3].to_string(),
-                scheme: f[4].to_string(),
+                disk: h[2].to_string(),
+                scheme: h[3].to_string(),
                 backup_misplaced: line.contains("[CORRUPT]"),
                 ..Default::default()
             });
@@ -395,6 +397,11 @@ mod tests {
         assert!(t.backup_misplaced);
         let (_, room) = t.room(40).unwrap();
         assert_eq!(room, Room::Last { free: 0 });
+        let t = parse_gpart_show(
+            "=>34  4194270  ada0  GPT  (2.0G)\n  34  4194270  ada0p1  freebsd-ufs  (2.0G)\n",
+        )
+        .unwrap();
+        assert_eq!((t.disk.as_str(), t.parts[0].index), ("ada0", 1));
         assert!(parse_gpart_show("").is_err());
         assert!(parse_gpart_show("=> 1 2\n").is_err());
         assert!(parse_gpart_show("=> 40 9 ada0 GPT (1G)\n x y ada0p1 t\n").is_err());
