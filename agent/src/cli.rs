@@ -24,6 +24,10 @@ pub struct Cli {
     /// Print what would be done; change nothing.
     #[arg(long, global = true)]
     pub dry_run: bool,
+    /// A YAML map of disk-tool command line to its output (or one map per OS) standing in for
+    /// the machine's disks, so that `growpart` plans for a fake root; with --dry-run only.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub disks: Option<PathBuf>,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub format: Format,
@@ -80,6 +84,7 @@ impl Cli {
             platform: self.platform.or_else(Platform::detect),
             dry_run: self.dry_run,
             format: self.format,
+            disks: self.disks.clone(),
         }
     }
 }
@@ -87,6 +92,10 @@ impl Cli {
 /// Runs the command; the number is the exit status.
 pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     let ctx = cli.context();
+    // The plan's disk commands would run on this machine's disks, not the ones described.
+    if ctx.disks.is_some() && !ctx.dry_run {
+        anyhow::bail!("--disks stands in for the machine's disks: it is for --dry-run plans only");
+    }
     tracing::debug!(
         platform = ctx.platform.map(|p| p.name()).unwrap_or("unsupported"),
         root = %ctx.root.path("/").display(),

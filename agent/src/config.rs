@@ -309,6 +309,8 @@ const APPLIED_KEYS: &[&str] = &[
     "write_files",
     "ntp",
     "timezone",
+    "growpart",
+    "resize_rootfs",
     "bootcmd",
     "runcmd",
     "power_state",

@@ -132,6 +132,7 @@ impl Read {
         platform: Platform,
         docs: &Documents<'_>,
         with_warnings: bool,
+        disks: Option<&std::path::Path>,
         wanted: impl Fn(&modules::ModuleInfo) -> bool,
     ) -> modules::Plan {
         let mut planned = Planned::default();
@@ -142,6 +143,7 @@ impl Read {
             .then(|| root.path("/").display().to_string());
         let backend = platform.backend(root_arg);
         let accounts = Accounts::load(root);
+        let disks = disks.map(|f| crate::platform::disks::Probe::from_file(f, platform));
         let inputs = Inputs {
             config: &self.config,
             metadata_keys: docs.metadata_keys,
@@ -149,6 +151,7 @@ impl Read {
             backend: backend.as_ref(),
             accounts: &accounts,
             root,
+            disks: disks.as_ref(),
         };
         let parts = docs.user.map(|u| &u.parts[..]).unwrap_or(&[]);
         modules::plan_modules(
@@ -170,8 +173,9 @@ pub fn plan(
     platform: Platform,
     config: &Config,
     docs: &Documents<'_>,
+    disks: Option<&std::path::Path>,
 ) -> modules::Plan {
-    Read::new(platform, config, docs).plan(root, platform, docs, true, |_| true)
+    Read::new(platform, config, docs).plan(root, platform, docs, true, disks, |_| true)
 }
 
 /// Whether any module of `stage` is due for `instance_id` (else the stage has nothing to do,

@@ -176,3 +176,53 @@ fn a_new_account_is_locked_once() {
         assert_eq!(locks(bsd), vec!["nopw", "withpw"], "{bsd}");
     }
 }
+
+/// `growpart` for each OS against disk tool outputs standing in for a machine's disks
+/// (`--disks`): the growing commands for a root on the last GPT partition of a disk that grew
+/// under the image, an error for one that is not last, and nothing once it fills the disk.
+#[test]
+fn grow_root() {
+    let root = dir("tests/fixtures/roots/grow");
+    let doc = dir("tests/fixtures/corpus/growpart.yaml");
+    let bless = std::env::var_os("WISP_BLESS").is_some();
+    let mut failures = Vec::new();
+    for disks in ["root-last", "root-not-last", "root-full"] {
+        let file = dir(&format!("tests/fixtures/disks/{disks}.yaml"));
+        for platform in PLATFORMS {
+            let o = common::apply(
+                platform,
+                &root,
+                &[
+                    "--dry-run",
+                    "--format",
+                    "json",
+                    "--disks",
+                    file.to_str().unwrap(),
+                ],
+                &doc,
+                None,
+            );
+            let got = String::from_utf8_lossy(&o.stdout)
+                .replace(&root.display().to_string(), "$ROOT")
+                .replace(&doc.display().to_string(), "$DOC");
+            assert!(
+                matches!(o.status.code(), Some(0 | 2)),
+                "{platform} {disks}: {o:?}"
+            );
+            let golden = dir(&format!("tests/golden/{platform}/disks/{disks}.json"));
+            if bless {
+                std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+                std::fs::write(&golden, &got).unwrap();
+                continue;
+            }
+            let want = std::fs::read_to_string(&golden).unwrap_or_default();
+            if want != got {
+                failures.push(format!(
+                    "{}\n--- want\n{want}\n--- got\n{got}",
+                    golden.display()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -307,7 +307,7 @@ fn netbsd_image_has_a_gpt_an_esp_with_the_hook_and_an_ffs_root_with_wisp() {
         .status()
         .unwrap();
     assert!(xz.success());
-    // GPT: an EFI system partition, then a NetBSD FFS partition named for fstab's NAME=.
+    // GPT: an EFI system partition, then a NetBSD FFS partition named wisp-root.
     let info = |n: &str| {
         String::from_utf8_lossy(
             &Command::new("sgdisk")
@@ -330,6 +330,14 @@ fn netbsd_image_has_a_gpt_an_esp_with_the_hook_and_an_ffs_root_with_wisp() {
         ffs.contains("49F48D5A-B10E-11DC-B99B-0019D1879648") && ffs.contains("'wisp-root'"),
         "{ffs}"
     );
+    // The root is the last partition, so that growpart can grow it, and fstab mounts it as the
+    // kernel's root device without log: what rc.d/resize_root needs to grow its file system.
+    let third = info("3");
+    assert!(third.contains("does not exist"), "{third}");
+    let image = std::fs::read(&raw).unwrap();
+    let has = |s: &[u8]| image.windows(s.len()).any(|w| w == s);
+    assert!(has(b"ROOT. / ffs rw 1 1\n"), "fstab mounts ROOT.");
+    assert!(!has(b"rw,log"), "fstab mounts / with log");
     // The ESP: the loader at the removable-media path, the hook and wisp for both Linux arches.
     let listing = Command::new("mdir")
         .arg("-i")

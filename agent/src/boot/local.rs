@@ -98,8 +98,8 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
     StageEnd::ok(outcome)
 }
 
-/// The local modules (bootcmd, boothooks) of this boot, unless they have run in it already:
-/// cloud-init runs them at every boot, once. With data from a seed or an earlier boot that is
+/// The local modules (bootcmd, boothooks; growpart when due) of this boot, unless they have run
+/// in it already: cloud-init runs bootcmd at every boot, once. With data from a seed or an earlier boot that is
 /// here, in the local stage; on a MAAS machine's first boot, the data comes only in the network
 /// stage, which then runs them as soon as it has the user-data.
 pub(super) fn run_local_modules(boot: &mut Boot<'_>, event: &str) -> Outcome {
@@ -117,7 +117,9 @@ pub(super) fn run_local_modules(boot: &mut Boot<'_>, event: &str) -> Outcome {
             );
         }
     }
-    boot.run_modules(&planned, event)
+    // Marked as they succeed: growpart runs once per instance (bootcmd and boothooks run at
+    // every boot whatever their mark says).
+    boot.run_modules_marking(&planned, event, Some(Stage::Local))
 }
 
 /// The data an earlier boot fetched (MAAS before the network is up: bootcmd of a later boot).

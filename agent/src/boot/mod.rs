@@ -348,6 +348,7 @@ impl Boot<'_> {
             self.platform,
             &data.docs(),
             with_warnings,
+            self.ctx.disks.as_deref(),
             |m| {
                 m.stage == stage
                     && (filter.is_empty() || filter.contains(&m.name))
@@ -367,9 +368,14 @@ impl Boot<'_> {
         let Some(read) = data.read.as_ref() else {
             return Vec::new();
         };
-        read.plan(&self.ctx.root, self.platform, &data.docs(), false, |m| {
-            m.name == modules::users_groups::NAME
-        })
+        read.plan(
+            &self.ctx.root,
+            self.platform,
+            &data.docs(),
+            false,
+            self.ctx.disks.as_deref(),
+            |m| m.name == modules::users_groups::NAME,
+        )
         .users
         .into_iter()
         .map(|u| u.name)

@@ -79,8 +79,6 @@ pub const NOT_SUPPORTED: &[&str] = &[
     "apt_update",
     "apt_upgrade",
     "apt_reboot_if_required",
-    "growpart",
-    "resize_rootfs",
     "disk_setup",
     "fs_setup",
     "device_aliases",
@@ -135,6 +133,8 @@ pub struct CloudConfig {
     pub write_files: Vec<WriteFile>,
     pub ntp: Option<Ntp>,
     pub timezone: Option<String>,
+    pub growpart: Option<crate::modules::growpart::Growpart>,
+    pub resize_rootfs: Option<bool>,
     pub bootcmd: Vec<Command>,
     pub runcmd: Vec<Command>,
     pub power_state: Option<PowerState>,
@@ -208,6 +208,10 @@ impl CloudConfig {
                 "write_files" => cc.write_files = write_files::read_write_files(r, path, v),
                 "ntp" => cc.ntp = ntp::read_ntp(r, path, v),
                 "timezone" => cc.timezone = r.opt_string(path, v),
+                "growpart" => cc.growpart = crate::modules::growpart::read_growpart(r, path, v),
+                "resize_rootfs" => {
+                    cc.resize_rootfs = crate::modules::growpart::read_resize_rootfs(r, path, v)
+                }
                 "bootcmd" => cc.bootcmd = script::read_commands(r, path, v),
                 "runcmd" => cc.runcmd = script::read_commands(r, path, v),
                 "power_state" => cc.power_state = power_state::read_power_state(r, path, v),

@@ -92,6 +92,7 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
                 instance_id: &instance_id,
                 source: &name,
             },
+            ctx.disks.as_deref(),
         ),
     };
     if let Some(file) = &args.network_config {

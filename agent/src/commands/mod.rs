@@ -29,4 +29,6 @@ pub struct Context {
     pub platform: Option<Platform>,
     pub dry_run: bool,
     pub format: Format,
+    /// Stand-ins for the outputs of the disk tools (`--disks FILE`, with --dry-run only).
+    pub disks: Option<PathBuf>,
 }

@@ -3,6 +3,7 @@
 
 pub mod bootcmd;
 pub mod final_message;
+pub mod growpart;
 pub mod hostname;
 pub mod keys_to_console;
 pub mod ntp;
@@ -56,6 +57,8 @@ pub struct Inputs<'a> {
     pub backend: &'a dyn Backend,
     pub accounts: &'a Accounts,
     pub root: &'a Root,
+    /// Stand-ins for the disks' tools (`--disks FILE`), or why the file cannot be read.
+    pub disks: Option<&'a Result<crate::platform::disks::Probe, String>>,
 }
 
 /// A problem with one item of one module: recorded, and the rest goes on.
@@ -233,6 +236,7 @@ pub static MODULES: &[&dyn Module] = &[
     &random_seed::RandomSeedModule,
     &bootcmd::Bootcmd,
     &scripts_user::Boothooks,
+    &growpart::GrowpartModule,
     &hostname::Hostname,
     &users_groups::UsersGroups,
     &set_passwords::SetPasswords,

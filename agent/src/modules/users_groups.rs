@@ -993,6 +993,7 @@ mod scale_tests {
             backend: backend.as_ref(),
             accounts: &accounts,
             root: &root,
+            disks: None,
         };
         let start = std::time::Instant::now();
         let (users, groups) = normalize(&inp);

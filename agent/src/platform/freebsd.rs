@@ -1,7 +1,7 @@
 //! FreeBSD: pw(8), which has its own root option (`pw -R`); sudo and doas from ports under
 //! /usr/local.
 
-use super::{Backend, HostnameStore, NewUser, NtpStyle, OsFacts};
+use super::{disks, Backend, FsGrowth, HostnameStore, NewUser, NtpStyle, OsFacts, RootGrowth};
 use crate::cloudconfig::model::UserSpec;
 
 pub struct FreeBsd {
@@ -145,6 +145,72 @@ impl Backend for FreeBsd {
     fn nic_list(&self) -> Option<Vec<String>> {
         Some(vec!["/sbin/ifconfig".into(), "-a".into()])
     }
+    /// As FreeBSD's own rc.d/growfs does: the root's GPT partition grown with gpart(8) (its
+    /// backup GPT first recovered when the disk grew under the image), then the mounted UFS
+    /// with growfs(8), which grows a mounted file system.
+    fn root_growth(&self, probe: &disks::Probe) -> Result<RootGrowth, String> {
+        let mount = disks::parse_mount_p(&probe.output(&["mount", "-p"])?)
+            .ok_or("mount -p: nothing is mounted on /")?;
+        if mount.fstype != "ufs" {
+            return Ok(RootGrowth::Skip(format!(
+                "the root {} is {}, not UFS: wisp grows UFS roots only",
+                mount.device, mount.fstype
+            )));
+        }
+        let dev = mount
+            .device
+            .strip_prefix("/dev/")
+            .ok_or_else(|| format!("the root {} is not a device", mount.device))?;
+        // A label (gpt/rootfs, ufs/root) names a provider: glabel(8) says which.
+        let provider = if dev.contains('/') {
+            disks::parse_glabel_status(&probe.output(&["glabel", "status"])?, dev)
+                .ok_or_else(|| format!("glabel status: no provider for the label {dev}"))?
+        } else {
+            dev.to_string()
+        };
+        super::check_device_name(&provider)?;
+        // GPT providers are the disk's name, `p` and the index (vtbd0p3).
+        let disk = provider
+            .trim_end_matches(|c: char| c.is_ascii_digit())
+            .strip_suffix('p')
+            .filter(|d| d.ends_with(|c: char| c.is_ascii_digit()))
+            .ok_or_else(|| {
+                format!("the root {provider} is not a GPT partition: wisp grows GPT roots only")
+            });
+        let disk = match disk {
+            Ok(d) => d,
+            Err(note) => return Ok(RootGrowth::Skip(note)),
+        };
+        let table = disks::parse_gpart_show(&probe.output(&["gpart", "show", "-p", disk])?)?;
+        if table.scheme != "GPT" {
+            return Ok(RootGrowth::Skip(format!(
+                "{disk} has an {} table: wisp grows GPT roots only",
+                table.scheme
+            )));
+        }
+        let part = table
+            .parts
+            .iter()
+            .find(|p| p.name == provider)
+            .ok_or_else(|| format!("gpart show -p {disk}: no partition {provider}"))?;
+        let (part, room) = table
+            .room(part.start)
+            .ok_or_else(|| format!("gpart show -p {disk}: no partition {provider}"))?;
+        let mut partition = Vec::new();
+        if table.backup_misplaced {
+            partition.push(argv(&["gpart", "recover", disk]));
+        }
+        let index = part.index.to_string();
+        partition.push(argv(&["gpart", "resize", "-i", &index, disk]));
+        Ok(super::growth_of(
+            &mount.device,
+            disk,
+            room,
+            partition,
+            FsGrowth::Now(argv(&["growfs", "-y", &mount.device])),
+            table.backup_misplaced,
+        ))
+    }
     fn hostname_store(&self) -> HostnameStore {
         HostnameStore::RcConf("/etc/rc.conf")
     }
@@ -157,4 +223,8 @@ impl Backend for FreeBsd {
             default_pool: "freebsd.pool.ntp.org",
         }
     }
+}
+
+fn argv(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
 }

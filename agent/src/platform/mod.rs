@@ -1,6 +1,7 @@
 //! The operating systems wisp targets, and one backend per OS that turns account changes into
 //! that OS's own tools and files. Per-OS differences live here and nowhere else.
 
+pub mod disks;
 mod freebsd;
 mod linux;
 mod netbsd;
@@ -87,6 +88,43 @@ pub struct NtpStyle {
     /// `(rc.conf file, variable, value)` that enables the daemon, if it is not on by default.
     pub enable: Option<(&'static str, &'static str, &'static str)>,
     pub default_pool: &'static str,
+}
+
+/// What growing the root takes on this system (`growpart`, `resize_rootfs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootGrowth {
+    /// The root partition is last on its disk with room after it: `partition` grows it (in
+    /// order), then `fs` grows the file system.
+    Grow {
+        device: String,
+        disk: String,
+        partition: Vec<Vec<String>>,
+        fs: FsGrowth,
+    },
+    /// The partition fills its disk already.
+    Fills { device: String },
+    /// Another partition follows the root's: it cannot grow.
+    NotLast {
+        device: String,
+        disk: String,
+        next: String,
+    },
+    /// Not grown here, and why (a ZFS root, an MBR disk, an OS that cannot).
+    Skip(String),
+}
+
+/// How the file system follows its partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FsGrowth {
+    /// This command grows it now, mounted.
+    Now(Vec<String>),
+    /// The OS's rc grows it at the next boot, while the root is still read-only, when this
+    /// rc.conf variable says so.
+    NextBoot {
+        rc_conf: &'static str,
+        var: &'static str,
+        value: &'static str,
+    },
 }
 
 /// What differs between the systems only in value, one table per OS: the backends differ in
@@ -183,6 +221,13 @@ pub trait Backend {
     /// network configuration.
     fn nic_list(&self) -> Option<Vec<String>> {
         None
+    }
+    /// Where the root is and what growing it takes, from the OS's read-only tools (`probe`).
+    fn root_growth(&self, probe: &disks::Probe) -> Result<RootGrowth, String> {
+        let _ = probe;
+        Ok(RootGrowth::Skip(
+            "wisp grows the root on NetBSD and FreeBSD only".into(),
+        ))
     }
     /// Mounts a found seed volume read-only on `dir`.
     fn mount_seed(
@@ -289,6 +334,50 @@ pub fn disks(backend: &dyn Backend) -> Vec<std::path::PathBuf> {
             .unwrap_or_default()
     };
     backend.disk_devices(&names)
+}
+
+/// What `room` says about the root partition `device` of `disk`, `partition` being the commands
+/// that grow it when it can.
+pub(crate) fn growth_of(
+    device: &str,
+    disk: &str,
+    room: disks::Room,
+    partition: Vec<Vec<String>>,
+    fs: FsGrowth,
+    backup_misplaced: bool,
+) -> RootGrowth {
+    match room {
+        disks::Room::NotLast { next } => RootGrowth::NotLast {
+            device: device.into(),
+            disk: disk.into(),
+            next,
+        },
+        disks::Room::Last { free } if free < disks::MIN_GROWTH_SECTORS && !backup_misplaced => {
+            RootGrowth::Fills {
+                device: device.into(),
+            }
+        }
+        disks::Room::Last { .. } => RootGrowth::Grow {
+            device: device.into(),
+            disk: disk.into(),
+            partition,
+            fs,
+        },
+    }
+}
+
+/// A disk or provider name as the BSDs give them (`vtbd0`, `wd0`, `nvd0p2`): nothing that could
+/// be read as a path or an option.
+pub(crate) fn check_device_name(name: &str) -> Result<(), String> {
+    if !name.is_empty()
+        && name.len() <= 32
+        && name.chars().all(|c| c.is_ascii_alphanumeric())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+    {
+        Ok(())
+    } else {
+        Err(format!("{name:?} is not a disk or partition name"))
+    }
 }
 
 /// NetBSD's and OpenBSD's mount tools, read-only, on the block device of a raw one.

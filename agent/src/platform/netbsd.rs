@@ -110,6 +110,61 @@ impl Backend for NetBsd {
     fn nic_list(&self) -> Option<Vec<String>> {
         Some(vec!["/sbin/ifconfig".into(), "-a".into()])
     }
+    /// The root is on a wedge (dkN) of a GPT disk: dkctl(8) names the disk and where the wedge
+    /// starts, gpt(8) shows the table. The partition grows with `gpt resizedisk` (the backup
+    /// GPT moved to the end of a disk that grew under the image) and `gpt resize`. resize_ffs(8)
+    /// is not run on the mounted root: rc.d/resize_root runs it at the next boot, before the
+    /// root is mounted read-write, when rc.conf says `resize_root=YES`.
+    fn root_growth(&self, probe: &super::disks::Probe) -> Result<super::RootGrowth, String> {
+        use super::{disks, FsGrowth, RootGrowth};
+        let mount = disks::parse_mount(&probe.output(&["mount"])?)
+            .ok_or("mount: nothing is mounted on /")?;
+        if mount.fstype != "ffs" {
+            return Ok(RootGrowth::Skip(format!(
+                "the root {} is {}, not FFS: wisp grows FFS roots only",
+                mount.device, mount.fstype
+            )));
+        }
+        let dev = mount
+            .device
+            .strip_prefix("/dev/")
+            .ok_or_else(|| format!("the root {} is not a device", mount.device))?;
+        super::check_device_name(dev)?;
+        if !dev.starts_with("dk") {
+            return Ok(RootGrowth::Skip(format!(
+                "the root {} is not on a GPT wedge (dkN): wisp grows GPT roots only",
+                mount.device
+            )));
+        }
+        let wedge = disks::parse_wedgeinfo(&probe.output(&["dkctl", dev, "getwedgeinfo"])?)?;
+        let disk = wedge.parent.as_str();
+        super::check_device_name(disk)?;
+        let table = disks::parse_gpt_show(&probe.output(&["gpt", "show", disk])?, disk)?;
+        let (part, room) = table.room(wedge.offset).ok_or_else(|| {
+            format!(
+                "gpt show {disk}: no GPT partition starts where {dev} does ({})",
+                wedge.offset
+            )
+        })?;
+        let mut partition = Vec::new();
+        if table.backup_misplaced {
+            partition.push(owned(&["gpt", "resizedisk", disk]));
+        }
+        let index = part.index.to_string();
+        partition.push(owned(&["gpt", "resize", "-i", &index, disk]));
+        Ok(super::growth_of(
+            &mount.device,
+            disk,
+            room,
+            partition,
+            FsGrowth::NextBoot {
+                rc_conf: "/etc/rc.conf",
+                var: "resize_root",
+                value: "YES",
+            },
+            table.backup_misplaced,
+        ))
+    }
     fn hostname_store(&self) -> HostnameStore {
         HostnameStore::RcConf("/etc/rc.conf")
     }
@@ -122,4 +177,8 @@ impl Backend for NetBsd {
             default_pool: "netbsd.pool.ntp.org",
         }
     }
+}
+
+fn owned(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
 }

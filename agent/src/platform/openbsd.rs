@@ -124,6 +124,15 @@ impl Backend for OpenBsd {
     fn nic_list(&self) -> Option<Vec<String>> {
         Some(vec!["/sbin/ifconfig".into(), "-a".into()])
     }
+    /// OpenBSD's growfs(8) enlarges only unmounted file systems, and its rc has no step that
+    /// runs before the root is in use: the root cannot be grown from the running system.
+    fn root_growth(&self, _probe: &super::disks::Probe) -> Result<super::RootGrowth, String> {
+        Ok(super::RootGrowth::Skip(
+            "OpenBSD's growfs(8) grows only unmounted file systems: the root is not grown \
+             (grow it from the installer's shell: disklabel -E, then growfs)"
+                .into(),
+        ))
+    }
     fn hostname_store(&self) -> HostnameStore {
         HostnameStore::File("/etc/myname")
     }
