@@ -508,16 +508,18 @@ mod tests {
 
     /// Issue 16 (21): for metadata, a redirect on the same origin is followed, one to another
     /// origin (another port of the same host, here) is an error naming where it led.
+    // Each answer closes its connection (`Connection: close`): the test server answers once per
+    // connection, and a pooled connection it has closed would fail the next request at random.
     #[test]
     fn metadata_redirects_stay_on_the_origin() {
         use std::io::Write;
         let other = serve(|conn, _, _| {
-            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\ni-evil");
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 6\r\n\r\ni-evil");
         });
         let addr = serve(move |conn, _, _| {
             let _ = conn.write_all(
                 format!(
-                    "HTTP/1.1 302 Found\r\nLocation: http://{other}/id\r\nContent-Length: 0\r\n\r\n"
+                    "HTTP/1.1 302 Found\r\nConnection: close\r\nLocation: http://{other}/id\r\nContent-Length: 0\r\n\r\n"
                 )
                 .as_bytes(),
             );
@@ -541,10 +543,10 @@ mod tests {
         let same = serve(|conn, port, path| {
             let answer = if path == "/id" {
                 format!(
-                    "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{port}/id/\r\nContent-Length: 0\r\n\r\n"
+                    "HTTP/1.1 302 Found\r\nConnection: close\r\nLocation: http://127.0.0.1:{port}/id/\r\nContent-Length: 0\r\n\r\n"
                 )
             } else {
-                "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n8kq3dx".to_string()
+                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 6\r\n\r\n8kq3dx".to_string()
             };
             let _ = conn.write_all(answer.as_bytes());
         });

@@ -526,6 +526,7 @@ mod tests {
             backend: backend.as_ref(),
             accounts: &accounts,
             root: &root,
+            disks: None,
         };
         let (users, _) = super::super::users_groups::normalize(&inp);
         users
