@@ -9,7 +9,7 @@ use crate::apply::Outcome as ActionOutcome;
 use crate::cloudconfig::{layers, CloudConfig, Reader, Severity};
 use crate::config::Config;
 use crate::instance::InstanceState;
-use crate::modules::{self, Extras, Inputs, Planned, Stage};
+use crate::modules::{self, Extras, Inputs, ItemError, Planned, Stage};
 use crate::platform::Platform;
 use crate::report::Outcome;
 use crate::root::Root;
@@ -57,6 +57,21 @@ fn configured_default_user(
     CloudConfig::read(reader, &map).default_user
 }
 
+/// The module that reads the top-level key of `path` (`users[0].uid` → `users_groups`);
+/// keys no module reads (those wisp ignores) are the document's: [`DOCUMENT`].
+fn module_of_key(path: &str) -> &'static str {
+    let end = path.find(['.', '[']).unwrap_or(path.len());
+    let key = crate::cloudconfig::lenient::norm_key(&path[..end]);
+    modules::MODULES
+        .iter()
+        .map(|m| m.info())
+        .find(|i| i.keys.contains(&key.as_str()))
+        .map_or(DOCUMENT, |i| i.name)
+}
+
+/// The name under which problems of keys no module reads are reported.
+pub const DOCUMENT: &str = "cloud_config";
+
 /// The documents read as one cloud-config: done once per set of documents, however many stages
 /// then plan from it.
 pub struct Read {
@@ -64,6 +79,9 @@ pub struct Read {
     default_user: Option<crate::cloudconfig::model::UserSpec>,
     /// Problems of the documents, for the report.
     pub warnings: Vec<String>,
+    /// Items of the documents that `wisp schema` calls errors: the report lists them as errors
+    /// too, under the module that reads their key.
+    pub errors: Vec<ItemError>,
 }
 
 impl Read {
@@ -71,8 +89,9 @@ impl Read {
     /// meaning on the BSDs are logged here, once.
     pub fn new(platform: Platform, config: &Config, docs: &Documents<'_>) -> Read {
         let mut warnings = Vec::new();
+        let mut errors = Vec::new();
         for d in [docs.user, docs.vendor].into_iter().flatten() {
-            for p in &d.problems {
+            for p in d.problems.iter().chain(&d.warnings) {
                 warnings.push(format!("{}: {}", p.part, p.message));
             }
         }
@@ -105,17 +124,21 @@ impl Read {
                 tracing::info!(key = %p.path, "ignored: {}", p.message);
                 continue;
             }
-            let sev = if p.severity == Severity::Error {
-                "error"
+            if p.severity == Severity::Error {
+                errors.push(ItemError {
+                    module: module_of_key(&p.path),
+                    item: format!("{}: {}", docs.source, p.path),
+                    reason: p.message,
+                });
             } else {
-                "warning"
-            };
-            warnings.push(format!("{}: {sev}: {}: {}", docs.source, p.path, p.message));
+                warnings.push(format!("{}: warning: {}: {}", docs.source, p.path, p.message));
+            }
         }
         Read {
             config: cc,
             default_user,
             warnings,
+            errors,
         }
     }
 
@@ -133,6 +156,20 @@ impl Read {
         if with_warnings {
             planned.warnings = self.warnings.clone();
         }
+        // A module's items in error are reported with the module, where it is planned; those
+        // of keys no module reads, with the warnings.
+        planned.errors = self
+            .errors
+            .iter()
+            .filter(|e| {
+                if e.module == DOCUMENT {
+                    with_warnings
+                } else {
+                    wanted(&modules::info(e.module))
+                }
+            })
+            .cloned()
+            .collect();
         let root_arg = (root.path("/") != std::path::Path::new("/"))
             .then(|| root.path("/").display().to_string());
         let backend = platform.backend(root_arg);

@@ -71,40 +71,41 @@ pub fn check_text_with(text: &str, budget: &Budget) -> Checked {
             Some(Pos { line: 1, column: 1 }),
         ));
     }
-    // Before any parse of the whole text: too deep a text costs time out of proportion.
-    if let Err(e) = yaml::check_depth(text.as_bytes(), yaml::MAX_YAML_DEPTH) {
-        out.problems.push(locate(
-            Problem {
-                path: String::new(),
-                severity: Severity::Error,
-                message: format!("YAML collections nest deeper than {} levels", e.max),
-            },
-            Some(Pos {
-                line: e.line,
-                column: 1,
-            }),
-        ));
-        return out;
-    }
-    let positions = Positions::of(text);
-    let doc: Value = match serde_yaml::from_str(text) {
-        Ok(v) => v,
+    // The text is read as PyYAML would (`userdata::yaml::load`): a repeated key keeps its
+    // last value, merge keys are merged; too deep a text is refused before any parse.
+    let loaded = match yaml::load(text) {
+        Ok(l) => l,
         Err(e) => {
-            let pos = e.location().map(|l| Pos {
-                line: l.line(),
-                column: l.column(),
-            });
+            let message = match &e {
+                yaml::LoadError::TooDeep(t) => {
+                    format!("YAML collections nest deeper than {} levels", t.max)
+                }
+                other => other.to_string(),
+            };
             out.problems.push(locate(
                 Problem {
                     path: String::new(),
                     severity: Severity::Error,
-                    message: format!("invalid YAML: {e}"),
+                    message,
                 },
-                pos,
+                e.position().map(|(line, column)| Pos { line, column }),
             ));
             return out;
         }
     };
+    let positions = Positions::of(text);
+    for n in loaded.notes {
+        out.problems.push(Located {
+            line: n.line,
+            column: None,
+            problem: Problem {
+                path: n.path,
+                severity: Severity::Warning,
+                message: n.message,
+            },
+        });
+    }
+    let doc: Value = loaded.value;
     let map = match doc {
         Value::Mapping(m) => m,
         Value::Null => Default::default(),

@@ -1,11 +1,18 @@
-//! A bound on how deep YAML collections nest, checked before a text reaches serde_yaml.
-//! libyaml's scanner does work in proportion to the open flow levels for every token, so
-//! 100,000 levels of `[` (200 KB) cost a minute of CPU before serde_yaml's own recursion limit
-//! is ever reached. This walks the same parser's events and stops at the first level too deep,
-//! so a deep document costs no more than a shallow one of the allowed depth.
+//! Reading YAML the way cloud-init (PyYAML) does, over serde_yaml and the libyaml parser it is
+//! built on: a bound on nesting, duplicate keys kept last-wins with a warning, merge keys
+//! (`<<`) merged, and `!!binary` scalars marked so that readers can decode them.
+//!
+//! The nesting bound: libyaml's scanner does work in proportion to the open flow levels for
+//! every token, so 100,000 levels of `[` (200 KB) cost a minute of CPU before serde_yaml's own
+//! recursion limit is ever reached. The event walk here stops at the first level too deep, so
+//! a deep document costs no more than a shallow one of the allowed depth.
 
+use std::collections::HashMap;
 use std::mem::MaybeUninit;
 
+use serde::de::{Deserialize, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor};
+use serde_yaml::value::{Tag, TaggedValue};
+use serde_yaml::{Mapping, Value};
 use unsafe_libyaml as unsafe_yaml;
 
 /// How deep YAML maps and lists may nest. cloud-config never needs more than a handful.
@@ -23,13 +30,191 @@ pub struct TooDeep {
 /// Checks that no collection of `text` nests deeper than `max` levels. Syntax errors are not
 /// reported here: the YAML reader that comes next names them.
 pub fn check_depth(text: &[u8], max: usize) -> Result<(), TooDeep> {
-    let mut depth = 0usize;
+    scan(text, max).map(|_| ())
+}
+
+/// The tag wisp gives a `!!binary` scalar (serde_yaml would drop the tag): its value is the
+/// base64 text as written, decoded by the reader that takes bytes.
+pub const BINARY_TAG: &str = "!!binary";
+
+/// The base64 text of a `!!binary` scalar, if `v` is one.
+pub fn binary_text(v: &Value) -> Option<&str> {
+    match v {
+        Value::Tagged(t) if t.tag == BINARY_TAG => t.value.as_str(),
+        _ => None,
+    }
+}
+
+/// Something a reader of the document should hear about that did not stop the reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// Where, as `users[1].name` (empty: the document).
+    pub path: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// A text read as PyYAML would, and what was noticed on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    pub value: Value,
+    pub notes: Vec<Note>,
+}
+
+/// Why a text could not be read at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    TooDeep(#[from] TooDeep),
+    #[error("invalid YAML: {message}")]
+    Invalid {
+        message: String,
+        line: Option<usize>,
+        column: Option<usize>,
+    },
+}
+
+impl LoadError {
+    /// 1-based line and column of the problem, when known.
+    pub fn position(&self) -> Option<(usize, usize)> {
+        match self {
+            LoadError::TooDeep(t) => Some((t.line, 1)),
+            LoadError::Invalid { line, column, .. } => line.zip(*column),
+        }
+    }
+}
+
+/// Reads the first document of `text` as PyYAML would: nesting bounded by
+/// [`MAX_YAML_DEPTH`], a repeated key keeps its last value (noted with both lines), merge keys
+/// are merged (explicit keys win; of several merged maps the first wins), and `!!binary` scalars
+/// are tagged [`BINARY_TAG`].
+pub fn load(text: &str) -> Result<Loaded, LoadError> {
+    let scan = scan(text.as_bytes(), MAX_YAML_DEPTH)?;
+    let value = match serde_yaml::from_str::<LastWins>(text) {
+        Ok(v) => v.0,
+        Err(e) => {
+            let at = e.location();
+            return Err(LoadError::Invalid {
+                message: e.to_string(),
+                line: at.as_ref().map(|l| l.line()),
+                column: at.as_ref().map(|l| l.column()),
+            });
+        }
+    };
+    let mut value = value;
+    for path in &scan.binaries {
+        if let Some(node) = node_at(&mut value, path) {
+            if let Value::String(s) = node {
+                let text = std::mem::take(s);
+                *node = Value::Tagged(Box::new(TaggedValue {
+                    tag: Tag::new(BINARY_TAG),
+                    value: Value::String(text),
+                }));
+            }
+        }
+    }
+    let mut notes = scan.notes;
+    merge_keys(&mut value, "", &mut notes);
+    Ok(Loaded { value, notes })
+}
+
+/// One step of a path: a map key or a list index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+fn path_text(segments: &[Segment]) -> String {
+    let mut out = String::new();
+    for s in segments {
+        match s {
+            Segment::Key(k) if out.is_empty() => out.push_str(k),
+            Segment::Key(k) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Segment::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+fn node_at<'v>(mut v: &'v mut Value, path: &[Segment]) -> Option<&'v mut Value> {
+    for s in path {
+        v = match (s, v) {
+            (Segment::Key(k), Value::Mapping(m)) => m.get_mut(k.as_str())?,
+            (Segment::Index(i), Value::Sequence(items)) => items.get_mut(*i)?,
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+/// What the event walk found: duplicate keys and where `!!binary` scalars are.
+#[derive(Default)]
+struct Scan {
+    notes: Vec<Note>,
+    binaries: Vec<Vec<Segment>>,
+}
+
+enum Frame {
+    Map {
+        /// This map's place in its parent.
+        at: Option<Segment>,
+        /// Each key's line.
+        seen: HashMap<String, usize>,
+        /// The key whose value comes next; `None` while a key is expected.
+        key: Option<String>,
+    },
+    Seq {
+        at: Option<Segment>,
+        next: usize,
+    },
+    /// Inside a complex key (`? [a, b]`): nothing is recorded.
+    Skip,
+}
+
+/// The place a node arriving now takes in the innermost collection (`None` at the top), or
+/// `Err(())` when it is a key or inside a complex key.
+fn arriving(stack: &mut [Frame]) -> Result<Option<Segment>, ()> {
+    match stack.last_mut() {
+        None => Ok(None),
+        Some(Frame::Skip) => Err(()),
+        Some(Frame::Seq { next, .. }) => {
+            *next += 1;
+            Ok(Some(Segment::Index(*next - 1)))
+        }
+        Some(Frame::Map { key, .. }) => match key.take() {
+            Some(k) => Ok(Some(Segment::Key(k))),
+            None => Err(()),
+        },
+    }
+}
+
+fn stack_path(stack: &[Frame], last: Option<Segment>) -> Vec<Segment> {
+    stack
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Map { at, .. } | Frame::Seq { at, .. } => at.clone(),
+            Frame::Skip => None,
+        })
+        .chain(last)
+        .collect()
+}
+
+/// Walks the events of the first document of `text`: the nesting bound, duplicate keys,
+/// `!!binary` scalars. Syntax errors end the walk: serde_yaml reports them next.
+fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
+    let mut out = Scan::default();
+    let mut stack: Vec<Frame> = Vec::new();
     // SAFETY: the parser is initialised before use and deleted once; `text` outlives it; every
-    // event libyaml filled in is deleted exactly once, after its fields were read.
+    // event libyaml filled in is deleted exactly once, after its fields were copied out.
     unsafe {
         let mut parser = MaybeUninit::<unsafe_yaml::yaml_parser_t>::uninit();
         if unsafe_yaml::yaml_parser_initialize(parser.as_mut_ptr()).fail {
-            return Ok(());
+            return Ok(out);
         }
         let parser = parser.as_mut_ptr();
         unsafe_yaml::yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as u64);
@@ -42,25 +227,212 @@ pub fn check_depth(text: &[u8], max: usize) -> Result<(), TooDeep> {
             let event = event.as_mut_ptr();
             let kind = (*event).type_;
             let line = (*event).start_mark.line as usize + 1;
+            let (scalar, binary) = if kind == unsafe_yaml::YAML_SCALAR_EVENT {
+                let s = (*event).data.scalar;
+                let bytes = std::slice::from_raw_parts(s.value, s.length as usize);
+                let tag = if s.tag.is_null() {
+                    false
+                } else {
+                    let tag = std::ffi::CStr::from_ptr(s.tag.cast());
+                    tag.to_bytes() == b"tag:yaml.org,2002:binary"
+                };
+                (Some(String::from_utf8_lossy(bytes).into_owned()), tag)
+            } else if kind == unsafe_yaml::YAML_ALIAS_EVENT {
+                (Some("*".to_string()), false)
+            } else {
+                (None, false)
+            };
             unsafe_yaml::yaml_event_delete(event);
             match kind {
+                unsafe_yaml::YAML_SCALAR_EVENT | unsafe_yaml::YAML_ALIAS_EVENT => {
+                    if let Some(Frame::Map { key: None, seen, .. }) = stack.last_mut() {
+                        let name = scalar.unwrap_or_default();
+                        if let Some(first) = seen.insert(name.clone(), line) {
+                            let mut path = stack_path(&stack, None);
+                            path.push(Segment::Key(name.clone()));
+                            out.notes.push(Note {
+                                path: path_text(&path),
+                                line: Some(line),
+                                message: format!(
+                                    "duplicate key {name:?} (lines {first} and {line}): the last value is used"
+                                ),
+                            });
+                        }
+                        if let Some(Frame::Map { key, .. }) = stack.last_mut() {
+                            *key = Some(name);
+                        }
+                        continue;
+                    }
+                    if let Ok(at) = arriving(&mut stack) {
+                        if binary {
+                            out.binaries.push(stack_path(&stack, at));
+                        }
+                    }
+                }
                 unsafe_yaml::YAML_MAPPING_START_EVENT | unsafe_yaml::YAML_SEQUENCE_START_EVENT => {
-                    depth += 1;
-                    if depth > max {
+                    if stack.len() >= max {
                         result = Err(TooDeep { line, max });
                         break;
                     }
+                    let frame = match arriving(&mut stack) {
+                        Err(()) => {
+                            // A complex key: its value comes after it.
+                            if let Some(Frame::Map { key: key @ None, .. }) = stack.last_mut() {
+                                *key = Some("?".into());
+                            }
+                            Frame::Skip
+                        }
+                        Ok(at) if kind == unsafe_yaml::YAML_MAPPING_START_EVENT => Frame::Map {
+                            at,
+                            seen: HashMap::new(),
+                            key: None,
+                        },
+                        Ok(at) => Frame::Seq { at, next: 0 },
+                    };
+                    stack.push(frame);
                 }
                 unsafe_yaml::YAML_MAPPING_END_EVENT | unsafe_yaml::YAML_SEQUENCE_END_EVENT => {
-                    depth = depth.saturating_sub(1);
+                    stack.pop();
                 }
-                unsafe_yaml::YAML_STREAM_END_EVENT => break,
+                unsafe_yaml::YAML_DOCUMENT_END_EVENT | unsafe_yaml::YAML_STREAM_END_EVENT => break,
                 _ => {}
             }
         }
         unsafe_yaml::yaml_parser_delete(parser);
-        result
+        result.map(|()| out)
     }
+}
+
+/// A `serde_yaml::Value` whose maps keep the last of repeated keys, as PyYAML does (serde_yaml
+/// refuses the whole text).
+struct LastWins(Value);
+
+impl<'de> Deserialize<'de> for LastWins {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LastWinsVisitor).map(LastWins)
+    }
+}
+
+struct LastWinsVisitor;
+
+impl<'de> Visitor<'de> for LastWinsVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
+        Ok(Value::Number(i.into()))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
+        Ok(Value::Number(u.into()))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
+        Ok(Value::Number(f.into()))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_owned()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        LastWins::deserialize(d).map(|v| v.0)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(LastWins(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Sequence(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Mapping::new();
+        while let Some((LastWins(k), LastWins(v))) = map.next_entry()? {
+            // The key keeps its first place, as in a Python dict.
+            out.insert(k, v);
+        }
+        Ok(Value::Mapping(out))
+    }
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Value, A::Error> {
+        let (tag, contents) = data.variant::<String>()?;
+        let LastWins(value) = contents.newtype_variant()?;
+        Ok(Value::Tagged(Box::new(TaggedValue {
+            tag: Tag::new(tag),
+            value,
+        })))
+    }
+}
+
+/// Merges `<<` keys as PyYAML does, innermost maps first: a merged map's keys are added where
+/// the map has no such key; of a list of merged maps the earlier ones win. Anything else under
+/// `<<` is noted and dropped.
+fn merge_keys(v: &mut Value, path: &str, notes: &mut Vec<Note>) {
+    match v {
+        Value::Sequence(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                merge_keys(item, &format!("{path}[{i}]"), notes);
+            }
+        }
+        Value::Mapping(m) => {
+            for (k, item) in m.iter_mut() {
+                let key = k.as_str().map_or_else(|| "?".to_string(), str::to_string);
+                let p = if path.is_empty() {
+                    key
+                } else {
+                    format!("{path}.{key}")
+                };
+                merge_keys(item, &p, notes);
+            }
+            let Some(merged) = m.remove("<<") else {
+                return;
+            };
+            let sources = match merged {
+                Value::Mapping(one) => vec![one],
+                Value::Sequence(list) => {
+                    let mut maps = Vec::new();
+                    for item in list {
+                        match item {
+                            Value::Mapping(one) => maps.push(one),
+                            _ => bad_merge(path, notes),
+                        }
+                    }
+                    maps
+                }
+                _ => {
+                    bad_merge(path, notes);
+                    Vec::new()
+                }
+            };
+            for source in sources {
+                for (k, val) in source {
+                    m.entry(k).or_insert(val);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn bad_merge(path: &str, notes: &mut Vec<Note>) {
+    notes.push(Note {
+        path: if path.is_empty() {
+            "<<".into()
+        } else {
+            format!("{path}.<<")
+        },
+        line: None,
+        message: "a merge key (<<) takes a map or a list of maps: this one is ignored".into(),
+    });
 }
 
 #[cfg(test)]
@@ -86,5 +458,53 @@ mod tests {
         );
         // Syntax errors are left to the reader.
         assert_eq!(check_depth(b"a: [unclosed\n", 2), Ok(()));
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_the_last_value_and_is_noted_with_both_lines() {
+        let l = load("hostname: a\nusers:\n  - name: x\n    shell: /bin/sh\n    shell: /bin/ksh\nhostname: b\n").unwrap();
+        assert_eq!(l.value["hostname"], Value::from("b"));
+        assert_eq!(l.value["users"][0]["shell"], Value::from("/bin/ksh"));
+        let got: Vec<(&str, Option<usize>)> =
+            l.notes.iter().map(|n| (n.path.as_str(), n.line)).collect();
+        assert_eq!(got, vec![("users[0].shell", Some(5)), ("hostname", Some(6))]);
+        assert!(l.notes[1].message.contains("lines 1 and 6"), "{:?}", l.notes);
+    }
+
+    #[test]
+    fn merge_keys_are_merged_explicit_keys_and_earlier_maps_win() {
+        let l = load(
+            "base: &b {owner: root, permissions: '0600'}\nother: &o {owner: bin, append: true}\nwrite_files:\n  - <<: *b\n    path: /etc/a\n  - <<: [*o, *b]\n    path: /etc/b\n    owner: daemon\n",
+        )
+        .unwrap();
+        let a = &l.value["write_files"][0];
+        assert_eq!(a["owner"], Value::from("root"));
+        assert_eq!(a["path"], Value::from("/etc/a"));
+        assert!(a.get("<<").is_none());
+        let b = &l.value["write_files"][1];
+        assert_eq!(b["owner"], Value::from("daemon"));
+        assert_eq!(b["append"], Value::from(true));
+        assert_eq!(b["permissions"], Value::from("0600"));
+        assert!(l.notes.is_empty(), "{:?}", l.notes);
+        let bad = load("a:\n  <<: 5\n  b: 1\n").unwrap();
+        assert_eq!(bad.value["a"]["b"], Value::from(1));
+        assert_eq!(bad.notes.len(), 1);
+        assert_eq!(bad.notes[0].path, "a.<<");
+    }
+
+    #[test]
+    fn binary_scalars_are_tagged_and_others_are_not() {
+        let l = load("f:\n  - content: !!binary aGVsbG8K\n  - content: aGVsbG8K\ng: !!binary |\n  aGVs\n  bG8K\n").unwrap();
+        assert_eq!(binary_text(&l.value["f"][0]["content"]), Some("aGVsbG8K"));
+        assert_eq!(binary_text(&l.value["f"][1]["content"]), None);
+        assert_eq!(binary_text(&l.value["g"]).map(str::trim), Some("aGVs\nbG8K"));
+    }
+
+    #[test]
+    fn too_deep_and_invalid_texts_say_where() {
+        let deep = format!("a: {}{}\n", "[".repeat(100), "]".repeat(100));
+        assert!(matches!(load(&deep), Err(LoadError::TooDeep(TooDeep { line: 1, .. }))));
+        let e = load("a: [unclosed\n").unwrap_err();
+        assert!(e.position().is_some(), "{e:?}");
     }
 }
