@@ -795,10 +795,10 @@ pub(crate) fn read_user_map(
             "no_create_home" => u.no_create_home = r.bool(p, val),
             "no_user_group" => u.no_user_group = r.bool(p, val),
             "create_groups" => u.create_groups = r.bool(p, val),
-            "expiredate" => u.expiredate = r.opt_string(p, val),
+            "expiredate" => u.expiredate = r.opt_text(p, val),
             "inactive" => u.inactive = r.uint(p, val, 100_000).map(|n| n as u32),
             "lock_passwd" => u.lock_passwd = r.bool(p, val),
-            "passwd" => u.passwd = r.opt_string(p, val),
+            "passwd" => u.passwd = r.opt_text(p, val),
             "hashed_passwd" => u.hashed_passwd = r.opt_string(p, val),
             "plain_text_passwd" => u.plain_text_passwd = r.opt_string(p, val),
             "sudo" => {

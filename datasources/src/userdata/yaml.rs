@@ -37,6 +37,68 @@ pub fn check_depth(text: &[u8], max: usize) -> Result<(), TooDeep> {
 /// base64 text as written, decoded by the reader that takes bytes.
 pub const BINARY_TAG: &str = "!!binary";
 
+/// The tag wisp gives a plain scalar that YAML 1.1 reads as a timestamp (`2032-09-01`): PyYAML
+/// makes it a date, which cloud-init's schema refuses where it expects a string.
+pub const TIMESTAMP_TAG: &str = "!!timestamp";
+
+/// The text of a plain scalar YAML 1.1 reads as a timestamp, if `v` is one.
+pub fn timestamp_text(v: &Value) -> Option<&str> {
+    match v {
+        Value::Tagged(t) if t.tag == TIMESTAMP_TAG => t.value.as_str(),
+        _ => None,
+    }
+}
+
+/// YAML 1.1's timestamp forms: `2001-12-14`, `2001-12-14t21:59:43.10-05:00`,
+/// `2001-12-14 21:59:43.10 -5`, `2001-12-15T02:59:43.1Z`.
+pub fn is_yaml11_timestamp(s: &str) -> bool {
+    fn digits(s: &str, min: usize, max: usize) -> Option<&str> {
+        let n = s.bytes().take_while(u8::is_ascii_digit).count();
+        (min..=max).contains(&n).then(|| &s[n..])
+    }
+    fn date(s: &str, short: bool) -> Option<&str> {
+        let (lo, hi) = if short { (2, 2) } else { (1, 2) };
+        let s = digits(s, 4, 4)?.strip_prefix('-')?;
+        let s = digits(s, lo, hi)?.strip_prefix('-')?;
+        digits(s, lo, hi)
+    }
+    if date(s, true) == Some("") {
+        return true;
+    }
+    let Some(rest) = date(s, false) else {
+        return false;
+    };
+    let rest = match rest.strip_prefix(['T', 't']) {
+        Some(r) => r,
+        None if rest.starts_with([' ', '\t']) => rest.trim_start_matches([' ', '\t']),
+        None => return false,
+    };
+    let Some(rest) = digits(rest, 1, 2)
+        .and_then(|r| r.strip_prefix(':'))
+        .and_then(|r| digits(r, 2, 2))
+        .and_then(|r| r.strip_prefix(':'))
+        .and_then(|r| digits(r, 2, 2))
+    else {
+        return false;
+    };
+    let rest = match rest.strip_prefix('.') {
+        Some(r) => r.trim_start_matches(|c: char| c.is_ascii_digit()),
+        None => rest,
+    };
+    let rest = rest.trim_start_matches([' ', '\t']);
+    if rest.is_empty() || rest == "Z" {
+        return true;
+    }
+    let Some(zone) = rest.strip_prefix(['+', '-']) else {
+        return false;
+    };
+    match digits(zone, 1, 2) {
+        Some("") => true,
+        Some(r) => r.strip_prefix(':').and_then(|r| digits(r, 2, 2)) == Some(""),
+        None => false,
+    }
+}
+
 /// The base64 text of a `!!binary` scalar, if `v` is one.
 pub fn binary_text(v: &Value) -> Option<&str> {
     match v {
@@ -87,8 +149,8 @@ impl LoadError {
 
 /// Reads the first document of `text` as PyYAML would: nesting bounded by
 /// [`MAX_YAML_DEPTH`], a repeated key keeps its last value (noted with both lines), merge keys
-/// are merged (explicit keys win; of several merged maps the first wins), and `!!binary` scalars
-/// are tagged [`BINARY_TAG`].
+/// are merged (explicit keys win; of several merged maps the first wins), `!!binary` scalars
+/// are tagged [`BINARY_TAG`] and plain timestamps [`TIMESTAMP_TAG`].
 pub fn load(text: &str) -> Result<Loaded, LoadError> {
     let scan = scan(text.as_bytes(), MAX_YAML_DEPTH)?;
     let value = match serde_yaml::from_str::<LastWins>(text) {
@@ -103,12 +165,12 @@ pub fn load(text: &str) -> Result<Loaded, LoadError> {
         }
     };
     let mut value = value;
-    for path in &scan.binaries {
+    for (path, tag) in &scan.tagged {
         if let Some(node) = node_at(&mut value, path) {
             if let Value::String(s) = node {
                 let text = std::mem::take(s);
                 *node = Value::Tagged(Box::new(TaggedValue {
-                    tag: Tag::new(BINARY_TAG),
+                    tag: Tag::new(*tag),
                     value: Value::String(text),
                 }));
             }
@@ -152,11 +214,12 @@ fn node_at<'v>(mut v: &'v mut Value, path: &[Segment]) -> Option<&'v mut Value> 
     Some(v)
 }
 
-/// What the event walk found: duplicate keys and where `!!binary` scalars are.
+/// What the event walk found: duplicate keys, and the scalars serde_yaml reads as strings that
+/// PyYAML does not (`!!binary`, plain timestamps) with the tag they get.
 #[derive(Default)]
 struct Scan {
     notes: Vec<Note>,
-    binaries: Vec<Vec<Segment>>,
+    tagged: Vec<(Vec<Segment>, &'static str)>,
 }
 
 enum Frame {
@@ -227,20 +290,25 @@ fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
             let event = event.as_mut_ptr();
             let kind = (*event).type_;
             let line = (*event).start_mark.line as usize + 1;
-            let (scalar, binary) = if kind == unsafe_yaml::YAML_SCALAR_EVENT {
+            let (scalar, tag) = if kind == unsafe_yaml::YAML_SCALAR_EVENT {
                 let s = (*event).data.scalar;
                 let bytes = std::slice::from_raw_parts(s.value, s.length as usize);
-                let tag = if s.tag.is_null() {
-                    false
-                } else {
+                let text = String::from_utf8_lossy(bytes).into_owned();
+                let tag = if !s.tag.is_null() {
                     let tag = std::ffi::CStr::from_ptr(s.tag.cast());
-                    tag.to_bytes() == b"tag:yaml.org,2002:binary"
+                    (tag.to_bytes() == b"tag:yaml.org,2002:binary").then_some(BINARY_TAG)
+                } else if s.style == unsafe_yaml::YAML_PLAIN_SCALAR_STYLE
+                    && is_yaml11_timestamp(&text)
+                {
+                    Some(TIMESTAMP_TAG)
+                } else {
+                    None
                 };
-                (Some(String::from_utf8_lossy(bytes).into_owned()), tag)
+                (Some(text), tag)
             } else if kind == unsafe_yaml::YAML_ALIAS_EVENT {
-                (Some("*".to_string()), false)
+                (Some("*".to_string()), None)
             } else {
-                (None, false)
+                (None, None)
             };
             unsafe_yaml::yaml_event_delete(event);
             match kind {
@@ -264,8 +332,8 @@ fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
                         continue;
                     }
                     if let Ok(at) = arriving(&mut stack) {
-                        if binary {
-                            out.binaries.push(stack_path(&stack, at));
+                        if let Some(tag) = tag {
+                            out.tagged.push((stack_path(&stack, at), tag));
                         }
                     }
                 }
@@ -498,6 +566,17 @@ mod tests {
         assert_eq!(binary_text(&l.value["f"][0]["content"]), Some("aGVsbG8K"));
         assert_eq!(binary_text(&l.value["f"][1]["content"]), None);
         assert_eq!(binary_text(&l.value["g"]).map(str::trim), Some("aGVs\nbG8K"));
+    }
+
+    #[test]
+    fn plain_timestamps_are_tagged_quoted_ones_are_not() {
+        let l = load("a: 2032-09-01\nb: '2032-09-01'\nc: 2001-12-14 21:59:43.10 -5\nd: 2001-12-14t21:59:43.10-05:00\ne: 2032-9-1\nf: 2032-09-01x\n").unwrap();
+        assert_eq!(timestamp_text(&l.value["a"]), Some("2032-09-01"));
+        assert_eq!(timestamp_text(&l.value["b"]), None);
+        assert!(timestamp_text(&l.value["c"]).is_some());
+        assert!(timestamp_text(&l.value["d"]).is_some());
+        assert_eq!(timestamp_text(&l.value["e"]), None, "the date alone needs two digits");
+        assert_eq!(timestamp_text(&l.value["f"]), None);
     }
 
     #[test]
