@@ -120,7 +120,7 @@ impl Read {
         for p in reader.problems {
             // Keys with no meaning on the BSDs (MAAS's vendor-data always has some) are noted
             // in the log but do not make the run WARN.
-            if cc.ignored.contains(&p.path) {
+            if p.severity == Severity::Warning && cc.ignored.contains(&p.path) {
                 tracing::info!(key = %p.path, "ignored: {}", p.message);
                 continue;
             }
@@ -131,7 +131,10 @@ impl Read {
                     reason: p.message,
                 });
             } else {
-                warnings.push(format!("{}: warning: {}: {}", docs.source, p.path, p.message));
+                warnings.push(format!(
+                    "{}: warning: {}: {}",
+                    docs.source, p.path, p.message
+                ));
             }
         }
         Read {

@@ -55,7 +55,9 @@ pub fn describe(v: &Value) -> String {
         Value::String(s) => format!("string {s:?}"),
         Value::Sequence(_) => "a list".into(),
         Value::Mapping(_) => "a map".into(),
-        v if timestamp_text(v).is_some() => "a date (YAML 1.1 reads an unquoted date as one)".into(),
+        v if timestamp_text(v).is_some() => {
+            "a date (YAML 1.1 reads an unquoted date as one)".into()
+        }
         v if binary_text(v).is_some() => "!!binary data".into(),
         Value::Tagged(_) => "a tagged value".into(),
     }
@@ -208,7 +210,10 @@ impl Reader<'_> {
     /// cloud-init's schema wants a list there.
     pub fn string_list_said(&mut self, path: &str, v: &Value) -> Vec<String> {
         if v.is_string() {
-            self.warn(path, "expected a list of strings; a single string is taken as one");
+            self.warn(
+                path,
+                "expected a list of strings; a single string is taken as one",
+            );
         }
         self.string_list(path, v)
     }
@@ -217,7 +222,10 @@ impl Reader<'_> {
     /// cloud-init's schema wants a list there.
     pub fn string_or_list_said(&mut self, path: &str, v: &Value) -> Vec<String> {
         if v.is_string() {
-            self.warn(path, "expected a list of strings; a single string is taken as one");
+            self.warn(
+                path,
+                "expected a list of strings; a single string is taken as one",
+            );
         }
         self.string_or_list(path, v)
     }

@@ -5,6 +5,7 @@ pub mod layers;
 pub mod lenient;
 pub mod model;
 pub mod positions;
+pub mod shapes;
 
 use serde::Serialize;
 use serde_yaml::Value;

@@ -201,6 +201,7 @@ impl CloudConfig {
                 "runcmd" => cc.runcmd = script::read_commands(r, path, v),
                 k if CONFIG_KEYS.contains(&k) => {}
                 k if IGNORED_ON_BSD.contains(&k) => {
+                    super::shapes::check_ignored(r, path, k, v);
                     r.warn(path, "not applied by wisp: it has no meaning on the BSDs");
                     cc.ignored.push(raw.clone());
                 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{Frequency, Inputs, Planned, Stage};
 use crate::accounts::check_name;
-use crate::cloudconfig::lenient::{child, describe, entries, Reader};
+use crate::cloudconfig::lenient::{child, describe, entries, norm_key, Reader};
 use crate::plan::Action;
 use serde_yaml::Value;
 
@@ -840,6 +840,14 @@ pub(crate) fn read_user_map(
         }
     }
     if !has_name && !name_optional {
+        // `{snapuser: …}` alone is valid cloud-config (a user made by snapd, on Ubuntu Core):
+        // its key was warned about as not applied on the BSDs; nothing else to say.
+        if map
+            .keys()
+            .any(|k| k.as_str().map(norm_key).as_deref() == Some("snapuser"))
+        {
+            return None;
+        }
         r.error(path, "a user needs a name");
         return None;
     }

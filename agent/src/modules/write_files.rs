@@ -380,12 +380,13 @@ mod tests {
             &crate::config::Config::default(),
             &docs,
         );
+        // An error of the document: reported as an error, as `wisp schema` calls it.
         assert!(
-            read.warnings
-                .iter()
-                .any(|w| w.contains("write_files[0].content") && w.contains("1048576-byte limit")),
+            read.errors.iter().any(|e| e.module == NAME
+                && e.item.contains("write_files[0].content")
+                && e.reason.contains("1048576-byte limit")),
             "{:?}",
-            read.warnings
+            read.errors
         );
     }
 }

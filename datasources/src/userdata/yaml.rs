@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
 
-use serde::de::{Deserialize, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor};
+use serde::de::{
+    Deserialize, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
+};
 use serde_yaml::value::{Tag, TaggedValue};
 use serde_yaml::{Mapping, Value};
 use unsafe_libyaml as unsafe_yaml;
@@ -313,7 +315,10 @@ fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
             unsafe_yaml::yaml_event_delete(event);
             match kind {
                 unsafe_yaml::YAML_SCALAR_EVENT | unsafe_yaml::YAML_ALIAS_EVENT => {
-                    if let Some(Frame::Map { key: None, seen, .. }) = stack.last_mut() {
+                    if let Some(Frame::Map {
+                        key: None, seen, ..
+                    }) = stack.last_mut()
+                    {
                         let name = scalar.unwrap_or_default();
                         if let Some(first) = seen.insert(name.clone(), line) {
                             let mut path = stack_path(&stack, None);
@@ -345,7 +350,10 @@ fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
                     let frame = match arriving(&mut stack) {
                         Err(()) => {
                             // A complex key: its value comes after it.
-                            if let Some(Frame::Map { key: key @ None, .. }) = stack.last_mut() {
+                            if let Some(Frame::Map {
+                                key: key @ None, ..
+                            }) = stack.last_mut()
+                            {
                                 *key = Some("?".into());
                             }
                             Frame::Skip
@@ -535,8 +543,15 @@ mod tests {
         assert_eq!(l.value["users"][0]["shell"], Value::from("/bin/ksh"));
         let got: Vec<(&str, Option<usize>)> =
             l.notes.iter().map(|n| (n.path.as_str(), n.line)).collect();
-        assert_eq!(got, vec![("users[0].shell", Some(5)), ("hostname", Some(6))]);
-        assert!(l.notes[1].message.contains("lines 1 and 6"), "{:?}", l.notes);
+        assert_eq!(
+            got,
+            vec![("users[0].shell", Some(5)), ("hostname", Some(6))]
+        );
+        assert!(
+            l.notes[1].message.contains("lines 1 and 6"),
+            "{:?}",
+            l.notes
+        );
     }
 
     #[test]
@@ -565,7 +580,10 @@ mod tests {
         let l = load("f:\n  - content: !!binary aGVsbG8K\n  - content: aGVsbG8K\ng: !!binary |\n  aGVs\n  bG8K\n").unwrap();
         assert_eq!(binary_text(&l.value["f"][0]["content"]), Some("aGVsbG8K"));
         assert_eq!(binary_text(&l.value["f"][1]["content"]), None);
-        assert_eq!(binary_text(&l.value["g"]).map(str::trim), Some("aGVs\nbG8K"));
+        assert_eq!(
+            binary_text(&l.value["g"]).map(str::trim),
+            Some("aGVs\nbG8K")
+        );
     }
 
     #[test]
@@ -575,14 +593,21 @@ mod tests {
         assert_eq!(timestamp_text(&l.value["b"]), None);
         assert!(timestamp_text(&l.value["c"]).is_some());
         assert!(timestamp_text(&l.value["d"]).is_some());
-        assert_eq!(timestamp_text(&l.value["e"]), None, "the date alone needs two digits");
+        assert_eq!(
+            timestamp_text(&l.value["e"]),
+            None,
+            "the date alone needs two digits"
+        );
         assert_eq!(timestamp_text(&l.value["f"]), None);
     }
 
     #[test]
     fn too_deep_and_invalid_texts_say_where() {
         let deep = format!("a: {}{}\n", "[".repeat(100), "]".repeat(100));
-        assert!(matches!(load(&deep), Err(LoadError::TooDeep(TooDeep { line: 1, .. }))));
+        assert!(matches!(
+            load(&deep),
+            Err(LoadError::TooDeep(TooDeep { line: 1, .. }))
+        ));
         let e = load("a: [unclosed\n").unwrap_err();
         assert!(e.position().is_some(), "{e:?}");
     }
