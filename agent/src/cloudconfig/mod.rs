@@ -98,7 +98,7 @@ pub fn check_text_with(text: &str, budget: &Budget) -> Checked {
     for n in loaded.notes {
         out.problems.push(Located {
             line: n.line,
-            column: None,
+            column: n.column,
             problem: Problem {
                 path: n.path,
                 severity: Severity::Warning,

@@ -114,8 +114,9 @@ pub fn binary_text(v: &Value) -> Option<&str> {
 pub struct Note {
     /// Where, as `users[1].name` (empty: the document).
     pub path: String,
-    /// 1-based line, when known.
+    /// 1-based line and column, when known.
     pub line: Option<usize>,
+    pub column: Option<usize>,
     pub message: String,
 }
 
@@ -292,6 +293,7 @@ fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
             let event = event.as_mut_ptr();
             let kind = (*event).type_;
             let line = (*event).start_mark.line as usize + 1;
+            let column = (*event).start_mark.column as usize + 1;
             let (scalar, tag) = if kind == unsafe_yaml::YAML_SCALAR_EVENT {
                 let s = (*event).data.scalar;
                 let bytes = std::slice::from_raw_parts(s.value, s.length as usize);
@@ -326,6 +328,7 @@ fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
                             out.notes.push(Note {
                                 path: path_text(&path),
                                 line: Some(line),
+                                column: Some(column),
                                 message: format!(
                                     "duplicate key {name:?} (lines {first} and {line}): the last value is used"
                                 ),
@@ -507,6 +510,7 @@ fn bad_merge(path: &str, notes: &mut Vec<Note>) {
             format!("{path}.<<")
         },
         line: None,
+        column: None,
         message: "a merge key (<<) takes a map or a list of maps: this one is ignored".into(),
     });
 }
