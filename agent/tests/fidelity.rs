@@ -98,7 +98,12 @@ fn apply_reports_errors_as_errors_like_schema() {
             .as_array()
             .unwrap()
             .iter()
-            .filter_map(|e| e["item"].as_str()?.strip_prefix(&prefix).map(str::to_string))
+            .filter_map(|e| {
+                e["item"]
+                    .as_str()?
+                    .strip_prefix(&prefix)
+                    .map(str::to_string)
+            })
             .collect();
         let want: BTreeSet<String> = expected(&doc)
             .into_iter()
@@ -139,11 +144,10 @@ fn a_repeated_key_keeps_its_last_value_and_the_rest_is_applied() {
     let motd = writes(&plan, "/etc/motd");
     assert_eq!(motd.len(), 1, "{plan:#}");
     assert_eq!(motd[0]["owner"], "bin");
-    assert!(plan["warnings"]
-        .as_array()
+    assert!(plan["warnings"].as_array().unwrap().iter().any(|w| w
+        .as_str()
         .unwrap()
-        .iter()
-        .any(|w| w.as_str().unwrap().contains("duplicate key \"hostname\" (lines 5 and 11)")));
+        .contains("duplicate key \"hostname\" (lines 5 and 11)")));
 }
 
 #[test]

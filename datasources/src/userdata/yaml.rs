@@ -606,6 +606,20 @@ mod tests {
     }
 
     #[test]
+    fn alias_bombs_are_refused_cheaply() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let start = std::time::Instant::now();
+        assert!(matches!(load(&text), Err(LoadError::Invalid { .. })));
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
     fn too_deep_and_invalid_texts_say_where() {
         let deep = format!("a: {}{}\n", "[".repeat(100), "]".repeat(100));
         assert!(matches!(
