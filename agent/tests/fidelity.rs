@@ -154,7 +154,7 @@ fn a_repeated_key_keeps_its_last_value_and_the_rest_is_applied() {
 fn binary_contents_are_written_decoded() {
     let plan = plan(&corpus_doc("binary"));
     let want = format!("{:x}", Sha256::digest(b"hello\n"));
-    for path in ["/etc/hello", "/etc/hello-gz"] {
+    for path in ["/etc/hello", "/etc/hello-gz", "/etc/hello-merged"] {
         let w = writes(&plan, path);
         assert_eq!(w.len(), 1, "{path}: {plan:#}");
         assert_eq!(w[0]["size"], 6, "{path}");

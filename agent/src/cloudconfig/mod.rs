@@ -96,9 +96,14 @@ pub fn check_text_with(text: &str, budget: &Budget) -> Checked {
     };
     let positions = Positions::of(text);
     for n in loaded.notes {
+        // Notes found after the walk (a bad merge key) are placed by their path.
+        let at = n
+            .line
+            .zip(n.column)
+            .or_else(|| positions.key(&n.path).map(|p| (p.line, p.column)));
         out.problems.push(Located {
-            line: n.line,
-            column: n.column,
+            line: at.map(|a| a.0),
+            column: at.map(|a| a.1),
             problem: Problem {
                 path: n.path,
                 severity: Severity::Warning,
@@ -226,6 +231,25 @@ mod tests {
             .problem
             .message
             .contains("nest deeper than 64 levels"));
+    }
+
+    #[test]
+    fn repeated_and_bad_merge_keys_are_located_warnings() {
+        let c =
+            check_text("#cloud-config\nhostname: a\nntp:\n  <<: 5\n  enabled: true\nhostname: b\n");
+        let got: Vec<(String, Option<usize>, Option<usize>, Severity)> = c
+            .problems
+            .iter()
+            .map(|p| (p.problem.path.clone(), p.line, p.column, p.problem.severity))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("hostname".into(), Some(6), Some(1), Severity::Warning),
+                ("ntp.<<".into(), Some(4), Some(3), Severity::Warning),
+            ]
+        );
+        assert_eq!(c.config.hostname.as_deref(), Some("b"));
     }
 
     #[test]

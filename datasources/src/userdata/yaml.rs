@@ -229,6 +229,8 @@ enum Frame {
     Map {
         /// This map's place in its parent.
         at: Option<Segment>,
+        /// Its anchor, and how many tagged scalars were recorded before it began.
+        anchor: Option<(String, usize)>,
         /// Each key's line.
         seen: HashMap<String, usize>,
         /// The key whose value comes next; `None` while a key is expected.
@@ -236,6 +238,7 @@ enum Frame {
     },
     Seq {
         at: Option<Segment>,
+        anchor: Option<(String, usize)>,
         next: usize,
     },
     /// Inside a complex key (`? [a, b]`): nothing is recorded.
@@ -270,23 +273,47 @@ fn stack_path(stack: &[Frame], last: Option<Segment>) -> Vec<Segment> {
         .collect()
 }
 
+/// At most this many tagged scalars are recorded, aliases' copies included: a text whose
+/// aliases would expand past it is an alias bomb, which serde_yaml refuses next.
+const MAX_TAGGED: usize = 10_000;
+
+/// A NUL-terminated string of libyaml's, if any.
+///
+/// # Safety
+/// `p` is null or points to a NUL-terminated string that lives as long as the call.
+unsafe fn c_string(p: *const u8) -> Option<String> {
+    (!p.is_null()).then(|| {
+        String::from_utf8_lossy(std::ffi::CStr::from_ptr(p.cast()).to_bytes()).into_owned()
+    })
+}
+
 /// Walks the events of the first document of `text`: the nesting bound, duplicate keys,
-/// `!!binary` scalars. Syntax errors end the walk: serde_yaml reports them next.
+/// `!!binary` scalars and plain timestamps (also where aliases repeat them). Syntax errors end
+/// the walk: serde_yaml reports them next.
 fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
     let mut out = Scan::default();
     let mut stack: Vec<Frame> = Vec::new();
-    // SAFETY: the parser is initialised before use and deleted once; `text` outlives it; every
-    // event libyaml filled in is deleted exactly once, after its fields were copied out.
+    // The tagged scalars under each anchor, by path from the anchored node.
+    let mut anchors: HashMap<String, Vec<(Vec<Segment>, &'static str)>> = HashMap::new();
+    let mut parser = MaybeUninit::<unsafe_yaml::yaml_parser_t>::uninit();
+    // SAFETY: the parser is initialised before use and deleted once; `text` outlives it.
     unsafe {
-        let mut parser = MaybeUninit::<unsafe_yaml::yaml_parser_t>::uninit();
         if unsafe_yaml::yaml_parser_initialize(parser.as_mut_ptr()).fail {
             return Ok(out);
         }
-        let parser = parser.as_mut_ptr();
-        unsafe_yaml::yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as u64);
-        let mut result = Ok(());
-        loop {
-            let mut event = MaybeUninit::<unsafe_yaml::yaml_event_t>::uninit();
+        unsafe_yaml::yaml_parser_set_input_string(
+            parser.as_mut_ptr(),
+            text.as_ptr(),
+            text.len() as u64,
+        );
+    }
+    let parser = parser.as_mut_ptr();
+    let mut result = Ok(());
+    loop {
+        let mut event = MaybeUninit::<unsafe_yaml::yaml_event_t>::uninit();
+        // SAFETY: every event libyaml filled in is deleted exactly once, after its fields were
+        // copied out.
+        let (kind, line, column, scalar, anchor, tag) = unsafe {
             if unsafe_yaml::yaml_parser_parse(parser, event.as_mut_ptr()).fail {
                 break;
             }
@@ -294,92 +321,146 @@ fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
             let kind = (*event).type_;
             let line = (*event).start_mark.line as usize + 1;
             let column = (*event).start_mark.column as usize + 1;
-            let (scalar, tag) = if kind == unsafe_yaml::YAML_SCALAR_EVENT {
-                let s = (*event).data.scalar;
-                let bytes = std::slice::from_raw_parts(s.value, s.length as usize);
-                let text = String::from_utf8_lossy(bytes).into_owned();
-                let tag = if !s.tag.is_null() {
-                    let tag = std::ffi::CStr::from_ptr(s.tag.cast());
-                    (tag.to_bytes() == b"tag:yaml.org,2002:binary").then_some(BINARY_TAG)
-                } else if s.style == unsafe_yaml::YAML_PLAIN_SCALAR_STYLE
-                    && is_yaml11_timestamp(&text)
-                {
-                    Some(TIMESTAMP_TAG)
-                } else {
-                    None
-                };
-                (Some(text), tag)
-            } else if kind == unsafe_yaml::YAML_ALIAS_EVENT {
-                (Some("*".to_string()), None)
-            } else {
-                (None, None)
+            let (scalar, anchor, tag) = match kind {
+                unsafe_yaml::YAML_SCALAR_EVENT => {
+                    let s = (*event).data.scalar;
+                    let bytes = std::slice::from_raw_parts(s.value, s.length as usize);
+                    let text = String::from_utf8_lossy(bytes).into_owned();
+                    let tag = match c_string(s.tag) {
+                        Some(t) => (t == "tag:yaml.org,2002:binary").then_some(BINARY_TAG),
+                        None if s.style == unsafe_yaml::YAML_PLAIN_SCALAR_STYLE
+                            && is_yaml11_timestamp(&text) =>
+                        {
+                            Some(TIMESTAMP_TAG)
+                        }
+                        None => None,
+                    };
+                    (Some(text), c_string(s.anchor), tag)
+                }
+                unsafe_yaml::YAML_ALIAS_EVENT => (
+                    Some("*".to_string()),
+                    c_string((*event).data.alias.anchor),
+                    None,
+                ),
+                unsafe_yaml::YAML_MAPPING_START_EVENT => {
+                    (None, c_string((*event).data.mapping_start.anchor), None)
+                }
+                unsafe_yaml::YAML_SEQUENCE_START_EVENT => {
+                    (None, c_string((*event).data.sequence_start.anchor), None)
+                }
+                _ => (None, None, None),
             };
             unsafe_yaml::yaml_event_delete(event);
-            match kind {
-                unsafe_yaml::YAML_SCALAR_EVENT | unsafe_yaml::YAML_ALIAS_EVENT => {
-                    if let Some(Frame::Map {
-                        key: None, seen, ..
-                    }) = stack.last_mut()
-                    {
-                        let name = scalar.unwrap_or_default();
-                        if let Some(first) = seen.insert(name.clone(), line) {
-                            let mut path = stack_path(&stack, None);
-                            path.push(Segment::Key(name.clone()));
-                            out.notes.push(Note {
-                                path: path_text(&path),
-                                line: Some(line),
-                                column: Some(column),
-                                message: format!(
-                                    "duplicate key {name:?} (lines {first} and {line}): the last value is used"
-                                ),
-                            });
-                        }
-                        if let Some(Frame::Map { key, .. }) = stack.last_mut() {
-                            *key = Some(name);
-                        }
-                        continue;
+            (kind, line, column, scalar, anchor, tag)
+        };
+        match kind {
+            unsafe_yaml::YAML_SCALAR_EVENT | unsafe_yaml::YAML_ALIAS_EVENT => {
+                if let Some(Frame::Map {
+                    key: None, seen, ..
+                }) = stack.last_mut()
+                {
+                    let name = scalar.unwrap_or_default();
+                    if let Some(first) = seen.insert(name.clone(), line) {
+                        let mut path = stack_path(&stack, None);
+                        path.push(Segment::Key(name.clone()));
+                        out.notes.push(Note {
+                            path: path_text(&path),
+                            line: Some(line),
+                            column: Some(column),
+                            message: format!(
+                                "duplicate key {name:?} (lines {first} and {line}): the last value is used"
+                            ),
+                        });
                     }
-                    if let Ok(at) = arriving(&mut stack) {
-                        if let Some(tag) = tag {
-                            out.tagged.push((stack_path(&stack, at), tag));
+                    if let Some(Frame::Map { key, .. }) = stack.last_mut() {
+                        *key = Some(name);
+                    }
+                    continue;
+                }
+                let Ok(at) = arriving(&mut stack) else {
+                    continue;
+                };
+                let path = stack_path(&stack, at);
+                if kind == unsafe_yaml::YAML_ALIAS_EVENT {
+                    // The alias repeats its anchor's tagged scalars here.
+                    for (rel, tag) in anchor.and_then(|a| anchors.get(&a)).into_iter().flatten() {
+                        if out.tagged.len() < MAX_TAGGED {
+                            let mut p = path.clone();
+                            p.extend(rel.iter().cloned());
+                            out.tagged.push((p, tag));
+                        }
+                    }
+                } else {
+                    if let (Some(a), Some(t)) = (anchor, tag) {
+                        anchors.insert(a, vec![(Vec::new(), t)]);
+                    }
+                    if let Some(t) = tag {
+                        if out.tagged.len() < MAX_TAGGED {
+                            out.tagged.push((path, t));
                         }
                     }
                 }
-                unsafe_yaml::YAML_MAPPING_START_EVENT | unsafe_yaml::YAML_SEQUENCE_START_EVENT => {
-                    if stack.len() >= max {
-                        result = Err(TooDeep { line, max });
-                        break;
-                    }
-                    let frame = match arriving(&mut stack) {
-                        Err(()) => {
-                            // A complex key: its value comes after it.
-                            if let Some(Frame::Map {
-                                key: key @ None, ..
-                            }) = stack.last_mut()
-                            {
-                                *key = Some("?".into());
-                            }
-                            Frame::Skip
-                        }
-                        Ok(at) if kind == unsafe_yaml::YAML_MAPPING_START_EVENT => Frame::Map {
-                            at,
-                            seen: HashMap::new(),
-                            key: None,
-                        },
-                        Ok(at) => Frame::Seq { at, next: 0 },
-                    };
-                    stack.push(frame);
-                }
-                unsafe_yaml::YAML_MAPPING_END_EVENT | unsafe_yaml::YAML_SEQUENCE_END_EVENT => {
-                    stack.pop();
-                }
-                unsafe_yaml::YAML_DOCUMENT_END_EVENT | unsafe_yaml::YAML_STREAM_END_EVENT => break,
-                _ => {}
             }
+            unsafe_yaml::YAML_MAPPING_START_EVENT | unsafe_yaml::YAML_SEQUENCE_START_EVENT => {
+                if stack.len() >= max {
+                    result = Err(TooDeep { line, max });
+                    break;
+                }
+                let anchor = anchor.map(|a| (a, out.tagged.len()));
+                let frame = match arriving(&mut stack) {
+                    Err(()) => {
+                        // A complex key: its value comes after it.
+                        if let Some(Frame::Map {
+                            key: key @ None, ..
+                        }) = stack.last_mut()
+                        {
+                            *key = Some("?".into());
+                        }
+                        Frame::Skip
+                    }
+                    Ok(at) if kind == unsafe_yaml::YAML_MAPPING_START_EVENT => Frame::Map {
+                        at,
+                        anchor,
+                        seen: HashMap::new(),
+                        key: None,
+                    },
+                    Ok(at) => Frame::Seq {
+                        at,
+                        anchor,
+                        next: 0,
+                    },
+                };
+                stack.push(frame);
+            }
+            unsafe_yaml::YAML_MAPPING_END_EVENT | unsafe_yaml::YAML_SEQUENCE_END_EVENT => {
+                if let Some(
+                    Frame::Map {
+                        at,
+                        anchor: Some((name, start)),
+                        ..
+                    }
+                    | Frame::Seq {
+                        at,
+                        anchor: Some((name, start)),
+                        ..
+                    },
+                ) = stack.pop()
+                {
+                    let base = stack_path(&stack, at).len();
+                    let inside: Vec<(Vec<Segment>, &'static str)> = out.tagged[start..]
+                        .iter()
+                        .map(|(p, t)| (p[base.min(p.len())..].to_vec(), *t))
+                        .collect();
+                    anchors.insert(name, inside);
+                }
+            }
+            unsafe_yaml::YAML_DOCUMENT_END_EVENT | unsafe_yaml::YAML_STREAM_END_EVENT => break,
+            _ => {}
         }
-        unsafe_yaml::yaml_parser_delete(parser);
-        result.map(|()| out)
     }
+    // SAFETY: initialised above, deleted once.
+    unsafe { unsafe_yaml::yaml_parser_delete(parser) };
+    result.map(|()| out)
 }
 
 /// A `serde_yaml::Value` whose maps keep the last of repeated keys, as PyYAML does (serde_yaml
