@@ -28,11 +28,13 @@ pub struct Documents<'a> {
 
 /// Vendor-data as a datasource or a file gives it: MAAS's `{cloud-init: …}` map, or a document.
 pub fn decode_vendor(raw: &[u8], name: &str) -> anyhow::Result<Decoded> {
-    // Too deep a text is not read here: decoding reports it (with its line) as a document.
-    let shallow = userdata::yaml::check_depth(raw, userdata::yaml::MAX_YAML_DEPTH).is_ok();
-    let parsed = shallow.then(|| serde_yaml::from_slice::<serde_yaml::Value>(raw));
-    let doc = match parsed {
-        Some(Ok(v @ serde_yaml::Value::Mapping(_))) if v.get("cloud-init").is_some() => {
+    // Read as PyYAML reads it (`yaml::load`: a repeated key keeps its last value). Too deep a
+    // text is not read here: decoding reports it (with its line) as a document.
+    let parsed = std::str::from_utf8(raw)
+        .ok()
+        .and_then(|text| userdata::yaml::load(text).ok());
+    let doc = match parsed.map(|l| l.value) {
+        Some(v @ serde_yaml::Value::Mapping(_)) if v.get("cloud-init").is_some() => {
             wisp_datasources::convert_vendor_data(&v, name)?.unwrap_or_default()
         }
         _ => raw.to_vec(),
@@ -257,5 +259,21 @@ pub fn result(planned: &Planned, outcomes: &[ActionOutcome]) -> Outcome {
         Outcome::Warn
     } else {
         Outcome::Success
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vendor_data_with_a_repeated_key_is_read_as_cloud_init_reads_it() {
+        let raw = b"cloud-init: \"#cloud-config\\nhostname: first\\n\"\nother: 1\ncloud-init: \"#cloud-config\\nhostname: last\\n\"\n";
+        let d = decode_vendor(raw, "vendor-data").unwrap();
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+        assert_eq!(
+            d.cloud_config.get("hostname").and_then(|v| v.as_str()),
+            Some("last")
+        );
     }
 }
