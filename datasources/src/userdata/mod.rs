@@ -453,10 +453,15 @@ impl Decoder<'_, '_> {
         let doc = match yaml::load(text) {
             Ok(loaded) => {
                 for n in loaded.notes {
-                    let at = n.line.map(|l| format!(" (line {l})")).unwrap_or_default();
+                    let at = n.line.map(|l| format!("line {l}: ")).unwrap_or_default();
+                    let path = if n.path.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{}: ", n.path)
+                    };
                     self.out.warnings.push(Problem {
                         part: name.to_string(),
-                        message: format!("{}{at}: {}", n.path, n.message),
+                        message: format!("{at}{path}{}", n.message),
                     });
                 }
                 loaded.value

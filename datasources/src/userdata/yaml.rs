@@ -309,6 +309,7 @@ fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
     }
     let parser = parser.as_mut_ptr();
     let mut result = Ok(());
+    let mut over = false;
     loop {
         let mut event = MaybeUninit::<unsafe_yaml::yaml_event_t>::uninit();
         // SAFETY: every event libyaml filled in is deleted exactly once, after its fields were
@@ -388,6 +389,8 @@ fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
                             let mut p = path.clone();
                             p.extend(rel.iter().cloned());
                             out.tagged.push((p, tag));
+                        } else {
+                            over = true;
                         }
                     }
                 } else {
@@ -397,6 +400,8 @@ fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
                     if let Some(t) = tag {
                         if out.tagged.len() < MAX_TAGGED {
                             out.tagged.push((path, t));
+                        } else {
+                            over = true;
                         }
                     }
                 }
@@ -460,6 +465,16 @@ fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
     }
     // SAFETY: initialised above, deleted once.
     unsafe { unsafe_yaml::yaml_parser_delete(parser) };
+    if over {
+        out.notes.push(Note {
+            path: String::new(),
+            line: None,
+            column: None,
+            message: format!(
+                "more than {MAX_TAGGED} !!binary scalars and dates (aliases counted): the rest are read as plain text"
+            ),
+        });
+    }
     result.map(|()| out)
 }
 
@@ -698,6 +713,19 @@ mod tests {
         let start = std::time::Instant::now();
         assert!(matches!(load(&text), Err(LoadError::Invalid { .. })));
         assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn past_the_bound_on_tagged_scalars_the_rest_is_plain_and_said() {
+        let mut text = String::from("d:\n");
+        for _ in 0..=MAX_TAGGED {
+            text.push_str("  - 2032-09-01\n");
+        }
+        let l = load(&text).unwrap();
+        assert!(timestamp_text(&l.value["d"][0]).is_some());
+        assert_eq!(l.value["d"][MAX_TAGGED], Value::from("2032-09-01"));
+        assert_eq!(l.notes.len(), 1, "{:?}", l.notes);
+        assert!(l.notes[0].message.contains("more than 10000"));
     }
 
     #[test]
