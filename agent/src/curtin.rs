@@ -7,6 +7,7 @@
 //! from the FAT partition (which has no permissions).
 
 use serde_yaml::{Mapping, Value};
+use wisp_datasources::userdata::yaml;
 
 /// Where the seed goes on the EFI partition, and where the first boot keeps it.
 pub const SEED_ON_ESP: &str = "wisp/maas-seed.yaml";
@@ -41,8 +42,10 @@ fn s(v: Option<&Value>) -> Option<String> {
 
 /// Reads curtin's merged config (`$CONFIG`). `name` names it in errors.
 pub fn seed_from_config(text: &str, name: &str) -> Result<Seed, CurtinError> {
-    let doc: Value =
-        serde_yaml::from_str(text).map_err(|e| CurtinError::Yaml(name.into(), e.to_string()))?;
+    // Read as cloud-init's PyYAML reads it (`yaml::load`): a repeated key keeps its last value.
+    let doc: Value = yaml::load(text)
+        .map(|l| l.value)
+        .map_err(|e| CurtinError::Yaml(name.into(), e.to_string()))?;
     let Some(map) = doc.as_mapping() else {
         return Err(CurtinError::Invalid(
             name.into(),
@@ -68,7 +71,7 @@ pub fn seed_from_config(text: &str, name: &str) -> Result<Seed, CurtinError> {
         .and_then(|c| c.get("content"))
         .and_then(Value::as_str)
     {
-        let cc: Value = serde_yaml::from_str(content).map_err(|e| {
+        let cc: Value = yaml::load(content).map(|l| l.value).map_err(|e| {
             CurtinError::Yaml(
                 format!("{name}: cloudconfig.maas-cloud-config.content"),
                 e.to_string(),
@@ -223,6 +226,19 @@ mod tests {
         assert_eq!(net["version"], 1);
         assert_eq!(net["config"][0]["mac_address"], "3c:ec:ef:10:22:7a");
         assert_eq!(net["config"][0]["subnets"][0]["address"], "10.20.0.31/24");
+    }
+
+    #[test]
+    fn a_repeated_key_is_read_as_cloud_init_reads_it() {
+        // The same content twice: cloud-init (PyYAML) keeps the last; the hook must not fail.
+        let mut text = fixture();
+        text.push_str("\nreporting: {maas: {endpoint: 'http://10.20.0.2:5248/MAAS/metadata/status/zz9', consumer_key: a, token_key: b, token_secret: c}}\n");
+        let s = seed_from_config(&text, "CONFIG").unwrap();
+        assert_eq!(
+            s.endpoint.as_deref(),
+            Some("http://10.20.0.2:5248/MAAS/metadata/status/zz9")
+        );
+        assert_eq!(s.token_secret, "c");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::apply::Outcome as ActionOutcome;
 use crate::cloudconfig::{layers, CloudConfig, Reader, Severity};
 use crate::config::Config;
 use crate::instance::InstanceState;
-use crate::modules::{self, Extras, Inputs, Planned, Stage};
+use crate::modules::{self, Extras, Inputs, ItemError, Planned, Stage};
 use crate::platform::Platform;
 use crate::report::Outcome;
 use crate::root::Root;
@@ -28,11 +28,13 @@ pub struct Documents<'a> {
 
 /// Vendor-data as a datasource or a file gives it: MAAS's `{cloud-init: …}` map, or a document.
 pub fn decode_vendor(raw: &[u8], name: &str) -> anyhow::Result<Decoded> {
-    // Too deep a text is not read here: decoding reports it (with its line) as a document.
-    let shallow = userdata::yaml::check_depth(raw, userdata::yaml::MAX_YAML_DEPTH).is_ok();
-    let parsed = shallow.then(|| serde_yaml::from_slice::<serde_yaml::Value>(raw));
-    let doc = match parsed {
-        Some(Ok(v @ serde_yaml::Value::Mapping(_))) if v.get("cloud-init").is_some() => {
+    // Read as PyYAML reads it (`yaml::load`: a repeated key keeps its last value). Too deep a
+    // text is not read here: decoding reports it (with its line) as a document.
+    let parsed = std::str::from_utf8(raw)
+        .ok()
+        .and_then(|text| userdata::yaml::load(text).ok());
+    let doc = match parsed.map(|l| l.value) {
+        Some(v @ serde_yaml::Value::Mapping(_)) if v.get("cloud-init").is_some() => {
             wisp_datasources::convert_vendor_data(&v, name)?.unwrap_or_default()
         }
         _ => raw.to_vec(),
@@ -57,6 +59,21 @@ fn configured_default_user(
     CloudConfig::read(reader, &map).default_user
 }
 
+/// The module that reads the top-level key of `path` (`users[0].uid` → `users_groups`);
+/// keys no module reads (those wisp ignores) are the document's: [`DOCUMENT`].
+fn module_of_key(path: &str) -> &'static str {
+    let end = path.find(['.', '[']).unwrap_or(path.len());
+    let key = crate::cloudconfig::lenient::norm_key(&path[..end]);
+    modules::MODULES
+        .iter()
+        .map(|m| m.info())
+        .find(|i| i.keys.contains(&key.as_str()))
+        .map_or(DOCUMENT, |i| i.name)
+}
+
+/// The name under which problems of keys no module reads are reported.
+pub const DOCUMENT: &str = "cloud_config";
+
 /// The documents read as one cloud-config: done once per set of documents, however many stages
 /// then plan from it.
 pub struct Read {
@@ -64,6 +81,9 @@ pub struct Read {
     default_user: Option<crate::cloudconfig::model::UserSpec>,
     /// Problems of the documents, for the report.
     pub warnings: Vec<String>,
+    /// Items of the documents that `wisp schema` calls errors: the report lists them as errors
+    /// too, under the module that reads their key.
+    pub errors: Vec<ItemError>,
 }
 
 impl Read {
@@ -71,8 +91,9 @@ impl Read {
     /// meaning on the BSDs are logged here, once.
     pub fn new(platform: Platform, config: &Config, docs: &Documents<'_>) -> Read {
         let mut warnings = Vec::new();
+        let mut errors = Vec::new();
         for d in [docs.user, docs.vendor].into_iter().flatten() {
-            for p in &d.problems {
+            for p in d.problems.iter().chain(&d.warnings) {
                 warnings.push(format!("{}: {}", p.part, p.message));
             }
         }
@@ -101,21 +122,28 @@ impl Read {
         for p in reader.problems {
             // Keys with no meaning on the BSDs (MAAS's vendor-data always has some) are noted
             // in the log but do not make the run WARN.
-            if cc.ignored.contains(&p.path) {
+            if p.severity == Severity::Warning && cc.ignored.contains(&p.path) {
                 tracing::info!(key = %p.path, "ignored: {}", p.message);
                 continue;
             }
-            let sev = if p.severity == Severity::Error {
-                "error"
+            if p.severity == Severity::Error {
+                errors.push(ItemError {
+                    module: module_of_key(&p.path),
+                    item: format!("{}: {}", docs.source, p.path),
+                    reason: p.message,
+                });
             } else {
-                "warning"
-            };
-            warnings.push(format!("{}: {sev}: {}: {}", docs.source, p.path, p.message));
+                warnings.push(format!(
+                    "{}: warning: {}: {}",
+                    docs.source, p.path, p.message
+                ));
+            }
         }
         Read {
             config: cc,
             default_user,
             warnings,
+            errors,
         }
     }
 
@@ -139,6 +167,20 @@ impl Read {
         if with_warnings {
             planned.warnings = self.warnings.clone();
         }
+        // A module's items in error are reported with the module, where it is planned; those
+        // of keys no module reads, with the warnings.
+        planned.errors = self
+            .errors
+            .iter()
+            .filter(|e| {
+                if e.module == DOCUMENT {
+                    with_warnings
+                } else {
+                    wanted(&modules::info(e.module))
+                }
+            })
+            .cloned()
+            .collect();
         let root_arg = (root.path("/") != std::path::Path::new("/"))
             .then(|| root.path("/").display().to_string());
         let backend = platform.backend(root_arg);
@@ -226,5 +268,21 @@ pub fn result(planned: &Planned, outcomes: &[ActionOutcome]) -> Outcome {
         Outcome::Warn
     } else {
         Outcome::Success
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vendor_data_with_a_repeated_key_is_read_as_cloud_init_reads_it() {
+        let raw = b"cloud-init: \"#cloud-config\\nhostname: first\\n\"\nother: 1\ncloud-init: \"#cloud-config\\nhostname: last\\n\"\n";
+        let d = decode_vendor(raw, "vendor-data").unwrap();
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+        assert_eq!(
+            d.cloud_config.get("hostname").and_then(|v| v.as_str()),
+            Some("last")
+        );
     }
 }

@@ -247,3 +247,46 @@ fn a_refused_queued_event_does_not_block_the_others() {
         "the queue is not empty"
     );
 }
+
+/// What `wisp schema` calls an error is reported as one at boot too: under the module that
+/// reads the key (its MAAS event and results), or, for a key no module reads, as the run's.
+#[test]
+fn document_errors_are_reported_with_their_module() {
+    if !can_apply_linux() {
+        return;
+    }
+    let mock = mock_with(|f| {
+        f.machines[0].user_data =
+            Some("#cloud-config\nhostname: 12345\npackages: vim\nruncmd:\n  - [true]\n".into())
+    });
+    let t = linux_root();
+    let r = t.path();
+    configure(&mock, r);
+    let o = wisp(r, "linux", &["init"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let q = wisp(r, "linux", &["query", "--results"]);
+    let results: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+    assert_eq!(results["result"], "WARN", "{results:#}");
+    let hostname = &results["modules"]["hostname"];
+    assert_eq!(hostname["result"], "WARN", "{results:#}");
+    assert!(
+        hostname["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("hostname: expected a string")),
+        "{results:#}"
+    );
+    // No module of that name: the shape error of `packages` is the run's.
+    assert!(
+        results["modules"].get("cloud_config").is_none(),
+        "{results:#}"
+    );
+    let events = format!("{:?}", mock.events(SYSTEM_ID));
+    assert!(!events.contains("config-cloud_config"), "{events}");
+    assert!(
+        stderr(&o).contains("user-data: error: packages: expected a list"),
+        "{}",
+        stderr(&o)
+    );
+}

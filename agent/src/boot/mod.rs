@@ -463,6 +463,7 @@ impl Boot<'_> {
         for m in planned
             .errors
             .iter()
+            .filter(|e| e.module != engine::DOCUMENT)
             .map(|e| e.module.to_string())
             .chain(planned.warnings.iter().filter_map(|w| module_of_warning(w)))
         {
@@ -479,6 +480,22 @@ impl Boot<'_> {
             worst = worst.worst(result);
         }
         worst = worst.worst(self.finish_left_open(parent));
+        // Errors of keys no module reads belong to no module's event: they are the run's, as
+        // its warnings are.
+        for e in planned
+            .errors
+            .iter()
+            .filter(|e| e.module == engine::DOCUMENT)
+        {
+            // As the document's warnings read: `user-data: error: packages: …`.
+            let w = match e.item.split_once(": ") {
+                Some((source, path)) => format!("{source}: error: {path}: {}", e.reason),
+                None => format!("{}: error: {}", e.item, e.reason),
+            };
+            tracing::warn!("{w}");
+            self.warnings.push(w);
+            worst = worst.worst(Outcome::Warn);
+        }
         if !planned.warnings.is_empty() {
             for w in &planned.warnings {
                 tracing::warn!("{w}");

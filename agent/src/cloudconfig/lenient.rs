@@ -4,6 +4,7 @@
 use serde::Serialize;
 use serde_yaml::{Mapping, Value};
 
+use wisp_datasources::userdata::yaml::{binary_text, timestamp_text};
 use wisp_datasources::userdata::Budget;
 
 use super::positions::Positions;
@@ -54,6 +55,10 @@ pub fn describe(v: &Value) -> String {
         Value::String(s) => format!("string {s:?}"),
         Value::Sequence(_) => "a list".into(),
         Value::Mapping(_) => "a map".into(),
+        v if timestamp_text(v).is_some() => {
+            "a date (YAML 1.1 reads an unquoted date as one)".into()
+        }
+        v if binary_text(v).is_some() => "!!binary data".into(),
         Value::Tagged(_) => "a tagged value".into(),
     }
 }
@@ -128,16 +133,54 @@ impl Reader<'_> {
         b
     }
 
-    /// A string; numbers and booleans are taken as their text, as cloud-init's `str()` would.
+    /// A string; numbers, booleans and dates are taken as their text, as cloud-init's `str()`
+    /// would.
     pub fn string(&mut self, path: &str, v: &Value) -> Option<String> {
         match v {
             Value::String(s) => Some(s.clone()),
+            v if timestamp_text(v).is_some() => timestamp_text(v).map(str::to_string),
             Value::Number(n) => Some(n.to_string()),
             Value::Bool(b) => Some(b.to_string()),
             other => {
                 self.error(path, format!("expected a string, got {}", describe(other)));
                 None
             }
+        }
+    }
+
+    /// A string where cloud-init's schema wants one and its modules use the value as is: a
+    /// number, a boolean or an unquoted date is an error (PyYAML hands cloud-init an int, a
+    /// bool or a date there, not the text written), and the value is not used.
+    pub fn text(&mut self, path: &str, v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(_) | Value::Bool(_) => {
+                self.error(
+                    path,
+                    format!("expected a string, got {}: quote it", describe(v)),
+                );
+                None
+            }
+            v if timestamp_text(v).is_some() => {
+                self.error(
+                    path,
+                    "expected a string, got a date (YAML 1.1 reads an unquoted date as one, and cloud-init drops it): quote it",
+                );
+                None
+            }
+            other => {
+                self.error(path, format!("expected a string, got {}", describe(other)));
+                None
+            }
+        }
+    }
+
+    /// [`Reader::text`], or null (absent).
+    pub fn opt_text(&mut self, path: &str, v: &Value) -> Option<String> {
+        if v.is_null() {
+            None
+        } else {
+            self.text(path, v)
         }
     }
 
@@ -161,6 +204,30 @@ impl Reader<'_> {
                 .collect(),
             other => self.string_or_list(path, other),
         }
+    }
+
+    /// As [`Reader::string_list`], and a single string, taken all the same, is a warning:
+    /// cloud-init's schema wants a list there.
+    pub fn string_list_said(&mut self, path: &str, v: &Value) -> Vec<String> {
+        if v.is_string() {
+            self.warn(
+                path,
+                "expected a list of strings; a single string is taken as one",
+            );
+        }
+        self.string_list(path, v)
+    }
+
+    /// As [`Reader::string_or_list`], and a single string, taken all the same, is a warning:
+    /// cloud-init's schema wants a list there.
+    pub fn string_or_list_said(&mut self, path: &str, v: &Value) -> Vec<String> {
+        if v.is_string() {
+            self.warn(
+                path,
+                "expected a list of strings; a single string is taken as one",
+            );
+        }
+        self.string_or_list(path, v)
     }
 
     /// A list of strings written as one string (one item) or a list — never split on commas

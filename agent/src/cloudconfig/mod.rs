@@ -5,6 +5,7 @@ pub mod layers;
 pub mod lenient;
 pub mod model;
 pub mod positions;
+pub mod shapes;
 
 use serde::Serialize;
 use serde_yaml::Value;
@@ -71,40 +72,46 @@ pub fn check_text_with(text: &str, budget: &Budget) -> Checked {
             Some(Pos { line: 1, column: 1 }),
         ));
     }
-    // Before any parse of the whole text: too deep a text costs time out of proportion.
-    if let Err(e) = yaml::check_depth(text.as_bytes(), yaml::MAX_YAML_DEPTH) {
-        out.problems.push(locate(
-            Problem {
-                path: String::new(),
-                severity: Severity::Error,
-                message: format!("YAML collections nest deeper than {} levels", e.max),
-            },
-            Some(Pos {
-                line: e.line,
-                column: 1,
-            }),
-        ));
-        return out;
-    }
-    let positions = Positions::of(text);
-    let doc: Value = match serde_yaml::from_str(text) {
-        Ok(v) => v,
+    // The text is read as PyYAML would (`userdata::yaml::load`): a repeated key keeps its
+    // last value, merge keys are merged; too deep a text is refused before any parse.
+    let loaded = match yaml::load(text) {
+        Ok(l) => l,
         Err(e) => {
-            let pos = e.location().map(|l| Pos {
-                line: l.line(),
-                column: l.column(),
-            });
+            let message = match &e {
+                yaml::LoadError::TooDeep(t) => {
+                    format!("YAML collections nest deeper than {} levels", t.max)
+                }
+                other => other.to_string(),
+            };
             out.problems.push(locate(
                 Problem {
                     path: String::new(),
                     severity: Severity::Error,
-                    message: format!("invalid YAML: {e}"),
+                    message,
                 },
-                pos,
+                e.position().map(|(line, column)| Pos { line, column }),
             ));
             return out;
         }
     };
+    let positions = Positions::of(text);
+    for n in loaded.notes {
+        // Notes found after the walk (a bad merge key) are placed by their path.
+        let at = n
+            .line
+            .zip(n.column)
+            .or_else(|| positions.key(&n.path).map(|p| (p.line, p.column)));
+        out.problems.push(Located {
+            line: at.map(|a| a.0),
+            column: at.map(|a| a.1),
+            problem: Problem {
+                path: n.path,
+                severity: Severity::Warning,
+                message: n.message,
+            },
+        });
+    }
+    let doc: Value = loaded.value;
     let map = match doc {
         Value::Mapping(m) => m,
         Value::Null => Default::default(),
@@ -224,6 +231,25 @@ mod tests {
             .problem
             .message
             .contains("nest deeper than 64 levels"));
+    }
+
+    #[test]
+    fn repeated_and_bad_merge_keys_are_located_warnings() {
+        let c =
+            check_text("#cloud-config\nhostname: a\nntp:\n  <<: 5\n  enabled: true\nhostname: b\n");
+        let got: Vec<(String, Option<usize>, Option<usize>, Severity)> = c
+            .problems
+            .iter()
+            .map(|p| (p.problem.path.clone(), p.line, p.column, p.problem.severity))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("hostname".into(), Some(6), Some(1), Severity::Warning),
+                ("ntp.<<".into(), Some(4), Some(3), Severity::Warning),
+            ]
+        );
+        assert_eq!(c.config.hostname.as_deref(), Some("b"));
     }
 
     #[test]

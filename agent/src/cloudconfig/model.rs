@@ -168,7 +168,7 @@ impl CloudConfig {
                     }
                 }
                 "groups" => cc.groups = users_groups::read_groups(r, path, v),
-                "ssh_authorized_keys" => cc.ssh_authorized_keys = r.string_or_list(path, v),
+                "ssh_authorized_keys" => cc.ssh_authorized_keys = r.string_or_list_said(path, v),
                 "disable_root" => cc.disable_root = r.bool(path, v),
                 "disable_root_opts" => cc.disable_root_opts = r.opt_string(path, v),
                 "ssh_pwauth" => {
@@ -183,8 +183,8 @@ impl CloudConfig {
                 }
                 "chpasswd" => cc.chpasswd = set_passwords::read_chpasswd(r, path, v),
                 "password" => cc.password = r.opt_string(path, v),
-                "hostname" => cc.hostname = r.opt_string(path, v),
-                "fqdn" => cc.fqdn = r.opt_string(path, v),
+                "hostname" => cc.hostname = r.opt_text(path, v),
+                "fqdn" => cc.fqdn = r.opt_text(path, v),
                 "prefer_fqdn_over_hostname" => cc.prefer_fqdn_over_hostname = r.bool(path, v),
                 "preserve_hostname" => cc.preserve_hostname = r.bool(path, v),
                 "manage_etc_hosts" => {
@@ -207,7 +207,7 @@ impl CloudConfig {
                 }
                 "write_files" => cc.write_files = write_files::read_write_files(r, path, v),
                 "ntp" => cc.ntp = ntp::read_ntp(r, path, v),
-                "timezone" => cc.timezone = r.opt_string(path, v),
+                "timezone" => cc.timezone = r.opt_text(path, v),
                 "growpart" => cc.growpart = crate::modules::growpart::read_growpart(r, path, v),
                 "resize_rootfs" => {
                     cc.resize_rootfs = crate::modules::growpart::read_resize_rootfs(r, path, v)
@@ -222,10 +222,14 @@ impl CloudConfig {
                 }
                 k if CONFIG_KEYS.contains(&k) => {}
                 k if LINUX_ONLY.contains(&k) => {
+                    super::shapes::check_ignored(r, path, k, v);
                     r.warn(path, LINUX_ONLY_MESSAGE);
                     cc.ignored.push(raw.clone());
                 }
-                k if NOT_SUPPORTED.contains(&k) => r.warn(path, NOT_SUPPORTED_MESSAGE),
+                k if NOT_SUPPORTED.contains(&k) => {
+                    super::shapes::check_ignored(r, path, k, v);
+                    r.warn(path, NOT_SUPPORTED_MESSAGE);
+                }
                 _ => r.warn(path, "unknown key (ignored)"),
             }
         }

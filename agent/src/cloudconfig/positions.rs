@@ -188,7 +188,8 @@ impl Positions {
                     let parent = *node;
                     let name = scalar.unwrap_or_else(|| "?".into());
                     let id = self.child(parent, Segment::Key(name.into()));
-                    self.nodes[id].key.get_or_insert(pos);
+                    // A repeated key: its last value is the one read (`yaml::load`).
+                    self.nodes[id].key = Some(pos);
                     if let Some(Frame::Map { key, .. }) = stack.last_mut() {
                         *key = Some(id);
                     }
@@ -201,7 +202,8 @@ impl Positions {
                 Some(id) => id,
             },
         };
-        self.nodes[id].value.get_or_insert(pos);
+        self.nodes[id].value = Some(pos);
+        self.nodes[id].plain = None;
         match container {
             Some(true) => stack.push(Frame::Map {
                 node: id,

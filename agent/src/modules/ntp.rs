@@ -109,8 +109,8 @@ pub(crate) fn read_ntp(r: &mut Reader<'_>, path: &str, v: &Value) -> Option<Ntp>
         let p = child(path, &raw);
         match key.as_str() {
             "enabled" => ntp.enabled = r.bool(&p, val),
-            "servers" => ntp.servers = r.string_list(&p, val),
-            "pools" => ntp.pools = r.string_list(&p, val),
+            "servers" => ntp.servers = r.string_list_said(&p, val),
+            "pools" => ntp.pools = r.string_list_said(&p, val),
             "ntp_client" | "config" => r.warn(&p, "wisp uses the system's own NTP daemon; ignored"),
             _ => r.warn(&p, "unknown key (ignored)"),
         }

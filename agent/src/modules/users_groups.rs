@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{Frequency, Inputs, Planned, Stage};
 use crate::accounts::check_name;
-use crate::cloudconfig::lenient::{child, describe, entries, Reader};
+use crate::cloudconfig::lenient::{child, describe, entries, norm_key, Reader};
 use crate::plan::Action;
 use serde_yaml::Value;
 
@@ -810,10 +810,10 @@ pub(crate) fn read_user_map(
             "no_create_home" => u.no_create_home = r.bool(p, val),
             "no_user_group" => u.no_user_group = r.bool(p, val),
             "create_groups" => u.create_groups = r.bool(p, val),
-            "expiredate" => u.expiredate = r.opt_string(p, val),
+            "expiredate" => u.expiredate = r.opt_text(p, val),
             "inactive" => u.inactive = r.uint(p, val, 100_000).map(|n| n as u32),
             "lock_passwd" => u.lock_passwd = r.bool(p, val),
-            "passwd" => u.passwd = r.opt_string(p, val),
+            "passwd" => u.passwd = r.opt_text(p, val),
             "hashed_passwd" => u.hashed_passwd = r.opt_string(p, val),
             "plain_text_passwd" => u.plain_text_passwd = r.opt_string(p, val),
             "sudo" => {
@@ -855,6 +855,14 @@ pub(crate) fn read_user_map(
         }
     }
     if !has_name && !name_optional {
+        // `{snapuser: …}` alone is valid cloud-config (a user made by snapd, on Ubuntu Core):
+        // its key was warned about as not applied on the BSDs; nothing else to say.
+        if map
+            .keys()
+            .any(|k| k.as_str().map(norm_key).as_deref() == Some("snapuser"))
+        {
+            return None;
+        }
         r.error(path, "a user needs a name");
         return None;
     }

@@ -8,6 +8,7 @@ use crate::cloudconfig::lenient::{child, describe, entries, Reader};
 use crate::plan::Action;
 use serde::Serialize;
 use serde_yaml::Value;
+use wisp_datasources::userdata::yaml::binary_text;
 use wisp_datasources::userdata::{Budget, DecodeError};
 
 pub const NAME: &str = "write_files";
@@ -150,13 +151,37 @@ pub(crate) fn read_write_files(r: &mut Reader<'_>, path: &str, v: &Value) -> Vec
                 "content" => {
                     content = match val {
                         Value::Null => Some(Vec::new()),
-                        _ => r.string(&p, val).map(String::into_bytes),
+                        // cloud-init's documented way to ship bytes: decoded here, from the
+                        // document's budget; `encoding` then applies to the bytes.
+                        v if binary_text(v).is_some() => {
+                            let text = binary_text(v).unwrap_or_default();
+                            match with_budget(r.budget, |b| b.base64(text.as_bytes())) {
+                                Ok(bytes) => Some(bytes),
+                                Err(e) => {
+                                    r.error(&p, format!("!!binary: {e}"));
+                                    ok = false;
+                                    None
+                                }
+                            }
+                        }
+                        Value::String(s) => Some(s.clone().into_bytes()),
+                        other => {
+                            r.error(
+                                &p,
+                                format!(
+                                    "expected a string (quote a number), got {}",
+                                    describe(other)
+                                ),
+                            );
+                            ok = false;
+                            None
+                        }
                     }
                 }
                 "source" => r.warn(&p, "write_files source URLs are not fetched by wisp"),
                 "encoding" => encoding = r.string(&p, val).unwrap_or_default().to_ascii_lowercase(),
                 "owner" => {
-                    if let Some(o) = r.string(&p, val) {
+                    if let Some(o) = r.text(&p, val) {
                         let (u, g) = o.split_once(':').unwrap_or((o.as_str(), "root"));
                         wf.owner = u.to_string();
                         wf.group = g.to_string();
@@ -177,15 +202,9 @@ pub(crate) fn read_write_files(r: &mut Reader<'_>, path: &str, v: &Value) -> Vec
             }
             continue;
         }
-        let own_budget;
-        let budget = match r.budget {
-            Some(b) => b,
-            None => {
-                own_budget = Budget::default();
-                &own_budget
-            }
-        };
-        match decode_content(content.unwrap_or_default(), &encoding, budget) {
+        match with_budget(r.budget, |b| {
+            decode_content(content.unwrap_or_default(), &encoding, b)
+        }) {
             Ok(c) => wf.content = c,
             Err(e) => {
                 // The entry's path (`write_files[3].content`) names the file.
@@ -198,6 +217,14 @@ pub(crate) fn read_write_files(r: &mut Reader<'_>, path: &str, v: &Value) -> Vec
         }
     }
     out
+}
+
+/// Runs `f` with the document's budget, or a whole one of its own when there is none.
+fn with_budget<T>(budget: Option<&Budget>, f: impl FnOnce(&Budget) -> T) -> T {
+    match budget {
+        Some(b) => f(b),
+        None => f(&Budget::default()),
+    }
 }
 
 /// `b64`, `base64`, `gz`, `gzip`, `gz+b64`, `gz+base64`, `gzip+base64`, `text/plain`. What
@@ -353,12 +380,13 @@ mod tests {
             &crate::config::Config::default(),
             &docs,
         );
+        // An error of the document: reported as an error, as `wisp schema` calls it.
         assert!(
-            read.warnings
-                .iter()
-                .any(|w| w.contains("write_files[0].content") && w.contains("1048576-byte limit")),
+            read.errors.iter().any(|e| e.module == NAME
+                && e.item.contains("write_files[0].content")
+                && e.reason.contains("1048576-byte limit")),
             "{:?}",
-            read.warnings
+            read.errors
         );
     }
 }

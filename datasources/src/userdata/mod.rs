@@ -70,6 +70,9 @@ pub struct Decoded {
     #[serde(skip)]
     pub cloud_config: Mapping,
     pub problems: Vec<Problem>,
+    /// What was read all the same but deserves a word (a repeated key: its last value is used).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Problem>,
     /// The decoding budget: its total, and what decoding left of it. The documents' encoded
     /// `write_files` contents are decoded from what is left ([`Decoded::budget`]).
     #[serde(skip)]
@@ -84,6 +87,7 @@ impl Default for Decoded {
             parts: Vec::new(),
             cloud_config: Mapping::new(),
             problems: Vec::new(),
+            warnings: Vec::new(),
             budget_total: MAX_DECODED_BYTES,
             budget_left: MAX_DECODED_BYTES,
         }
@@ -445,12 +449,27 @@ impl Decoder<'_, '_> {
             Ok(t) => t,
             Err(_) => return self.problem(name, "#cloud-config is not valid UTF-8"),
         };
-        if let Err(e) = yaml::check_depth(data, yaml::MAX_YAML_DEPTH) {
-            return self.problem(name, format!("{}: {e}", self.source));
-        }
-        let doc: Value = match serde_yaml::from_str(text) {
-            Ok(v) => v,
-            Err(e) => return self.problem(name, format!("invalid YAML: {e}")),
+        // PyYAML's reading: a repeated key keeps its last value, merge keys are merged.
+        let doc = match yaml::load(text) {
+            Ok(loaded) => {
+                for n in loaded.notes {
+                    let at = n.line.map(|l| format!("line {l}: ")).unwrap_or_default();
+                    let path = if n.path.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{}: ", n.path)
+                    };
+                    self.out.warnings.push(Problem {
+                        part: name.to_string(),
+                        message: format!("{at}{path}{}", n.message),
+                    });
+                }
+                loaded.value
+            }
+            Err(e @ yaml::LoadError::TooDeep(_)) => {
+                return self.problem(name, format!("{}: {e}", self.source))
+            }
+            Err(e) => return self.problem(name, e.to_string()),
         };
         let map = match doc {
             Value::Mapping(m) => m,

@@ -1,11 +1,20 @@
-//! A bound on how deep YAML collections nest, checked before a text reaches serde_yaml.
-//! libyaml's scanner does work in proportion to the open flow levels for every token, so
-//! 100,000 levels of `[` (200 KB) cost a minute of CPU before serde_yaml's own recursion limit
-//! is ever reached. This walks the same parser's events and stops at the first level too deep,
-//! so a deep document costs no more than a shallow one of the allowed depth.
+//! Reading YAML the way cloud-init (PyYAML) does, over serde_yaml and the libyaml parser it is
+//! built on: a bound on nesting, duplicate keys kept last-wins with a warning, merge keys
+//! (`<<`) merged, and `!!binary` scalars marked so that readers can decode them.
+//!
+//! The nesting bound: libyaml's scanner does work in proportion to the open flow levels for
+//! every token, so 100,000 levels of `[` (200 KB) cost a minute of CPU before serde_yaml's own
+//! recursion limit is ever reached. The event walk here stops at the first level too deep, so
+//! a deep document costs no more than a shallow one of the allowed depth.
 
+use std::collections::HashMap;
 use std::mem::MaybeUninit;
 
+use serde::de::{
+    Deserialize, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
+};
+use serde_yaml::value::{Tag, TaggedValue};
+use serde_yaml::{Mapping, Value};
 use unsafe_libyaml as unsafe_yaml;
 
 /// How deep YAML maps and lists may nest. cloud-config never needs more than a handful.
@@ -23,44 +32,583 @@ pub struct TooDeep {
 /// Checks that no collection of `text` nests deeper than `max` levels. Syntax errors are not
 /// reported here: the YAML reader that comes next names them.
 pub fn check_depth(text: &[u8], max: usize) -> Result<(), TooDeep> {
-    let mut depth = 0usize;
-    // SAFETY: the parser is initialised before use and deleted once; `text` outlives it; every
-    // event libyaml filled in is deleted exactly once, after its fields were read.
-    unsafe {
-        let mut parser = MaybeUninit::<unsafe_yaml::yaml_parser_t>::uninit();
-        if unsafe_yaml::yaml_parser_initialize(parser.as_mut_ptr()).fail {
-            return Ok(());
+    scan(text, max).map(|_| ())
+}
+
+/// The tag wisp gives a `!!binary` scalar (serde_yaml would drop the tag): its value is the
+/// base64 text as written, decoded by the reader that takes bytes.
+pub const BINARY_TAG: &str = "!!binary";
+
+/// The tag wisp gives a plain scalar that YAML 1.1 reads as a timestamp (`2032-09-01`): PyYAML
+/// makes it a date, which cloud-init's schema refuses where it expects a string.
+pub const TIMESTAMP_TAG: &str = "!!timestamp";
+
+/// The text of a plain scalar YAML 1.1 reads as a timestamp, if `v` is one.
+pub fn timestamp_text(v: &Value) -> Option<&str> {
+    match v {
+        Value::Tagged(t) if t.tag == TIMESTAMP_TAG => t.value.as_str(),
+        _ => None,
+    }
+}
+
+/// YAML 1.1's timestamp forms: `2001-12-14`, `2001-12-14t21:59:43.10-05:00`,
+/// `2001-12-14 21:59:43.10 -5`, `2001-12-15T02:59:43.1Z`.
+pub fn is_yaml11_timestamp(s: &str) -> bool {
+    fn digits(s: &str, min: usize, max: usize) -> Option<&str> {
+        let n = s.bytes().take_while(u8::is_ascii_digit).count();
+        (min..=max).contains(&n).then(|| &s[n..])
+    }
+    fn date(s: &str, short: bool) -> Option<&str> {
+        let (lo, hi) = if short { (2, 2) } else { (1, 2) };
+        let s = digits(s, 4, 4)?.strip_prefix('-')?;
+        let s = digits(s, lo, hi)?.strip_prefix('-')?;
+        digits(s, lo, hi)
+    }
+    if date(s, true) == Some("") {
+        return true;
+    }
+    let Some(rest) = date(s, false) else {
+        return false;
+    };
+    let rest = match rest.strip_prefix(['T', 't']) {
+        Some(r) => r,
+        None if rest.starts_with([' ', '\t']) => rest.trim_start_matches([' ', '\t']),
+        None => return false,
+    };
+    let Some(rest) = digits(rest, 1, 2)
+        .and_then(|r| r.strip_prefix(':'))
+        .and_then(|r| digits(r, 2, 2))
+        .and_then(|r| r.strip_prefix(':'))
+        .and_then(|r| digits(r, 2, 2))
+    else {
+        return false;
+    };
+    let rest = match rest.strip_prefix('.') {
+        Some(r) => r.trim_start_matches(|c: char| c.is_ascii_digit()),
+        None => rest,
+    };
+    let rest = rest.trim_start_matches([' ', '\t']);
+    if rest.is_empty() || rest == "Z" {
+        return true;
+    }
+    let Some(zone) = rest.strip_prefix(['+', '-']) else {
+        return false;
+    };
+    match digits(zone, 1, 2) {
+        Some("") => true,
+        Some(r) => r.strip_prefix(':').and_then(|r| digits(r, 2, 2)) == Some(""),
+        None => false,
+    }
+}
+
+/// The base64 text of a `!!binary` scalar, if `v` is one.
+pub fn binary_text(v: &Value) -> Option<&str> {
+    match v {
+        Value::Tagged(t) if t.tag == BINARY_TAG => t.value.as_str(),
+        _ => None,
+    }
+}
+
+/// Something a reader of the document should hear about that did not stop the reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// Where, as `users[1].name` (empty: the document).
+    pub path: String,
+    /// 1-based line and column, when known.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+/// A text read as PyYAML would, and what was noticed on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    pub value: Value,
+    pub notes: Vec<Note>,
+}
+
+/// Why a text could not be read at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    TooDeep(#[from] TooDeep),
+    #[error("invalid YAML: {message}")]
+    Invalid {
+        message: String,
+        line: Option<usize>,
+        column: Option<usize>,
+    },
+}
+
+impl LoadError {
+    /// 1-based line and column of the problem, when known.
+    pub fn position(&self) -> Option<(usize, usize)> {
+        match self {
+            LoadError::TooDeep(t) => Some((t.line, 1)),
+            LoadError::Invalid { line, column, .. } => line.zip(*column),
         }
-        let parser = parser.as_mut_ptr();
-        unsafe_yaml::yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as u64);
-        let mut result = Ok(());
-        loop {
-            let mut event = MaybeUninit::<unsafe_yaml::yaml_event_t>::uninit();
+    }
+}
+
+/// Reads the first document of `text` as PyYAML would: nesting bounded by
+/// [`MAX_YAML_DEPTH`], a repeated key keeps its last value (noted with both lines), merge keys
+/// are merged (explicit keys win; of several merged maps the first wins), `!!binary` scalars
+/// are tagged [`BINARY_TAG`] and plain timestamps [`TIMESTAMP_TAG`].
+pub fn load(text: &str) -> Result<Loaded, LoadError> {
+    let scan = scan(text.as_bytes(), MAX_YAML_DEPTH)?;
+    let value = match serde_yaml::from_str::<LastWins>(text) {
+        Ok(v) => v.0,
+        Err(e) => {
+            let at = e.location();
+            return Err(LoadError::Invalid {
+                message: e.to_string(),
+                line: at.as_ref().map(|l| l.line()),
+                column: at.as_ref().map(|l| l.column()),
+            });
+        }
+    };
+    let mut value = value;
+    for (path, tag) in &scan.tagged {
+        if let Some(node) = node_at(&mut value, path) {
+            if let Value::String(s) = node {
+                let text = std::mem::take(s);
+                *node = Value::Tagged(Box::new(TaggedValue {
+                    tag: Tag::new(*tag),
+                    value: Value::String(text),
+                }));
+            }
+        }
+    }
+    let mut notes = scan.notes;
+    merge_keys(&mut value, "", &mut notes);
+    Ok(Loaded { value, notes })
+}
+
+/// One step of a path: a map key or a list index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+fn path_text(segments: &[Segment]) -> String {
+    let mut out = String::new();
+    for s in segments {
+        match s {
+            Segment::Key(k) if out.is_empty() => out.push_str(k),
+            Segment::Key(k) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Segment::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+fn node_at<'v>(mut v: &'v mut Value, path: &[Segment]) -> Option<&'v mut Value> {
+    for s in path {
+        v = match (s, v) {
+            (Segment::Key(k), Value::Mapping(m)) => m.get_mut(k.as_str())?,
+            (Segment::Index(i), Value::Sequence(items)) => items.get_mut(*i)?,
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+/// What the event walk found: duplicate keys, and the scalars serde_yaml reads as strings that
+/// PyYAML does not (`!!binary`, plain timestamps) with the tag they get.
+#[derive(Default)]
+struct Scan {
+    notes: Vec<Note>,
+    tagged: Vec<(Vec<Segment>, &'static str)>,
+}
+
+enum Frame {
+    Map {
+        /// This map's place in its parent.
+        at: Option<Segment>,
+        /// Its anchor, and how many tagged scalars were recorded before it began.
+        anchor: Option<(String, usize)>,
+        /// Each key's line.
+        seen: HashMap<String, usize>,
+        /// The key whose value comes next; `None` while a key is expected.
+        key: Option<String>,
+    },
+    Seq {
+        at: Option<Segment>,
+        anchor: Option<(String, usize)>,
+        next: usize,
+    },
+    /// Inside a complex key (`? [a, b]`): nothing is recorded.
+    Skip,
+}
+
+/// The place a node arriving now takes in the innermost collection (`None` at the top), or
+/// `Err(())` when it is a key or inside a complex key.
+fn arriving(stack: &mut [Frame]) -> Result<Option<Segment>, ()> {
+    match stack.last_mut() {
+        None => Ok(None),
+        Some(Frame::Skip) => Err(()),
+        Some(Frame::Seq { next, .. }) => {
+            *next += 1;
+            Ok(Some(Segment::Index(*next - 1)))
+        }
+        Some(Frame::Map { key, .. }) => match key.take() {
+            Some(k) => Ok(Some(Segment::Key(k))),
+            None => Err(()),
+        },
+    }
+}
+
+fn stack_path(stack: &[Frame], last: Option<Segment>) -> Vec<Segment> {
+    stack
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Map { at, .. } | Frame::Seq { at, .. } => at.clone(),
+            Frame::Skip => None,
+        })
+        .chain(last)
+        .collect()
+}
+
+/// At most this many tagged scalars are recorded, aliases' copies included: a text whose
+/// aliases would expand past it is an alias bomb, which serde_yaml refuses next.
+const MAX_TAGGED: usize = 10_000;
+
+/// A NUL-terminated string of libyaml's, if any.
+///
+/// # Safety
+/// `p` is null or points to a NUL-terminated string that lives as long as the call.
+unsafe fn c_string(p: *const u8) -> Option<String> {
+    (!p.is_null()).then(|| {
+        String::from_utf8_lossy(std::ffi::CStr::from_ptr(p.cast()).to_bytes()).into_owned()
+    })
+}
+
+/// Walks the events of the first document of `text`: the nesting bound, duplicate keys,
+/// `!!binary` scalars and plain timestamps (also where aliases repeat them). Syntax errors end
+/// the walk: serde_yaml reports them next.
+fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
+    let mut out = Scan::default();
+    let mut stack: Vec<Frame> = Vec::new();
+    // The tagged scalars under each anchor, by path from the anchored node.
+    let mut anchors: HashMap<String, Vec<(Vec<Segment>, &'static str)>> = HashMap::new();
+    let mut parser = MaybeUninit::<unsafe_yaml::yaml_parser_t>::uninit();
+    // SAFETY: the parser is initialised before use and deleted once; `text` outlives it.
+    unsafe {
+        if unsafe_yaml::yaml_parser_initialize(parser.as_mut_ptr()).fail {
+            return Ok(out);
+        }
+        unsafe_yaml::yaml_parser_set_input_string(
+            parser.as_mut_ptr(),
+            text.as_ptr(),
+            text.len() as u64,
+        );
+    }
+    let parser = parser.as_mut_ptr();
+    let mut result = Ok(());
+    let mut over = false;
+    loop {
+        let mut event = MaybeUninit::<unsafe_yaml::yaml_event_t>::uninit();
+        // SAFETY: every event libyaml filled in is deleted exactly once, after its fields were
+        // copied out.
+        let (kind, line, column, scalar, anchor, tag) = unsafe {
             if unsafe_yaml::yaml_parser_parse(parser, event.as_mut_ptr()).fail {
                 break;
             }
             let event = event.as_mut_ptr();
             let kind = (*event).type_;
             let line = (*event).start_mark.line as usize + 1;
+            let column = (*event).start_mark.column as usize + 1;
+            let (scalar, anchor, tag) = match kind {
+                unsafe_yaml::YAML_SCALAR_EVENT => {
+                    let s = (*event).data.scalar;
+                    let bytes = std::slice::from_raw_parts(s.value, s.length as usize);
+                    let text = String::from_utf8_lossy(bytes).into_owned();
+                    let tag = match c_string(s.tag) {
+                        Some(t) => (t == "tag:yaml.org,2002:binary").then_some(BINARY_TAG),
+                        None if s.style == unsafe_yaml::YAML_PLAIN_SCALAR_STYLE
+                            && is_yaml11_timestamp(&text) =>
+                        {
+                            Some(TIMESTAMP_TAG)
+                        }
+                        None => None,
+                    };
+                    (Some(text), c_string(s.anchor), tag)
+                }
+                unsafe_yaml::YAML_ALIAS_EVENT => (
+                    Some("*".to_string()),
+                    c_string((*event).data.alias.anchor),
+                    None,
+                ),
+                unsafe_yaml::YAML_MAPPING_START_EVENT => {
+                    (None, c_string((*event).data.mapping_start.anchor), None)
+                }
+                unsafe_yaml::YAML_SEQUENCE_START_EVENT => {
+                    (None, c_string((*event).data.sequence_start.anchor), None)
+                }
+                _ => (None, None, None),
+            };
             unsafe_yaml::yaml_event_delete(event);
-            match kind {
-                unsafe_yaml::YAML_MAPPING_START_EVENT | unsafe_yaml::YAML_SEQUENCE_START_EVENT => {
-                    depth += 1;
-                    if depth > max {
-                        result = Err(TooDeep { line, max });
-                        break;
+            (kind, line, column, scalar, anchor, tag)
+        };
+        match kind {
+            unsafe_yaml::YAML_SCALAR_EVENT | unsafe_yaml::YAML_ALIAS_EVENT => {
+                if let Some(Frame::Map {
+                    key: None, seen, ..
+                }) = stack.last_mut()
+                {
+                    let name = scalar.unwrap_or_default();
+                    if let Some(first) = seen.insert(name.clone(), line) {
+                        let mut path = stack_path(&stack, None);
+                        path.push(Segment::Key(name.clone()));
+                        out.notes.push(Note {
+                            path: path_text(&path),
+                            line: Some(line),
+                            column: Some(column),
+                            message: format!(
+                                "duplicate key {name:?} (lines {first} and {line}): the last value is used"
+                            ),
+                        });
+                    }
+                    if let Some(Frame::Map { key, .. }) = stack.last_mut() {
+                        *key = Some(name);
+                    }
+                    continue;
+                }
+                let Ok(at) = arriving(&mut stack) else {
+                    continue;
+                };
+                let path = stack_path(&stack, at);
+                if kind == unsafe_yaml::YAML_ALIAS_EVENT {
+                    // The alias repeats its anchor's tagged scalars here.
+                    for (rel, tag) in anchor.and_then(|a| anchors.get(&a)).into_iter().flatten() {
+                        if out.tagged.len() < MAX_TAGGED {
+                            let mut p = path.clone();
+                            p.extend(rel.iter().cloned());
+                            out.tagged.push((p, tag));
+                        } else {
+                            over = true;
+                        }
+                    }
+                } else {
+                    if let (Some(a), Some(t)) = (anchor, tag) {
+                        anchors.insert(a, vec![(Vec::new(), t)]);
+                    }
+                    if let Some(t) = tag {
+                        if out.tagged.len() < MAX_TAGGED {
+                            out.tagged.push((path, t));
+                        } else {
+                            over = true;
+                        }
                     }
                 }
-                unsafe_yaml::YAML_MAPPING_END_EVENT | unsafe_yaml::YAML_SEQUENCE_END_EVENT => {
-                    depth = depth.saturating_sub(1);
+            }
+            unsafe_yaml::YAML_MAPPING_START_EVENT | unsafe_yaml::YAML_SEQUENCE_START_EVENT => {
+                if stack.len() >= max {
+                    result = Err(TooDeep { line, max });
+                    break;
                 }
-                unsafe_yaml::YAML_STREAM_END_EVENT => break,
-                _ => {}
+                let anchor = anchor.map(|a| (a, out.tagged.len()));
+                let frame = match arriving(&mut stack) {
+                    Err(()) => {
+                        // A complex key: its value comes after it.
+                        if let Some(Frame::Map {
+                            key: key @ None, ..
+                        }) = stack.last_mut()
+                        {
+                            *key = Some("?".into());
+                        }
+                        Frame::Skip
+                    }
+                    Ok(at) if kind == unsafe_yaml::YAML_MAPPING_START_EVENT => Frame::Map {
+                        at,
+                        anchor,
+                        seen: HashMap::new(),
+                        key: None,
+                    },
+                    Ok(at) => Frame::Seq {
+                        at,
+                        anchor,
+                        next: 0,
+                    },
+                };
+                stack.push(frame);
+            }
+            unsafe_yaml::YAML_MAPPING_END_EVENT | unsafe_yaml::YAML_SEQUENCE_END_EVENT => {
+                if let Some(
+                    Frame::Map {
+                        at,
+                        anchor: Some((name, start)),
+                        ..
+                    }
+                    | Frame::Seq {
+                        at,
+                        anchor: Some((name, start)),
+                        ..
+                    },
+                ) = stack.pop()
+                {
+                    let base = stack_path(&stack, at).len();
+                    let inside: Vec<(Vec<Segment>, &'static str)> = out.tagged[start..]
+                        .iter()
+                        .map(|(p, t)| (p[base.min(p.len())..].to_vec(), *t))
+                        .collect();
+                    anchors.insert(name, inside);
+                }
+            }
+            unsafe_yaml::YAML_DOCUMENT_END_EVENT | unsafe_yaml::YAML_STREAM_END_EVENT => break,
+            _ => {}
+        }
+    }
+    // SAFETY: initialised above, deleted once.
+    unsafe { unsafe_yaml::yaml_parser_delete(parser) };
+    if over {
+        out.notes.push(Note {
+            path: String::new(),
+            line: None,
+            column: None,
+            message: format!(
+                "more than {MAX_TAGGED} !!binary scalars and dates (aliases counted): the rest are read as plain text"
+            ),
+        });
+    }
+    result.map(|()| out)
+}
+
+/// A `serde_yaml::Value` whose maps keep the last of repeated keys, as PyYAML does (serde_yaml
+/// refuses the whole text).
+struct LastWins(Value);
+
+impl<'de> Deserialize<'de> for LastWins {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LastWinsVisitor).map(LastWins)
+    }
+}
+
+struct LastWinsVisitor;
+
+impl<'de> Visitor<'de> for LastWinsVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
+        Ok(Value::Number(i.into()))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
+        Ok(Value::Number(u.into()))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
+        Ok(Value::Number(f.into()))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_owned()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        LastWins::deserialize(d).map(|v| v.0)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(LastWins(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Sequence(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Mapping::new();
+        while let Some((LastWins(k), LastWins(v))) = map.next_entry()? {
+            // The key keeps its first place, as in a Python dict.
+            out.insert(k, v);
+        }
+        Ok(Value::Mapping(out))
+    }
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Value, A::Error> {
+        let (tag, contents) = data.variant::<String>()?;
+        let LastWins(value) = contents.newtype_variant()?;
+        Ok(Value::Tagged(Box::new(TaggedValue {
+            tag: Tag::new(tag),
+            value,
+        })))
+    }
+}
+
+/// Merges `<<` keys as PyYAML does, innermost maps first: a merged map's keys are added where
+/// the map has no such key; of a list of merged maps the earlier ones win. Anything else under
+/// `<<` is noted and dropped.
+fn merge_keys(v: &mut Value, path: &str, notes: &mut Vec<Note>) {
+    match v {
+        Value::Sequence(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                merge_keys(item, &format!("{path}[{i}]"), notes);
             }
         }
-        unsafe_yaml::yaml_parser_delete(parser);
-        result
+        Value::Mapping(m) => {
+            for (k, item) in m.iter_mut() {
+                let key = k.as_str().map_or_else(|| "?".to_string(), str::to_string);
+                let p = if path.is_empty() {
+                    key
+                } else {
+                    format!("{path}.{key}")
+                };
+                merge_keys(item, &p, notes);
+            }
+            let Some(merged) = m.remove("<<") else {
+                return;
+            };
+            let sources = match merged {
+                Value::Mapping(one) => vec![one],
+                Value::Sequence(list) => {
+                    let mut maps = Vec::new();
+                    for item in list {
+                        match item {
+                            Value::Mapping(one) => maps.push(one),
+                            _ => bad_merge(path, notes),
+                        }
+                    }
+                    maps
+                }
+                _ => {
+                    bad_merge(path, notes);
+                    Vec::new()
+                }
+            };
+            for source in sources {
+                for (k, val) in source {
+                    m.entry(k).or_insert(val);
+                }
+            }
+        }
+        _ => {}
     }
+}
+
+fn bad_merge(path: &str, notes: &mut Vec<Note>) {
+    notes.push(Note {
+        path: if path.is_empty() {
+            "<<".into()
+        } else {
+            format!("{path}.<<")
+        },
+        line: None,
+        column: None,
+        message: "a merge key (<<) takes a map or a list of maps: this one is ignored".into(),
+    });
 }
 
 #[cfg(test)]
@@ -86,5 +634,108 @@ mod tests {
         );
         // Syntax errors are left to the reader.
         assert_eq!(check_depth(b"a: [unclosed\n", 2), Ok(()));
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_the_last_value_and_is_noted_with_both_lines() {
+        let l = load("hostname: a\nusers:\n  - name: x\n    shell: /bin/sh\n    shell: /bin/ksh\nhostname: b\n").unwrap();
+        assert_eq!(l.value["hostname"], Value::from("b"));
+        assert_eq!(l.value["users"][0]["shell"], Value::from("/bin/ksh"));
+        let got: Vec<(&str, Option<usize>)> =
+            l.notes.iter().map(|n| (n.path.as_str(), n.line)).collect();
+        assert_eq!(
+            got,
+            vec![("users[0].shell", Some(5)), ("hostname", Some(6))]
+        );
+        assert!(
+            l.notes[1].message.contains("lines 1 and 6"),
+            "{:?}",
+            l.notes
+        );
+    }
+
+    #[test]
+    fn merge_keys_are_merged_explicit_keys_and_earlier_maps_win() {
+        let l = load(
+            "base: &b {owner: root, permissions: '0600'}\nother: &o {owner: bin, append: true}\nwrite_files:\n  - <<: *b\n    path: /etc/a\n  - <<: [*o, *b]\n    path: /etc/b\n    owner: daemon\n",
+        )
+        .unwrap();
+        let a = &l.value["write_files"][0];
+        assert_eq!(a["owner"], Value::from("root"));
+        assert_eq!(a["path"], Value::from("/etc/a"));
+        assert!(a.get("<<").is_none());
+        let b = &l.value["write_files"][1];
+        assert_eq!(b["owner"], Value::from("daemon"));
+        assert_eq!(b["append"], Value::from(true));
+        assert_eq!(b["permissions"], Value::from("0600"));
+        assert!(l.notes.is_empty(), "{:?}", l.notes);
+        let bad = load("a:\n  <<: 5\n  b: 1\n").unwrap();
+        assert_eq!(bad.value["a"]["b"], Value::from(1));
+        assert_eq!(bad.notes.len(), 1);
+        assert_eq!(bad.notes[0].path, "a.<<");
+    }
+
+    #[test]
+    fn binary_scalars_are_tagged_and_others_are_not() {
+        let l = load("f:\n  - content: !!binary aGVsbG8K\n  - content: aGVsbG8K\ng: !!binary |\n  aGVs\n  bG8K\n").unwrap();
+        assert_eq!(binary_text(&l.value["f"][0]["content"]), Some("aGVsbG8K"));
+        assert_eq!(binary_text(&l.value["f"][1]["content"]), None);
+        assert_eq!(
+            binary_text(&l.value["g"]).map(str::trim),
+            Some("aGVs\nbG8K")
+        );
+    }
+
+    #[test]
+    fn plain_timestamps_are_tagged_quoted_ones_are_not() {
+        let l = load("a: 2032-09-01\nb: '2032-09-01'\nc: 2001-12-14 21:59:43.10 -5\nd: 2001-12-14t21:59:43.10-05:00\ne: 2032-9-1\nf: 2032-09-01x\n").unwrap();
+        assert_eq!(timestamp_text(&l.value["a"]), Some("2032-09-01"));
+        assert_eq!(timestamp_text(&l.value["b"]), None);
+        assert!(timestamp_text(&l.value["c"]).is_some());
+        assert!(timestamp_text(&l.value["d"]).is_some());
+        assert_eq!(
+            timestamp_text(&l.value["e"]),
+            None,
+            "the date alone needs two digits"
+        );
+        assert_eq!(timestamp_text(&l.value["f"]), None);
+    }
+
+    #[test]
+    fn alias_bombs_are_refused_cheaply() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let start = std::time::Instant::now();
+        assert!(matches!(load(&text), Err(LoadError::Invalid { .. })));
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn past_the_bound_on_tagged_scalars_the_rest_is_plain_and_said() {
+        let mut text = String::from("d:\n");
+        for _ in 0..=MAX_TAGGED {
+            text.push_str("  - 2032-09-01\n");
+        }
+        let l = load(&text).unwrap();
+        assert!(timestamp_text(&l.value["d"][0]).is_some());
+        assert_eq!(l.value["d"][MAX_TAGGED], Value::from("2032-09-01"));
+        assert_eq!(l.notes.len(), 1, "{:?}", l.notes);
+        assert!(l.notes[0].message.contains("more than 10000"));
+    }
+
+    #[test]
+    fn too_deep_and_invalid_texts_say_where() {
+        let deep = format!("a: {}{}\n", "[".repeat(100), "]".repeat(100));
+        assert!(matches!(
+            load(&deep),
+            Err(LoadError::TooDeep(TooDeep { line: 1, .. }))
+        ));
+        let e = load("a: [unclosed\n").unwrap_err();
+        assert!(e.position().is_some(), "{e:?}");
     }
 }

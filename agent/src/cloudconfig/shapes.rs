@@ -1,0 +1,298 @@
+//! The shapes cloud-init's schema (`schema-cloud-config-v1.json`) gives the keys wisp does not
+//! apply, so that `wisp schema` checks a document meant for Linux machines too: a key wisp
+//! ignores is still refused in a shape cloud-init would refuse (`packages: vim`). Only types
+//! are checked, and only of the sub-keys listed; everything else is left alone.
+
+use serde_yaml::Value;
+
+use super::lenient::{child, describe, yaml11_bool, Reader};
+
+/// What a value must look like.
+#[derive(Debug)]
+pub enum Shape {
+    Any,
+    Bool,
+    Str,
+    Int,
+    /// A map; the listed keys (written with `_` or `-`) have their own shapes.
+    Map(&'static [(&'static str, Shape)]),
+    /// A list whose items have a shape.
+    List(&'static Shape),
+    OneOf(&'static [Shape]),
+}
+
+use Shape::{Any, Bool, Int, List, Map, OneOf, Str};
+
+const STR_OR_LIST: Shape = OneOf(&[Str, List(&Str)]);
+
+/// The keys wisp ignores and their shapes. Keys other engineers give modules (`growpart`,
+/// `resize_rootfs`, `power_state`, `final_message`, `random_seed`, `ssh_keys`) are checked by
+/// those modules, not here.
+pub const IGNORED_SHAPES: &[(&str, Shape)] = &[
+    (
+        "snap",
+        Map(&[
+            ("assertions", OneOf(&[List(&Str), Map(&[])])),
+            ("commands", OneOf(&[List(&Any), Map(&[])])),
+        ]),
+    ),
+    ("packages", List(&OneOf(&[Str, List(&Str), Map(&[])]))),
+    ("package_update", Bool),
+    ("package_upgrade", Bool),
+    ("package_reboot_if_required", Bool),
+    (
+        "apt",
+        Map(&[
+            ("preserve_sources_list", Bool),
+            ("disable_suites", List(&Str)),
+            ("primary", List(&Map(&[]))),
+            ("security", List(&Map(&[]))),
+            ("add_apt_repo_match", Str),
+            ("debconf_selections", Map(&[])),
+            ("sources_list", Str),
+            ("conf", Str),
+            ("proxy", Str),
+            ("http_proxy", Str),
+            ("ftp_proxy", Str),
+            ("https_proxy", Str),
+            ("sources", Map(&[])),
+        ]),
+    ),
+    ("apt_update", Bool),
+    ("apt_upgrade", Bool),
+    ("apt_reboot_if_required", Bool),
+    ("apt_pipelining", OneOf(&[Bool, Int, Str])),
+    ("yum_repos", Map(&[])),
+    ("yum_repo_dir", Str),
+    (
+        "zypper",
+        Map(&[("repos", List(&Map(&[]))), ("config", Map(&[]))]),
+    ),
+    (
+        "apk_repos",
+        Map(&[
+            ("preserve_repositories", Bool),
+            ("alpine_repo", Map(&[])),
+            ("local_repo_base_url", Str),
+        ]),
+    ),
+    ("disk_setup", Map(&[])),
+    ("fs_setup", List(&Map(&[]))),
+    ("mounts", List(&List(&Any))),
+    ("mount_default_fields", List(&Any)),
+    (
+        "swap",
+        Map(&[
+            ("filename", Str),
+            ("size", OneOf(&[Str, Int])),
+            ("maxsize", OneOf(&[Str, Int])),
+        ]),
+    ),
+    ("locale", OneOf(&[Bool, Str])),
+    ("locale_configfile", Str),
+    (
+        "keyboard",
+        Map(&[
+            ("layout", Str),
+            ("model", Str),
+            ("variant", Str),
+            ("options", Str),
+        ]),
+    ),
+    (
+        "lxd",
+        Map(&[("init", Map(&[])), ("bridge", Map(&[])), ("preseed", Str)]),
+    ),
+    (
+        "ubuntu_advantage",
+        Map(&[("token", Str), ("enable", List(&Str))]),
+    ),
+    ("ubuntu_pro", Map(&[("token", Str), ("enable", List(&Str))])),
+    ("landscape", Map(&[("client", Map(&[]))])),
+    ("puppet", Map(&[])),
+    ("chef", Map(&[])),
+    ("salt_minion", Map(&[])),
+    ("ansible", Map(&[])),
+    ("mcollective", Map(&[("conf", Map(&[]))])),
+    (
+        "rsyslog",
+        Map(&[
+            ("config_dir", Str),
+            ("config_filename", Str),
+            (
+                "configs",
+                List(&OneOf(&[Str, Map(&[("filename", Str), ("content", Str)])])),
+            ),
+            ("remotes", Map(&[])),
+            ("service_reload_command", STR_OR_LIST),
+            ("install_rsyslog", Bool),
+            ("check_exe", Str),
+            ("packages", List(&Str)),
+        ]),
+    ),
+    ("byobu_by_default", Str),
+    ("fan", Map(&[("config", Str), ("config_path", Str)])),
+    (
+        "phone_home",
+        Map(&[("url", Str), ("post", STR_OR_LIST), ("tries", Int)]),
+    ),
+    (
+        "ca_certs",
+        Map(&[("remove_defaults", Bool), ("trusted", List(&Str))]),
+    ),
+    ("ssh_import_id", List(&Str)),
+    (
+        "wireguard",
+        Map(&[
+            ("interfaces", List(&Map(&[]))),
+            ("readinessprobe", List(&Str)),
+        ]),
+    ),
+    ("rh_subscription", Map(&[])),
+    (
+        "spacewalk",
+        Map(&[("server", Str), ("proxy", Str), ("activation_key", Str)]),
+    ),
+    (
+        "resolv_conf",
+        Map(&[
+            ("nameservers", List(&Any)),
+            ("searchdomains", List(&Str)),
+            ("domain", Str),
+            ("sortlist", List(&Str)),
+            ("options", Map(&[])),
+        ]),
+    ),
+    ("manage_resolv_conf", Bool),
+    ("drivers", Map(&[("nvidia", Map(&[]))])),
+    ("updates", Map(&[("network", Map(&[("when", List(&Str))]))])),
+    ("grub_dpkg", Map(&[])),
+    ("device_aliases", Map(&[])),
+    ("disable_ec2_metadata", Bool),
+    ("autoinstall", Map(&[])),
+    ("create_hostname_file", Bool),
+    ("ssh", Map(&[("emit_keys_to_console", Bool)])),
+    ("launch_index", Int),
+];
+
+/// Checks the value of an ignored key (`key` normalised) against its shape, if it has one.
+/// Null is taken as "not set" everywhere.
+pub fn check_ignored(r: &mut Reader<'_>, path: &str, key: &str, v: &Value) {
+    if let Some((_, shape)) = IGNORED_SHAPES.iter().find(|(k, _)| *k == key) {
+        check(r, path, v, shape);
+    }
+}
+
+fn fits(v: &Value, shape: &Shape) -> bool {
+    match shape {
+        Any => true,
+        Bool => yaml11_bool(v).is_some(),
+        Str => v.is_string(),
+        Int => v.is_i64() || v.is_u64(),
+        Map(_) => v.is_mapping(),
+        List(_) => v.is_sequence(),
+        OneOf(shapes) => shapes.iter().any(|s| fits(v, s)),
+    }
+}
+
+fn name(shape: &Shape) -> String {
+    match shape {
+        Any => "anything".into(),
+        Bool => "a boolean".into(),
+        Str => "a string".into(),
+        Int => "a whole number".into(),
+        Map(_) => "a map".into(),
+        List(_) => "a list".into(),
+        OneOf(shapes) => {
+            let names: Vec<String> = shapes.iter().map(name).collect();
+            names.join(" or ")
+        }
+    }
+}
+
+fn check(r: &mut Reader<'_>, path: &str, v: &Value, shape: &Shape) {
+    if v.is_null() {
+        return;
+    }
+    if !fits(v, shape) {
+        r.error(
+            path,
+            format!(
+                "expected {} (cloud-init's schema), got {}",
+                name(shape),
+                describe(v)
+            ),
+        );
+        return;
+    }
+    match (shape, v) {
+        (Map(keys), Value::Mapping(m)) => {
+            for (k, item) in m {
+                let Some(k) = k.as_str() else { continue };
+                let norm = super::lenient::norm_key(k);
+                if let Some((_, s)) = keys.iter().find(|(name, _)| *name == norm) {
+                    check(r, &child(path, k), item, s);
+                }
+            }
+        }
+        (List(item_shape), Value::Sequence(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                check(r, &format!("{path}[{i}]"), item, item_shape);
+            }
+        }
+        (OneOf(shapes), _) => {
+            // The first alternative that fits checks the inside.
+            if let Some(s) = shapes.iter().find(|s| fits(v, s)) {
+                check(r, path, v, s);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<(String, String)> {
+        let v: Value = serde_yaml::from_str(text).unwrap();
+        let mut r = Reader::default();
+        for (k, val) in v.as_mapping().unwrap() {
+            let k = k.as_str().unwrap();
+            check_ignored(&mut r, k, k, val);
+        }
+        r.problems
+            .into_iter()
+            .map(|p| (p.path, p.message))
+            .collect()
+    }
+
+    #[test]
+    fn ignored_keys_in_a_shape_cloud_init_refuses_are_errors() {
+        let got = problems(
+            "packages: vim\nrsyslog:\n  remotes: [a, b]\n  configs:\n    - '*.* @@h'\n    - content: 5\npackage_update: maybe\nssh_import_id: [gh:x, 5]\nswap: {size: auto}\n",
+        );
+        let paths: Vec<&str> = got.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "packages",
+                "rsyslog.remotes",
+                "rsyslog.configs[1].content",
+                "package_update",
+                "ssh_import_id[1]"
+            ],
+            "{got:?}"
+        );
+        assert!(got[0].1.contains("expected a list") && got[0].1.contains("\"vim\""));
+        assert!(got[1].1.contains("expected a map"));
+    }
+
+    #[test]
+    fn the_shapes_cloud_init_ships_pass() {
+        let got = problems(
+            "packages: [vim, [libc6, 2.31-0ubuntu9], {apt: [x]}]\npackage_update: yes\nrsyslog:\n  remotes: {maas: 192.168.1.1}\n  service_reload_command: auto\napt:\n  primary:\n    - arches: [default]\n      uri: http://x\nmounts:\n  - [sdb, /mnt]\nlocale: false\nsnap:\n  commands:\n    00: snap install x\n",
+        );
+        assert!(got.is_empty(), "{got:?}");
+    }
+}
