@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use crate::cloudconfig::lenient::norm_key;
 use crate::cloudconfig::model::{CONFIG_KEYS, LINUX_ONLY, NOT_SUPPORTED};
@@ -201,7 +201,7 @@ pub fn load(root: &Root, explicit: Option<&Path>) -> Result<Loaded, ConfigError>
         merged.insert("network".into(), Value::Mapping(off));
     }
     let mut config: Config =
-        serde_yaml::from_value(Value::Mapping(merged.clone())).map_err(|e| {
+        yaml_serde::from_value(Value::Mapping(merged.clone())).map_err(|e| {
             ConfigError::Invalid {
                 path: files.last().cloned().unwrap_or(main),
                 message: e.to_string(),
@@ -222,15 +222,15 @@ fn parse_file(path: &Path, text: &str) -> Result<Mapping, ConfigError> {
         path: path.to_path_buf(),
         message,
     };
-    let value: Value = serde_yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    let value: Value = yaml_serde::from_str(text).map_err(|e| invalid(e.to_string()))?;
     let map = match value {
         Value::Null => return Ok(Mapping::new()),
         Value::Mapping(m) => m,
         _ => return Err(invalid("the configuration must be a YAML map".into())),
     };
-    // serde_path_to_error gives the key; serde_yaml's message carries the line and column.
+    // serde_path_to_error gives the key; yaml_serde's message carries the line and column.
     let typed: Result<Config, _> =
-        serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text));
+        serde_path_to_error::deserialize(yaml_serde::Deserializer::from_str(text));
     if let Err(e) = typed {
         let inner = e.inner().to_string();
         let key = e.path().to_string();

@@ -6,8 +6,8 @@
 //! wisp configuration fragment, read at first boot, moved root-only to /var/db/wisp and deleted
 //! from the FAT partition (which has no permissions).
 
-use serde_yaml::{Mapping, Value};
 use wisp_datasources::userdata::yaml;
+use yaml_serde::{Mapping, Value};
 
 /// Where the seed goes on the EFI partition, and where the first boot keeps it.
 pub const SEED_ON_ESP: &str = "wisp/maas-seed.yaml";
@@ -195,7 +195,7 @@ impl Seed {
         }
         format!(
             "# wisp seed, written by `wisp curtin-hook` during the MAAS deployment.\n# Read and deleted at first boot. See wisp.yaml(5).\n{}",
-            serde_yaml::to_string(&Value::Mapping(doc)).unwrap_or_default()
+            yaml_serde::to_string(&Value::Mapping(doc)).unwrap_or_default()
         )
     }
 }
@@ -243,14 +243,14 @@ mod tests {
 
     #[test]
     fn falls_back_to_cloudconfig_then_debconf() {
-        let mut doc: Value = serde_yaml::from_str(&fixture()).unwrap();
+        let mut doc: Value = yaml_serde::from_str(&fixture()).unwrap();
         doc.as_mapping_mut().unwrap().remove("reporting");
-        let s = seed_from_config(&serde_yaml::to_string(&doc).unwrap(), "CONFIG").unwrap();
+        let s = seed_from_config(&yaml_serde::to_string(&doc).unwrap(), "CONFIG").unwrap();
         assert_eq!(s.metadata_url, "http://10.20.0.2:5248/MAAS/metadata/");
         assert_eq!(s.token_secret, "4vGh7TnKcR2xWq9LmZp3Jd8sYb6FaE5u");
         assert_eq!(s.endpoint, None);
         doc.as_mapping_mut().unwrap().remove("cloudconfig");
-        let s = seed_from_config(&serde_yaml::to_string(&doc).unwrap(), "CONFIG").unwrap();
+        let s = seed_from_config(&yaml_serde::to_string(&doc).unwrap(), "CONFIG").unwrap();
         assert_eq!(s.metadata_url, "http://10.20.0.2:5248/MAAS/metadata/");
         assert_eq!(s.consumer_key, "nT2dKJuVc3H4aZy7Lq");
         assert_eq!(s.token_secret, "4vGh7TnKcR2xWq9LmZp3Jd8sYb6FaE5u");
@@ -288,7 +288,7 @@ mod tests {
     #[test]
     fn the_seed_is_a_wisp_config_fragment() {
         let s = seed_from_config(&fixture(), "CONFIG").unwrap();
-        let v: Value = serde_yaml::from_str(&s.to_yaml()).unwrap();
+        let v: Value = yaml_serde::from_str(&s.to_yaml()).unwrap();
         assert_eq!(v["datasource_list"][0], "MAAS");
         assert_eq!(v["datasource"]["MAAS"]["token_key"], "ufYb2m8QwX6kPz9rEd");
         assert_eq!(

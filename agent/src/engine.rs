@@ -34,7 +34,7 @@ pub fn decode_vendor(raw: &[u8], name: &str) -> anyhow::Result<Decoded> {
         .ok()
         .and_then(|text| userdata::yaml::load(text).ok());
     let doc = match parsed.map(|l| l.value) {
-        Some(v @ serde_yaml::Value::Mapping(_)) if v.get("cloud-init").is_some() => {
+        Some(v @ yaml_serde::Value::Mapping(_)) if v.get("cloud-init").is_some() => {
             wisp_datasources::convert_vendor_data(&v, name)?.unwrap_or_default()
         }
         _ => raw.to_vec(),
@@ -52,10 +52,10 @@ fn configured_default_user(
         .system_info
         .as_ref()
         .and_then(|s| s.get("default_user")))?;
-    let mut inner = serde_yaml::Mapping::new();
+    let mut inner = yaml_serde::Mapping::new();
     inner.insert("default_user".into(), v.clone());
-    let mut map = serde_yaml::Mapping::new();
-    map.insert("system_info".into(), serde_yaml::Value::Mapping(inner));
+    let mut map = yaml_serde::Mapping::new();
+    map.insert("system_info".into(), yaml_serde::Value::Mapping(inner));
     CloudConfig::read(reader, &map).default_user
 }
 
@@ -97,7 +97,7 @@ impl Read {
                 warnings.push(format!("{}: {}", p.part, p.message));
             }
         }
-        let empty = serde_yaml::Mapping::new();
+        let empty = yaml_serde::Mapping::new();
         let layered = layers::layer(
             &config.raw,
             docs.vendor.map(|v| &v.cloud_config),

@@ -115,10 +115,13 @@ fn a_delay_of_later_is_a_named_error_and_nothing_is_planned() {
             "#cloud-config\nusers: []\npower_state: {mode: reboot, delay: later}\n",
         );
         assert!(power(&p).is_empty(), "{os}");
-        let warnings = p["warnings"].to_string();
+        // A document error, under the module that reads the key (as `wisp schema` calls it).
+        let errors = p["errors"].to_string();
         assert!(
-            warnings.contains("power_state.delay") && warnings.contains("\\\"later\\\""),
-            "{os}: {warnings}"
+            errors.contains("power_state.delay")
+                && errors.contains("\\\"later\\\"")
+                && errors.contains("\"module\":\"power_state\""),
+            "{os}: {errors}"
         );
     }
 }

@@ -82,7 +82,7 @@ impl Datasource for ConfigDrive {
             .and_then(|v| v.as_str())
             .map(str::to_string);
         // public_keys: {name: key}; keys: [{type: ssh, data: key}]
-        let as_yaml = serde_yaml::to_value(md.get("public_keys")).ok();
+        let as_yaml = yaml_serde::to_value(md.get("public_keys")).ok();
         let mut public_keys = keys_from_value(as_yaml.as_ref());
         if let Some(list) = md.get("keys").and_then(|v| v.as_array()) {
             for k in list {
@@ -99,7 +99,7 @@ impl Datasource for ConfigDrive {
         let vendor_data = match Self::read_json(&dir.join("vendor_data.json"))? {
             None => None,
             Some(v) => {
-                let y = serde_yaml::to_value(&v).unwrap_or(serde_yaml::Value::Null);
+                let y = yaml_serde::to_value(&v).unwrap_or(yaml_serde::Value::Null);
                 crate::convert_vendor_data(&y, &dir.join("vendor_data.json").display().to_string())?
             }
         };

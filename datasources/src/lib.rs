@@ -75,16 +75,16 @@ pub trait Datasource {
 /// cloud-init's `convert_vendordata`: vendor-data is a string, a list of parts, or a map whose
 /// `cloud-init` key holds one of those. Returned as one user-data document.
 pub fn convert_vendor_data(
-    value: &serde_yaml::Value,
+    value: &yaml_serde::Value,
     source_name: &str,
 ) -> Result<Option<Vec<u8>>, DatasourceError> {
-    use serde_yaml::Value;
+    use yaml_serde::Value;
     match value {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(s.clone().into_bytes())),
         // A list of parts is exactly what #cloud-config-archive holds.
         Value::Sequence(_) => {
-            let yaml = serde_yaml::to_string(value)
+            let yaml = yaml_serde::to_string(value)
                 .map_err(|e| DatasourceError::invalid(source_name, "vendor-data", e.to_string()))?;
             Ok(Some(format!("#cloud-config-archive\n{yaml}").into_bytes()))
         }
@@ -113,18 +113,18 @@ mod tests {
 
     #[test]
     fn vendor_data_forms() {
-        let v: serde_yaml::Value =
-            serde_yaml::from_str("cloud-init: \"#cloud-config\\nntp: {}\\n\"").unwrap();
+        let v: yaml_serde::Value =
+            yaml_serde::from_str("cloud-init: \"#cloud-config\\nntp: {}\\n\"").unwrap();
         assert_eq!(
             convert_vendor_data(&v, "t").unwrap().unwrap(),
             b"#cloud-config\nntp: {}\n"
         );
-        let v: serde_yaml::Value = serde_yaml::from_str("other: 1").unwrap();
+        let v: yaml_serde::Value = yaml_serde::from_str("other: 1").unwrap();
         assert_eq!(convert_vendor_data(&v, "t").unwrap(), None);
-        let v: serde_yaml::Value = serde_yaml::from_str("cloud-init: {a: 1}").unwrap();
+        let v: yaml_serde::Value = yaml_serde::from_str("cloud-init: {a: 1}").unwrap();
         let e = convert_vendor_data(&v, "t").unwrap_err().to_string();
         assert!(e.contains("vendor-data.cloud-init"), "{e}");
-        let v: serde_yaml::Value = serde_yaml::from_str("- '#cloud-config\n\n  a: 1'").unwrap();
+        let v: yaml_serde::Value = yaml_serde::from_str("- '#cloud-config\n\n  a: 1'").unwrap();
         let doc = convert_vendor_data(&v, "t").unwrap().unwrap();
         assert!(doc.starts_with(b"#cloud-config-archive\n"));
     }

@@ -382,7 +382,7 @@ impl Datasource for Maas {
                 return Err(FetchError::Html { url: vendor_url }.into())
             }
             Some(body) => {
-                let value: serde_yaml::Value = serde_yaml::from_slice(&body).map_err(|e| {
+                let value: yaml_serde::Value = yaml_serde::from_slice(&body).map_err(|e| {
                     DatasourceError::invalid(vendor_url.clone(), "vendor-data", e.to_string())
                 })?;
                 crate::convert_vendor_data(&value, &vendor_url)?

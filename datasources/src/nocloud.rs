@@ -149,8 +149,8 @@ pub(crate) fn read_optional(path: &Path, max: u64) -> Result<Option<Vec<u8>>, Da
 }
 
 /// `public-keys` in NoCloud/EC2 style meta-data: a string, a list, or a map of name → key(s).
-pub(crate) fn keys_from_value(value: Option<&serde_yaml::Value>) -> Vec<String> {
-    use serde_yaml::Value;
+pub(crate) fn keys_from_value(value: Option<&yaml_serde::Value>) -> Vec<String> {
+    use yaml_serde::Value;
     let mut out = Vec::new();
     fn collect(v: &Value, out: &mut Vec<String>) {
         match v {
@@ -185,10 +185,10 @@ impl Datasource for NoCloud {
                 item: "meta-data".into(),
             })?;
         let name = format!("{source}/meta-data");
-        let md: serde_yaml::Value = if raw.iter().all(u8::is_ascii_whitespace) {
-            serde_yaml::Value::Mapping(Default::default())
+        let md: yaml_serde::Value = if raw.iter().all(u8::is_ascii_whitespace) {
+            yaml_serde::Value::Mapping(Default::default())
         } else {
-            serde_yaml::from_slice(&raw)
+            yaml_serde::from_slice(&raw)
                 .map_err(|e| DatasourceError::invalid(name.clone(), "meta-data", e.to_string()))?
         };
         if !md.is_mapping() {
@@ -210,7 +210,7 @@ impl Datasource for NoCloud {
         let network_config = match self.read("network-config")? {
             None => None,
             Some(raw) => {
-                let v: serde_json::Value = serde_yaml::from_slice(&raw).map_err(|e| {
+                let v: serde_json::Value = yaml_serde::from_slice(&raw).map_err(|e| {
                     DatasourceError::invalid(
                         format!("{source}/network-config"),
                         "network-config",
@@ -353,13 +353,13 @@ mod tests {
 
     #[test]
     fn keys_in_every_shape() {
-        let v: serde_yaml::Value =
-            serde_yaml::from_str("{a: 'ssh-rsa A a', b: ['ssh-ed25519 B b']}").unwrap();
+        let v: yaml_serde::Value =
+            yaml_serde::from_str("{a: 'ssh-rsa A a', b: ['ssh-ed25519 B b']}").unwrap();
         assert_eq!(
             keys_from_value(Some(&v)),
             vec!["ssh-rsa A a", "ssh-ed25519 B b"]
         );
-        let v: serde_yaml::Value = serde_yaml::from_str("\"k1\\n# c\\n\\nk2\"").unwrap();
+        let v: yaml_serde::Value = yaml_serde::from_str("\"k1\\n# c\\n\\nk2\"").unwrap();
         assert_eq!(keys_from_value(Some(&v)), vec!["k1", "k2"]);
     }
 }

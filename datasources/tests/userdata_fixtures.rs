@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_yaml::Value;
 use wisp_datasources::userdata::{decode, DecodeOptions, Decoded, IncludeFetcher, PartKind};
+use yaml_serde::Value;
 
 fn fixture(name: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -15,7 +15,7 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 fn y(s: &str) -> Value {
-    serde_yaml::from_str(s).unwrap()
+    yaml_serde::from_str(s).unwrap()
 }
 
 fn cc(d: &Decoded) -> Value {
@@ -371,7 +371,7 @@ fn maas_vendor_data_fixture_decodes_to_its_cloud_config() {
             p.display()
         )
     });
-    let value: Value = serde_yaml::from_slice(&raw).unwrap();
+    let value: Value = yaml_serde::from_slice(&raw).unwrap();
     let doc = wisp_datasources::convert_vendor_data(&value, "vendor-data")
         .unwrap()
         .unwrap();

@@ -72,7 +72,7 @@ impl MachinesFile {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let mut file: MachinesFile =
-            serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            yaml_serde::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         for m in &mut file.machines {
             if let Some(f) = &m.user_data_file {
@@ -87,7 +87,7 @@ impl MachinesFile {
     }
 
     pub fn from_yaml(text: &str) -> anyhow::Result<MachinesFile> {
-        Ok(serde_yaml::from_str(text)?)
+        Ok(yaml_serde::from_str(text)?)
     }
 }
 
@@ -188,7 +188,7 @@ mod tests {
         let cc = "#cloud-config\nntp:\n  pools: []\n  servers:\n  - 10.20.0.2\nsnap:\n  commands:\n  - snap set system proxy.http=\"http://10.20.0.2:8000/\" proxy.https=\"http://10.20.0.2:8000/\"\nsystem_info:\n  default_user:\n    gecos: Jane Admin\n    name: ubuntu\n\ttab\\\n";
         let doc = vendor_data_document(cc);
         assert!(doc.lines().count() > 2, "folded: {doc}");
-        let v: serde_yaml::Value = serde_yaml::from_str(&doc).unwrap();
+        let v: yaml_serde::Value = yaml_serde::from_str(&doc).unwrap();
         assert_eq!(v["cloud-init"].as_str().unwrap(), cc);
         // A fold that lands on spaces must escape the first one, or the parser drops them.
         let spaced = format!("#cloud-config\n{}{}x\n", "y".repeat(50), " ".repeat(40));
@@ -197,7 +197,7 @@ mod tests {
             doc.contains("\\\n  \\ "),
             "leading space escaped on a folded line: {doc}"
         );
-        let v: serde_yaml::Value = serde_yaml::from_str(&doc).unwrap();
+        let v: yaml_serde::Value = yaml_serde::from_str(&doc).unwrap();
         assert_eq!(v["cloud-init"].as_str().unwrap(), spaced);
     }
 

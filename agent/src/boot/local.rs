@@ -64,7 +64,7 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
             .unwrap_or_else(|| "local".into());
         Some(NetworkSource {
             name: "the MAAS seed's network config".to_string(),
-            raw: serde_yaml::to_string(n).unwrap_or_default().into_bytes(),
+            raw: yaml_serde::to_string(n).unwrap_or_default().into_bytes(),
             instance,
         })
     });

@@ -2,7 +2,7 @@
 //! configuration (wisp.yaml's cloud-config keys) lowest, vendor-data over it, user-data on top.
 //! Maps merge key by key, recursively; anything else is taken from the higher layer.
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use crate::platform::Platform;
 
@@ -61,7 +61,7 @@ mod tests {
     use super::*;
 
     fn m(s: &str) -> Mapping {
-        serde_yaml::from_str(s).unwrap()
+        yaml_serde::from_str(s).unwrap()
     }
 
     #[test]

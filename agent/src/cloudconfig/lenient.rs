@@ -2,7 +2,7 @@
 //! collecting every problem with its path instead of stopping at the first.
 
 use serde::Serialize;
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use wisp_datasources::userdata::yaml::{binary_text, timestamp_text};
 use wisp_datasources::userdata::Budget;
@@ -287,7 +287,7 @@ impl Reader<'_> {
         let mode = match v {
             Value::String(s) => from_octal(s),
             Value::Number(n) => {
-                // serde_yaml reads YAML 1.2: an unquoted `0644` is 644. Look at the text.
+                // yaml_serde reads YAML 1.2: an unquoted `0644` is 644. Look at the text.
                 match self.positions.and_then(|p| p.plain(path)) {
                     Some(text) if text.starts_with('0') && text.len() > 1 => from_octal(text),
                     _ => n.as_u64().and_then(|n| u32::try_from(n).ok()),
@@ -313,7 +313,7 @@ mod tests {
     use super::*;
 
     fn y(s: &str) -> Value {
-        serde_yaml::from_str(s).unwrap()
+        yaml_serde::from_str(s).unwrap()
     }
 
     #[test]
@@ -348,7 +348,7 @@ mod tests {
     fn modes_like_cloud_init() {
         let text = "a: 0644\nb: '0600'\nc: 420\nd: 0o755\ne: 99999\nf: rwx\n";
         let pos = Positions::of(text);
-        let v: Value = serde_yaml::from_str(text).unwrap();
+        let v: Value = yaml_serde::from_str(text).unwrap();
         let mut r = Reader {
             positions: Some(&pos),
             ..Default::default()

@@ -8,8 +8,8 @@ pub mod positions;
 pub mod shapes;
 
 use serde::Serialize;
-use serde_yaml::Value;
 use wisp_datasources::userdata::{yaml, Budget};
+use yaml_serde::Value;
 
 pub use lenient::{Problem, Reader, Severity};
 pub use model::CloudConfig;

@@ -2,7 +2,7 @@
 //! `_` in keys, string-or-list fields, octal modes. Reading never stops at the first problem:
 //! every one is collected with its path, and what could be read is kept.
 
-use serde_yaml::Mapping;
+use yaml_serde::Mapping;
 
 use super::lenient::{child, describe, entries, Reader};
 
@@ -254,7 +254,7 @@ mod tests {
             );
         }
         let doc: Mapping =
-            serde_yaml::from_str("apt: {}\nrsyslog: {}\nfinal_message: hi\n").unwrap();
+            yaml_serde::from_str("apt: {}\nrsyslog: {}\nfinal_message: hi\n").unwrap();
         let mut r = Reader::default();
         let cc = CloudConfig::read(&mut r, &doc);
         assert_eq!(cc.ignored, vec!["apt".to_string()]);

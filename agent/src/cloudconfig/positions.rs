@@ -1,12 +1,12 @@
 //! Where each node of a YAML document is, by path (`users[1].lock_passwd`), so that `wisp schema`
-//! can point at every problem with its line and column. serde_yaml's `Value` keeps no positions;
-//! this walks the event stream of libyaml — the parser serde_yaml itself is built on — so no
+//! can point at every problem with its line and column. yaml_serde's `Value` keeps no positions;
+//! this walks the event stream of libyaml — the parser yaml_serde itself is built on — so no
 //! second YAML parser is linked into the binary.
 
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
 
-use unsafe_libyaml as unsafe_yaml;
+use libyaml_rs as unsafe_yaml;
 use wisp_datasources::userdata::yaml::MAX_YAML_DEPTH;
 
 /// A 1-based line and column.
@@ -74,7 +74,7 @@ enum Frame {
 }
 
 impl Positions {
-    /// Indexes `text`. A syntax error ends the index where it occurs (serde_yaml reports it),
+    /// Indexes `text`. A syntax error ends the index where it occurs (yaml_serde reports it),
     /// and so does nesting deeper than [`MAX_YAML_DEPTH`] (reported by the reader).
     pub fn of(text: &str) -> Positions {
         let mut out = Positions::default();

@@ -3,7 +3,7 @@
 //! ignores is still refused in a shape cloud-init would refuse (`packages: vim`). Only types
 //! are checked, and only of the sub-keys listed; everything else is left alone.
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::lenient::{child, describe, yaml11_bool, Reader};
 
@@ -255,7 +255,7 @@ mod tests {
     use super::*;
 
     fn problems(text: &str) -> Vec<(String, String)> {
-        let v: Value = serde_yaml::from_str(text).unwrap();
+        let v: Value = yaml_serde::from_str(text).unwrap();
         let mut r = Reader::default();
         for (k, val) in v.as_mapping().unwrap() {
             let k = k.as_str().unwrap();

@@ -14,7 +14,7 @@ use crate::plan::Action;
 use crate::platform::disks::Probe;
 use crate::platform::{FsGrowth, RootGrowth};
 use serde::Serialize;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 pub const NAME: &str = "growpart";
 pub const STAGE: Stage = Stage::Local;

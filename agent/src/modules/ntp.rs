@@ -6,7 +6,7 @@ use super::{Frequency, Inputs, Planned, Stage};
 use crate::cloudconfig::lenient::{child, describe, entries, Reader};
 use crate::plan::Action;
 use serde::Serialize;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 pub const NAME: &str = "ntp";
 pub const STAGE: Stage = Stage::Network;

@@ -9,7 +9,7 @@ use super::{Frequency, Inputs, Planned, Stage};
 use crate::cloudconfig::lenient::{child, describe, entries, yaml11_bool, Reader};
 use crate::plan::Action;
 use serde::Serialize;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 pub const NAME: &str = "power_state";
 pub const STAGE: Stage = Stage::Final;
@@ -276,7 +276,7 @@ mod tests {
     use super::*;
 
     fn read(text: &str) -> (Option<PowerState>, Vec<String>) {
-        let v: Value = serde_yaml::from_str(text).unwrap();
+        let v: Value = yaml_serde::from_str(text).unwrap();
         let mut r = Reader::default();
         let ps = read_power_state(&mut r, "power_state", &v);
         let problems = r

@@ -11,8 +11,8 @@ use super::{Frequency, Inputs, Planned, Stage};
 use crate::cloudconfig::lenient::{child, describe, entries, Reader};
 use crate::plan::Action;
 use serde::Serialize;
-use serde_yaml::Value;
 use wisp_datasources::userdata::Budget;
+use yaml_serde::Value;
 
 pub const NAME: &str = "random_seed";
 pub const STAGE: Stage = Stage::Network;
@@ -234,7 +234,7 @@ mod tests {
     use super::*;
 
     fn read(text: &str) -> (Option<RandomSeed>, Vec<String>) {
-        let v: Value = serde_yaml::from_str(text).unwrap();
+        let v: Value = yaml_serde::from_str(text).unwrap();
         let mut r = Reader::default();
         let s = read_random_seed(&mut r, "random_seed", &v);
         let problems = r

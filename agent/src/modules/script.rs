@@ -5,7 +5,7 @@ use super::{Inputs, Planned};
 use crate::cloudconfig::lenient::{describe, Reader};
 use crate::plan::Action;
 use serde::Serialize;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 /// Where the scripts of this instance are kept.
 pub const SCRIPTS_DIR: &str = "/var/db/wisp/scripts";

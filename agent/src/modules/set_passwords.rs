@@ -10,7 +10,7 @@ use crate::cloudconfig::is_password_hash;
 use crate::cloudconfig::lenient::{child, describe, entries, Reader};
 use crate::plan::Secret;
 use serde::Serialize;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 pub const NAME: &str = "set_passwords";
 pub const STAGE: Stage = Stage::Network;

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::{Frequency, Inputs, Planned, Stage};
 use crate::cloudconfig::lenient::{child, describe, entries, Reader};
@@ -513,7 +513,7 @@ mod tests {
 
     /// The default user's keys for a document, with one key from the datasource.
     fn default_user_keys(doc: &str) -> Vec<String> {
-        let map: serde_yaml::Mapping = serde_yaml::from_str(doc).unwrap();
+        let map: yaml_serde::Mapping = yaml_serde::from_str(doc).unwrap();
         let cc = crate::cloudconfig::CloudConfig::read(&mut Reader::default(), &map);
         let backend = crate::platform::Platform::Netbsd.backend(None);
         let accounts = crate::accounts::Accounts::default();
@@ -552,7 +552,7 @@ mod tests {
     #[test]
     fn bad_values_are_named_errors() {
         let doc = "ssh_keys:\n  foo_private: x\n  rsa_public: [1]\n  ed25519_public: not a key\nssh_genkeytypes: [rsa, bogus]\nssh_deletekeys: maybe\n";
-        let map: serde_yaml::Mapping = serde_yaml::from_str(doc).unwrap();
+        let map: yaml_serde::Mapping = yaml_serde::from_str(doc).unwrap();
         let mut r = Reader::default();
         let cc = crate::cloudconfig::CloudConfig::read(&mut r, &map);
         let paths: Vec<&str> = r.problems.iter().map(|p| p.path.as_str()).collect();

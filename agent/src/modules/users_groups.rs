@@ -10,7 +10,7 @@ use super::{Frequency, Inputs, Planned, Stage};
 use crate::accounts::check_name;
 use crate::cloudconfig::lenient::{child, describe, entries, norm_key, Reader};
 use crate::plan::Action;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 pub const NAME: &str = "users_groups";
 pub const STAGE: Stage = Stage::Network;
@@ -984,7 +984,7 @@ mod scale_tests {
         for name in &names {
             s.push_str(&format!("  - {{name: {name}, sudo: 'ALL=(ALL) ALL'}}\n"));
         }
-        let map: serde_yaml::Mapping = serde_yaml::from_str(&s).unwrap();
+        let map: yaml_serde::Mapping = yaml_serde::from_str(&s).unwrap();
         CloudConfig::read(&mut Reader::default(), &map)
     }
 

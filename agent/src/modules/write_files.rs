@@ -7,9 +7,9 @@ use super::{Frequency, Inputs, Planned, Stage};
 use crate::cloudconfig::lenient::{child, describe, entries, Reader};
 use crate::plan::Action;
 use serde::Serialize;
-use serde_yaml::Value;
 use wisp_datasources::userdata::yaml::binary_text;
 use wisp_datasources::userdata::{Budget, DecodeError};
+use yaml_serde::Value;
 
 pub const NAME: &str = "write_files";
 /// Deferred files are their own module: they run in another stage.
@@ -315,7 +315,7 @@ mod tests {
 
     #[test]
     fn encoded_contents_share_one_budget_and_the_rest_is_read() {
-        let v: Value = serde_yaml::from_str(&doc(&["/etc/a", "/etc/b"], 600 * 1024)).unwrap();
+        let v: Value = yaml_serde::from_str(&doc(&["/etc/a", "/etc/b"], 600 * 1024)).unwrap();
         let budget = Budget::new(1024 * 1024);
         let mut r = Reader {
             budget: Some(&budget),
@@ -337,7 +337,7 @@ mod tests {
     #[test]
     fn a_file_past_its_own_cap_is_refused_not_cut() {
         // 64 MiB + 1 of one byte is ~65 KB of gzip.
-        let v: Value = serde_yaml::from_str(&doc(&["/etc/big"], 64 * 1024 * 1024 + 1)).unwrap();
+        let v: Value = yaml_serde::from_str(&doc(&["/etc/big"], 64 * 1024 * 1024 + 1)).unwrap();
         let budget = Budget::new(u64::MAX);
         let mut r = Reader {
             budget: Some(&budget),

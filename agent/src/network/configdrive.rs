@@ -1,7 +1,7 @@
 //! ConfigDrive's `openstack/latest/network_data.json`: `links` (NICs by MAC, bonds, VLANs),
 //! `networks` (addresses and routes on a link) and `services` (DNS).
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::model::*;
 use super::v1::{bond_word, is_unset, parse_vid, unsupported};

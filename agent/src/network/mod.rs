@@ -36,8 +36,8 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use serde::Serialize;
-use serde_yaml::Value;
 use wisp_datasources::userdata::yaml;
+use yaml_serde::Value;
 
 use crate::modules::Planned;
 use crate::plan::Action;
@@ -136,7 +136,7 @@ pub fn parse(document: &str, raw: &[u8]) -> Parsed {
     // JSON first (network_data.json): serde_json's errors say more about JSON than YAML's.
     let value: Value = if text.trim_start().starts_with('{') {
         match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(j) => serde_yaml::to_value(j).unwrap_or(Value::Null),
+            Ok(j) => yaml_serde::to_value(j).unwrap_or(Value::Null),
             Err(e) => {
                 parsed.problems.push(whole(
                     format!("not valid JSON: {e}"),
@@ -155,7 +155,7 @@ pub fn parse(document: &str, raw: &[u8]) -> Parsed {
             ));
             return parsed;
         }
-        match serde_yaml::from_str(text) {
+        match yaml_serde::from_str(text) {
             Ok(v) => v,
             Err(e) => {
                 let loc = e.location();
@@ -210,9 +210,9 @@ pub fn looks_like(raw: &[u8]) -> bool {
     let value: Option<Value> = if text.trim_start().starts_with('{') {
         serde_json::from_str::<serde_json::Value>(text)
             .ok()
-            .and_then(|j| serde_yaml::to_value(j).ok())
+            .and_then(|j| yaml_serde::to_value(j).ok())
     } else if yaml::check_depth(text.as_bytes(), yaml::MAX_YAML_DEPTH).is_ok() {
-        serde_yaml::from_str(text).ok()
+        yaml_serde::from_str(text).ok()
     } else {
         None
     };

@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::cloudconfig::Positions;
 
@@ -352,7 +352,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A scalar as text (numbers and booleans as written by serde_yaml).
+/// A scalar as text (numbers and booleans as written by yaml_serde).
 pub fn scalar(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),

@@ -91,8 +91,8 @@ pub fn parse_map(
     text: &str,
     platform: Platform,
 ) -> Result<(BTreeMap<String, String>, Vec<String>), String> {
-    let v: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
-    let serde_yaml::Value::Mapping(m) = v else {
+    let v: yaml_serde::Value = yaml_serde::from_str(text).map_err(|e| e.to_string())?;
+    let yaml_serde::Value::Mapping(m) = v else {
         return Err("must be a map of MAC address to interface name".into());
     };
     let per_os = m
@@ -101,7 +101,7 @@ pub fn parse_map(
         && !m.is_empty();
     let m = if per_os {
         match m.get(platform.name()) {
-            Some(serde_yaml::Value::Mapping(inner)) => inner.clone(),
+            Some(yaml_serde::Value::Mapping(inner)) => inner.clone(),
             _ => return Err(format!("no map for {}", platform.name())),
         }
     } else {

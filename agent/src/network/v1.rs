@@ -1,7 +1,7 @@
 //! curtin/MAAS network config version 1: a `config:` list of `physical`, `bond`, `vlan`,
 //! `bridge`, `route` and `nameserver` entries, addresses in each interface's `subnets`.
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::model::*;
 

@@ -1,7 +1,7 @@
 //! Network config version 2 (netplan, as MAAS sends it): `ethernets` matched by `macaddress`,
 //! `bonds`, `vlans`, `bridges`; addresses, gateways, routes and nameservers per interface.
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::model::*;
 use super::v1::{bond_word, fix_family, is_unset, join, parse_u32, parse_vid, unsupported};

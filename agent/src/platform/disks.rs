@@ -75,9 +75,9 @@ impl Probe {
             return Err(format!("--disks {name}: larger than {MAX_OUTPUT} bytes"));
         }
         let text = std::fs::read_to_string(path).map_err(|e| format!("--disks {name}: {e}"))?;
-        let v: serde_yaml::Value =
-            serde_yaml::from_str(&text).map_err(|e| format!("--disks {name}: {e}"))?;
-        let serde_yaml::Value::Mapping(m) = v else {
+        let v: yaml_serde::Value =
+            yaml_serde::from_str(&text).map_err(|e| format!("--disks {name}: {e}"))?;
+        let yaml_serde::Value::Mapping(m) = v else {
             return Err(format!(
                 "--disks {name}: must be a map of command line to its output"
             ));
@@ -87,7 +87,7 @@ impl Probe {
                 .all(|k| matches!(k.as_str(), Some("netbsd" | "freebsd" | "openbsd" | "linux")));
         let m = if per_os {
             match m.get(platform.name()) {
-                Some(serde_yaml::Value::Mapping(inner)) => inner.clone(),
+                Some(yaml_serde::Value::Mapping(inner)) => inner.clone(),
                 _ => return Err(format!("--disks {name}: no map for {}", platform.name())),
             }
         } else {

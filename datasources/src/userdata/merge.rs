@@ -4,7 +4,7 @@
 //! a `Merge-Type` / `X-Merge-Type` MIME header; otherwise cloud-init's default for user-data
 //! applies, `dict(replace)+list()+str()`: a later part's top-level keys replace earlier ones.
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 /// The merge rules of one part.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,7 +250,7 @@ mod tests {
     use super::*;
 
     fn y(s: &str) -> Value {
-        serde_yaml::from_str(s).unwrap()
+        yaml_serde::from_str(s).unwrap()
     }
 
     #[test]

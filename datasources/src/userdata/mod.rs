@@ -13,7 +13,7 @@ pub mod yaml;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use crate::http::DEFAULT_MAX_BYTES;
 pub use budget::{Budget, DecodeError, MAX_DECODED_BYTES};
@@ -569,7 +569,7 @@ impl Decoder<'_, '_> {
         if let Err(e) = yaml::check_depth(data, yaml::MAX_YAML_DEPTH) {
             return self.problem(&label, format!("{}: {e}", self.source));
         }
-        let items: Value = match serde_yaml::from_slice(data) {
+        let items: Value = match yaml_serde::from_slice(data) {
             Ok(v) => v,
             Err(e) => return self.problem(&label, format!("invalid YAML: {e}")),
         };

@@ -1,21 +1,21 @@
-//! Reading YAML the way cloud-init (PyYAML) does, over serde_yaml and the libyaml parser it is
+//! Reading YAML the way cloud-init (PyYAML) does, over yaml_serde and the libyaml parser it is
 //! built on: a bound on nesting, duplicate keys kept last-wins with a warning, merge keys
 //! (`<<`) merged, and `!!binary` scalars marked so that readers can decode them.
 //!
 //! The nesting bound: libyaml's scanner does work in proportion to the open flow levels for
-//! every token, so 100,000 levels of `[` (200 KB) cost a minute of CPU before serde_yaml's own
+//! every token, so 100,000 levels of `[` (200 KB) cost a minute of CPU before yaml_serde's own
 //! recursion limit is ever reached. The event walk here stops at the first level too deep, so
 //! a deep document costs no more than a shallow one of the allowed depth.
 
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
 
+use libyaml_rs as unsafe_yaml;
 use serde::de::{
     Deserialize, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
 };
-use serde_yaml::value::{Tag, TaggedValue};
-use serde_yaml::{Mapping, Value};
-use unsafe_libyaml as unsafe_yaml;
+use yaml_serde::value::{Tag, TaggedValue};
+use yaml_serde::{Mapping, Value};
 
 /// How deep YAML maps and lists may nest. cloud-config never needs more than a handful.
 pub const MAX_YAML_DEPTH: usize = 64;
@@ -35,7 +35,7 @@ pub fn check_depth(text: &[u8], max: usize) -> Result<(), TooDeep> {
     scan(text, max).map(|_| ())
 }
 
-/// The tag wisp gives a `!!binary` scalar (serde_yaml would drop the tag): its value is the
+/// The tag wisp gives a `!!binary` scalar (yaml_serde would drop the tag): its value is the
 /// base64 text as written, decoded by the reader that takes bytes.
 pub const BINARY_TAG: &str = "!!binary";
 
@@ -156,7 +156,7 @@ impl LoadError {
 /// are tagged [`BINARY_TAG`] and plain timestamps [`TIMESTAMP_TAG`].
 pub fn load(text: &str) -> Result<Loaded, LoadError> {
     let scan = scan(text.as_bytes(), MAX_YAML_DEPTH)?;
-    let value = match serde_yaml::from_str::<LastWins>(text) {
+    let value = match yaml_serde::from_str::<LastWins>(text) {
         Ok(v) => v.0,
         Err(e) => {
             let at = e.location();
@@ -217,7 +217,7 @@ fn node_at<'v>(mut v: &'v mut Value, path: &[Segment]) -> Option<&'v mut Value> 
     Some(v)
 }
 
-/// What the event walk found: duplicate keys, and the scalars serde_yaml reads as strings that
+/// What the event walk found: duplicate keys, and the scalars yaml_serde reads as strings that
 /// PyYAML does not (`!!binary`, plain timestamps) with the tag they get.
 #[derive(Default)]
 struct Scan {
@@ -274,7 +274,7 @@ fn stack_path(stack: &[Frame], last: Option<Segment>) -> Vec<Segment> {
 }
 
 /// At most this many tagged scalars are recorded, aliases' copies included: a text whose
-/// aliases would expand past it is an alias bomb, which serde_yaml refuses next.
+/// aliases would expand past it is an alias bomb, which yaml_serde refuses next.
 const MAX_TAGGED: usize = 10_000;
 
 /// A NUL-terminated string of libyaml's, if any.
@@ -289,7 +289,7 @@ unsafe fn c_string(p: *const u8) -> Option<String> {
 
 /// Walks the events of the first document of `text`: the nesting bound, duplicate keys,
 /// `!!binary` scalars and plain timestamps (also where aliases repeat them). Syntax errors end
-/// the walk: serde_yaml reports them next.
+/// the walk: yaml_serde reports them next.
 fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
     let mut out = Scan::default();
     let mut stack: Vec<Frame> = Vec::new();
@@ -478,7 +478,7 @@ fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
     result.map(|()| out)
 }
 
-/// A `serde_yaml::Value` whose maps keep the last of repeated keys, as PyYAML does (serde_yaml
+/// A `yaml_serde::Value` whose maps keep the last of repeated keys, as PyYAML does (yaml_serde
 /// refuses the whole text).
 struct LastWins(Value);
 
