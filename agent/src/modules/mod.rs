@@ -126,9 +126,13 @@ impl Planned {
             .unwrap_or_default())
     }
 
-    /// [`Planned::try_current`] for files wisp rewrites whole (rc.conf, ntp.conf): one that
-    /// cannot be read safely counts as missing, and the write that follows replaces it (by
-    /// rename, never through it).
+    /// [`Planned::try_current`] for files wisp rewrites whole, whatever was there (ntp.conf,
+    /// the hostname file, the network files it renders): one that cannot be read safely counts
+    /// as missing, and the write that follows replaces it (by rename, never through it). A file
+    /// wisp *edits* (rc.conf, sshd_config) must be read with [`Planned::try_current_text`] and
+    /// left alone when that fails: built on "", the edit would replace the file by wisp's own
+    /// lines. A link there is refused rather than followed: the write renames over the link,
+    /// so editing its target would need the target's path resolved inside the root first.
     pub fn current(&self, root: &Root, path: &str) -> Option<Vec<u8>> {
         self.try_current(root, path, None)
             .inspect_err(|e| tracing::warn!("{e}"))
