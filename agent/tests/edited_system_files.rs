@@ -45,7 +45,10 @@ fn linked_rc_conf_and_sshd_config_keep_their_lines() {
     for link in ["etc/rc.conf", "etc/ssh/sshd_config"] {
         assert!(is_link(&r.join(link)), "{link} replaced: {out}");
     }
-    assert_eq!(std::fs::read_to_string(r.join("etc/rc.conf.real")).unwrap(), rc);
+    assert_eq!(
+        std::fs::read_to_string(r.join("etc/rc.conf.real")).unwrap(),
+        rc
+    );
     assert_eq!(
         std::fs::read_to_string(r.join("etc/ssh/sshd_config.real")).unwrap(),
         sshd
@@ -57,7 +60,9 @@ fn linked_rc_conf_and_sshd_config_keep_their_lines() {
         "{out}"
     );
     assert!(
-        out.contains("error: ntp: ntpd_enable: not enabled: /etc/rc.conf is a symbolic link: refused"),
+        out.contains(
+            "error: ntp: ntpd_enable: not enabled: /etc/rc.conf is a symbolic link: refused"
+        ),
         "{out}"
     );
     // The rest is still applied: ntp.conf is written whole.
@@ -87,5 +92,8 @@ fn regular_rc_conf_and_sshd_config_are_edited_in_place() {
     let sshd = std::fs::read_to_string(r.join("etc/ssh/sshd_config")).unwrap();
     assert!(sshd.contains("Subsystem sftp") && sshd.contains("PasswordAuthentication yes"));
     let rc = std::fs::read_to_string(r.join("etc/rc.conf")).unwrap();
-    assert!(rc.contains("sshd=YES") && rc.contains("ntpd_enable=\"YES\""), "{rc}");
+    assert!(
+        rc.contains("sshd=YES") && rc.contains("ntpd_enable=\"YES\""),
+        "{rc}"
+    );
 }

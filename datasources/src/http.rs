@@ -514,7 +514,9 @@ mod tests {
     fn metadata_redirects_stay_on_the_origin() {
         use std::io::Write;
         let other = serve(|conn, _, _| {
-            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 6\r\n\r\ni-evil");
+            let _ = conn.write_all(
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 6\r\n\r\ni-evil",
+            );
         });
         let addr = serve(move |conn, _, _| {
             let _ = conn.write_all(
@@ -546,7 +548,8 @@ mod tests {
                     "HTTP/1.1 302 Found\r\nConnection: close\r\nLocation: http://127.0.0.1:{port}/id/\r\nContent-Length: 0\r\n\r\n"
                 )
             } else {
-                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 6\r\n\r\n8kq3dx".to_string()
+                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 6\r\n\r\n8kq3dx"
+                    .to_string()
             };
             let _ = conn.write_all(answer.as_bytes());
         });

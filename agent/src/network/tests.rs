@@ -375,6 +375,10 @@ fn an_unreadable_rc_conf_is_refused_not_replaced() {
             .iter()
             .find(|e| e.item == "/etc/rc.conf")
             .unwrap_or_else(|| panic!("{platform:?}: {:?}", planned.errors));
-        assert!(e.reason.contains("/etc/rc.conf is a symbolic link"), "{}", e.reason);
+        assert!(
+            e.reason.contains("/etc/rc.conf is a symbolic link"),
+            "{}",
+            e.reason
+        );
     }
 }
