@@ -191,6 +191,27 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
             state.dir().display()
         )
     })?;
+    // One run at a time: a second `wisp init` while a stage runs (rc and a person, say) would
+    // edit the accounts at the same time as the first.
+    let mut record = Record::load(state.clone());
+    if !ctx.dry_run {
+        match record.lock_run() {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tracing::error!(
+                    "another wisp init is running (it holds {}/{}): this one does nothing",
+                    state.dir().display(),
+                    record::STAGE_LOCK
+                );
+                return Ok(record::LOCK_HELD_EXIT);
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "cannot lock {}: `wisp status` cannot tell if a stage crashes",
+                record::STAGE_LOCK
+            ),
+        }
+    }
     // First the seed the curtin hook left: it brings the datasource and its credentials.
     if matches!(only, None | Some(StageName::Local)) && !ctx.dry_run {
         seed::import_maas_seed(&ctx.root, platform, opts.esp);
@@ -211,7 +232,7 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
         platform,
         config: &loaded.config,
         instance: InstanceState::new(state.clone()),
-        record: Record::load(state.clone()),
+        record,
         skew: Arc::new(FileSkewStore::load(state.clone())),
         state,
         client: HttpClient::new(&HttpOptions::default())?,
