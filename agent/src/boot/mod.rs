@@ -396,42 +396,46 @@ impl Boot<'_> {
     }
 
     /// On a retry of users_groups or set_passwords for the instance (an earlier boot started
-    /// it and it did not succeed), the passwords and locks of users that exist already are
-    /// left as they are: they were set by that earlier run, and the users may have changed
-    /// them since. Only the users created now get their initial password.
+    /// it and it did not succeed), the password of a user that has one already is left as it
+    /// is: set by that earlier run, the user may have changed it since. A user without one yet
+    /// (created now, or by a run cut short before its password was set) gets its initial
+    /// password. Locks are planned only where the account is not locked, and kept: a run cut
+    /// short between a password and its lock must not leave the account open.
     fn keep_passwords_on_retry(&self, planned: &mut Planned, instance_id: &str) {
-        let ug = modules::users_groups::NAME;
         let sp = modules::set_passwords::NAME;
-        let users_retry = self.instance.runs(ug, instance_id) > 0;
-        let retry = users_retry || self.instance.runs(sp, instance_id) > 0;
-        if !retry
-            || !planned
-                .actions
-                .iter()
-                .any(|a| a.module() == sp || a.module() == ug)
-        {
+        let retry = [modules::users_groups::NAME, sp]
+            .iter()
+            .any(|m| self.instance.runs(m, instance_id) > 0);
+        if !retry || !planned.actions.iter().any(|a| a.module() == sp) {
             return;
         }
         let accounts = crate::accounts::Accounts::load(&self.ctx.root);
-        let backend = self.backend();
+        let has_password = |user: &str| {
+            accounts.hash(user).is_some_and(|h| {
+                let h = h
+                    .strip_prefix("*LOCKED*")
+                    .or_else(|| h.strip_prefix('!'))
+                    .or_else(|| h.strip_prefix('*'))
+                    .unwrap_or(h);
+                crate::cloudconfig::is_password_hash(h)
+            })
+        };
         let mut left: Vec<String> = Vec::new();
         planned.retain_actions(|a| {
-            let (user, keep) = match a {
+            let user = match a {
                 crate::plan::Action::MasterPasswd { module, user, .. }
                 | crate::plan::Action::Exec {
                     module, item: user, ..
-                } if *module == sp => (user, accounts.user(user).is_none()),
-                crate::plan::Action::Exec {
-                    module, item, argv, ..
-                } if users_retry && *module == ug && *argv == backend.lock(item) => {
-                    (item, accounts.user(item).is_none())
-                }
+                } if *module == sp => user,
                 _ => return true,
             };
-            if !keep && !left.contains(user) {
+            if !has_password(user) {
+                return true;
+            }
+            if !left.contains(user) {
                 left.push(user.clone());
             }
-            keep
+            false
         });
         planned
             .random_passwords
@@ -439,7 +443,7 @@ impl Boot<'_> {
         if !left.is_empty() {
             tracing::info!(
                 users = %left.join(" "),
-                "a retry: the passwords and locks of users that exist already are left as they are"
+                "a retry: the passwords of users that have one already are left as they are"
             );
         }
     }
