@@ -208,13 +208,8 @@ impl Setup {
         }
     }
 
-    /// Runs `wisp init` and kills it (SIGKILL) at `point`, once the events queued by then have
-    /// reached MAAS.
-    fn crash_at(&self, point: &Point) {
-        self.crash_at_with(point, true)
-    }
-
-    /// As [`Setup::crash_at`]; `settle`: wait for the events first.
+    /// Runs `wisp init` and kills it (SIGKILL) at `point`; `settle`: once the events queued by
+    /// then have reached MAAS.
     fn crash_at_with(&self, point: &Point, settle: bool) {
         let ctl = self.ctl.path();
         let _ = std::fs::remove_file(ctl.join("calls"));
