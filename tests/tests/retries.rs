@@ -100,3 +100,63 @@ fn a_failing_users_groups_is_retried_in_three_boots_without_resetting_passwords(
     assert!(!err.contains("broken"), "{err}");
     assert_eq!(hash_of(r, "ops"), changed);
 }
+
+/// set_passwords' own `chpasswd:` failing is its own failure: users_groups, which includes only
+/// its users' passwords, is done (and not run again); set_passwords is not.
+#[test]
+fn a_failing_chpasswd_entry_does_not_keep_users_groups_undone() {
+    let Some(real) = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("chpasswd"))
+        .find(|p| p.exists())
+    else {
+        return;
+    };
+    if !can_apply_linux() {
+        return;
+    }
+    let doc = "#cloud-config\nusers:\n  - name: ops\n    plain_text_passwd: first-password\n    lock_passwd: false\nchpasswd:\n  expire: false\n  users:\n    - {name: root, password: root-password, type: text}\n";
+    let mock = mock_with(|f| f.machines[0].user_data = Some(doc.into()));
+    let t = machine(&mock);
+    let r = t.path();
+    // A chpasswd that refuses root's password (set_passwords' own entry) and sets the others.
+    let bin = tempfile::tempdir().unwrap();
+    let wrapper = bin.path().join("chpasswd");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ninput=$(cat)\ncase \"$input\" in root:*) echo refused >&2; exit 1;; esac\nprintf '%s\\n' \"$input\" | exec '{}' \"$@\"\n",
+            real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let _ = std::fs::remove_dir_all(r.join("var/run/wisp"));
+    let o = Command::new(wisp_bin())
+        .args(["--platform", "linux", "--root"])
+        .arg(r)
+        .arg("init")
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("refused"), "{err}");
+    assert!(hash_of(r, "ops").starts_with('$'), "{err}");
+    let sem = |m: &str| -> serde_json::Value {
+        std::fs::read(r.join(format!("var/db/wisp/sem.{m}.json")))
+            .ok()
+            .and_then(|d| serde_json::from_slice(&d).ok())
+            .unwrap_or_default()
+    };
+    assert_eq!(sem("users_groups")["done"], true, "{err}");
+    assert_ne!(sem("set_passwords")["done"], true, "{err}");
+}
