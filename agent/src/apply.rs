@@ -79,7 +79,18 @@ pub fn execute(actions: &[Action], root: &Root) -> Vec<Outcome> {
 fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outcome> {
     let root = accounts.root;
     let mut out = Vec::new();
+    let mut ptmp_checked = false;
     for a in actions {
+        // Before the first account change: the BSDs' useradd and friends lock the password
+        // file through /etc/ptmp as well, and a stale one would fail them too.
+        let account_change = matches!(a, Action::MasterPasswd { .. })
+            || matches!(a, Action::Exec { module, .. }
+                if [crate::modules::users_groups::NAME, crate::modules::set_passwords::NAME]
+                    .contains(module));
+        if account_change && !ptmp_checked {
+            remove_stale_ptmp(root);
+            ptmp_checked = true;
+        }
         let result = match a {
             Action::Exec { argv, stdin, .. } => {
                 let r = run(argv, stdin.as_ref().map(|s| s.0.as_bytes()));
@@ -399,7 +410,6 @@ fn master_passwd(
     if !found {
         return Err(format!("no user {user} in /etc/master.passwd"));
     }
-    remove_stale_ptmp(root);
     crate::rootfs::create_exclusive(root, PTMP, out.as_bytes(), 0o600)
         .map_err(|e| format!("{e} (the password file is busy)"))?;
     run(db, None).inspect_err(|_| {
@@ -580,6 +590,21 @@ mod tests {
             "alice:*:1001:1001::1:0::/home/alice:/bin/sh\n"
         );
         assert!(!d.path().join("etc/ptmp").exists());
+    }
+
+    #[test]
+    fn a_stale_ptmp_is_gone_before_the_first_account_tool_runs() {
+        let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let (d, r, _) = ptmp_case(old);
+        let ptmp = d.path().join("etc/ptmp").display().to_string();
+        // useradd stands for any tool that locks the password file.
+        let useradd = Action::exec(
+            "users_groups",
+            "alice",
+            vec!["test".into(), "!".into(), "-e".into(), ptmp],
+        );
+        let out = execute(&[useradd], &r);
+        assert_eq!(out[0].error, None);
     }
 
     #[test]
