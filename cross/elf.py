@@ -35,6 +35,11 @@ PT_OPENBSD_NOBTCFI = 0x65A3DBE8
 PF_X = 1
 DT_NEEDED = 1
 DT_STRTAB = 5
+DT_BIND_NOW = 24
+DT_FLAGS = 30
+DT_FLAGS_1 = 0x6FFFFFFB
+DF_BIND_NOW = 0x8
+DF_1_NOW = 0x1
 SHT_DYNSYM = 11
 SHT_GNU_VERSYM = 0x6FFFFFFF
 SHF_EXECINSTR = 4
@@ -125,16 +130,31 @@ class Elf:
                 return vaddr - p["vaddr"] + p["offset"]
         return None
 
-    def needed(self):
+    def dynamic(self):
+        """The (tag, value) entries of PT_DYNAMIC up to DT_NULL; None without one."""
         dyn = next((p for p in self.phdrs if p["type"] == PT_DYNAMIC), None)
         if dyn is None:
-            return []
+            return None
         entries = []
         for off in range(dyn["offset"], dyn["offset"] + dyn["filesz"], 16):
             tag, val = struct.unpack_from("<qQ", self.data, off)
             if tag == 0:
                 break
             entries.append((tag, val))
+        return entries
+
+    def bind_now(self):
+        """Whether the dynamic linker resolves every symbol at start (so RELRO can cover the
+        GOT): DT_BIND_NOW, DT_FLAGS with DF_BIND_NOW or DT_FLAGS_1 with DF_1_NOW. None when
+        the file has no dynamic section."""
+        entries = self.dynamic()
+        if entries is None:
+            return None
+        return any(t == DT_BIND_NOW or (t == DT_FLAGS and v & DF_BIND_NOW)
+                   or (t == DT_FLAGS_1 and v & DF_1_NOW) for t, v in entries)
+
+    def needed(self):
+        entries = self.dynamic() or []
         strtab = next((v for t, v in entries if t == DT_STRTAB), None)
         base = self.vaddr_to_offset(strtab) if strtab is not None else None
         out = []
@@ -207,6 +227,7 @@ class Elf:
             "nobtcfi": any(p["type"] == PT_OPENBSD_NOBTCFI for p in self.phdrs),
             "gnu_stack": any(p["type"] == PT_GNU_STACK for p in self.phdrs),
             "relro": any(p["type"] == PT_GNU_RELRO for p in self.phdrs),
+            "bind_now": self.bind_now(),
             "tls_align": max((p["align"] for p in self.phdrs if p["type"] == PT_TLS), default=None),
         }
 
@@ -313,6 +334,9 @@ def check(target, path, openbsd_release=None):
         problems.append("no PT_OPENBSD_NOBTCFI header: indirect branches would fault under IBT")
     if os_name in OS_NOTES and not info["relro"]:
         problems.append("no PT_GNU_RELRO header: the GOT and relocated data stay writable")
+    if os_name in OS_NOTES and info["bind_now"] is False:
+        problems.append("no BIND_NOW (DT_FLAGS DF_BIND_NOW or DT_FLAGS_1 DF_1_NOW): the GOT "
+                        "stays writable for lazy binding, RELRO or not")
     if info["tls_align"] is not None and info["tls_align"] > MAX_TLS_ALIGN:
         problems.append(f"PT_TLS alignment {info['tls_align']} is over {MAX_TLS_ALIGN}")
     problems += check_imports(os_name, elf)
@@ -396,7 +420,8 @@ def report(target, path, openbsd_release=None):
     print(f"ok {target}: {info['osabi']} {info['machine']} interp={info['interp']} "
           f"NEEDED={','.join(info['needed']) or '-'}"
           + (" PT_OPENBSD_NOBTCFI" if info["nobtcfi"] else "")
-          + (" PT_GNU_RELRO" if info["relro"] else ""))
+          + (" PT_GNU_RELRO" if info["relro"] else "")
+          + (" BIND_NOW" if info["bind_now"] else ""))
 
 
 def openbsd_nobtcfi(path):

@@ -91,6 +91,12 @@ OS = {
 MACHINE = {"x86_64": 62, "aarch64": 183}
 
 
+# The gABI's BIND_NOW requests, spelled out here so that the tests do not take them from the
+# checker they test.
+DT_BIND_NOW, DT_FLAGS, DT_FLAGS_1 = 24, 30, 0x6FFFFFFB
+DF_BIND_NOW, DF_1_NOW = 0x8, 0x1
+
+
 def note(name, n_type, desc, namesz=None):
     name0 = name + b"\0"
     pad = lambda b: b + b"\0" * (-len(b) % 4)  # noqa: E731
@@ -99,9 +105,9 @@ def note(name, n_type, desc, namesz=None):
 
 
 def make(os_name, arch="x86_64", needed=None, imports=None, notes=None, relro=True,
-         tls_align=None, code=b"\xc3"):
+         tls_align=None, code=b"\xc3", now=((DT_FLAGS, DF_BIND_NOW),)):
     """A file that passes check() for os_name/arch unless one of the arguments says otherwise.
-    imports: (name, weak, versioned)."""
+    imports: (name, weak, versioned). now: the dynamic entries that ask for BIND_NOW."""
     osabi, interp, note_name, default_needed = OS[os_name]
     needed = default_needed if needed is None else needed
     if imports is None:
@@ -126,7 +132,7 @@ def make(os_name, arch="x86_64", needed=None, imports=None, notes=None, relro=Tr
 
     def dynamic(addr_of):
         entries = [(elf.DT_NEEDED, offsets[n]) for n in needed]
-        entries += [(elf.DT_STRTAB, addr_of(".dynstr")), (DT_NULL, 0)]
+        entries += [(elf.DT_STRTAB, addr_of(".dynstr")), *now, (DT_NULL, 0)]
         return b"".join(struct.pack("<qQ", t, v) for t, v in entries)
 
     img.section(".dynamic", SHT_DYNAMIC, dynamic, link=".dynstr", entsize=16)
@@ -199,6 +205,20 @@ class ElfChecks(unittest.TestCase):
                                  "no PT_GNU_RELRO")
 
     # 25: NetBSD imports of names the headers rename.
+    # Issue 16 review: RELRO covers the GOT only with BIND_NOW.
+    def test_missing_bind_now_fails(self):
+        for os_name in OS:
+            with self.subTest(os=os_name):
+                target = f"x86_64-unknown-{os_name}"
+                self.assertFlags(self.problems(make(os_name, now=()), target), "no BIND_NOW")
+                # Flags without the bit are not enough.
+                self.assertFlags(self.problems(make(os_name, now=((DT_FLAGS, 0x10),
+                                                                  (DT_FLAGS_1, 0x8))),
+                                               target), "no BIND_NOW")
+                for now in (((DT_FLAGS_1, DF_1_NOW | 0x8000000),),
+                            ((DT_BIND_NOW, 0),)):
+                    self.assertEqual(self.problems(make(os_name, now=now), target), [])
+
     def test_netbsd_renamed_import_fails(self):
         for name, new in (("stat", "__stat50"), ("readdir", "__readdir30"),
                           ("socket", "__socket30"), ("gettimeofday", "__gettimeofday50"),

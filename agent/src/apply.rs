@@ -79,7 +79,18 @@ pub fn execute(actions: &[Action], root: &Root) -> Vec<Outcome> {
 fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outcome> {
     let root = accounts.root;
     let mut out = Vec::new();
+    let mut ptmp_checked = false;
     for a in actions {
+        // Before the first account change: the BSDs' useradd and friends lock the password
+        // file through /etc/ptmp as well, and a stale one would fail them too.
+        let account_change = matches!(a, Action::MasterPasswd { .. })
+            || matches!(a, Action::Exec { module, .. }
+                if [crate::modules::users_groups::NAME, crate::modules::set_passwords::NAME]
+                    .contains(module));
+        if account_change && !ptmp_checked {
+            remove_stale_ptmp(root);
+            ptmp_checked = true;
+        }
         let result = match a {
             Action::Exec { argv, stdin, .. } => {
                 let r = run(argv, stdin.as_ref().map(|s| s.0.as_bytes()));
@@ -399,11 +410,46 @@ fn master_passwd(
     if !found {
         return Err(format!("no user {user} in /etc/master.passwd"));
     }
-    crate::rootfs::create_exclusive(root, "/etc/ptmp", out.as_bytes(), 0o600)
+    crate::rootfs::create_exclusive(root, PTMP, out.as_bytes(), 0o600)
         .map_err(|e| format!("{e} (the password file is busy)"))?;
     run(db, None).inspect_err(|_| {
-        let _ = crate::rootfs::remove(root, "/etc/ptmp");
+        let _ = crate::rootfs::remove(root, PTMP);
     })
+}
+
+/// The lock and copy of the password file that vipw(8), pwd_mkdb(8) and wisp share.
+const PTMP: &str = "/etc/ptmp";
+
+/// Removes a `/etc/ptmp` last modified before the running system booted: whoever made it (wisp
+/// or an editor, killed between creating it and pwd_mkdb) is gone, and left as it is, it would
+/// make every later password-file change fail as busy, at every boot. One from this boot is
+/// another editor's lock and is respected. Not done when `/etc` in the root is a link (the
+/// time is read by host path, which would then not be the confined file).
+fn remove_stale_ptmp(root: &Root) {
+    if crate::rootfs::is_link(root, "/etc", None) || crate::rootfs::is_link(root, PTMP, None) {
+        return;
+    }
+    let Ok(meta) = std::fs::symlink_metadata(root.path(PTMP)) else {
+        return;
+    };
+    let (Ok(modified), Some(booted)) = (meta.modified(), boot_time()) else {
+        return;
+    };
+    if !meta.file_type().is_file() || modified >= booted {
+        return;
+    }
+    match crate::rootfs::remove_file(root, PTMP) {
+        Ok(()) => tracing::warn!(
+            "{PTMP} is from before this boot: the stale lock of a killed password-file editor, removed"
+        ),
+        Err(e) => tracing::warn!("{PTMP} is from before this boot, but not removed: {e}"),
+    }
+}
+
+/// When the running system booted, by its clock now ([`crate::platform::uptime`]).
+fn boot_time() -> Option<std::time::SystemTime> {
+    let up = std::time::Duration::try_from_secs_f64(crate::platform::uptime()?).ok()?;
+    std::time::SystemTime::now().checked_sub(up)
 }
 
 #[cfg(test)]
@@ -500,5 +546,80 @@ mod tests {
         assert!(start.elapsed() < std::time::Duration::from_secs(10));
         // The tool's own failure is the action's.
         assert!(power_state(&argv(&["false"]), None, 5).is_err());
+    }
+
+    /// A root whose master.passwd has user alice, a `/etc/ptmp` modified at `mtime`, and a
+    /// MasterPasswd action whose "pwd_mkdb" installs ptmp as master.passwd, as the real one does.
+    fn ptmp_case(mtime: std::time::SystemTime) -> (tempfile::TempDir, Root, Action) {
+        let (d, r) = root();
+        let etc = d.path().join("etc");
+        std::fs::write(
+            etc.join("master.passwd"),
+            "alice:*:1001:1001::0:0::/home/alice:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(etc.join("ptmp"), "left by a killed editor\n").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(etc.join("ptmp"))
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let a = Action::MasterPasswd {
+            module: "users_groups",
+            user: "alice".into(),
+            field: PasswdField::Change(1),
+            hasher: vec![],
+            db: vec![
+                "mv".into(),
+                etc.join("ptmp").display().to_string(),
+                etc.join("master.passwd").display().to_string(),
+            ],
+        };
+        (d, r, a)
+    }
+
+    #[test]
+    fn a_ptmp_from_before_the_boot_is_stale_and_removed() {
+        let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let (d, r, a) = ptmp_case(old);
+        let out = execute(&[a], &r);
+        assert_eq!(out[0].error, None);
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("etc/master.passwd")).unwrap(),
+            "alice:*:1001:1001::1:0::/home/alice:/bin/sh\n"
+        );
+        assert!(!d.path().join("etc/ptmp").exists());
+    }
+
+    #[test]
+    fn a_stale_ptmp_is_gone_before_the_first_account_tool_runs() {
+        let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let (d, r, _) = ptmp_case(old);
+        let ptmp = d.path().join("etc/ptmp").display().to_string();
+        // useradd stands for any tool that locks the password file.
+        let useradd = Action::exec(
+            "users_groups",
+            "alice",
+            vec!["test".into(), "!".into(), "-e".into(), ptmp],
+        );
+        let out = execute(&[useradd], &r);
+        assert_eq!(out[0].error, None);
+    }
+
+    #[test]
+    fn a_ptmp_from_this_boot_is_respected() {
+        let (d, r, a) = ptmp_case(std::time::SystemTime::now());
+        let out = execute(&[a], &r);
+        let e = out[0].error.as_deref().unwrap_or_default();
+        assert!(e.contains("/etc/ptmp") && e.contains("busy"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("etc/ptmp")).unwrap(),
+            "left by a killed editor\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("etc/master.passwd")).unwrap(),
+            "alice:*:1001:1001::0:0::/home/alice:/bin/sh\n"
+        );
     }
 }

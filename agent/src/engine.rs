@@ -236,7 +236,7 @@ pub fn keep_due(
     instance_id: &str,
     stage: Option<Stage>,
 ) {
-    planned.actions.retain(|a| {
+    planned.retain_actions(|a| {
         let info = modules::info(a.module());
         stage.is_none_or(|s| info.stage == s)
             && state.should_run(a.module(), info.frequency, instance_id)

@@ -14,9 +14,29 @@ const INSTANCE_ID: &str = "instance-id";
 const PREVIOUS_INSTANCE_ID: &str = "previous-instance-id";
 const RESULTS: &str = "results.json";
 
+/// How many boots a per-instance (or once) module that keeps failing runs in, for one
+/// instance: after that it is marked done with its failure recorded. Run again at every boot, a
+/// module that cannot succeed would report FAIL each time, and users_groups would re-apply the
+/// users' settings over what they changed since.
+pub const MAX_RUNS: u32 = 3;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Marker {
     pub instance_id: String,
+    /// Whether the module is done for the instance; not when it failed or was cut short (it
+    /// runs again). Markers from before this field are of done modules.
+    #[serde(default = "done_by_default")]
+    pub done: bool,
+    /// How many boots it started in for the instance.
+    #[serde(default)]
+    pub runs: u32,
+    /// Why it was given up: marked done after [`MAX_RUNS`] boots that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gave_up: Option<String>,
+}
+
+fn done_by_default() -> bool {
+    true
 }
 
 pub struct InstanceState {
@@ -65,29 +85,80 @@ impl InstanceState {
         format!("sem.{module}.json")
     }
 
-    /// Whether `module` is due for `instance_id`.
-    pub fn should_run(&self, module: &str, frequency: Frequency, instance_id: &str) -> bool {
-        let marker: Option<Marker> = self
-            .state
+    fn marker(&self, module: &str) -> Option<Marker> {
+        self.state
             .read(&Self::marker_name(module))
             .ok()
             .flatten()
-            .and_then(|d| serde_json::from_slice(&d).ok());
+            .and_then(|d| serde_json::from_slice(&d).ok())
+    }
+
+    fn write_marker(&self, module: &str, m: &Marker) -> io::Result<()> {
+        self.state.write(
+            &Self::marker_name(module),
+            &serde_json::to_vec(m).unwrap_or_default(),
+        )
+    }
+
+    /// Whether `module` is due for `instance_id`.
+    pub fn should_run(&self, module: &str, frequency: Frequency, instance_id: &str) -> bool {
+        let marker = self.marker(module);
         match frequency {
             Frequency::PerBoot => true,
-            Frequency::Once => marker.is_none(),
-            Frequency::PerInstance => marker.is_none_or(|m| m.instance_id != instance_id),
+            Frequency::Once => marker.is_none_or(|m| !m.done),
+            Frequency::PerInstance => {
+                marker.is_none_or(|m| m.instance_id != instance_id || !m.done)
+            }
         }
+    }
+
+    /// How many boots `module` started in for `instance_id` without being done: 0 on its first
+    /// run, more on a retry.
+    pub fn runs(&self, module: &str, instance_id: &str) -> u32 {
+        self.marker(module)
+            .filter(|m| m.instance_id == instance_id && !m.done)
+            .map_or(0, |m| m.runs)
+    }
+
+    /// Records that `module` starts for `instance_id` (before its first action: a crash counts
+    /// as a run); returns how many boots it has started in, this one included.
+    pub fn start_run(&self, module: &str, instance_id: &str) -> io::Result<u32> {
+        let runs = self.runs(module, instance_id).saturating_add(1);
+        self.write_marker(
+            module,
+            &Marker {
+                instance_id: instance_id.to_string(),
+                done: false,
+                runs,
+                gave_up: None,
+            },
+        )?;
+        Ok(runs)
     }
 
     /// Marks `module` as done for `instance_id` (written only once it has run).
     pub fn mark_done(&self, module: &str, instance_id: &str) -> io::Result<()> {
-        let m = Marker {
-            instance_id: instance_id.to_string(),
-        };
-        self.state.write(
-            &Self::marker_name(module),
-            &serde_json::to_vec(&m).unwrap_or_default(),
+        self.write_marker(
+            module,
+            &Marker {
+                instance_id: instance_id.to_string(),
+                done: true,
+                runs: self.runs(module, instance_id),
+                gave_up: None,
+            },
+        )
+    }
+
+    /// Marks `module` done for `instance_id` though it failed: it has run [`MAX_RUNS`] times.
+    pub fn give_up(&self, module: &str, instance_id: &str, reason: &str) -> io::Result<()> {
+        self.write_marker(
+            module,
+            &Marker {
+                instance_id: instance_id.to_string(),
+                done: true,
+                runs: self.runs(module, instance_id),
+                gave_up: Some(reason.to_string()),
+            },
         )
     }
 
@@ -136,6 +207,35 @@ mod tests {
         assert_eq!(s.instance_id().as_deref(), Some("i-2"));
         assert!(s.should_run("users_groups", Frequency::PerInstance, "i-2"));
         assert!(!s.should_run("seed_once", Frequency::Once, "i-2"));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_failing_module_runs_in_at_most_max_runs_boots() {
+        let (s, d) = state();
+        // A marker from before runs were counted is a done module.
+        std::fs::create_dir_all(d.join("var/db/wisp")).unwrap();
+        std::fs::write(
+            d.join("var/db/wisp/sem.ntp.json"),
+            r#"{"instance_id":"i-1"}"#,
+        )
+        .unwrap();
+        assert!(!s.should_run("ntp", Frequency::PerInstance, "i-1"));
+        for n in 1..=MAX_RUNS {
+            assert!(s.should_run("users_groups", Frequency::PerInstance, "i-1"));
+            assert_eq!(s.runs("users_groups", "i-1"), n - 1);
+            assert_eq!(s.start_run("users_groups", "i-1").unwrap(), n);
+        }
+        s.give_up("users_groups", "i-1", "pw: failed").unwrap();
+        assert!(!s.should_run("users_groups", Frequency::PerInstance, "i-1"));
+        let m = s.marker("users_groups").unwrap();
+        assert_eq!(
+            (m.runs, m.gave_up.as_deref()),
+            (MAX_RUNS, Some("pw: failed"))
+        );
+        // A new instance starts the count again.
+        assert!(s.should_run("users_groups", Frequency::PerInstance, "i-2"));
+        assert_eq!(s.runs("users_groups", "i-2"), 0);
         std::fs::remove_dir_all(d).unwrap();
     }
 

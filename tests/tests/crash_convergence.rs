@@ -208,13 +208,8 @@ impl Setup {
         }
     }
 
-    /// Runs `wisp init` and kills it (SIGKILL) at `point`, once the events queued by then have
-    /// reached MAAS.
-    fn crash_at(&self, point: &Point) {
-        self.crash_at_with(point, true)
-    }
-
-    /// As [`Setup::crash_at`]; `settle`: wait for the events first.
+    /// Runs `wisp init` and kills it (SIGKILL) at `point`; `settle`: once the events queued by
+    /// then have reached MAAS.
     fn crash_at_with(&self, point: &Point, settle: bool) {
         let ctl = self.ctl.path();
         let _ = std::fs::remove_file(ctl.join("calls"));
@@ -273,6 +268,41 @@ impl Setup {
             let _ = std::fs::remove_file(ctl.join(f));
         }
         let _ = std::fs::remove_file(self.r().join("var/tmp/crash-here"));
+    }
+
+    /// After a kill without waiting for delivery: waits until MAAS has handled every request
+    /// the killed run had written, then notes the events in doubt (queued, never recorded as
+    /// delivered, yet MAAS has them: they may come twice). Returns how many queued events the
+    /// run had not recorded as delivered when it died.
+    fn note_in_doubt(&self) -> usize {
+        let mut seen = self.mock.requests().len();
+        loop {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = self.mock.requests().len();
+            if now == seen {
+                break;
+            }
+            seen = now;
+        }
+        let state = self.r().join("var/db/wisp");
+        let queue = std::fs::read_to_string(state.join("events.queue")).unwrap_or_default();
+        let sent = std::fs::read_to_string(state.join("events.sent")).unwrap_or_default();
+        let sent: BTreeSet<&str> = sent.lines().collect();
+        let at_maas: BTreeSet<String> = self.mock.events(SYSTEM_ID).iter().map(event_key).collect();
+        let mut unsent = 0;
+        for (id, body) in queue.lines().filter_map(|l| l.split_once('\t')) {
+            if id == "open" || sent.contains(id) {
+                continue;
+            }
+            unsent += 1;
+            if let Ok(e) = serde_json::from_str::<serde_json::Value>(body) {
+                let key = event_key(&e);
+                if at_maas.contains(&key) {
+                    self.in_doubt.borrow_mut().insert(key);
+                }
+            }
+        }
+        unsent
     }
 
     /// The finish events MAAS has, by name.
@@ -526,21 +556,44 @@ fn a_boot_killed_anywhere_converges_on_rerun_with_every_event_once() {
 
 /// One crash at `point`, the rerun, and the checks.
 fn trial(point: &Point, reference: &BTreeMap<String, usize>) {
+    trial_with(point, reference, true);
+}
+
+/// As [`trial`]; `settle`: wait for the queued events to reach MAAS before the kill. Returns how
+/// many queued events the killed run had not recorded as delivered.
+fn trial_with(point: &Point, reference: &BTreeMap<String, usize>, settle: bool) -> usize {
     {
         let s = Setup::new();
-        s.crash_at(point);
-        let what = format!("{point:?}");
+        if !settle {
+            // MAAS refuses the events (503) until the kill: they are queued and not sent.
+            let status = format!("status/{SYSTEM_ID}");
+            s.mock.update_faults(|f| f.fail_paths = vec![status]);
+        }
+        s.crash_at_with(point, settle);
+        s.mock.update_faults(|f| f.fail_paths.clear());
+        let unsent = if settle { 0 } else { s.note_in_doubt() };
+        let what = format!("{point:?} (settled: {settle})");
         // Before the rerun: the module the crash hit had said it started (item 17).
         let crashed_module = match point {
             Point::Tool { tool, .. } if tool == "chpasswd" => "config-set_passwords",
             Point::Tool { .. } => "config-users_groups",
             Point::Runcmd => "modules-final/config-runcmd",
         };
-        assert!(
-            s.starts().iter().any(|n| n.ends_with(crashed_module)),
-            "{what}: MAAS never heard {crashed_module} start: {:?}",
-            s.starts()
-        );
+        if settle {
+            assert!(
+                s.starts().iter().any(|n| n.ends_with(crashed_module)),
+                "{what}: MAAS never heard {crashed_module} start: {:?}",
+                s.starts()
+            );
+        } else {
+            // Not sent: queued, for the next run to send.
+            let queue =
+                std::fs::read_to_string(s.r().join("var/db/wisp/events.queue")).unwrap_or_default();
+            assert!(
+                queue.contains(&format!("{crashed_module}\",\"event_type\":\"start")),
+                "{what}: {crashed_module}'s start is not queued: {queue}"
+            );
+        }
         let o = s.wisp(&["init"]).output().unwrap();
         let err = stderr(&o);
         // runcmd runs at most once per instance, even when a crash cut it short (item 18).
@@ -567,7 +620,55 @@ fn trial(point: &Point, reference: &BTreeMap<String, usize>) {
         let code = if result == "SUCCESS" { 0 } else { 2 };
         assert_eq!(o.status.code(), Some(code), "{what}: {err}");
         assert_converged(&s, &what, reference, result);
+        unsent
     }
+}
+
+/// The account tools' crash points again, killed at once with the boot's events queued and not
+/// sent (MAAS refused them until then), where the main test first waits for delivery. The rerun
+/// delivers them and converges, and MAAS has every event once.
+#[test]
+fn a_boot_killed_in_a_tool_before_its_events_are_sent_converges() {
+    if !can_apply_linux() || !TOOLS.iter().all(|t| find_tool(t).is_some()) {
+        eprintln!("skipped: needs root and shadow-utils");
+        return;
+    }
+    let clean = Setup::new();
+    let o = clean.wisp(&["init"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let calls = clean.calls();
+    let reference = module_finishes(&clean.finishes());
+    let points: Vec<Point> = calls
+        .iter()
+        .enumerate()
+        .flat_map(|(i, tool)| {
+            ["before", "after"].map(|mode| Point::Tool {
+                n: i + 1,
+                tool: tool.clone(),
+                mode,
+            })
+        })
+        .collect();
+    let mut failed: Vec<String> = Vec::new();
+    let mut unsent = 0;
+    for point in &points {
+        match std::panic::catch_unwind(|| trial_with(point, &reference, false)) {
+            Ok(0) => failed.push(format!("{point:?}: no event was left unsent at the kill")),
+            Ok(n) => unsent += n,
+            Err(e) => failed.push(format!(
+                "{point:?}: {}",
+                e.downcast_ref::<String>().cloned().unwrap_or_default()
+            )),
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} crash points did not converge:\n{}",
+        failed.len(),
+        points.len(),
+        failed.join("\n")
+    );
+    eprintln!("{unsent} events were queued and not sent at the kills");
 }
 
 /// The reference boot: the module finishes of a boot that is not interrupted.
@@ -637,33 +738,7 @@ fn timed_trial(delay: Duration, reference: &BTreeMap<String, usize>) {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    // A request the killed run had written is still handled by MAAS: wait until it has them all.
-    let mut seen = s.mock.requests().len();
-    loop {
-        std::thread::sleep(Duration::from_millis(300));
-        let now = s.mock.requests().len();
-        if now == seen {
-            break;
-        }
-        seen = now;
-    }
-    // In doubt: queued, never recorded as delivered, yet MAAS has it.
-    let state = s.r().join("var/db/wisp");
-    let queue = std::fs::read_to_string(state.join("events.queue")).unwrap_or_default();
-    let sent = std::fs::read_to_string(state.join("events.sent")).unwrap_or_default();
-    let sent: BTreeSet<&str> = sent.lines().collect();
-    let at_maas: BTreeSet<String> = s.mock.events(SYSTEM_ID).iter().map(event_key).collect();
-    for (id, body) in queue.lines().filter_map(|l| l.split_once('\t')) {
-        if id == "open" || sent.contains(id) {
-            continue;
-        }
-        if let Ok(e) = serde_json::from_str::<serde_json::Value>(body) {
-            let key = event_key(&e);
-            if at_maas.contains(&key) {
-                s.in_doubt.borrow_mut().insert(key);
-            }
-        }
-    }
+    s.note_in_doubt();
     let o = Command::new(wisp_bin())
         .args(["--platform", "linux", "--root"])
         .arg(s.r())

@@ -79,21 +79,26 @@ fn each_script_runs_its_stage_with_its_systems_knob_and_the_disable_switch() {
     assert!(t.contains("rc_stop=NO"));
 }
 
-/// rcorder's ordering over our scripts and the system's placeholders.
-fn order(os: &str) -> Vec<String> {
-    // The parts of each system's rc.d that matter here (PROVIDE → REQUIRE).
+/// Each script's requirements (PROVIDE → REQUIRE, BEFORE turned around): our scripts and the
+/// parts of the system's rc.d that matter here.
+fn graph(os: &str) -> BTreeMap<String, BTreeSet<String>> {
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let system: &[(&str, &[&str])] = match os {
+        // NetBSD's clearcritlocal (it empties /var/run) is `BEFORE: MOUNTCRITLOCAL`.
         "netbsd" => &[
             ("mountcritlocal", &[]),
+            ("clearcritlocal", &["mountcritlocal"]),
+            ("MOUNTCRITLOCAL", &["mountcritlocal", "clearcritlocal"]),
             ("network", &["mountcritlocal"]),
             ("NETWORKING", &["network"]),
             ("DAEMON", &["NETWORKING"]),
             ("LOGIN", &["DAEMON"]),
             ("sshd", &["LOGIN"]),
         ],
+        // FreeBSD's FILESYSTEMS requires cleanvar (which empties /var/run).
         _ => &[
-            ("FILESYSTEMS", &[]),
+            ("cleanvar", &[]),
+            ("FILESYSTEMS", &["cleanvar"]),
             ("hostname", &["FILESYSTEMS"]),
             ("netif", &["hostname"]),
             ("NETWORKING", &["netif"]),
@@ -118,6 +123,30 @@ fn order(os: &str) -> Vec<String> {
             graph.entry(b).or_default().insert(n.into());
         }
     }
+    graph
+}
+
+/// Whether `a` requires `b`, directly or through others: rcorder runs `b` first whatever else
+/// is installed (what merely comes first in one ordering may not in another).
+fn requires(graph: &BTreeMap<String, BTreeSet<String>>, a: &str, b: &str) -> bool {
+    let mut todo = vec![a.to_string()];
+    let mut seen = BTreeSet::new();
+    while let Some(n) = todo.pop() {
+        for r in graph.get(&n).into_iter().flatten() {
+            if r == b {
+                return true;
+            }
+            if seen.insert(r.clone()) {
+                todo.push(r.clone());
+            }
+        }
+    }
+    false
+}
+
+/// rcorder's ordering over our scripts and the system's placeholders.
+fn order(os: &str) -> Vec<String> {
+    let graph = graph(os);
     // Kahn's algorithm; a cycle would leave nodes out.
     let mut done: Vec<String> = Vec::new();
     while done.len() < graph.len() {
@@ -171,4 +200,19 @@ fn rcorder_puts_the_stages_where_they_belong() {
         order("freebsd").iter().position(|x| x == "wisplocal")
             < order("freebsd").iter().position(|x| x == "hostname")
     );
+}
+
+/// The local stage's marker of this boot lives in /var/run, which the system empties early in
+/// the boot: the stage must be ordered after that, or bootcmd runs twice in a boot when the
+/// cleanup happens to come later. (OpenBSD's /etc/rc empties /var/run before any package
+/// script runs.)
+#[test]
+fn the_local_stage_runs_after_var_run_is_emptied() {
+    for (os, cleanup) in [("netbsd", "clearcritlocal"), ("freebsd", "cleanvar")] {
+        assert!(
+            requires(&graph(os), "wisplocal", cleanup),
+            "{os}: wisplocal is not ordered after {cleanup}: {:?}",
+            graph(os).get("wisplocal")
+        );
+    }
 }

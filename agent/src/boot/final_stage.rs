@@ -28,10 +28,14 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
     let power: Vec<Action> = if boot.ctx.dry_run {
         Vec::new()
     } else {
-        let (power, rest) = std::mem::take(&mut planned.actions)
-            .into_iter()
-            .partition(|a| matches!(a, Action::PowerState { .. }));
-        planned.actions = rest;
+        let is_power = |a: &Action| matches!(a, Action::PowerState { .. });
+        let power = planned
+            .actions
+            .iter()
+            .filter(|a| is_power(a))
+            .cloned()
+            .collect();
+        planned.retain_actions(|a| !is_power(a));
         power
     };
     let mut outcome = boot.run_modules_marking(&planned, EVENT, Some(Stage::Final));

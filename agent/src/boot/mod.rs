@@ -155,6 +155,9 @@ pub struct Boot<'a> {
     /// Modules whose last run in this boot failed (or the work they include did): not marked
     /// done.
     failed: std::collections::BTreeSet<String>,
+    /// The boots each module marked in this run has started in for the instance, this one
+    /// included ([`InstanceState::start_run`]).
+    runs: std::collections::BTreeMap<String, u32>,
     interfaces: Option<&'a std::path::Path>,
     /// power_state's shutdown, held back until MAAS has the final stage's events.
     after_report: Vec<crate::plan::Action>,
@@ -188,6 +191,27 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
             state.dir().display()
         )
     })?;
+    // One run at a time: a second `wisp init` while a stage runs (rc and a person, say) would
+    // edit the accounts at the same time as the first.
+    let mut record = Record::load(state.clone());
+    if !ctx.dry_run {
+        match record.lock_run() {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tracing::error!(
+                    "another wisp init is running (it holds {}/{}): this one does nothing",
+                    state.dir().display(),
+                    record::STAGE_LOCK
+                );
+                return Ok(record::LOCK_HELD_EXIT);
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "cannot lock {}: `wisp status` cannot tell if a stage crashes",
+                record::STAGE_LOCK
+            ),
+        }
+    }
     // First the seed the curtin hook left: it brings the datasource and its credentials.
     if matches!(only, None | Some(StageName::Local)) && !ctx.dry_run {
         seed::import_maas_seed(&ctx.root, platform, opts.esp);
@@ -208,7 +232,7 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
         platform,
         config: &loaded.config,
         instance: InstanceState::new(state.clone()),
-        record: Record::load(state.clone()),
+        record,
         skew: Arc::new(FileSkewStore::load(state.clone())),
         state,
         client: HttpClient::new(&HttpOptions::default())?,
@@ -216,6 +240,7 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
         data: None,
         warnings: Vec::new(),
         failed: Default::default(),
+        runs: Default::default(),
         interfaces: opts.interfaces,
         after_report: Vec::new(),
     };
@@ -265,6 +290,16 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
         }
     }
     Ok(worst.exit_code())
+}
+
+/// Whether module `m`, run in `stage`'s marking run, counts its runs ([`crate::instance::MAX_RUNS`]):
+/// a per-instance or once module of that stage that is marked done once it succeeded (not one
+/// of the user's commands, marked before they run).
+fn counts_runs(m: &str, stage: Stage) -> bool {
+    let info = modules::info(m);
+    info.stage == stage
+        && info.frequency != modules::Frequency::PerBoot
+        && !modules::runs_user_commands(m)
 }
 
 /// The module a warning names (`network: …`), if it is one.
@@ -343,7 +378,7 @@ impl Boot<'_> {
         };
         let instance = &self.instance;
         let id = &data.instance_id;
-        read.plan(
+        let mut plan = read.plan(
             &self.ctx.root,
             self.platform,
             &data.docs(),
@@ -354,7 +389,63 @@ impl Boot<'_> {
                     && (filter.is_empty() || filter.contains(&m.name))
                     && instance.should_run(m.name, m.frequency, id)
             },
-        )
+        );
+        let id = id.clone();
+        self.keep_passwords_on_retry(&mut plan.planned, &id);
+        plan
+    }
+
+    /// On a retry of users_groups or set_passwords for the instance (an earlier boot started
+    /// it and it did not succeed), the password of a user that has one already is left as it
+    /// is: set by that earlier run, the user may have changed it since. A user without one yet
+    /// (created now, or by a run cut short before its password was set) gets its initial
+    /// password. Locks are planned only where the account is not locked, and kept: a run cut
+    /// short between a password and its lock must not leave the account open.
+    fn keep_passwords_on_retry(&self, planned: &mut Planned, instance_id: &str) {
+        let sp = modules::set_passwords::NAME;
+        let retry = [modules::users_groups::NAME, sp]
+            .iter()
+            .any(|m| self.instance.runs(m, instance_id) > 0);
+        if !retry || !planned.actions.iter().any(|a| a.module() == sp) {
+            return;
+        }
+        let accounts = crate::accounts::Accounts::load(&self.ctx.root);
+        let has_password = |user: &str| {
+            accounts.hash(user).is_some_and(|h| {
+                let h = h
+                    .strip_prefix("*LOCKED*")
+                    .or_else(|| h.strip_prefix('!'))
+                    .or_else(|| h.strip_prefix('*'))
+                    .unwrap_or(h);
+                crate::cloudconfig::is_password_hash(h)
+            })
+        };
+        let mut left: Vec<String> = Vec::new();
+        planned.retain_actions(|a| {
+            let user = match a {
+                crate::plan::Action::MasterPasswd { module, user, .. }
+                | crate::plan::Action::Exec {
+                    module, item: user, ..
+                } if *module == sp => user,
+                _ => return true,
+            };
+            if !has_password(user) {
+                return true;
+            }
+            if !left.contains(user) {
+                left.push(user.clone());
+            }
+            false
+        });
+        planned
+            .random_passwords
+            .retain(|(user, _)| !left.contains(user));
+        if !left.is_empty() {
+            tracing::info!(
+                users = %left.join(" "),
+                "a retry: the passwords of users that have one already are left as they are"
+            );
+        }
     }
 
     /// The names of the users the documents ask for (users_groups's list, due or not).
@@ -426,6 +517,8 @@ impl Boot<'_> {
                 );
                 if marking.is_some() && modules::runs_user_commands(m) {
                     self.mark_module(m);
+                } else if marking.is_some_and(|s| counts_runs(m, s)) {
+                    self.start_run(m);
                 }
                 running.push(m);
             }
@@ -541,12 +634,37 @@ impl Boot<'_> {
         } else {
             Outcome::Success
         };
-        // A module whose included work failed is not done either (it plans that work again).
-        let included_failed = modules::includes(m)
+        // A module whose included work failed is not done either (it plans that work again):
+        // users_groups with its users' passwords, not with set_passwords' own (`chpasswd:`).
+        let included = modules::includes(m);
+        let included_failed = outcomes
             .iter()
-            .any(|i| self.failed.contains(*i));
+            .any(|o| included.contains(&o.module) && o.error.is_some())
+            && {
+                let users = self.wanted_users();
+                outcomes.iter().any(|o| {
+                    included.contains(&o.module) && o.error.is_some() && users.contains(&o.item)
+                })
+            };
         if result == Outcome::Fail || included_failed {
             self.failed.insert(m.to_string());
+            let runs = self.runs.get(m).copied().unwrap_or(0);
+            let counted = marking.is_some_and(|s| counts_runs(m, s));
+            if counted && runs >= crate::instance::MAX_RUNS {
+                let why =
+                    format!("failed in {runs} boots: given up, not run again for this instance");
+                tracing::warn!(module = m, "{why}");
+                if let Some(data) = &self.data {
+                    let first = failures.first().cloned().unwrap_or_default();
+                    if let Err(e) =
+                        self.instance
+                            .give_up(m, &data.instance_id, &format!("{why}: {first}"))
+                    {
+                        tracing::warn!(module = m, error = %e, "cannot mark the module done");
+                    }
+                }
+                refused.push(why);
+            }
         } else {
             self.failed.remove(m);
             // Done before its finish is queued: a crash in between leaves the finish to the
@@ -603,6 +721,22 @@ impl Boot<'_> {
             worst = worst.worst(result);
         }
         worst
+    }
+
+    /// Records that module `m` starts for the instance (a crash in it counts as a run).
+    fn start_run(&mut self, m: &str) {
+        if self.ctx.dry_run {
+            return;
+        }
+        let Some(data) = &self.data else {
+            return;
+        };
+        match self.instance.start_run(m, &data.instance_id) {
+            Ok(n) => {
+                self.runs.insert(m.to_string(), n);
+            }
+            Err(e) => tracing::warn!(module = m, error = %e, "cannot record the module's run"),
+        }
     }
 
     /// Marks module `m` done for the instance.

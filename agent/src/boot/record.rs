@@ -98,7 +98,13 @@ pub struct Record {
     status: Value,
     /// The stage lock, held while a stage runs.
     lock: Option<File>,
+    /// The lock is held for the whole run ([`Record::lock_run`]), not let go after a stage.
+    locked_for_run: bool,
 }
+
+/// The exit status of `wisp init` when another process holds the stage lock (sysexits'
+/// EX_TEMPFAIL): it did nothing, and may be run again once the other one has ended.
+pub const LOCK_HELD_EXIT: u8 = 75;
 
 /// Reads `status.json` (empty when there is none).
 pub fn read_status(state: &StateDir) -> Value {
@@ -117,7 +123,17 @@ impl Record {
             state,
             status,
             lock: None,
+            locked_for_run: false,
         }
+    }
+
+    /// Takes the stage lock for every stage of this run, before any of them starts. An error
+    /// of kind `WouldBlock` means another process holds it (another `wisp init` is running a
+    /// stage): two runs at once would edit the accounts together.
+    pub fn lock_run(&mut self) -> std::io::Result<()> {
+        self.lock = lock_stage(&self.state)?;
+        self.locked_for_run = true;
+        Ok(())
     }
 
     /// A stage starts (`running`, with this process's id) or ends with its result.
@@ -146,7 +162,7 @@ impl Record {
         }
         self.status["current"] = json!(stage);
         self.save();
-        if result != "running" {
+        if result != "running" && !self.locked_for_run {
             self.lock = None;
         }
     }

@@ -82,16 +82,14 @@ pub struct Planned {
     writes: std::cell::RefCell<WriteIndex>,
 }
 
-/// Where the last write of each path is in `actions`, as far as they were looked at. Modules
-/// push actions directly, so the index catches up when it is asked; a scan of every action
-/// per lookup made 50,000 `write_files` take quadratic time.
+/// Where the last write of each path is in `actions`: a scan of every action per lookup made
+/// 50,000 `write_files` take quadratic time. Modules only push actions, so the index catches up
+/// on the new ones when asked; the one way to take actions out, [`Planned::retain_actions`],
+/// starts it over.
 #[derive(Debug, Default)]
 struct WriteIndex {
     /// How many actions were indexed.
     seen: usize,
-    /// The last action indexed, described: if it is no longer there, actions were taken out
-    /// (and maybe others pushed since) and the index starts over.
-    tail: String,
     last: std::collections::HashMap<String, usize>,
 }
 
@@ -126,9 +124,13 @@ impl Planned {
             .unwrap_or_default())
     }
 
-    /// [`Planned::try_current`] for files wisp rewrites whole (rc.conf, ntp.conf): one that
-    /// cannot be read safely counts as missing, and the write that follows replaces it (by
-    /// rename, never through it).
+    /// [`Planned::try_current`] for files wisp rewrites whole, whatever was there (ntp.conf,
+    /// the hostname file, the network files it renders): one that cannot be read safely counts
+    /// as missing, and the write that follows replaces it (by rename, never through it). A file
+    /// wisp *edits* (rc.conf, sshd_config) must be read with [`Planned::try_current_text`] and
+    /// left alone when that fails: built on "", the edit would replace the file by wisp's own
+    /// lines. A link there is refused rather than followed: the write renames over the link,
+    /// so editing its target would need the target's path resolved inside the root first.
     pub fn current(&self, root: &Root, path: &str) -> Option<Vec<u8>> {
         self.try_current(root, path, None)
             .inspect_err(|e| tracing::warn!("{e}"))
@@ -136,22 +138,18 @@ impl Planned {
             .flatten()
     }
 
+    /// Keeps the actions `keep` says yes to (the only way to take actions out): the index of
+    /// planned writes starts over.
+    pub fn retain_actions(&mut self, keep: impl FnMut(&Action) -> bool) {
+        self.actions.retain(keep);
+        *self.writes.get_mut() = WriteIndex::default();
+    }
+
     /// The content of the last planned write of `path`.
     fn last_write(&self, path: &str) -> Option<Vec<u8>> {
-        let content_at = |i: usize| match self.actions.get(i) {
-            Some(Action::Write {
-                path: p, content, ..
-            }) if p == path => Some(content.clone()),
-            _ => None,
-        };
         let mut index = self.writes.borrow_mut();
-        let moved = index.seen > 0
-            && self
-                .actions
-                .get(index.seen - 1)
-                .is_none_or(|a| a.describe() != index.tail);
-        if moved {
-            // Actions were taken out (kept only the due ones): index them again.
+        if index.seen > self.actions.len() {
+            // Taken out other than by retain_actions: start over rather than be wrong.
             *index = WriteIndex::default();
         }
         for (i, a) in self.actions.iter().enumerate().skip(index.seen) {
@@ -159,21 +157,10 @@ impl Planned {
                 index.last.insert(p.clone(), i);
             }
         }
-        if index.seen != self.actions.len() {
-            index.seen = self.actions.len();
-            index.tail = self
-                .actions
-                .last()
-                .map(Action::describe)
-                .unwrap_or_default();
-        }
-        match index.last.get(path) {
-            None => None,
-            Some(&i) => content_at(i).or_else(|| {
-                // The actions changed under the index: look the slow way, and start over.
-                *index = WriteIndex::default();
-                (0..self.actions.len()).rev().find_map(content_at)
-            }),
+        index.seen = self.actions.len();
+        match self.actions.get(*index.last.get(path)?) {
+            Some(Action::Write { content, .. }) => Some(content.clone()),
+            _ => None,
         }
     }
 
@@ -403,15 +390,14 @@ mod current_tests {
         p.actions.push(write("/etc/a", "two"));
         assert_eq!(p.current(&root, "/etc/a").as_deref(), Some(&b"two"[..]));
         // Actions taken out (as keep_due does): looked up again, not stale.
-        p.actions
-            .retain(|a| matches!(a, Action::Write { content, .. } if content != b"two"));
+        p.retain_actions(|a| matches!(a, Action::Write { content, .. } if content != b"two"));
         assert_eq!(p.current(&root, "/etc/a").as_deref(), Some(&b"one"[..]));
-        p.actions.remove(0);
+        p.retain_actions(|a| matches!(a, Action::Write { path, .. } if path != "/etc/a"));
         p.actions.push(write("/etc/c", "c"));
         assert_eq!(p.current(&root, "/etc/a"), None);
         assert_eq!(p.current(&root, "/etc/b").as_deref(), Some(&b"b"[..]));
         // Taken out, then as many pushed again: the new ones are seen.
-        p.actions.remove(0);
+        p.retain_actions(|a| matches!(a, Action::Write { path, .. } if path != "/etc/b"));
         p.actions.push(write("/etc/d", "d"));
         assert_eq!(p.current(&root, "/etc/d").as_deref(), Some(&b"d"[..]));
         assert_eq!(p.current(&root, "/etc/b"), None);

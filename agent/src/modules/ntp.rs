@@ -70,7 +70,15 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
         ));
     }
     if let Some((file, var, value)) = style.enable {
-        let current = out.current_text(inp.root, file);
+        // rc.conf is edited, not rewritten: one that cannot be read safely (a link, a FIFO)
+        // is refused, never replaced by this one line.
+        let current = match out.try_current_text(inp.root, file, None) {
+            Ok(c) => c,
+            Err(e) => {
+                out.error(NAME, var, format!("not enabled: {e}"));
+                return;
+            }
+        };
         if let Some(new) = crate::rcconf::set_var(&current, var, value) {
             out.actions.push(Action::write(
                 NAME,

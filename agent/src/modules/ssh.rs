@@ -52,7 +52,15 @@ fn pwauth(inp: &Inputs<'_>, out: &mut Planned) {
     let Some(on) = inp.config.ssh_pwauth else {
         return;
     };
-    let current = out.current_text(inp.root, SSHD_CONFIG);
+    // sshd_config is edited, not rewritten: one that cannot be read safely (a link, a FIFO)
+    // is refused, never replaced by this one line (sshd would lose Subsystem sftp and more).
+    let current = match out.try_current_text(inp.root, SSHD_CONFIG, None) {
+        Ok(c) => c,
+        Err(e) => {
+            out.error(NAME, "ssh_pwauth", format!("not set: {e}"));
+            return;
+        }
+    };
     let Some(text) = set_password_authentication(&current, on) else {
         return;
     };

@@ -285,7 +285,20 @@ pub fn plan(
         planned.error(NAME, entry, format!("{source}: {entry}: {reason}"));
     }
     let mut warnings: Vec<String> = resolved.warnings.clone();
-    let rc_now = planned.current_text(root, RC_CONF);
+    // rc.conf is edited, not rewritten: one that cannot be read (a link, a FIFO, too large)
+    // would be replaced by wisp's lines alone, and the machine lose its other settings.
+    // OpenBSD's rendering reads and writes no rc.conf.
+    let rc_now = if platform == Platform::Openbsd {
+        String::new()
+    } else {
+        match planned.try_current_text(root, RC_CONF, None) {
+            Ok(text) => text,
+            Err(e) => {
+                planned.error(NAME, RC_CONF, format!("{source}: not rendered: {e}"));
+                return np;
+            }
+        }
+    };
     let rendered = render::render(platform, &resolved, &|var| rc_value(&rc_now, var));
     warnings.extend(rendered.warnings.iter().cloned());
     planned

@@ -337,3 +337,48 @@ fn every_prefix_of_every_case_plans_without_panicking() {
         }
     }
 }
+
+/// rc.conf is edited: one wisp cannot read safely (here a link, as in NanoBSD's /conf
+/// layouts) is refused with its name, never replaced by the rendered lines alone.
+#[test]
+fn an_unreadable_rc_conf_is_refused_not_replaced() {
+    for platform in [Platform::Freebsd, Platform::Netbsd] {
+        let t = tempfile::tempdir().unwrap();
+        let root = Root::new(t.path());
+        std::fs::create_dir_all(t.path().join("etc")).unwrap();
+        std::fs::write(
+            t.path().join("etc/rc.conf.real"),
+            "sshd_enable=\"YES\"\nifconfig_em0=\"DHCP\"\n",
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("rc.conf.real", t.path().join("etc/rc.conf")).unwrap();
+        let mut planned = Planned::default();
+        let np = plan(
+            platform,
+            &root,
+            "seed",
+            V2.as_bytes(),
+            &nics("freebsd"),
+            &mut planned,
+        );
+        assert!(np.nothing_rendered, "{platform:?}");
+        assert!(
+            !planned
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::Write { path, .. } if path == "/etc/rc.conf")),
+            "{platform:?}: {:?}",
+            planned.actions
+        );
+        let e = planned
+            .errors
+            .iter()
+            .find(|e| e.item == "/etc/rc.conf")
+            .unwrap_or_else(|| panic!("{platform:?}: {:?}", planned.errors));
+        assert!(
+            e.reason.contains("/etc/rc.conf is a symbolic link"),
+            "{}",
+            e.reason
+        );
+    }
+}
