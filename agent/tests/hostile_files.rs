@@ -393,3 +393,65 @@ fn a_temp_file_a_crash_left_is_removed_not_followed() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn a_rule_that_would_join_or_comment_lines_is_refused_and_the_other_rules_apply() {
+    let t = root();
+    let r = t.path();
+    std::fs::create_dir_all(r.join("usr/local/etc")).unwrap();
+    std::fs::write(r.join("usr/local/etc/sudoers"), "root ALL=(ALL) ALL\n").unwrap();
+    let run = wisp(
+        r,
+        "#cloud-config\nusers:\n  - name: alice\n    lock_passwd: false\n    sudo: [\"ALL=(ALL) /bin/ls \\\\\", \"ALL=(ALL) /bin/date\"]\n    doas: [\"permit alice cmd /bin/ls \\\\ \", \"# permit nopass alice\", \"permit alice cmd \\\"/bin/x\", \"permit alice cmd /bin/date\"]\n",
+    );
+    let out = &run.out;
+    for refused in [
+        "sudo rule \"ALL=(ALL) /bin/ls \\\\\" refused: it ends in a backslash",
+        "doas rule \"permit alice cmd /bin/ls \\\\ \" refused: it ends in a backslash",
+        "doas rule \"# permit nopass alice\" refused: it starts with #",
+        "doas rule \"permit alice cmd \\\"/bin/x\" refused: its double quote is not closed",
+    ] {
+        assert!(
+            out.contains(&format!("error: users_groups: alice: {refused}")),
+            "{refused}\n{out}"
+        );
+    }
+    let sudo = std::fs::read_to_string(r.join("usr/local/etc/sudoers.d/90-wisp-users")).unwrap();
+    let rules = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(rules(&sudo), ["alice ALL=(ALL) /bin/date"]);
+    let doas = std::fs::read_to_string(r.join("usr/local/etc/doas.conf")).unwrap();
+    assert_eq!(rules(&doas), ["permit alice cmd /bin/date"]);
+}
+
+#[test]
+fn a_hard_linked_authorized_keys_is_refused_and_the_rest_is_applied() {
+    let t = root();
+    let r = t.path();
+    let ssh = r.join("home/alice/.ssh");
+    std::fs::create_dir_all(&ssh).unwrap();
+    // `ln /etc/master.passwd ~/.ssh/authorized_keys` by alice.
+    std::fs::hard_link(r.join("etc/master.passwd"), ssh.join("authorized_keys")).unwrap();
+    let run = wisp(
+        r,
+        "#cloud-config\nusers:\n  - name: alice\n    lock_passwd: false\n    ssh_authorized_keys: [ssh-ed25519 AAAA a@x]\nwrite_files:\n  - {path: /etc/motd, content: hi}\n",
+    );
+    assert!(
+        run.out.contains(
+            "error: ssh: alice: /home/alice/.ssh/authorized_keys has 2 hard links (another file's content): refused"
+        ),
+        "{}",
+        run.out
+    );
+    // Neither read into her file nor replaced: the account file is as it was.
+    assert_eq!(
+        std::fs::read_to_string(ssh.join("authorized_keys")).unwrap(),
+        "alice:*:1001:1001::0:0::/home/alice:/bin/sh\n"
+    );
+    assert_eq!(std::fs::read(r.join("etc/motd")).unwrap(), b"hi");
+    assert_eq!(run.code, Some(2), "{}", run.out);
+}

@@ -328,12 +328,12 @@ pub fn plan(
         // A line break would add rules of its own; the user's other rules still apply.
         for (field, rules) in [("sudo", &u.sudo), ("doas", &u.doas)] {
             for rule in rules {
-                if let Some(c) = rule.chars().find(|c| c.is_control()) {
+                if let Err(why) = check_rule(field, rule) {
                     out.error(
                         NAME,
                         &u.name,
                         format!(
-                            "{field} rule {} refused: it contains the control character {c:?}",
+                            "{field} rule {} refused: {why}",
                             crate::accounts::shown(rule)
                         ),
                     );
@@ -556,6 +556,41 @@ fn append_lines(
         ("root", group),
         false,
     ));
+}
+
+/// Refuses a sudo or doas rule that would not stay one line of its own: sudoers(5) and
+/// doas.conf(5) both join a line ending in `\` with the next one (a rule merged into the next
+/// user's makes a parse error that can disable the tool for everyone), and doas.conf takes an
+/// unclosed `"` as an error and a line starting with `#` as a comment. (A sudoers line starts
+/// with the user's name, so a rule there can never be an `@include`/`#include` directive.)
+fn check_rule(field: &str, rule: &str) -> Result<(), String> {
+    if let Some(c) = rule.chars().find(|c| c.is_control()) {
+        return Err(format!("it contains the control character {c:?}"));
+    }
+    if rule.trim_end().ends_with('\\') {
+        return Err("it ends in a backslash, which joins the next line to it".into());
+    }
+    if field == "doas" {
+        if rule.trim_start().starts_with('#') {
+            return Err("it starts with #, a comment in doas.conf".into());
+        }
+        // A backslash escapes the next character, a quote among them.
+        let mut quoted = false;
+        let mut chars = rule.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => quoted = !quoted,
+                _ => {}
+            }
+        }
+        if quoted {
+            return Err("its double quote is not closed".into());
+        }
+    }
+    Ok(())
 }
 
 /// sudo reads the drop-in directory only if the main sudoers says so (cloud-init checks this too).
