@@ -32,12 +32,21 @@ pub const SYSTEM_DIRS: &[&str] = &[
     "/libexec",
     "/proc",
     "/rescue",
+    // root's home: only the user root has it (the ssh module lets root write keys there).
+    "/root",
     "/sbin",
     "/stand",
     "/sys",
     "/usr",
+    "/var/at",
+    "/var/cron",
     "/var/db/wisp",
+    // sshd's privilege-separation chroot: it must stay root's and empty.
+    "/var/empty",
+    "/var/log",
+    "/var/mail",
     "/var/run",
+    "/var/spool",
 ];
 /// Under a system directory, where homes live all the same (FreeBSD's `/home -> /usr/home`).
 pub const HOME_EXCEPTIONS: &[&str] = &["/usr/home"];
@@ -577,6 +586,34 @@ pub fn mode(root: &Root, path: &str, home: Option<&str>) -> Result<Option<u32>, 
             let m = u32::from(st.st_mode);
             m & 0o7777
         }))
+}
+
+/// What [`entry`] tells of a path: its type and permission bits, and its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    pub is_dir: bool,
+    pub is_file: bool,
+    pub mode: u32,
+    pub len: u64,
+}
+
+/// `path` itself under the root (a link is not followed: neither a directory nor a file);
+/// `None` if it does not exist.
+pub fn entry(root: &Root, path: &str, home: Option<&str>) -> Result<Option<Entry>, String> {
+    let Some((dir, name)) = parent(root, path, home, false)? else {
+        return Ok(None);
+    };
+    Ok(lstat_at(&dir, &name).map_err(|e| err(path, e))?.map(|st| {
+        // mode_t is u16 on FreeBSD.
+        #[allow(clippy::useless_conversion)]
+        let mode = u32::from(st.st_mode) & 0o7777;
+        Entry {
+            is_dir: is_type(&st, libc::S_IFDIR),
+            is_file: is_type(&st, libc::S_IFREG),
+            mode,
+            len: st.st_size as u64,
+        }
+    }))
 }
 
 /// Makes directory `dir` under the root, each component a real directory (no link at all):

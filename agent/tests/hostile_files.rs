@@ -455,3 +455,34 @@ fn a_hard_linked_authorized_keys_is_refused_and_the_rest_is_applied() {
     assert_eq!(std::fs::read(r.join("etc/motd")).unwrap(), b"hi");
     assert_eq!(run.code, Some(2), "{}", run.out);
 }
+
+#[test]
+fn a_system_accounts_home_is_an_ordinary_directory_for_write_files() {
+    let t = root();
+    let r = t.path();
+    // OpenBSD's www (uid 67, home /var/www): write_files makes the missing parents there as
+    // anywhere else; alice's home stays hers (no parent made in it).
+    let passwd = std::fs::read_to_string(r.join("etc/passwd")).unwrap();
+    std::fs::write(
+        r.join("etc/passwd"),
+        format!("{passwd}www:*:67:67:HTTP Server:/var/www:/sbin/nologin\n"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(r.join("var/www")).unwrap();
+    let run = wisp(
+        r,
+        "#cloud-config\nwrite_files:\n  - {path: /var/www/htdocs/new/index.html, content: hello}\n  - {path: /home/alice/new/f, content: x}\n",
+    );
+    assert_eq!(
+        std::fs::read(r.join("var/www/htdocs/new/index.html")).unwrap(),
+        b"hello",
+        "{}",
+        run.out
+    );
+    assert!(
+        run.out
+            .contains("/home/alice/new/f: its directory does not exist"),
+        "{}",
+        run.out
+    );
+}

@@ -33,6 +33,7 @@ const FACTS: OsFacts = OsFacts {
     skel_dot_prefix: false,
     home_mode: 0o755,
     sshd_makes_host_keys: false,
+    first_regular_uid: 1000,
 };
 
 impl Backend for Linux {
@@ -285,6 +286,10 @@ mod tests {
             )]
         );
         // Quadratic look-ups took tens of seconds here.
-        assert!(t.elapsed() < std::time::Duration::from_secs(3), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(3),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }

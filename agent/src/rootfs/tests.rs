@@ -329,14 +329,20 @@ fn a_link_in_a_directory_others_own_or_may_write_is_not_followed() {
         "{e}"
     );
     assert!(!d.path().join("etc/x").exists());
-    assert_eq!(read(&r, "/tmp/app/passwd", None).map(|_| ()), Err(e.clone()));
+    assert_eq!(
+        read(&r, "/tmp/app/passwd", None).map(|_| ()),
+        Err(e.clone())
+    );
     // The same in a directory another user owns, even when only they may write it.
     let srv = d.path().join("srv/app");
     std::fs::create_dir_all(&srv).unwrap();
     chown(&srv, 1001);
     std::os::unix::fs::symlink("/etc", srv.join("conf")).unwrap();
     let e = mkdir(&r, "/srv/app/conf/sub", 0o755, None, None).unwrap_err();
-    assert!(e.contains("/srv/app/conf is a symbolic link in /srv/app"), "{e}");
+    assert!(
+        e.contains("/srv/app/conf is a symbolic link in /srv/app"),
+        "{e}"
+    );
     assert!(!d.path().join("etc/sub").exists());
     // The system's links, in root's directories, are followed (FreeBSD's /home).
     std::fs::create_dir_all(d.path().join("usr/home")).unwrap();
@@ -353,7 +359,16 @@ fn a_write_that_a_link_leads_into_wisps_state_is_refused() {
     std::os::unix::fs::symlink("/var/db/wisp", d.path().join("var/foo")).unwrap();
     std::os::unix::fs::symlink("wisp", d.path().join("etc/w")).unwrap();
     assert_eq!(check_write_target("/var/foo/instance-id"), Ok(()));
-    let e = write(&r, "/var/foo/instance-id", b"forged", 0o644, None, None, true).unwrap_err();
+    let e = write(
+        &r,
+        "/var/foo/instance-id",
+        b"forged",
+        0o644,
+        None,
+        None,
+        true,
+    )
+    .unwrap_err();
     assert!(
         e.contains("/var/foo/instance-id resolves to /var/db/wisp/instance-id is in wisp's own directory /var/db/wisp: refused"),
         "{e}"
@@ -363,7 +378,16 @@ fn a_write_that_a_link_leads_into_wisps_state_is_refused() {
     assert!(!d.path().join("var/db/wisp/instance-id").exists());
     assert!(!d.path().join("etc/wisp/wisp.yaml.d").exists());
     // wisp's own files, by their real path, are written.
-    write(&r, "/var/db/wisp/instance-id", b"i-1", 0o600, None, None, true).unwrap();
+    write(
+        &r,
+        "/var/db/wisp/instance-id",
+        b"i-1",
+        0o600,
+        None,
+        None,
+        true,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -381,5 +405,8 @@ fn a_fifo_that_is_never_read_does_not_block_feeding() {
     let t = Instant::now();
     let e = feed_device(&r, "/dev/urandom", &vec![7u8; 4 << 20]).unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(5));
-    assert!(e.contains("/dev/urandom is a FIFO that does not take the data"), "{e}");
+    assert!(
+        e.contains("/dev/urandom is a FIFO that does not take the data"),
+        "{e}"
+    );
 }
