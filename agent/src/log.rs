@@ -14,8 +14,10 @@ pub const LOG_FILE: &str = "/var/log/wisp.log";
 /// Opens the log for appending, creating it root-only; a symlink in its place is refused.
 pub fn open(root: &Root) -> io::Result<File> {
     let path = root.path(LOG_FILE);
-    if let Some(dir) = path.parent() {
-        crate::fsutil::create_dirs(dir, 0o755)?;
+    // Each component a real directory under the root: ROOT/var/log as a link would put the
+    // log outside it.
+    if let Some((dir, _)) = LOG_FILE.rsplit_once('/') {
+        crate::rootfs::real_dirs(root, dir).map_err(io::Error::other)?;
     }
     // Not blocking on a FIFO (no reader: an error at once), and only a regular file is kept.
     let f = OpenOptions::new()
@@ -105,5 +107,16 @@ mod tests {
         std::fs::write(&p, "0123456789abc").unwrap();
         assert_eq!(tail(&root, 3).unwrap(), b"abc");
         assert_eq!(tail(&root, 100).unwrap(), b"0123456789abc");
+    }
+
+    #[test]
+    fn the_log_is_not_opened_through_a_linked_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("var")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.path().join("var/log")).unwrap();
+        let e = open(&Root::new(d.path())).unwrap_err();
+        assert!(e.to_string().contains("/var/log is a symbolic link"), "{e}");
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
     }
 }

@@ -32,12 +32,21 @@ pub const SYSTEM_DIRS: &[&str] = &[
     "/libexec",
     "/proc",
     "/rescue",
+    // root's home: only the user root has it (the ssh module lets root write keys there).
+    "/root",
     "/sbin",
     "/stand",
     "/sys",
     "/usr",
+    "/var/at",
+    "/var/cron",
     "/var/db/wisp",
+    // sshd's privilege-separation chroot: it must stay root's and empty.
+    "/var/empty",
+    "/var/log",
+    "/var/mail",
     "/var/run",
+    "/var/spool",
 ];
 /// Under a system directory, where homes live all the same (FreeBSD's `/home -> /usr/home`).
 pub const HOME_EXCEPTIONS: &[&str] = &["/usr/home"];
@@ -263,7 +272,12 @@ fn open_root(root: &Root) -> Result<OwnedFd, String> {
 /// Opens directory `dir` (a target path) under the root. Missing directories are created with
 /// [`new_dir_mode`] when `create`, else the answer is `None`. Components from `strict` on
 /// (counted in `dir`) must not be links; links before are resolved inside the root.
-fn walk(root: &Root, dir: &str, strict: usize, create: bool) -> Result<Option<OwnedFd>, String> {
+fn walk(
+    root: &Root,
+    dir: &str,
+    strict: usize,
+    create: bool,
+) -> Result<Option<(OwnedFd, String)>, String> {
     let root_fd = open_root(root)?;
     let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| err(dir, e));
     let mut cur = dup(&root_fd)?;
@@ -338,6 +352,13 @@ fn walk(root: &Root, dir: &str, strict: usize, create: bool) -> Result<Option<Ow
                 if no_links {
                     return Err(format!("{shown} is a symbolic link: refused"));
                 }
+                let dir_st = fstat(&cur).map_err(|e| err(&here, e))?;
+                if !trusted_dir(&dir_st) {
+                    return Err(format!(
+                        "{shown} is a symbolic link in {here}, a directory that another user \
+                         owns or may write: refused"
+                    ));
+                }
                 links += 1;
                 if links > MAX_LINKS {
                     return Err(format!("{shown}: too many levels of symbolic links"));
@@ -356,7 +377,21 @@ fn walk(root: &Root, dir: &str, strict: usize, create: bool) -> Result<Option<Ow
             Some(st) => return Err(format!("{shown} is {}: not a directory", kind(&st))),
         }
     }
-    Ok(Some(cur))
+    let real = format!("/{}", resolved.join("/"));
+    Ok(Some((cur, real)))
+}
+
+/// Whether links in a directory may be followed: it is owned by the user wisp runs as (root on
+/// a real system) and nobody else may write in it. The strict form of Linux's
+/// protected_symlinks (which also accepts a link owned by the directory's owner): a user who can
+/// put a link in `/tmp` or in their home could else send wisp's root writes anywhere, and the
+/// system's own links (`/home -> /usr/home`, `/bin -> usr/bin`) are all in root's directories.
+fn trusted_dir(st: &libc::stat) -> bool {
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    #[allow(clippy::useless_conversion)]
+    let mode = u32::from(st.st_mode);
+    st.st_uid == me && mode & 0o022 == 0
 }
 
 /// `path`'s directory and file name.
@@ -382,9 +417,30 @@ fn parent(
     home: Option<&str>,
     create: bool,
 ) -> Result<Option<(OwnedFd, String)>, String> {
+    Ok(parent_real(root, path, home, create)?.map(|(fd, _, name)| (fd, name)))
+}
+
+/// As [`parent`], with the directory's real path under the root (links resolved).
+fn parent_real(
+    root: &Root,
+    path: &str,
+    home: Option<&str>,
+    create: bool,
+) -> Result<Option<(OwnedFd, String, String)>, String> {
     let (dir, name) = split(path)?;
     let strict = strict_from(path, home);
-    Ok(walk(root, &dir, strict, create)?.map(|fd| (fd, name)))
+    Ok(walk(root, &dir, strict, create)?.map(|(fd, real)| (fd, real, name)))
+}
+
+/// Refuses a target that only through a link lands in wisp's own state or configuration
+/// (`/var/x -> /var/db/wisp`): [`check_write_target`] on the path as written sees nothing.
+/// wisp's own files, written there by their real path, pass.
+fn check_resolved_target(path: &str, real_dir: &str, name: &str) -> Result<(), String> {
+    if check_write_target(path).is_err() {
+        return Ok(());
+    }
+    let real = format!("{}/{name}", real_dir.trim_end_matches('/'));
+    check_write_target(&real).map_err(|e| format!("{path} resolves to {e}"))
 }
 
 /// Reads regular file `path` under the root, at most [`MAX_READ`] bytes; `None` if it does not
@@ -424,6 +480,10 @@ fn read_max(
     if !is_type(&st, libc::S_IFREG) {
         return Err(format!("{path} is {}: refused", kind(&st)));
     }
+    let dir_st = fstat(&dir).map_err(|e| err(path, e))?;
+    if home.is_some() || !trusted_dir(&dir_st) {
+        check_not_planted(path, &st, &dir_st)?;
+    }
     if st.st_size as u64 > max {
         return Err(format!("{path} is larger than {} MiB: refused", max >> 20));
     }
@@ -436,6 +496,26 @@ fn read_max(
         return Err(format!("{path} is larger than {} MiB: refused", max >> 20));
     }
     Ok(Some(data))
+}
+
+/// Refuses a file in a user's home or in a directory others may write that someone could have
+/// made point at another file: a hard link (`ln /etc/master.passwd ~/.ssh/authorized_keys` needs
+/// no rights on the target on the BSDs), or a file owned by neither root nor the directory's
+/// owner. Its content would else be read as the user's and written back in their home.
+fn check_not_planted(path: &str, st: &libc::stat, dir_st: &libc::stat) -> Result<(), String> {
+    if st.st_nlink > 1 {
+        return Err(format!(
+            "{path} has {} hard links (another file's content): refused",
+            st.st_nlink
+        ));
+    }
+    if st.st_uid != 0 && st.st_uid != dir_st.st_uid {
+        return Err(format!(
+            "{path} is owned by uid {}, neither root nor its directory's owner: refused",
+            st.st_uid
+        ));
+    }
+    Ok(())
 }
 
 /// Writes `data` into the existing device or FIFO `path` under `/dev` (random_seed's
@@ -471,17 +551,26 @@ pub fn feed_device(root: &Root, path: &str, data: &[u8]) -> Result<(), String> {
     if !is_type(&st, libc::S_IFCHR) && !is_type(&st, libc::S_IFIFO) {
         return Err(format!("{n} is {}, not a device: refused", kind(&st)));
     }
-    // Open without blocking; write as a device expects, in full.
+    let mut f = std::fs::File::from(fd);
+    if is_type(&st, libc::S_IFIFO) {
+        // A FIFO stays non-blocking: a reader that never reads makes this an error, never a
+        // wisp that waits for ever. A real random device never blocks a write.
+        return match f.write_all(data) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(format!(
+                "{n} is a FIFO that does not take the data: not fed"
+            )),
+            r => r.map_err(|e| err(&n, e)),
+        };
+    }
+    // A device is written as it expects, in full and blocking.
     // SAFETY: a valid descriptor; F_SETFL with flags is defined for it.
     unsafe {
-        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        let flags = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
         if flags >= 0 {
-            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+            libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
         }
     }
-    std::fs::File::from(fd)
-        .write_all(data)
-        .map_err(|e| err(&n, e))
+    f.write_all(data).map_err(|e| err(&n, e))
 }
 
 /// The permission bits of `path` (not followed if a link); `None` if it does not exist.
@@ -497,6 +586,34 @@ pub fn mode(root: &Root, path: &str, home: Option<&str>) -> Result<Option<u32>, 
             let m = u32::from(st.st_mode);
             m & 0o7777
         }))
+}
+
+/// What [`entry`] tells of a path: its type and permission bits, and its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    pub is_dir: bool,
+    pub is_file: bool,
+    pub mode: u32,
+    pub len: u64,
+}
+
+/// `path` itself under the root (a link is not followed: neither a directory nor a file);
+/// `None` if it does not exist.
+pub fn entry(root: &Root, path: &str, home: Option<&str>) -> Result<Option<Entry>, String> {
+    let Some((dir, name)) = parent(root, path, home, false)? else {
+        return Ok(None);
+    };
+    Ok(lstat_at(&dir, &name).map_err(|e| err(path, e))?.map(|st| {
+        // mode_t is u16 on FreeBSD.
+        #[allow(clippy::useless_conversion)]
+        let mode = u32::from(st.st_mode) & 0o7777;
+        Entry {
+            is_dir: is_type(&st, libc::S_IFDIR),
+            is_file: is_type(&st, libc::S_IFREG),
+            mode,
+            len: st.st_size as u64,
+        }
+    }))
 }
 
 /// Makes directory `dir` under the root, each component a real directory (no link at all):
@@ -569,9 +686,10 @@ pub fn write(
     home: Option<&str>,
     create_parents: bool,
 ) -> Result<(), String> {
-    let Some((dir, name)) = parent(root, path, home, create_parents)? else {
+    let Some((dir, real, name)) = parent_real(root, path, home, create_parents)? else {
         return Err(format!("{path}: its directory does not exist"));
     };
+    check_resolved_target(path, &real, &name)?;
     let tmp = tmp_name(&name);
     let fd = fresh_tmp(&dir, &tmp, path)?;
     let mut f = std::fs::File::from(fd);
@@ -602,9 +720,10 @@ pub fn mkdir(
     home: Option<&str>,
 ) -> Result<(), String> {
     let in_home = strict_from(path, home) != usize::MAX;
-    let Some((dir, name)) = parent(root, path, home, !in_home)? else {
+    let Some((dir, real, name)) = parent_real(root, path, home, !in_home)? else {
         return Err(format!("{path}: its directory does not exist"));
     };
+    check_resolved_target(path, &real, &name)?;
     let c = cstr(&name).map_err(|e| err(path, e))?;
     // SAFETY: a valid descriptor and a NUL-terminated name.
     if unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o700) } < 0 {
@@ -701,7 +820,7 @@ pub const MAX_LIST: usize = 10_000;
 /// The names in directory `dir` under the root (not `.` and `..`), sorted; `None` if it does
 /// not exist. Links on the way are resolved inside the root.
 pub fn list(root: &Root, dir: &str) -> Result<Option<Vec<String>>, String> {
-    let Some(fd) = walk(root, dir, usize::MAX, false)? else {
+    let Some((fd, _)) = walk(root, dir, usize::MAX, false)? else {
         return Ok(None);
     };
     let raw = fd.as_raw_fd();

@@ -71,7 +71,7 @@ impl StateDir {
 
     /// Makes the directory root-only, each of its components a real directory under the root:
     /// the files below are then written by host path without any link to follow out of it.
-    fn ensure(&self) -> io::Result<()> {
+    pub(crate) fn ensure(&self) -> io::Result<()> {
         crate::fsutil::create_dirs(&self.root.path("/"), 0o755)?;
         crate::rootfs::real_dirs(&self.root, STATE_DIR).map_err(io::Error::other)?;
         ensure_dir(&self.dir, 0o700)

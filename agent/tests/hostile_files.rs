@@ -146,13 +146,13 @@ fn linked_directories_never_lead_out_of_the_root() {
     );
     assert!(entries(&o.join("alice")).is_empty(), "{}", run.out);
     // As the target system sees them, the links lead inside the root: the rules and the file
-    // are there; alice's home (ROOT/OUTSIDE/alice) does not exist, so her keys are an error.
+    // are there; alice's home (ROOT/OUTSIDE/alice) did not exist there, so it was made there
+    // as a missing home, her keys in it.
     let inside = r.join(o.strip_prefix("/").unwrap());
     assert!(inside.join("90-wisp-users").exists(), "{}", run.out);
     assert!(inside.join("x").exists(), "{}", run.out);
     assert!(
-        run.out
-            .contains("/home/alice/.ssh/authorized_keys: its directory does not exist"),
+        inside.join("alice/.ssh/authorized_keys").exists(),
         "{}",
         run.out
     );
@@ -392,4 +392,97 @@ fn a_temp_file_a_crash_left_is_removed_not_followed() {
         .filter(|p| p.to_string_lossy().contains("wisp-tmp"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_rule_that_would_join_or_comment_lines_is_refused_and_the_other_rules_apply() {
+    let t = root();
+    let r = t.path();
+    std::fs::create_dir_all(r.join("usr/local/etc")).unwrap();
+    std::fs::write(r.join("usr/local/etc/sudoers"), "root ALL=(ALL) ALL\n").unwrap();
+    let run = wisp(
+        r,
+        "#cloud-config\nusers:\n  - name: alice\n    lock_passwd: false\n    sudo: [\"ALL=(ALL) /bin/ls \\\\\", \"ALL=(ALL) /bin/date\"]\n    doas: [\"permit alice cmd /bin/ls \\\\ \", \"# permit nopass alice\", \"permit alice cmd \\\"/bin/x\", \"permit alice cmd /bin/date\"]\n",
+    );
+    let out = &run.out;
+    for refused in [
+        "sudo rule \"ALL=(ALL) /bin/ls \\\\\" refused: it ends in a backslash",
+        "doas rule \"permit alice cmd /bin/ls \\\\ \" refused: it ends in a backslash",
+        "doas rule \"# permit nopass alice\" refused: it starts with #",
+        "doas rule \"permit alice cmd \\\"/bin/x\" refused: its double quote is not closed",
+    ] {
+        assert!(
+            out.contains(&format!("error: users_groups: alice: {refused}")),
+            "{refused}\n{out}"
+        );
+    }
+    let sudo = std::fs::read_to_string(r.join("usr/local/etc/sudoers.d/90-wisp-users")).unwrap();
+    let rules = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(rules(&sudo), ["alice ALL=(ALL) /bin/date"]);
+    let doas = std::fs::read_to_string(r.join("usr/local/etc/doas.conf")).unwrap();
+    assert_eq!(rules(&doas), ["permit alice cmd /bin/date"]);
+}
+
+#[test]
+fn a_hard_linked_authorized_keys_is_refused_and_the_rest_is_applied() {
+    let t = root();
+    let r = t.path();
+    let ssh = r.join("home/alice/.ssh");
+    std::fs::create_dir_all(&ssh).unwrap();
+    // `ln /etc/master.passwd ~/.ssh/authorized_keys` by alice.
+    std::fs::hard_link(r.join("etc/master.passwd"), ssh.join("authorized_keys")).unwrap();
+    let run = wisp(
+        r,
+        "#cloud-config\nusers:\n  - name: alice\n    lock_passwd: false\n    ssh_authorized_keys: [ssh-ed25519 AAAA a@x]\nwrite_files:\n  - {path: /etc/motd, content: hi}\n",
+    );
+    assert!(
+        run.out.contains(
+            "error: ssh: alice: /home/alice/.ssh/authorized_keys has 2 hard links (another file's content): refused"
+        ),
+        "{}",
+        run.out
+    );
+    // Neither read into her file nor replaced: the account file is as it was.
+    assert_eq!(
+        std::fs::read_to_string(ssh.join("authorized_keys")).unwrap(),
+        "alice:*:1001:1001::0:0::/home/alice:/bin/sh\n"
+    );
+    assert_eq!(std::fs::read(r.join("etc/motd")).unwrap(), b"hi");
+    assert_eq!(run.code, Some(2), "{}", run.out);
+}
+
+#[test]
+fn a_system_accounts_home_is_an_ordinary_directory_for_write_files() {
+    let t = root();
+    let r = t.path();
+    // OpenBSD's www (uid 67, home /var/www): write_files makes the missing parents there as
+    // anywhere else; alice's home stays hers (no parent made in it).
+    let passwd = std::fs::read_to_string(r.join("etc/passwd")).unwrap();
+    std::fs::write(
+        r.join("etc/passwd"),
+        format!("{passwd}www:*:67:67:HTTP Server:/var/www:/sbin/nologin\n"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(r.join("var/www")).unwrap();
+    let run = wisp(
+        r,
+        "#cloud-config\nwrite_files:\n  - {path: /var/www/htdocs/new/index.html, content: hello}\n  - {path: /home/alice/new/f, content: x}\n",
+    );
+    assert_eq!(
+        std::fs::read(r.join("var/www/htdocs/new/index.html")).unwrap(),
+        b"hello",
+        "{}",
+        run.out
+    );
+    assert!(
+        run.out
+            .contains("/home/alice/new/f: its directory does not exist"),
+        "{}",
+        run.out
+    );
 }

@@ -12,6 +12,10 @@ use crate::instance::InstanceState;
 use crate::report::Outcome;
 use crate::state::StateDir;
 
+#[cfg(test)]
+#[path = "record_dir_tests.rs"]
+mod dir_tests;
+
 pub const STATUS: &str = "status.json";
 /// Locked (flock, exclusive) by the process running a stage, for as long as it runs. The kernel
 /// drops the lock when that process ends, however it ends (kill -9, a panic, a power cut), so
@@ -27,22 +31,25 @@ pub const LOCAL_MODULES_RAN: &str = "/var/run/wisp/local-modules-ran";
 
 /// Whether this boot's local modules have run (or been given to a stage to run).
 pub fn local_modules_ran(root: &crate::root::Root) -> bool {
-    root.path(LOCAL_MODULES_RAN).exists()
+    crate::rootfs::entry(root, LOCAL_MODULES_RAN, None).is_ok_and(|e| e.is_some())
 }
 
 /// Records that this boot's local modules run now: written before they run, so that a stage
 /// that crashes in them does not have them run again in this boot.
 pub fn note_local_modules_run(root: &crate::root::Root) -> std::io::Result<()> {
-    let path = root.path(LOCAL_MODULES_RAN);
-    if let Some(dir) = path.parent() {
-        crate::fsutil::ensure_dir(dir, 0o700)?;
-    }
-    crate::fsutil::write_atomic_with(
-        &path,
+    // Inside the root (Linux's /var/run -> /run resolved there, never on the host).
+    let dir = LOCAL_MODULES_RAN.rsplit_once('/').map_or("/", |(d, _)| d);
+    crate::rootfs::mkdir(root, dir, 0o700, None, None).map_err(std::io::Error::other)?;
+    crate::rootfs::write(
+        root,
+        LOCAL_MODULES_RAN,
         format!("{}\n", std::process::id()).as_bytes(),
         0o600,
-        crate::fsutil::Durability::None,
+        None,
+        None,
+        false,
     )
+    .map_err(std::io::Error::other)
 }
 
 /// Takes the stage lock. `Ok(None)` under `--dry-run` (nothing is written).
@@ -51,7 +58,8 @@ fn lock_stage(state: &StateDir) -> std::io::Result<Option<File>> {
     if state.is_read_only() {
         return Ok(None);
     }
-    crate::fsutil::ensure_dir(state.dir(), 0o700)?;
+    // Each component a real directory under the root before the lock is opened by host path.
+    state.ensure()?;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

@@ -307,19 +307,33 @@ impl PlanRun<'_> {
         self.users.as_ref().map(|u| u.0.clone()).unwrap_or_default()
     }
 
-    /// Home directories, where files are written without following links.
+    /// Regular users' home directories, where files are written without following links and
+    /// no parent directory is made: the managed users' that will have a home, and the existing
+    /// accounts' from the first regular uid on. A system account's home (OpenBSD `www`'s
+    /// /var/www, NetBSD `man`'s /usr/share/man) is an ordinary directory for write_files; links
+    /// and hard links that another user could plant are refused there all the same (rootfs
+    /// follows no link in a directory that is not root's alone).
     pub fn homes(&mut self, inp: &Inputs<'_>) -> Vec<String> {
+        let first_regular = inp.backend.facts().first_regular_uid;
         let mut homes: Vec<String> = self
             .managed(inp)
             .iter()
+            .filter(|u| !(u.system || u.no_create_home))
+            .filter(|u| {
+                inp.accounts
+                    .user(&u.name)
+                    .is_none_or(|a| a.uid >= first_regular)
+            })
             .map(|u| u.homedir.clone())
             .collect();
         homes.extend(
             inp.accounts
                 .users
                 .iter()
+                .filter(|u| u.uid >= first_regular)
                 .map(|u| u.home.clone())
-                .filter(|h| h.len() > 1 && h != "/nonexistent" && h != "/var/empty"),
+                // nobody (65534) has /nonexistent.
+                .filter(|h| h != "/nonexistent" && crate::rootfs::check_home(h).is_ok()),
         );
         homes
     }

@@ -252,10 +252,11 @@ pub fn plan(
             continue;
         }
         // A new account's home is made and handed to it; an existing one's is not changed (its
-        // keys are checked by the ssh module).
+        // keys are checked by the ssh module). A system or no_create_home user gets nothing
+        // written in its home (no keys either, below), so any home it names is fine.
         let new_home = u
             .homedir_given()
-            .filter(|_| inp.accounts.user(&u.name).is_none());
+            .filter(|_| inp.accounts.user(&u.name).is_none() && !(u.system || u.no_create_home));
         if let Some(Err(e)) = new_home.map(crate::rootfs::check_home) {
             out.error(NAME, &u.name, format!("not applied: homedir: {e}"));
             continue;
@@ -316,8 +317,8 @@ pub fn plan(
                     .push(Action::exec(NAME, &u.name, b.lock(&u.name)));
             }
         }
-        if existing.is_some() && !(u.system || u.no_create_home) {
-            plan_missing_home(inp, u, out);
+        if let Some(e) = existing.filter(|_| !(u.system || u.no_create_home)) {
+            plan_missing_home(inp, u, e, out);
         }
         for group in member_of.get(u.name.as_str()).into_iter().flatten() {
             if !inp.accounts.in_group(&u.name, group) && !u.groups.contains(group) {
@@ -328,12 +329,12 @@ pub fn plan(
         // A line break would add rules of its own; the user's other rules still apply.
         for (field, rules) in [("sudo", &u.sudo), ("doas", &u.doas)] {
             for rule in rules {
-                if let Some(c) = rule.chars().find(|c| c.is_control()) {
+                if let Err(why) = check_rule(field, rule) {
                     out.error(
                         NAME,
                         &u.name,
                         format!(
-                            "{field} rule {} refused: it contains the control character {c:?}",
+                            "{field} rule {} refused: {why}",
                             crate::accounts::shown(rule)
                         ),
                     );
@@ -395,12 +396,36 @@ struct SkelBudget {
 /// before the directory) gets the home its tool would have made: the directory, owned by the
 /// user with the OS's mode, and the OS's skeleton in it — as ordinary actions, so that a dry
 /// run shows them.
-fn plan_missing_home(inp: &Inputs<'_>, u: &User, out: &mut Planned) {
-    let home = u.homedir.trim_end_matches('/');
+///
+/// Only a regular account's (uid at or above the OS's first regular uid: a system account
+/// such as OpenBSD's `operator` with home `/operator` is left as it is), at the home its
+/// passwd entry names (what login uses, not what the cloud-config asks), and never one in a
+/// system directory.
+fn plan_missing_home(
+    inp: &Inputs<'_>,
+    u: &User,
+    existing: &crate::accounts::User,
+    out: &mut Planned,
+) {
+    if existing.uid < inp.backend.facts().first_regular_uid {
+        return;
+    }
+    let home = existing.home.trim_end_matches('/');
     if home.is_empty() || !home.starts_with('/') || ["/nonexistent", "/var/empty"].contains(&home) {
         return;
     }
-    if std::fs::symlink_metadata(inp.root.path(home)).is_ok() {
+    // Anything there (a link too, not followed) is not a missing home.
+    match crate::rootfs::entry(inp.root, home, None) {
+        Ok(None) => {}
+        Ok(Some(_)) => return,
+        Err(e) => {
+            out.warnings
+                .push(format!("{NAME}: {}: home not checked: {e}", u.name));
+            return;
+        }
+    }
+    if let Err(e) = crate::rootfs::check_home(home) {
+        out.error(NAME, &u.name, format!("missing home not created: {e}"));
         return;
     }
     let facts = inp.backend.facts();
@@ -434,14 +459,18 @@ fn copy_skel(
     budget: &mut SkelBudget,
     out: &mut Planned,
 ) {
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(dir) = std::fs::read_dir(inp.root.path(from)) else {
-        return;
+    // Listed and looked at inside the root, bounded (a link to the host's /etc is resolved in
+    // the root, never outside it).
+    let names = match crate::rootfs::list(inp.root, from) {
+        Ok(Some(names)) => names,
+        Ok(None) => return,
+        Err(e) => {
+            out.warnings
+                .push(format!("{NAME}: {}: skeleton not copied: {e}", u.name));
+            return;
+        }
     };
-    let mut entries: Vec<_> = dir.flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let name = e.file_name().to_string_lossy().into_owned();
+    for name in names {
         let src = format!("{from}/{name}");
         let target = match name.strip_prefix("dot.") {
             Some(rest) if facts.skel_dot_prefix => format!(".{rest}"),
@@ -456,11 +485,11 @@ fn copy_skel(
             return;
         }
         budget.entries -= 1;
-        let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+        let Ok(Some(meta)) = crate::rootfs::entry(inp.root, &src, None) else {
             continue;
         };
-        let mode = meta.permissions().mode() & 0o777;
-        if meta.is_dir() && depth < SKEL_MAX_DEPTH {
+        let mode = meta.mode & 0o777;
+        if meta.is_dir && depth < SKEL_MAX_DEPTH {
             out.actions.push(Action::Mkdir {
                 module: NAME,
                 item: u.name.clone(),
@@ -471,8 +500,8 @@ fn copy_skel(
                 in_home: true,
             });
             copy_skel(inp, u, facts, &src, &dst, depth + 1, budget, out);
-        } else if meta.is_file() && meta.len() <= SKEL_MAX_BYTES.min(budget.bytes) {
-            budget.bytes -= meta.len();
+        } else if meta.is_file && meta.len <= SKEL_MAX_BYTES.min(budget.bytes) {
+            budget.bytes -= meta.len;
             // Read confined and bounded, never through a link put there since the check.
             match crate::rootfs::read(inp.root, &src, None) {
                 Ok(Some(content)) => out.actions.push(Action::write(
@@ -556,6 +585,41 @@ fn append_lines(
         ("root", group),
         false,
     ));
+}
+
+/// Refuses a sudo or doas rule that would not stay one line of its own: sudoers(5) and
+/// doas.conf(5) both join a line ending in `\` with the next one (a rule merged into the next
+/// user's makes a parse error that can disable the tool for everyone), and doas.conf takes an
+/// unclosed `"` as an error and a line starting with `#` as a comment. (A sudoers line starts
+/// with the user's name, so a rule there can never be an `@include`/`#include` directive.)
+fn check_rule(field: &str, rule: &str) -> Result<(), String> {
+    if let Some(c) = rule.chars().find(|c| c.is_control()) {
+        return Err(format!("it contains the control character {c:?}"));
+    }
+    if rule.trim_end().ends_with('\\') {
+        return Err("it ends in a backslash, which joins the next line to it".into());
+    }
+    if field == "doas" {
+        if rule.trim_start().starts_with('#') {
+            return Err("it starts with #, a comment in doas.conf".into());
+        }
+        // A backslash escapes the next character, a quote among them.
+        let mut quoted = false;
+        let mut chars = rule.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => quoted = !quoted,
+                _ => {}
+            }
+        }
+        if quoted {
+            return Err("its double quote is not closed".into());
+        }
+    }
+    Ok(())
 }
 
 /// sudo reads the drop-in directory only if the main sudoers says so (cloud-init checks this too).

@@ -33,6 +33,7 @@ const FACTS: OsFacts = OsFacts {
     skel_dot_prefix: true,
     home_mode: 0o755,
     sshd_makes_host_keys: true,
+    first_regular_uid: 1000,
 };
 
 impl Backend for FreeBsd {

@@ -3,6 +3,7 @@
 
 use super::{Backend, HostnameStore, NewUser, NtpStyle, OsFacts};
 use crate::cloudconfig::model::UserSpec;
+use std::collections::HashSet;
 
 pub struct Linux {
     pub root: Option<String>,
@@ -32,6 +33,7 @@ const FACTS: OsFacts = OsFacts {
     skel_dot_prefix: false,
     home_mode: 0o755,
     sshd_makes_host_keys: false,
+    first_regular_uid: 1000,
 };
 
 impl Backend for Linux {
@@ -110,10 +112,13 @@ impl Backend for Linux {
         &self,
         root: &crate::root::Root,
     ) -> Option<(Vec<String>, Vec<String>)> {
+        // Bounded, inside the root and never through a link (as every file under the root);
+        // one that cannot be read is not compared.
         let names = |path: &str| -> Option<Vec<String>> {
-            let text = std::fs::read_to_string(root.path(path)).ok()?;
+            let data = crate::rootfs::read(root, path, None).ok()??;
             Some(
-                text.lines()
+                String::from_utf8_lossy(&data)
+                    .lines()
                     .filter_map(|l| l.split(':').next())
                     .filter(|n| !n.is_empty() && !n.starts_with('#'))
                     .map(str::to_string)
@@ -122,15 +127,18 @@ impl Backend for Linux {
         };
         // No shadow at all is a system that does not use one, not a mismatch.
         let (group, shadow) = (names("/etc/group")?, names("/etc/gshadow")?);
+        // Sets for the look-ups: tens of thousands of groups stay linear.
+        let (in_group, in_shadow): (HashSet<&String>, HashSet<&String>) =
+            (group.iter().collect(), shadow.iter().collect());
         let mut problems: Vec<String> = group
             .iter()
-            .filter(|g| !shadow.contains(g))
+            .filter(|g| !in_shadow.contains(g))
             .map(|g| format!("group {g} is in /etc/group but not in /etc/gshadow"))
             .collect();
         problems.extend(
             shadow
                 .iter()
-                .filter(|g| !group.contains(g))
+                .filter(|g| !in_group.contains(g))
                 .map(|g| format!("group {g} is in /etc/gshadow but not in /etc/group")),
         );
         (!problems.is_empty()).then(|| (problems, self.tool("grpconv")))
@@ -225,5 +233,63 @@ impl Backend for Linux {
             enable: None,
             default_pool: "pool.ntp.org",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root_with(group: &str) -> (tempfile::TempDir, crate::root::Root) {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(d.path().join("etc/group"), group).unwrap();
+        let r = crate::root::Root::new(d.path());
+        (d, r)
+    }
+
+    #[test]
+    fn a_group_shadow_outside_the_root_is_not_read() {
+        let (d, r) = root_with("root:x:0:\nstaff:x:50:\n");
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("gshadow"), "root:*::\n").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("gshadow"), d.path().join("etc/gshadow"))
+            .unwrap();
+        let b = Linux { root: None };
+        assert_eq!(b.group_shadow_mismatch(&r), None);
+        // The same content in the root itself is compared.
+        std::fs::remove_file(d.path().join("etc/gshadow")).unwrap();
+        std::fs::copy(outside.path().join("gshadow"), d.path().join("etc/gshadow")).unwrap();
+        let (problems, argv) = b.group_shadow_mismatch(&r).unwrap();
+        assert_eq!(
+            problems,
+            ["group staff is in /etc/group but not in /etc/gshadow"]
+        );
+        assert_eq!(argv, ["grpconv"]);
+    }
+
+    #[test]
+    fn many_groups_are_compared_in_linear_time() {
+        let n = 60_000;
+        let group: String = (0..n).map(|i| format!("g{i}:x:{i}:\n")).collect();
+        let (d, r) = root_with(&group);
+        // The shadow in reverse order, the last group missing.
+        let shadow: String = (0..n - 1).rev().map(|i| format!("g{i}:!::\n")).collect();
+        std::fs::write(d.path().join("etc/gshadow"), shadow).unwrap();
+        let t = std::time::Instant::now();
+        let (problems, _) = Linux { root: None }.group_shadow_mismatch(&r).unwrap();
+        assert_eq!(
+            problems,
+            [format!(
+                "group g{} is in /etc/group but not in /etc/gshadow",
+                n - 1
+            )]
+        );
+        // Quadratic look-ups took tens of seconds here.
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(3),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }

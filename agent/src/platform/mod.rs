@@ -154,6 +154,10 @@ pub struct OsFacts {
     /// -A`) and starts sshd before package scripts such as wisp run; Linux's sshd makes none:
     /// there wisp makes them.
     pub sshd_makes_host_keys: bool,
+    /// The lowest uid the account tool gives a regular user (NetBSD's and OpenBSD's useradd
+    /// `DEF_LOWUID`, FreeBSD pw.conf `minuid`, login.defs `UID_MIN`; 1000 on all): accounts
+    /// below it are the system's, whose homes wisp neither repairs nor treats as a user's.
+    pub first_regular_uid: u32,
 }
 
 /// What each OS does its own way.

@@ -21,6 +21,7 @@ const FACTS: OsFacts = OsFacts {
     skel_dot_prefix: false,
     home_mode: 0o755,
     sshd_makes_host_keys: false,
+    first_regular_uid: 1000,
 };
 
 impl Backend for OpenBsd {

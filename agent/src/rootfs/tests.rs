@@ -1,4 +1,4 @@
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -264,4 +264,149 @@ fn listing_a_huge_directory_is_refused() {
     }
     let e = list(&r, "/etc/many").unwrap_err();
     assert!(e.contains("more than 10000 entries"), "{e}");
+}
+
+fn chown(p: &Path, uid: u32) {
+    std::os::unix::fs::lchown(p, Some(uid), Some(uid)).unwrap();
+}
+
+#[test]
+fn a_hard_link_or_a_strangers_file_in_a_home_is_not_read() {
+    let (d, _o, r) = setup();
+    std::fs::write(d.path().join("etc/master.passwd"), "root:$2b$secret:0:0").unwrap();
+    let ssh = d.path().join("home/alice/.ssh");
+    std::fs::create_dir_all(&ssh).unwrap();
+    std::fs::hard_link(
+        d.path().join("etc/master.passwd"),
+        ssh.join("authorized_keys"),
+    )
+    .unwrap();
+    let home = Some("/home/alice");
+    let e = read(&r, "/home/alice/.ssh/authorized_keys", home).unwrap_err();
+    assert!(
+        e.contains("authorized_keys has 2 hard links (another file's content): refused"),
+        "{e}"
+    );
+    assert!(!e.contains("secret"), "{e}");
+    // A file of another user put in alice's directory: not hers to have wisp read.
+    std::fs::remove_file(ssh.join("authorized_keys")).unwrap();
+    std::fs::write(ssh.join("authorized_keys"), "ssh-ed25519 AAAA x").unwrap();
+    for p in [d.path().join("home/alice"), ssh.clone()] {
+        chown(&p, 1001);
+    }
+    chown(&ssh.join("authorized_keys"), 1002);
+    let e = read(&r, "/home/alice/.ssh/authorized_keys", home).unwrap_err();
+    assert!(e.contains("owned by uid 1002"), "{e}");
+    // Hers (or root's), one link: read.
+    chown(&ssh.join("authorized_keys"), 1001);
+    assert_eq!(
+        read(&r, "/home/alice/.ssh/authorized_keys", home).unwrap(),
+        Some(b"ssh-ed25519 AAAA x".to_vec())
+    );
+    // Outside homes, in root's own directories, hard links are the system's business.
+    std::fs::hard_link(d.path().join("etc/master.passwd"), d.path().join("etc/x")).unwrap();
+    assert!(read(&r, "/etc/x", None).unwrap().is_some());
+    // In a directory anyone may write, the same rule as in a home.
+    let tmp = d.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::hard_link(d.path().join("etc/master.passwd"), tmp.join("app.conf")).unwrap();
+    let e = read(&r, "/tmp/app.conf", None).unwrap_err();
+    assert!(e.contains("hard links"), "{e}");
+}
+
+#[test]
+fn a_link_in_a_directory_others_own_or_may_write_is_not_followed() {
+    let (d, _o, r) = setup();
+    let tmp = d.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    // A user's `ln -s /etc /tmp/app` before a deferred write_files of /tmp/app/x.
+    std::os::unix::fs::symlink("/etc", tmp.join("app")).unwrap();
+    let e = write(&r, "/tmp/app/x", b"x", 0o644, None, None, true).unwrap_err();
+    assert!(
+        e.contains("/tmp/app is a symbolic link in /tmp, a directory that another user owns or may write: refused"),
+        "{e}"
+    );
+    assert!(!d.path().join("etc/x").exists());
+    assert_eq!(
+        read(&r, "/tmp/app/passwd", None).map(|_| ()),
+        Err(e.clone())
+    );
+    // The same in a directory another user owns, even when only they may write it.
+    let srv = d.path().join("srv/app");
+    std::fs::create_dir_all(&srv).unwrap();
+    chown(&srv, 1001);
+    std::os::unix::fs::symlink("/etc", srv.join("conf")).unwrap();
+    let e = mkdir(&r, "/srv/app/conf/sub", 0o755, None, None).unwrap_err();
+    assert!(
+        e.contains("/srv/app/conf is a symbolic link in /srv/app"),
+        "{e}"
+    );
+    assert!(!d.path().join("etc/sub").exists());
+    // The system's links, in root's directories, are followed (FreeBSD's /home).
+    std::fs::create_dir_all(d.path().join("usr/home")).unwrap();
+    std::os::unix::fs::symlink("usr/home", d.path().join("home")).unwrap();
+    write(&r, "/home/f", b"x", 0o644, None, None, false).unwrap();
+    assert!(d.path().join("usr/home/f").exists());
+}
+
+#[test]
+fn a_write_that_a_link_leads_into_wisps_state_is_refused() {
+    let (d, _o, r) = setup();
+    std::fs::create_dir_all(d.path().join("var/db/wisp")).unwrap();
+    std::fs::create_dir_all(d.path().join("etc/wisp")).unwrap();
+    std::os::unix::fs::symlink("/var/db/wisp", d.path().join("var/foo")).unwrap();
+    std::os::unix::fs::symlink("wisp", d.path().join("etc/w")).unwrap();
+    assert_eq!(check_write_target("/var/foo/instance-id"), Ok(()));
+    let e = write(
+        &r,
+        "/var/foo/instance-id",
+        b"forged",
+        0o644,
+        None,
+        None,
+        true,
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("/var/foo/instance-id resolves to /var/db/wisp/instance-id is in wisp's own directory /var/db/wisp: refused"),
+        "{e}"
+    );
+    let e = mkdir(&r, "/etc/w/wisp.yaml.d", 0o755, None, None).unwrap_err();
+    assert!(e.contains("wisp's own directory /etc/wisp"), "{e}");
+    assert!(!d.path().join("var/db/wisp/instance-id").exists());
+    assert!(!d.path().join("etc/wisp/wisp.yaml.d").exists());
+    // wisp's own files, by their real path, are written.
+    write(
+        &r,
+        "/var/db/wisp/instance-id",
+        b"i-1",
+        0o600,
+        None,
+        None,
+        true,
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_fifo_that_is_never_read_does_not_block_feeding() {
+    let (d, _o, r) = setup();
+    std::fs::create_dir_all(d.path().join("dev")).unwrap();
+    let fifo = d.path().join("dev/urandom");
+    mkfifo(&fifo);
+    // A reader that is open but never reads.
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let t = Instant::now();
+    let e = feed_device(&r, "/dev/urandom", &vec![7u8; 4 << 20]).unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(
+        e.contains("/dev/urandom is a FIFO that does not take the data"),
+        "{e}"
+    );
 }
