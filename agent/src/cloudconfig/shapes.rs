@@ -183,15 +183,16 @@ pub fn check_ignored(r: &mut Reader<'_>, path: &str, key: &str, v: &Value) {
     }
 }
 
-fn fits(v: &Value, shape: &Shape) -> bool {
+fn fits(r: &Reader<'_>, path: &str, v: &Value, shape: &Shape) -> bool {
     match shape {
         Any => true,
-        Bool => yaml11_bool(v).is_some(),
+        // A quoted 'yes' is a string to PyYAML, and so to cloud-init's schema.
+        Bool => yaml11_bool(v).is_some() && !(v.is_string() && r.is_quoted(path)),
         Str => v.is_string(),
         Int => v.is_i64() || v.is_u64(),
         Map(_) => v.is_mapping(),
         List(_) => v.is_sequence(),
-        OneOf(shapes) => shapes.iter().any(|s| fits(v, s)),
+        OneOf(shapes) => shapes.iter().any(|s| fits(r, path, v, s)),
     }
 }
 
@@ -214,7 +215,7 @@ fn check(r: &mut Reader<'_>, path: &str, v: &Value, shape: &Shape) {
     if v.is_null() {
         return;
     }
-    if !fits(v, shape) {
+    if !fits(r, path, v, shape) {
         r.error(
             path,
             format!(
@@ -242,7 +243,7 @@ fn check(r: &mut Reader<'_>, path: &str, v: &Value, shape: &Shape) {
         }
         (OneOf(shapes), _) => {
             // The first alternative that fits checks the inside.
-            if let Some(s) = shapes.iter().find(|s| fits(v, s)) {
+            if let Some(s) = shapes.iter().find(|s| fits(r, path, v, s)) {
                 check(r, path, v, s);
             }
         }

@@ -441,8 +441,9 @@ impl Decoder<'_, '_> {
     }
 
     fn cloud_config(&mut self, data: &[u8], name: &str, merge_header: Option<&str>) {
-        // The part is kept: its size. Its parsed tree is charged node by node below.
-        if let Err(e) = self.budget.take(data.len()) {
+        // The part is kept (its size), and the merge into the document and the readers copy
+        // its text once more (its size again). Its parsed tree is charged node by node below.
+        if let Err(e) = self.budget.take(data.len().saturating_mul(2)) {
             return self.problem(name, e.to_string());
         }
         let text = match std::str::from_utf8(data) {
@@ -476,14 +477,16 @@ impl Decoder<'_, '_> {
             Err(e @ yaml::LoadError::TooDeep(_)) => {
                 return self.problem(name, format!("{}: {e}", self.source))
             }
-            Err(e @ yaml::LoadError::TooLarge(_)) => return self.problem(
-                name,
-                format!(
+            Err(e @ yaml::LoadError::TooLarge(_)) => {
+                return self.problem(
+                    name,
+                    format!(
                     "{}: {e}: refused, it would pass the {}-byte limit on all decoded user-data",
                     self.source,
                     self.budget.total()
                 ),
-            ),
+                )
+            }
             Err(e) => return self.problem(name, e.to_string()),
         };
         let map = match doc {
