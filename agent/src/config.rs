@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use wisp_datasources::userdata::yaml;
 use yaml_serde::{Mapping, Value};
 
 use crate::cloudconfig::lenient::norm_key;
@@ -222,15 +223,17 @@ fn parse_file(path: &Path, text: &str) -> Result<Mapping, ConfigError> {
         path: path.to_path_buf(),
         message,
     };
-    let value: Value = yaml_serde::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    // Bounded like every YAML text wisp reads (nesting and memory of the tree).
+    let value: Value = yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
     let map = match value {
         Value::Null => return Ok(Mapping::new()),
         Value::Mapping(m) => m,
         _ => return Err(invalid("the configuration must be a YAML map".into())),
     };
     // serde_path_to_error gives the key; yaml_serde's message carries the line and column.
-    let typed: Result<Config, _> =
-        serde_path_to_error::deserialize(yaml_serde::Deserializer::from_str(text));
+    let typed: Result<Config, _> = serde_path_to_error::deserialize(
+        yaml::deserializer(text).map_err(|e| invalid(e.to_string()))?,
+    );
     if let Err(e) = typed {
         let inner = e.inner().to_string();
         let key = e.path().to_string();

@@ -381,12 +381,7 @@ impl Datasource for Maas {
             Some(body) if shape::is_html(None, &body) => {
                 return Err(FetchError::Html { url: vendor_url }.into())
             }
-            Some(body) => {
-                let value: yaml_serde::Value = yaml_serde::from_slice(&body).map_err(|e| {
-                    DatasourceError::invalid(vendor_url.clone(), "vendor-data", e.to_string())
-                })?;
-                crate::convert_vendor_data(&value, &vendor_url)?
-            }
+            Some(body) => vendor_data_from(&body, &vendor_url)?,
         };
         let meta_data = serde_json::json!({
             "instance-id": instance_id,
@@ -419,9 +414,36 @@ impl Datasource for Maas {
     }
 }
 
+/// The cloud-config text in MAAS's vendor-data answer (a YAML map), read with the bounds every
+/// YAML text gets.
+fn vendor_data_from(body: &[u8], url: &str) -> Result<Option<Vec<u8>>, DatasourceError> {
+    let value: yaml_serde::Value = crate::userdata::yaml::from_slice(body)
+        .map_err(|e| DatasourceError::invalid(url.to_string(), "vendor-data", e.to_string()))?;
+    crate::convert_vendor_data(&value, url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deeply_nested_vendor_data_is_refused_fast() {
+        let body = format!("cloud-init: {}", "[".repeat(100_000));
+        let start = std::time::Instant::now();
+        let e = vendor_data_from(body.as_bytes(), "http://127.0.0.1/vd").unwrap_err();
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("vendor-data") && text.contains("nest deeper"),
+            "{text}"
+        );
+        let ok = vendor_data_from(b"cloud-init: \"#cloud-config\\nntp: {}\\n\"\n", "u").unwrap();
+        assert_eq!(ok.as_deref(), Some(&b"#cloud-config\nntp: {}\n"[..]));
+    }
 
     #[test]
     fn instance_id_before_network_matches_cloud_init() {

@@ -188,7 +188,7 @@ impl Datasource for NoCloud {
         let md: yaml_serde::Value = if raw.iter().all(u8::is_ascii_whitespace) {
             yaml_serde::Value::Mapping(Default::default())
         } else {
-            yaml_serde::from_slice(&raw)
+            crate::userdata::yaml::from_slice(&raw)
                 .map_err(|e| DatasourceError::invalid(name.clone(), "meta-data", e.to_string()))?
         };
         if !md.is_mapping() {
@@ -210,13 +210,14 @@ impl Datasource for NoCloud {
         let network_config = match self.read("network-config")? {
             None => None,
             Some(raw) => {
-                let v: serde_json::Value = yaml_serde::from_slice(&raw).map_err(|e| {
-                    DatasourceError::invalid(
-                        format!("{source}/network-config"),
-                        "network-config",
-                        e.to_string(),
-                    )
-                })?;
+                let v: serde_json::Value =
+                    crate::userdata::yaml::from_slice(&raw).map_err(|e| {
+                        DatasourceError::invalid(
+                            format!("{source}/network-config"),
+                            "network-config",
+                            e.to_string(),
+                        )
+                    })?;
                 (!v.is_null()).then_some(v)
             }
         };
@@ -299,6 +300,32 @@ mod tests {
             ds.fetch_user_data().unwrap().unwrap(),
             b"#cloud-config\nhostname: x\n"
         );
+    }
+
+    #[test]
+    fn deeply_nested_seed_yaml_is_refused_fast() {
+        let deep = format!("instance-id: {}", "[".repeat(100_000));
+        for (file, other) in [
+            ("meta-data", None),
+            ("network-config", Some("instance-id: iid-1\n")),
+        ] {
+            let d = match other {
+                None => seed(&[(file, deep.as_str())]),
+                Some(md) => seed(&[("meta-data", md), (file, deep.as_str())]),
+            };
+            let start = std::time::Instant::now();
+            let e = NoCloud::from_dir(d.path()).fetch_metadata().unwrap_err();
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(5),
+                "{file}: {:?}",
+                start.elapsed()
+            );
+            let text = e.to_string();
+            assert!(
+                text.contains(file) && text.contains("nest deeper"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -63,13 +63,16 @@ pub fn describe(v: &Value) -> String {
     }
 }
 
-/// YAML 1.1 booleans as PyYAML reads them (`yes`, `On`, `n`, …).
+/// YAML 1.1 booleans exactly as PyYAML's resolver reads a plain scalar: `yes`, `Yes`, `YES`,
+/// `on`, `On`, `ON` (and `no`, `off`, `true`, `false` alike), in these three spellings only;
+/// `y`/`n` and `yEs` stay strings. Whether the scalar was quoted is not in `v`:
+/// [`Reader::bool`] checks that where positions are known.
 pub fn yaml11_bool(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
-        Value::String(s) => match s.to_ascii_lowercase().as_str() {
-            "true" | "yes" | "on" | "y" => Some(true),
-            "false" | "no" | "off" | "n" => Some(false),
+        Value::String(s) => match s.as_str() {
+            "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+            "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
             _ => None,
         },
         _ => None,
@@ -111,6 +114,11 @@ impl Reader<'_> {
         });
     }
 
+    /// Whether the value at `path` was written quoted (false when the text is not known).
+    pub fn is_quoted(&self, path: &str) -> bool {
+        self.positions.is_some_and(|p| p.quoted(path))
+    }
+
     pub fn warn(&mut self, path: &str, message: impl Into<String>) {
         self.problems.push(Problem {
             path: path.to_string(),
@@ -119,7 +127,19 @@ impl Reader<'_> {
         });
     }
 
+    /// The boolean at `path`: a YAML boolean, or a plain scalar PyYAML reads as one. A quoted
+    /// `'yes'` is text to PyYAML (and to cloud-init's schema), so it is an error here.
     pub fn bool(&mut self, path: &str, v: &Value) -> Option<bool> {
+        if v.is_string() && self.is_quoted(path) {
+            self.error(
+                path,
+                format!(
+                    "expected a boolean, got the quoted {} (YAML reads quoted text as a string): unquote it",
+                    describe(v)
+                ),
+            );
+            return None;
+        }
         let b = yaml11_bool(v);
         if b.is_none() {
             self.error(
@@ -318,14 +338,42 @@ mod tests {
 
     #[test]
     fn yaml11_booleans() {
-        for t in ["true", "True", "yes", "YES", "on", "On", "y", "Y"] {
+        for t in [
+            "true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON",
+        ] {
             assert_eq!(yaml11_bool(&Value::String(t.into())), Some(true), "{t}");
         }
-        for f in ["false", "no", "No", "off", "OFF", "n"] {
+        for f in [
+            "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF",
+        ] {
             assert_eq!(yaml11_bool(&Value::String(f.into())), Some(false), "{f}");
         }
-        assert_eq!(yaml11_bool(&y("maybe")), None);
-        assert_eq!(yaml11_bool(&y("1")), None);
+        // PyYAML's resolver reads none of these as booleans.
+        for s in ["y", "Y", "n", "N", "yEs", "oN", "tRUE", "maybe", "1"] {
+            assert_eq!(yaml11_bool(&Value::String(s.into())), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn a_quoted_yes_is_text_where_a_boolean_is_wanted() {
+        let text = "a: yes\nb: 'yes'\nc: \"off\"\nd: y\ne: [on, 'on']\n";
+        let pos = Positions::of(text);
+        let v: Value = yaml_serde::from_str(text).unwrap();
+        let mut r = Reader {
+            positions: Some(&pos),
+            ..Reader::default()
+        };
+        assert_eq!(r.bool("a", &v["a"]), Some(true));
+        assert_eq!(r.bool("b", &v["b"]), None);
+        assert_eq!(r.bool("c", &v["c"]), None);
+        assert_eq!(r.bool("d", &v["d"]), None);
+        assert_eq!(r.bool("e[0]", &v["e"][0]), Some(true));
+        assert_eq!(r.bool("e[1]", &v["e"][1]), None);
+        let paths: Vec<&str> = r.problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, vec!["b", "c", "d", "e[1]"]);
+        assert!(r.problems[0].message.contains("quoted"), "{:?}", r.problems);
+        // Without the text, a string spelled as a YAML 1.1 boolean is taken.
+        assert_eq!(Reader::default().bool("b", &v["b"]), Some(true));
     }
 
     #[test]

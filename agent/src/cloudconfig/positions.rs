@@ -51,6 +51,8 @@ struct Node {
     value: Option<Pos>,
     /// The text of an unquoted scalar value, as written (`0644` stays `0644`).
     plain: Option<Box<str>>,
+    /// A quoted (or block) scalar value: text to PyYAML whatever it reads like (`'yes'`).
+    quoted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -116,10 +118,12 @@ impl Positions {
                     }
                     unsafe_yaml::YAML_SCALAR_EVENT | unsafe_yaml::YAML_ALIAS_EVENT => {
                         let text = if plain { scalar.clone() } else { None };
+                        let quoted = kind == unsafe_yaml::YAML_SCALAR_EVENT && !plain;
                         if let Some(node) = out.node(&mut stack, pos, scalar, None) {
                             if let Some(text) = text {
                                 out.nodes[node].plain = Some(text.into());
                             }
+                            out.nodes[node].quoted = quoted;
                         }
                     }
                     unsafe_yaml::YAML_MAPPING_START_EVENT
@@ -204,6 +208,7 @@ impl Positions {
         };
         self.nodes[id].value = Some(pos);
         self.nodes[id].plain = None;
+        self.nodes[id].quoted = false;
         match container {
             Some(true) => stack.push(Frame::Map {
                 node: id,
@@ -289,6 +294,14 @@ impl Positions {
         match self.walk(path) {
             (chain, true) => chain.last().and_then(|&n| self.nodes[n].plain.as_deref()),
             _ => None,
+        }
+    }
+
+    /// Whether the value at `path` is written as a quoted (or block) scalar. False when unknown.
+    pub fn quoted(&self, path: &str) -> bool {
+        match self.walk(path) {
+            (chain, true) => chain.last().is_some_and(|&n| self.nodes[n].quoted),
+            _ => false,
         }
     }
 

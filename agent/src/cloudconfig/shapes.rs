@@ -14,6 +14,8 @@ pub enum Shape {
     Bool,
     Str,
     Int,
+    /// A string, one of these (cloud-init's `enum`).
+    Enum(&'static [&'static str]),
     /// A map; the listed keys (written with `_` or `-`) have their own shapes.
     Map(&'static [(&'static str, Shape)]),
     /// A list whose items have a shape.
@@ -21,9 +23,7 @@ pub enum Shape {
     OneOf(&'static [Shape]),
 }
 
-use Shape::{Any, Bool, Int, List, Map, OneOf, Str};
-
-const STR_OR_LIST: Shape = OneOf(&[Str, List(&Str)]);
+use Shape::{Any, Bool, Enum, Int, List, Map, OneOf, Str};
 
 /// The keys wisp ignores and their shapes. Keys other engineers give modules (`growpart`,
 /// `resize_rootfs`, `power_state`, `final_message`, `random_seed`, `ssh_keys`) are checked by
@@ -61,7 +61,10 @@ pub const IGNORED_SHAPES: &[(&str, Shape)] = &[
     ("apt_update", Bool),
     ("apt_upgrade", Bool),
     ("apt_reboot_if_required", Bool),
-    ("apt_pipelining", OneOf(&[Bool, Int, Str])),
+    (
+        "apt_pipelining",
+        OneOf(&[Bool, Int, Enum(&["none", "unchanged", "os"])]),
+    ),
     ("yum_repos", Map(&[])),
     ("yum_repo_dir", Str),
     (
@@ -124,7 +127,10 @@ pub const IGNORED_SHAPES: &[(&str, Shape)] = &[
                 List(&OneOf(&[Str, Map(&[("filename", Str), ("content", Str)])])),
             ),
             ("remotes", Map(&[])),
-            ("service_reload_command", STR_OR_LIST),
+            (
+                "service_reload_command",
+                OneOf(&[Enum(&["auto"]), List(&Str)]),
+            ),
             ("install_rsyslog", Bool),
             ("check_exe", Str),
             ("packages", List(&Str)),
@@ -134,7 +140,24 @@ pub const IGNORED_SHAPES: &[(&str, Shape)] = &[
     ("fan", Map(&[("config", Str), ("config_path", Str)])),
     (
         "phone_home",
-        Map(&[("url", Str), ("post", STR_OR_LIST), ("tries", Int)]),
+        Map(&[
+            ("url", Str),
+            (
+                "post",
+                OneOf(&[
+                    Enum(&["all"]),
+                    List(&Enum(&[
+                        "pub_key_rsa",
+                        "pub_key_ecdsa",
+                        "pub_key_ed25519",
+                        "instance_id",
+                        "hostname",
+                        "fqdn",
+                    ])),
+                ]),
+            ),
+            ("tries", Int),
+        ]),
     ),
     (
         "ca_certs",
@@ -165,7 +188,21 @@ pub const IGNORED_SHAPES: &[(&str, Shape)] = &[
     ),
     ("manage_resolv_conf", Bool),
     ("drivers", Map(&[("nvidia", Map(&[]))])),
-    ("updates", Map(&[("network", Map(&[("when", List(&Str))]))])),
+    (
+        "updates",
+        Map(&[(
+            "network",
+            Map(&[(
+                "when",
+                List(&Enum(&[
+                    "boot-new-instance",
+                    "boot-legacy",
+                    "boot",
+                    "hotplug",
+                ])),
+            )]),
+        )]),
+    ),
     ("grub_dpkg", Map(&[])),
     ("device_aliases", Map(&[])),
     ("disable_ec2_metadata", Bool),
@@ -183,15 +220,17 @@ pub fn check_ignored(r: &mut Reader<'_>, path: &str, key: &str, v: &Value) {
     }
 }
 
-fn fits(v: &Value, shape: &Shape) -> bool {
+fn fits(r: &Reader<'_>, path: &str, v: &Value, shape: &Shape) -> bool {
     match shape {
         Any => true,
-        Bool => yaml11_bool(v).is_some(),
+        // A quoted 'yes' is a string to PyYAML, and so to cloud-init's schema.
+        Bool => yaml11_bool(v).is_some() && !(v.is_string() && r.is_quoted(path)),
         Str => v.is_string(),
         Int => v.is_i64() || v.is_u64(),
+        Enum(names) => v.as_str().is_some_and(|s| names.contains(&s)),
         Map(_) => v.is_mapping(),
         List(_) => v.is_sequence(),
-        OneOf(shapes) => shapes.iter().any(|s| fits(v, s)),
+        OneOf(shapes) => shapes.iter().any(|s| fits(r, path, v, s)),
     }
 }
 
@@ -201,6 +240,10 @@ fn name(shape: &Shape) -> String {
         Bool => "a boolean".into(),
         Str => "a string".into(),
         Int => "a whole number".into(),
+        Enum(names) => {
+            let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+            format!("one of {}", quoted.join(", "))
+        }
         Map(_) => "a map".into(),
         List(_) => "a list".into(),
         OneOf(shapes) => {
@@ -214,7 +257,7 @@ fn check(r: &mut Reader<'_>, path: &str, v: &Value, shape: &Shape) {
     if v.is_null() {
         return;
     }
-    if !fits(v, shape) {
+    if !fits(r, path, v, shape) {
         r.error(
             path,
             format!(
@@ -242,7 +285,7 @@ fn check(r: &mut Reader<'_>, path: &str, v: &Value, shape: &Shape) {
         }
         (OneOf(shapes), _) => {
             // The first alternative that fits checks the inside.
-            if let Some(s) = shapes.iter().find(|s| fits(v, s)) {
+            if let Some(s) = shapes.iter().find(|s| fits(r, path, v, s)) {
                 check(r, path, v, s);
             }
         }
@@ -286,6 +329,53 @@ mod tests {
         );
         assert!(got[0].1.contains("expected a list") && got[0].1.contains("\"vim\""));
         assert!(got[1].1.contains("expected a map"));
+    }
+
+    #[test]
+    fn strings_cloud_init_lists_as_an_enum_are_checked() {
+        // cloud-init's schema: `service_reload_command` is "auto" or a list, `post` is "all"
+        // or a list of known keys, `apt_pipelining` a boolean, a number or one of three words.
+        let got = problems(
+            "rsyslog:\n  service_reload_command: systemctl restart rsyslog\nphone_home:\n  url: http://h/\n  post: [hostname, password]\napt_pipelining: sometimes\nupdates:\n  network:\n    when: [boot, never]\n",
+        );
+        let paths: Vec<&str> = got.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "rsyslog.service_reload_command",
+                "phone_home.post[1]",
+                "apt_pipelining",
+                "updates.network.when[1]"
+            ],
+            "{got:?}"
+        );
+        assert!(got[0].1.contains("one of \"auto\" or a list"), "{got:?}");
+        let ok = problems(
+            "rsyslog: {service_reload_command: [systemctl, restart, rsyslog]}\nphone_home: {url: http://h/, post: all}\napt_pipelining: os\nupdates: {network: {when: [hotplug]}}\n",
+        );
+        assert!(ok.is_empty(), "{ok:?}");
+    }
+
+    #[test]
+    fn a_quoted_yes_is_not_a_boolean_to_the_schema() {
+        let text = "package_update: 'yes'\npackage_upgrade: yes\napt_pipelining: 'off'\n";
+        let pos = crate::cloudconfig::Positions::of(text);
+        let v: Value = yaml_serde::from_str(text).unwrap();
+        let mut r = Reader {
+            positions: Some(&pos),
+            ..Reader::default()
+        };
+        for (k, val) in v.as_mapping().unwrap() {
+            let k = k.as_str().unwrap();
+            check_ignored(&mut r, k, k, val);
+        }
+        let paths: Vec<&str> = r.problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec!["package_update", "apt_pipelining"],
+            "{:?}",
+            r.problems
+        );
     }
 
     #[test]

@@ -147,23 +147,17 @@ pub fn parse(document: &str, raw: &[u8]) -> Parsed {
             }
         }
     } else {
-        if let Err(e) = yaml::check_depth(text.as_bytes(), yaml::MAX_YAML_DEPTH) {
-            parsed.problems.push(whole(
-                format!("YAML collections nest deeper than {} levels", e.max),
-                Some(e.line),
-                None,
-            ));
-            return parsed;
-        }
-        match yaml_serde::from_str(text) {
+        match yaml::from_str(text) {
             Ok(v) => v,
             Err(e) => {
-                let loc = e.location();
-                parsed.problems.push(whole(
-                    format!("not valid YAML: {e}"),
-                    loc.as_ref().map(|l| l.line()),
-                    loc.as_ref().map(|l| l.column()),
-                ));
+                let at = e.position();
+                let message = match e {
+                    yaml::LoadError::Invalid { .. } => format!("not valid YAML: {e}"),
+                    _ => e.to_string(),
+                };
+                parsed
+                    .problems
+                    .push(whole(message, at.map(|p| p.0), at.map(|p| p.1)));
                 return parsed;
             }
         }
@@ -211,10 +205,8 @@ pub fn looks_like(raw: &[u8]) -> bool {
         serde_json::from_str::<serde_json::Value>(text)
             .ok()
             .and_then(|j| yaml_serde::to_value(j).ok())
-    } else if yaml::check_depth(text.as_bytes(), yaml::MAX_YAML_DEPTH).is_ok() {
-        yaml_serde::from_str(text).ok()
     } else {
-        None
+        yaml::from_str(text).ok()
     };
     value.is_some_and(|v| v.get("network").is_some_and(Value::is_mapping) || detect(&v).is_some())
 }

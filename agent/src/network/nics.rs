@@ -91,7 +91,8 @@ pub fn parse_map(
     text: &str,
     platform: Platform,
 ) -> Result<(BTreeMap<String, String>, Vec<String>), String> {
-    let v: yaml_serde::Value = yaml_serde::from_str(text).map_err(|e| e.to_string())?;
+    let v: yaml_serde::Value =
+        wisp_datasources::userdata::yaml::from_str(text).map_err(|e| e.to_string())?;
     let yaml_serde::Value::Mapping(m) = v else {
         return Err("must be a map of MAC address to interface name".into());
     };

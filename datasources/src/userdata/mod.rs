@@ -441,7 +441,8 @@ impl Decoder<'_, '_> {
     }
 
     fn cloud_config(&mut self, data: &[u8], name: &str, merge_header: Option<&str>) {
-        // The part is kept, and its YAML read into values: about twice its size.
+        // The part is kept (its size), and the merge into the document and the readers copy
+        // its text once more (its size again). Its parsed tree is charged node by node below.
         if let Err(e) = self.budget.take(data.len().saturating_mul(2)) {
             return self.problem(name, e.to_string());
         }
@@ -449,9 +450,16 @@ impl Decoder<'_, '_> {
             Ok(t) => t,
             Err(_) => return self.problem(name, "#cloud-config is not valid UTF-8"),
         };
-        // PyYAML's reading: a repeated key keeps its last value, merge keys are merged.
-        let doc = match yaml::load(text) {
+        // PyYAML's reading: a repeated key keeps its last value, merge keys are merged. The
+        // tree may take what is left of the budget, counted before it is built.
+        let doc = match yaml::load_within(text, self.budget.left()) {
             Ok(loaded) => {
+                if let Err(e) = self
+                    .budget
+                    .take(usize::try_from(loaded.cost).unwrap_or(usize::MAX))
+                {
+                    return self.problem(name, e.to_string());
+                }
                 for n in loaded.notes {
                     let at = n.line.map(|l| format!("line {l}: ")).unwrap_or_default();
                     let path = if n.path.is_empty() {
@@ -468,6 +476,16 @@ impl Decoder<'_, '_> {
             }
             Err(e @ yaml::LoadError::TooDeep(_)) => {
                 return self.problem(name, format!("{}: {e}", self.source))
+            }
+            Err(e @ yaml::LoadError::TooLarge(_)) => {
+                return self.problem(
+                    name,
+                    format!(
+                    "{}: {e}: refused, it would pass the {}-byte limit on all decoded user-data",
+                    self.source,
+                    self.budget.total()
+                ),
+                )
             }
             Err(e) => return self.problem(name, e.to_string()),
         };
@@ -562,16 +580,21 @@ impl Decoder<'_, '_> {
 
     fn archive(&mut self, data: &[u8], name: Option<String>, depth: usize) {
         let label = name.unwrap_or_else(|| format!("{}#cloud-config-archive", self.source));
-        // Its items are read into values about its size.
-        if let Err(e) = self.budget.take(data.len()) {
-            return self.problem(&label, e.to_string());
-        }
-        if let Err(e) = yaml::check_depth(data, yaml::MAX_YAML_DEPTH) {
-            return self.problem(&label, format!("{}: {e}", self.source));
-        }
-        let items: Value = match yaml_serde::from_slice(data) {
-            Ok(v) => v,
-            Err(e) => return self.problem(&label, format!("invalid YAML: {e}")),
+        let text = match std::str::from_utf8(data) {
+            Ok(t) => t,
+            Err(_) => return self.problem(&label, "#cloud-config-archive is not valid UTF-8"),
+        };
+        // Its tree is charged node by node before it is built.
+        let items = match yaml::load_within(text, self.budget.left()) {
+            Ok(loaded) => match self
+                .budget
+                .take(usize::try_from(loaded.cost).unwrap_or(usize::MAX))
+            {
+                Ok(()) => loaded.value,
+                Err(e) => return self.problem(&label, e.to_string()),
+            },
+            Err(e @ yaml::LoadError::Invalid { .. }) => return self.problem(&label, e.to_string()),
+            Err(e) => return self.problem(&label, format!("{}: {e}", self.source)),
         };
         let Value::Sequence(items) = items else {
             return self.problem(&label, "#cloud-config-archive must be a YAML list");

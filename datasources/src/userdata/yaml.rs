@@ -2,6 +2,15 @@
 //! built on: a bound on nesting, duplicate keys kept last-wins with a warning, merge keys
 //! (`<<`) merged, and `!!binary` scalars marked so that readers can decode them.
 //!
+//! Every YAML text wisp reads goes through this module ([`load`], [`from_str`], [`from_slice`],
+//! [`deserializer`]): each applies the nesting bound and the node budget below before
+//! yaml_serde sees the text.
+//!
+//! The node budget: a parsed node costs far more memory than its text (`[a,a,a]` is two bytes
+//! per element, a `Value` about a hundred), so 16 MiB of flow list would be a gigabyte of
+//! values. The event walk charges each node (aliases: the whole tree they repeat) an upper
+//! bound on its cost and stops at the limit, before yaml_serde builds anything.
+//!
 //! The nesting bound: libyaml's scanner does work in proportion to the open flow levels for
 //! every token, so 100,000 levels of `[` (200 KB) cost a minute of CPU before yaml_serde's own
 //! recursion limit is ever reached. The event walk here stops at the first level too deep, so
@@ -20,6 +29,15 @@ use yaml_serde::{Mapping, Value};
 /// How deep YAML maps and lists may nest. cloud-config never needs more than a handful.
 pub const MAX_YAML_DEPTH: usize = 64;
 
+/// The most memory, in bytes, a parsed YAML tree may take when the caller sets no other limit
+/// (user-data draws from its decoding budget instead, [`load_within`]).
+pub const MAX_TREE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// An upper bound on the memory one parsed node takes besides its scalar text: the `Value`,
+/// its slot in a list or map (a map entry holds its hash and index too), and the allocator's
+/// rounding of the text. yaml_serde's own event list costs less per node than this.
+pub const NODE_COST: u64 = 2 * std::mem::size_of::<Value>() as u64 + 64;
+
 /// A collection opened deeper than the limit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: YAML collections nest deeper than {max} levels")]
@@ -29,10 +47,64 @@ pub struct TooDeep {
     pub max: usize,
 }
 
+/// A text whose parsed tree would take more memory than allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "line {line}: the parsed YAML would take more than {limit} bytes of memory (aliases expanded)"
+)]
+pub struct TooLarge {
+    /// 1-based line of the node that passed the limit.
+    pub line: usize,
+    pub limit: u64,
+}
+
 /// Checks that no collection of `text` nests deeper than `max` levels. Syntax errors are not
 /// reported here: the YAML reader that comes next names them.
 pub fn check_depth(text: &[u8], max: usize) -> Result<(), TooDeep> {
-    scan(text, max).map(|_| ())
+    match scan(text, max, u64::MAX) {
+        Ok(_) => Ok(()),
+        Err(LoadError::TooDeep(e)) => Err(e),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The bounds every reader applies: nesting, then the memory of the tree (at most `limit`
+/// bytes). Returns the cost charged.
+fn bounded(text: &[u8], limit: u64) -> Result<Scan, LoadError> {
+    scan(text, MAX_YAML_DEPTH, limit)
+}
+
+fn invalid(e: yaml_serde::Error) -> LoadError {
+    let at = e.location();
+    LoadError::Invalid {
+        message: e.to_string(),
+        line: at.as_ref().map(|l| l.line()),
+        column: at.as_ref().map(|l| l.column()),
+    }
+}
+
+/// Reads `text` into `T` with yaml_serde, after the nesting bound and the node budget
+/// ([`MAX_TREE_BYTES`]). The one way wisp turns YAML text into data, besides [`load`].
+pub fn from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, LoadError> {
+    bounded(text.as_bytes(), MAX_TREE_BYTES)?;
+    yaml_serde::from_str(text).map_err(invalid)
+}
+
+/// [`from_str`] of bytes, which must be UTF-8.
+pub fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, LoadError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| LoadError::Invalid {
+        message: format!("not UTF-8: {e}"),
+        line: None,
+        column: None,
+    })?;
+    from_str(text)
+}
+
+/// A yaml_serde deserializer of `text` once the bounds of [`from_str`] hold, for readers that
+/// deserialize through a wrapper (such as serde_path_to_error).
+pub fn deserializer(text: &str) -> Result<yaml_serde::Deserializer<'_>, LoadError> {
+    bounded(text.as_bytes(), MAX_TREE_BYTES)?;
+    Ok(yaml_serde::Deserializer::from_str(text))
 }
 
 /// The tag wisp gives a `!!binary` scalar (yaml_serde would drop the tag): its value is the
@@ -125,6 +197,8 @@ pub struct Note {
 pub struct Loaded {
     pub value: Value,
     pub notes: Vec<Note>,
+    /// The upper bound on the tree's memory that was charged, in bytes.
+    pub cost: u64,
 }
 
 /// Why a text could not be read at all.
@@ -132,6 +206,8 @@ pub struct Loaded {
 pub enum LoadError {
     #[error(transparent)]
     TooDeep(#[from] TooDeep),
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
     #[error("invalid YAML: {message}")]
     Invalid {
         message: String,
@@ -145,6 +221,7 @@ impl LoadError {
     pub fn position(&self) -> Option<(usize, usize)> {
         match self {
             LoadError::TooDeep(t) => Some((t.line, 1)),
+            LoadError::TooLarge(t) => Some((t.line, 1)),
             LoadError::Invalid { line, column, .. } => line.zip(*column),
         }
     }
@@ -153,20 +230,18 @@ impl LoadError {
 /// Reads the first document of `text` as PyYAML would: nesting bounded by
 /// [`MAX_YAML_DEPTH`], a repeated key keeps its last value (noted with both lines), merge keys
 /// are merged (explicit keys win; of several merged maps the first wins), `!!binary` scalars
-/// are tagged [`BINARY_TAG`] and plain timestamps [`TIMESTAMP_TAG`].
+/// are tagged [`BINARY_TAG`] and plain timestamps [`TIMESTAMP_TAG`]. The tree may take at most
+/// [`MAX_TREE_BYTES`].
 pub fn load(text: &str) -> Result<Loaded, LoadError> {
-    let scan = scan(text.as_bytes(), MAX_YAML_DEPTH)?;
-    let value = match yaml_serde::from_str::<LastWins>(text) {
-        Ok(v) => v.0,
-        Err(e) => {
-            let at = e.location();
-            return Err(LoadError::Invalid {
-                message: e.to_string(),
-                line: at.as_ref().map(|l| l.line()),
-                column: at.as_ref().map(|l| l.column()),
-            });
-        }
-    };
+    load_within(text, MAX_TREE_BYTES)
+}
+
+/// [`load`] with a tree of at most `limit` bytes ([`NODE_COST`] per node, plus its text;
+/// an alias costs the tree it repeats): past it, [`LoadError::TooLarge`] before any value is
+/// built.
+pub fn load_within(text: &str, limit: u64) -> Result<Loaded, LoadError> {
+    let scan = bounded(text.as_bytes(), limit)?;
+    let value = yaml_serde::from_str::<LastWins>(text).map_err(invalid)?.0;
     let mut value = value;
     for (path, tag) in &scan.tagged {
         if let Some(node) = node_at(&mut value, path) {
@@ -181,7 +256,11 @@ pub fn load(text: &str) -> Result<Loaded, LoadError> {
     }
     let mut notes = scan.notes;
     merge_keys(&mut value, "", &mut notes);
-    Ok(Loaded { value, notes })
+    Ok(Loaded {
+        value,
+        notes,
+        cost: scan.cost,
+    })
 }
 
 /// One step of a path: a map key or a list index.
@@ -221,6 +300,8 @@ fn node_at<'v>(mut v: &'v mut Value, path: &[Segment]) -> Option<&'v mut Value> 
 /// PyYAML does not (`!!binary`, plain timestamps) with the tag they get.
 #[derive(Default)]
 struct Scan {
+    /// What the tree costs, aliases expanded ([`NODE_COST`] per node plus its text).
+    cost: u64,
     notes: Vec<Note>,
     tagged: Vec<(Vec<Segment>, &'static str)>,
 }
@@ -229,8 +310,9 @@ enum Frame {
     Map {
         /// This map's place in its parent.
         at: Option<Segment>,
-        /// Its anchor, and how many tagged scalars were recorded before it began.
-        anchor: Option<(String, usize)>,
+        /// Its anchor, how many tagged scalars were recorded before it began, and the cost
+        /// charged before it began.
+        anchor: Option<(String, usize, u64)>,
         /// Each key's line.
         seen: HashMap<String, usize>,
         /// The key whose value comes next; `None` while a key is expected.
@@ -238,7 +320,7 @@ enum Frame {
     },
     Seq {
         at: Option<Segment>,
-        anchor: Option<(String, usize)>,
+        anchor: Option<(String, usize, u64)>,
         next: usize,
     },
     /// Inside a complex key (`? [a, b]`): nothing is recorded.
@@ -287,14 +369,16 @@ unsafe fn c_string(p: *const u8) -> Option<String> {
     })
 }
 
-/// Walks the events of the first document of `text`: the nesting bound, duplicate keys,
-/// `!!binary` scalars and plain timestamps (also where aliases repeat them). Syntax errors end
-/// the walk: yaml_serde reports them next.
-fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
+/// Walks the events of the first document of `text`: the nesting bound, the cost of the tree
+/// (at most `limit`), duplicate keys, `!!binary` scalars and plain timestamps (also where
+/// aliases repeat them). Syntax errors end the walk: yaml_serde reports them next.
+fn scan(text: &[u8], max: usize, limit: u64) -> Result<Scan, LoadError> {
     let mut out = Scan::default();
     let mut stack: Vec<Frame> = Vec::new();
     // The tagged scalars under each anchor, by path from the anchored node.
     let mut anchors: HashMap<String, Vec<(Vec<Segment>, &'static str)>> = HashMap::new();
+    // What each anchored node costs: an alias repeats it.
+    let mut anchor_costs: HashMap<String, u64> = HashMap::new();
     let mut parser = MaybeUninit::<unsafe_yaml::yaml_parser_t>::uninit();
     // SAFETY: the parser is initialised before use and deleted once; `text` outlives it.
     unsafe {
@@ -339,7 +423,7 @@ fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
                     (Some(text), c_string(s.anchor), tag)
                 }
                 unsafe_yaml::YAML_ALIAS_EVENT => (
-                    Some("*".to_string()),
+                    Some(String::new()),
                     c_string((*event).data.alias.anchor),
                     None,
                 ),
@@ -354,13 +438,40 @@ fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
             unsafe_yaml::yaml_event_delete(event);
             (kind, line, column, scalar, anchor, tag)
         };
+        // The node's cost: an alias repeats its anchor's tree, anything else is one node.
+        let cost = match kind {
+            unsafe_yaml::YAML_ALIAS_EVENT => anchor
+                .as_ref()
+                .and_then(|a| anchor_costs.get(a).copied())
+                .unwrap_or(NODE_COST),
+            unsafe_yaml::YAML_SCALAR_EVENT
+            | unsafe_yaml::YAML_MAPPING_START_EVENT
+            | unsafe_yaml::YAML_SEQUENCE_START_EVENT => {
+                NODE_COST.saturating_add(scalar.as_ref().map_or(0, |s| s.len() as u64))
+            }
+            _ => 0,
+        };
+        out.cost = out.cost.saturating_add(cost);
+        if out.cost > limit {
+            result = Err(TooLarge { line, limit }.into());
+            break;
+        }
+        if kind == unsafe_yaml::YAML_SCALAR_EVENT {
+            if let Some(a) = &anchor {
+                anchor_costs.insert(a.clone(), cost);
+            }
+        }
         match kind {
             unsafe_yaml::YAML_SCALAR_EVENT | unsafe_yaml::YAML_ALIAS_EVENT => {
                 if let Some(Frame::Map {
                     key: None, seen, ..
                 }) = stack.last_mut()
                 {
-                    let name = scalar.unwrap_or_default();
+                    let name = if kind == unsafe_yaml::YAML_ALIAS_EVENT {
+                        "*".to_string()
+                    } else {
+                        scalar.unwrap_or_default()
+                    };
                     if let Some(first) = seen.insert(name.clone(), line) {
                         let mut path = stack_path(&stack, None);
                         path.push(Segment::Key(name.clone()));
@@ -408,10 +519,11 @@ fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
             }
             unsafe_yaml::YAML_MAPPING_START_EVENT | unsafe_yaml::YAML_SEQUENCE_START_EVENT => {
                 if stack.len() >= max {
-                    result = Err(TooDeep { line, max });
+                    result = Err(TooDeep { line, max }.into());
                     break;
                 }
-                let anchor = anchor.map(|a| (a, out.tagged.len()));
+                // The collection's own node is charged already: its tree starts before it.
+                let anchor = anchor.map(|a| (a, out.tagged.len(), out.cost - cost));
                 let frame = match arriving(&mut stack) {
                     Err(()) => {
                         // A complex key: its value comes after it.
@@ -441,16 +553,17 @@ fn scan(text: &[u8], max: usize) -> Result<Scan, TooDeep> {
                 if let Some(
                     Frame::Map {
                         at,
-                        anchor: Some((name, start)),
+                        anchor: Some((name, start, cost_before)),
                         ..
                     }
                     | Frame::Seq {
                         at,
-                        anchor: Some((name, start)),
+                        anchor: Some((name, start, cost_before)),
                         ..
                     },
                 ) = stack.pop()
                 {
+                    anchor_costs.insert(name.clone(), out.cost - cost_before);
                     let base = stack_path(&stack, at).len();
                     let inside: Vec<(Vec<Segment>, &'static str)> = out.tagged[start..]
                         .iter()
@@ -711,7 +824,7 @@ mod tests {
             ));
         }
         let start = std::time::Instant::now();
-        assert!(matches!(load(&text), Err(LoadError::Invalid { .. })));
+        assert!(matches!(load(&text), Err(LoadError::TooLarge(_))));
         assert!(start.elapsed() < std::time::Duration::from_secs(2));
     }
 
@@ -726,6 +839,58 @@ mod tests {
         assert_eq!(l.value["d"][MAX_TAGGED], Value::from("2032-09-01"));
         assert_eq!(l.notes.len(), 1, "{:?}", l.notes);
         assert!(l.notes[0].message.contains("more than 10000"));
+    }
+
+    #[test]
+    fn a_long_flow_list_is_refused_by_its_node_count_before_it_is_built() {
+        // 200,000 elements in 400 KB of text: about 30 MB of values.
+        let text = format!("x: [{}a]\n", "a,".repeat(200_000));
+        let limit = 4 * 1024 * 1024;
+        let start = std::time::Instant::now();
+        let e = load_within(&text, limit).unwrap_err();
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(e, LoadError::TooLarge(TooLarge { line: 1, limit }));
+        assert!(e.to_string().contains("more than 4194304 bytes"), "{e}");
+        // What fits is read, and its cost said: a node each for the map, the key, the list
+        // and its elements, plus their text.
+        let small = load_within("x: [a, bb]\n", limit).unwrap();
+        assert_eq!(small.cost, 5 * NODE_COST + 4);
+        assert_eq!(small.value["x"][1], Value::from("bb"));
+    }
+
+    #[test]
+    fn aliases_cost_the_tree_they_repeat() {
+        // 1 + 4 + 16 + ... nodes: small text, a tree that grows fourfold per line.
+        let mut text = String::from("a0: &a0 [x, x, x, x]\n");
+        for i in 1..8 {
+            let p = i - 1;
+            text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}]\n"));
+        }
+        let limit = 1024 * 1024;
+        assert!(matches!(
+            load_within(&text, limit),
+            Err(LoadError::TooLarge(_))
+        ));
+        let cheap = load_within("a: &a [x, y]\nb: *a\n", limit).unwrap();
+        // The anchored list (3 nodes, 2 bytes of text) counted twice, plus the map and 2 keys.
+        assert_eq!(cheap.cost, 2 * (3 * NODE_COST + 2) + 3 * NODE_COST + 2);
+    }
+
+    #[test]
+    fn every_reader_refuses_deep_nesting_fast() {
+        let deep = format!("a: {}", "[".repeat(100_000));
+        let start = std::time::Instant::now();
+        assert!(matches!(
+            from_str::<Value>(&deep),
+            Err(LoadError::TooDeep(_))
+        ));
+        assert!(matches!(
+            from_slice::<Value>(deep.as_bytes()),
+            Err(LoadError::TooDeep(_))
+        ));
+        assert!(matches!(deserializer(&deep), Err(LoadError::TooDeep(_))));
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(from_str::<Value>("a: [1]").unwrap()["a"][0], Value::from(1));
     }
 
     #[test]
