@@ -75,8 +75,9 @@ impl Probe {
             return Err(format!("--disks {name}: larger than {MAX_OUTPUT} bytes"));
         }
         let text = std::fs::read_to_string(path).map_err(|e| format!("--disks {name}: {e}"))?;
-        let v: yaml_serde::Value =
-            yaml_serde::from_str(&text).map_err(|e| format!("--disks {name}: {e}"))?;
+        // The one bounded YAML reader (nesting and node budget), as for every YAML text.
+        let v: yaml_serde::Value = wisp_datasources::userdata::yaml::from_str(&text)
+            .map_err(|e| format!("--disks {name}: {e}"))?;
         let yaml_serde::Value::Mapping(m) = v else {
             return Err(format!(
                 "--disks {name}: must be a map of command line to its output"
