@@ -152,6 +152,11 @@ impl Read {
         &self.config
     }
 
+    /// The cloud-config, for a caller that narrows it (`wisp apply`).
+    pub fn config_mut(&mut self) -> &mut CloudConfig {
+        &mut self.config
+    }
+
     /// Plans the modules that `wanted` picks on `platform` under `root`. The documents'
     /// warnings are in the plan when `with_warnings`.
     pub fn plan(
@@ -209,17 +214,6 @@ impl Read {
     }
 }
 
-/// Plans everything the documents ask for on `platform` under `root` (`wisp apply`).
-pub fn plan(
-    root: &Root,
-    platform: Platform,
-    config: &Config,
-    docs: &Documents<'_>,
-    disks: Option<&std::path::Path>,
-) -> modules::Plan {
-    Read::new(platform, config, docs).plan(root, platform, docs, true, disks, |_| true)
-}
-
 /// Whether any module of `stage` is due for `instance_id` (else the stage has nothing to do,
 /// and warnings of its plan are about work done before).
 pub fn stage_due(state: &InstanceState, instance_id: &str, stage: Stage) -> bool {
@@ -241,6 +235,36 @@ pub fn keep_due(
         stage.is_none_or(|s| info.stage == s)
             && state.should_run(a.module(), info.frequency, instance_id)
     });
+}
+
+/// Whether `instance_id` is new to this machine: `recorded_new` is what recording it said
+/// ([`InstanceState::set_instance_id`]); a first boot that stopped before its results were saved
+/// for this id is new still (its host keys may not have been replaced yet).
+pub fn is_new_instance(state: &InstanceState, instance_id: &str, recorded_new: bool) -> bool {
+    recorded_new
+        || state
+            .results()
+            .and_then(|r| r["instance_id"].as_str().map(str::to_string))
+            .as_deref()
+            != Some(instance_id)
+}
+
+/// On an instance that is not new, the modules that act only on a new one
+/// ([`modules::only_on_new_instance`]) and have no marker for it (wisp was upgraded since the
+/// machine was deployed) are marked done without running: an upgrade must not rotate the host
+/// keys or repeat a power_state.
+pub fn settle_known_instance(state: &InstanceState, instance_id: &str) -> std::io::Result<()> {
+    for m in modules::infos() {
+        if modules::only_on_new_instance(m.name) && state.should_run(m.name, m.frequency, instance_id)
+        {
+            tracing::info!(
+                module = m.name,
+                "not a new instance: marked done without running"
+            );
+            state.mark_done(m.name, instance_id)?;
+        }
+    }
+    Ok(())
 }
 
 /// Marks each module that ran without a failure as done for `instance_id`.

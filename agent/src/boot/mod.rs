@@ -158,6 +158,8 @@ pub struct Boot<'a> {
     interfaces: Option<&'a std::path::Path>,
     /// power_state's shutdown, held back until MAAS has the final stage's events.
     after_report: Vec<crate::plan::Action>,
+    /// Whether this boot's instance is new ([`Boot::record_instance`]).
+    new_instance: bool,
 }
 
 /// What `wisp init` was asked.
@@ -218,6 +220,7 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
         failed: Default::default(),
         interfaces: opts.interfaces,
         after_report: Vec::new(),
+        new_instance: false,
     };
     let stages = match only {
         None => vec![StageName::Local, StageName::Network, StageName::Final],
@@ -317,6 +320,21 @@ impl Boot<'_> {
             Ok(maas) => self.events.set_target(maas, endpoint),
             Err(e) => tracing::warn!(error = %e, "status events cannot be sent"),
         }
+    }
+
+    /// Records the instance id (both stages do; only the first of a boot can find it new) and
+    /// returns whether it changed. On an instance that is not new, the modules that act only
+    /// on a new one are settled without running ([`engine::settle_known_instance`]).
+    pub(super) fn record_instance(&mut self, id: &str) -> std::io::Result<bool> {
+        if self.ctx.dry_run {
+            return Ok(false);
+        }
+        let changed = self.instance.set_instance_id(id)?;
+        self.new_instance |= engine::is_new_instance(&self.instance, id, changed);
+        if !self.new_instance {
+            engine::settle_known_instance(&self.instance, id)?;
+        }
+        Ok(changed)
     }
 
     fn backend(&self) -> Box<dyn crate::platform::Backend> {
