@@ -118,12 +118,11 @@ pub enum RootGrowth {
 pub enum FsGrowth {
     /// This command grows it now, mounted.
     Now(Vec<String>),
-    /// The OS's rc grows it at the next boot, while the root is still read-only, when this
-    /// rc.conf variable says so.
+    /// The OS's rc grows it at the next boot, while the root is still read-only, when these
+    /// rc.conf variables say so (name, value; the first is the switch).
     NextBoot {
         rc_conf: &'static str,
-        var: &'static str,
-        value: &'static str,
+        vars: &'static [(&'static str, &'static str)],
     },
 }
 
