@@ -330,3 +330,30 @@ fn a_required_command_that_is_missing_is_an_error_and_one_present_runs_with_the_
         ]
     );
 }
+
+#[test]
+fn a_seed_is_never_written_to_a_disk() {
+    for (platform, disk) in [("freebsd", "/dev/ada0"), ("netbsd", "/dev/rwd0d")] {
+        let p = plan(
+            platform,
+            &format!("#cloud-config\nusers: []\nrandom_seed: {{file: {disk}, data: x}}\n"),
+        );
+        let e = p["errors"].to_string();
+        assert!(e.contains("random_seed") && e.contains(disk), "{p:#}");
+        assert!(
+            !p["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["module"] == "random_seed"),
+            "{p:#}"
+        );
+    }
+    // The random devices are fed.
+    let p = plan(
+        "freebsd",
+        "#cloud-config\nusers: []\nrandom_seed: {file: /dev/random, data: x}\n",
+    );
+    assert!(p["errors"].as_array().unwrap().is_empty(), "{p:#}");
+    assert_eq!(p["actions"][0]["path"], "/dev/random", "{p:#}");
+}
