@@ -87,7 +87,11 @@ fn the_shutdown_runs_after_the_final_report_once_per_instance() {
     // final_message on the console and in the log, its variables filled.
     let out = stdout(&o);
     let version = env!("CARGO_PKG_VERSION");
-    let line = format!("done: {version} on MAAS after ");
+    // $DATASOURCE as cloud-init's str() of its MAAS datasource: the class and the URL.
+    let line = format!(
+        "done: {version} on DataSourceMAAS [{}] after ",
+        mock.metadata_url()
+    );
     assert!(out.contains(&line), "{out}");
     assert!(!out.contains("${UPTIME}"), "{out}");
     let log = std::fs::read_to_string(r.join("var/log/wisp.log")).unwrap();

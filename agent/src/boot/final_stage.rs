@@ -75,16 +75,20 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
 
 /// cloud-init's final_message: on the console and in the log, at every boot.
 fn print_final_message(boot: &mut Boot<'_>) {
-    let template = boot
+    let configured = boot
         .data
         .as_ref()
         .and_then(|d| d.read.as_ref())
-        .and_then(|r| r.config().final_message.clone())
-        .unwrap_or_else(|| final_message::DEFAULT.to_string());
+        .and_then(|r| r.config().final_message.clone());
+    let template = final_message::template(configured.as_deref());
     let datasource = crate::state::cached_instance_data(&boot.state)
         .and_then(|(data, _)| data["datasource"].as_str().map(str::to_string))
+        .map(|name| {
+            let url = crate::sources::maas_config(boot.config).map(|c| c.metadata_url);
+            final_message::datasource_name(&name, url.as_deref())
+        })
         .unwrap_or_else(|| "unknown".into());
-    let text = final_message::render(&template, &final_message::Vars::now(&datasource));
+    let text = final_message::render(template, &final_message::Vars::now(&datasource));
     tracing::info!("{}: {text}", final_message::NAME);
     outln!("{text}");
 }
