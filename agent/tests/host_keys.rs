@@ -393,3 +393,16 @@ fn an_upgrade_keeps_the_host_keys_of_a_known_instance() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(host_key_files(r), Vec::<String>::new());
 }
+
+/// A directory named like a key is not a key: left alone, and the module does not fail (a
+/// failed module runs again at the next boot, and would delete the new keys).
+#[test]
+fn a_directory_named_like_a_key_is_left_alone() {
+    let t = image_root();
+    let r = t.path();
+    std::fs::create_dir(r.join("etc/ssh/ssh_host_keys.d")).unwrap();
+    let o = run("netbsd", r, "#cloud-config\nhostname: web1\n", "i-1", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(host_key_files(r), ["ssh_host_keys.d"]);
+    assert!(r.join("var/db/wisp/sem.ssh_host_keys.json").exists());
+}
