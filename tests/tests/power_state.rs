@@ -130,3 +130,29 @@ fn a_condition_that_fails_leaves_the_machine_up_and_a_bad_delay_is_named() {
         "{results:#}"
     );
 }
+
+/// A shutdown that fails: its outcome is in the results and reaches MAAS (the module's finish
+/// is sent once it has run, not before).
+#[test]
+fn a_failed_shutdown_is_recorded_and_reported() {
+    if !can_apply_linux() {
+        return;
+    }
+    let (mock, t) = root_with_stub("#cloud-config\npower_state: {mode: reboot}\n");
+    let r = t.path();
+    std::fs::write(r.join("sbin/shutdown"), "#!/bin/sh\necho no way >&2\nexit 1\n").unwrap();
+    let o = wisp(r, &["init"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let q = wisp(r, &["query", "--results"]);
+    let results: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+    assert_eq!(
+        results["modules"]["power_state"]["result"], "FAIL",
+        "{results:#}"
+    );
+    let events = mock.events(SYSTEM_ID);
+    let finish = events
+        .iter()
+        .find(|e| e["event_type"] == "finish" && e["name"] == "modules-final/config-power_state")
+        .expect("power_state's finish");
+    assert_eq!(finish["result"], "FAIL", "{events:#?}");
+}

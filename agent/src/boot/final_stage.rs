@@ -7,7 +7,7 @@ use crate::modules::{final_message, power_state, Stage};
 use crate::plan::Action;
 use crate::report::Outcome;
 
-const EVENT: &str = "modules-final";
+pub(super) const EVENT: &str = "modules-final";
 
 pub fn run(boot: &mut Boot<'_>) -> StageEnd {
     boot.record.stage("final", "running", Vec::new());
@@ -43,11 +43,12 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
         boot.events
             .start(&child, &format!("running config-{}", power_state::NAME));
         let what: Vec<String> = power.iter().map(Action::describe).collect();
-        let description = format!("after the final report: {}", what.join("; "));
-        tracing::info!("{}: {description}", power_state::NAME);
-        boot.events
-            .finish(&child, &description, Outcome::Success, None);
-        boot.record.module(power_state::NAME, Outcome::Success, &[]);
+        // Its finish, with its outcome, is sent once it has run, after the final report.
+        tracing::info!(
+            "{}: after the final report: {}",
+            power_state::NAME,
+            what.join("; ")
+        );
         boot.after_report = power;
     }
     boot.mark_stage(Stage::Final);

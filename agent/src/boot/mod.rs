@@ -46,6 +46,10 @@ pub const DISABLED: &str = "/etc/wisp/disabled";
 const LOG_TAIL: usize = 256 * 1024;
 /// How long a stage waits at its end for MAAS to take its events (the rest stays queued).
 const FLUSH_LIMIT: Duration = Duration::from_secs(30);
+/// How much longer a poweroff or halt waits for the final events MAAS has not taken.
+const POWER_HOLD: Duration = Duration::from_secs(60);
+/// How long power_state's own outcome is given to reach MAAS once the change is scheduled.
+const POWER_REPORT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StageName {
@@ -242,12 +246,30 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
         }
     }
     // Before wisp exits, MAAS has every event (or they are queued for next time).
-    let left = boot.events.flush(FLUSH_LIMIT);
+    let mut left = boot.events.flush(FLUSH_LIMIT);
+    // A poweroff or halt that goes while MAAS lacks the final events loses them until someone
+    // powers the machine on (a reboot comes back and delivers them): held back a while more.
+    let halts = boot.after_report.iter().any(
+        |a| matches!(a, crate::plan::Action::PowerState { item, .. } if item != "reboot"),
+    );
+    if halts && left > 0 {
+        tracing::info!(
+            queued = left,
+            "power_state: waiting for MAAS to take the final events before the power goes off"
+        );
+        left = boot.events.flush(POWER_HOLD);
+    }
     if left > 0 {
         tracing::warn!(
             queued = left,
             "events not delivered yet; they go first next time"
         );
+        if halts {
+            tracing::warn!(
+                queued = left,
+                "power_state: the power goes off with events still queued"
+            );
+        }
     }
     if !ctx.dry_run {
         let id = boot.data.as_ref().map(|d| d.instance_id.clone());
@@ -261,11 +283,36 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
         crate::log::LOG_FILE
     );
     // Last of all, once MAAS has the final report (or it is queued) and the results are saved:
-    // power_state's shutdown, which schedules the change and returns.
-    for o in crate::apply::execute(&boot.after_report, &ctx.root) {
-        if let Some(e) = o.error {
-            outln!("wisp: {}: {}: {e}", o.module, o.item);
+    // power_state's shutdown, which schedules the change and returns. Its outcome goes to the
+    // log, the results and MAAS (a scheduled change leaves time to deliver it).
+    if !boot.after_report.is_empty() {
+        let outcomes = crate::apply::execute(&boot.after_report, &ctx.root);
+        let failures: Vec<String> = outcomes
+            .iter()
+            .filter_map(|o| o.error.as_ref().map(|e| format!("{}: {e}", o.item)))
+            .collect();
+        for f in &failures {
+            tracing::error!("{}: {f}", modules::power_state::NAME);
+            outln!("wisp: {}: {f}", modules::power_state::NAME);
         }
+        let (result, description) = match failures.first() {
+            None => (
+                Outcome::Success,
+                format!("config-{} ran successfully", modules::power_state::NAME),
+            ),
+            Some(f) => (Outcome::Fail, f.clone()),
+        };
+        let child = format!("{}/config-{}", final_stage::EVENT, modules::power_state::NAME);
+        boot.events.finish(&child, &description, result, None);
+        boot.record
+            .module(modules::power_state::NAME, result, &failures);
+        worst = worst.worst(result);
+        if !ctx.dry_run {
+            let id = boot.data.as_ref().map(|d| d.instance_id.clone());
+            boot.record
+                .save_results(&boot.instance, id.as_deref(), worst, &boot.warnings);
+        }
+        boot.events.flush(POWER_REPORT);
     }
     Ok(worst.exit_code())
 }
