@@ -406,3 +406,30 @@ fn a_directory_named_like_a_key_is_left_alone() {
     assert_eq!(host_key_files(r), ["ssh_host_keys.d"]);
     assert!(r.join("var/db/wisp/sem.ssh_host_keys.json").exists());
 }
+
+/// When the module was left undone for an instance whose run finished (a later action of it
+/// failed), the next run does not delete the keys sshd made since: on a known instance the
+/// module is settled without running, as cloud-init runs a module once per instance.
+#[test]
+fn keys_are_deleted_once_even_when_the_module_runs_again() {
+    let t = image_root();
+    let r = t.path();
+    let doc = "#cloud-config\nhostname: web1\n";
+    let o = run("netbsd", r, doc, "i-1", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(host_key_files(r), Vec::<String>::new());
+    // As if a later action had failed: the module is not marked done. sshd made new keys.
+    std::fs::remove_file(r.join("var/db/wisp/sem.ssh_host_keys.json")).unwrap();
+    std::fs::write(
+        r.join("etc/ssh/ssh_host_ed25519_key.pub"),
+        fixture("ssh_host_ed25519_key.pub"),
+    )
+    .unwrap();
+    let o = run("netbsd", r, doc, "i-1", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(host_key_files(r), ["ssh_host_ed25519_key.pub"]);
+    // A new instance deletes them again.
+    let o = run("netbsd", r, doc, "i-2", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(host_key_files(r), Vec::<String>::new());
+}

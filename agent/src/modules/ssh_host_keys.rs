@@ -129,8 +129,13 @@ pub fn public_blob(line: &str) -> Option<(String, Vec<u8>)> {
         .decode(f.next()?)
         .ok()?;
     // The blob starts with its own type, as a length-prefixed string.
-    let len = u32::from_be_bytes(blob.get(..4)?.try_into().ok()?) as usize;
-    (blob.get(4..4 + len)? == key_type.as_bytes()).then(|| (key_type.to_string(), blob))
+    (ssh_string(&blob)?.0 == key_type.as_bytes()).then(|| (key_type.to_string(), blob))
+}
+
+/// A length-prefixed string of SSH's wire format (a key blob's fields), and what follows it.
+pub fn ssh_string(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as usize;
+    Some((b.get(4..4 + len)?, b.get(4 + len..)?))
 }
 
 /// The public key in an OpenSSH private key (`openssh-key-v1` keeps it in the clear), as a
@@ -145,11 +150,7 @@ fn public_of_openssh_private(text: &str) -> Option<String> {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(body)
         .ok()?;
-    // A length-prefixed string, and what follows it.
-    fn string(b: &[u8]) -> Option<(&[u8], &[u8])> {
-        let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as usize;
-        Some((b.get(4..4 + len)?, b.get(4 + len..)?))
-    }
+    let string = ssh_string;
     let rest = raw.strip_prefix(b"openssh-key-v1\0")?;
     // Cipher, KDF and its options, then the number of keys (one for host keys).
     let (_, rest) = string(rest)?;
@@ -159,8 +160,7 @@ fn public_of_openssh_private(text: &str) -> Option<String> {
         return None;
     }
     let (blob, _) = string(&rest[4..])?;
-    let key_type_len = u32::from_be_bytes(blob.get(..4)?.try_into().ok()?) as usize;
-    let key_type = std::str::from_utf8(blob.get(4..4 + key_type_len)?).ok()?;
+    let key_type = std::str::from_utf8(string(blob)?.0).ok()?;
     Some(format!(
         "{key_type} {}\n",
         base64::engine::general_purpose::STANDARD.encode(blob)

@@ -148,10 +148,10 @@ impl Backend for NetBsd {
         })?;
         let mut partition = Vec::new();
         if table.backup_misplaced {
-            partition.push(owned(&["gpt", "resizedisk", disk]));
+            partition.push(super::owned(&["gpt", "resizedisk", disk]));
         }
         let index = part.index.to_string();
-        partition.push(owned(&["gpt", "resize", "-i", &index, disk]));
+        partition.push(super::owned(&["gpt", "resize", "-i", &index, disk]));
         Ok(super::growth_of(
             &mount.device,
             disk,
@@ -190,6 +190,3 @@ pub const RESIZE_ROOT: &[(&str, &str)] = &[
     ("resize_root_postcmd", "/sbin/reboot -n"),
 ];
 
-fn owned(a: &[&str]) -> Vec<String> {
-    a.iter().map(|s| s.to_string()).collect()
-}
