@@ -156,3 +156,28 @@ fn a_failed_shutdown_is_recorded_and_reported() {
         .expect("power_state's finish");
     assert_eq!(finish["result"], "FAIL", "{events:#?}");
 }
+
+/// `wisp apply`: the shutdown goes last, once the results are saved (as at boot).
+#[test]
+fn apply_runs_the_shutdown_after_saving_the_results() {
+    if !can_apply_linux() {
+        return;
+    }
+    let (_mock, t) = root_with_stub("#cloud-config\n");
+    let r = t.path();
+    let doc = r.join("power.yaml");
+    std::fs::write(
+        &doc,
+        "#cloud-config\nusers: []\nruncmd:\n  - echo go > /var/tmp/ran\npower_state: {mode: poweroff}\n",
+    )
+    .unwrap();
+    let o = wisp(r, &["apply", "--user-data", doc.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(r.join("var/tmp/ran").exists());
+    assert_eq!(
+        std::fs::read_to_string(r.join("shutdown.saw")).unwrap_or_default(),
+        "results-saved\n",
+        "{}",
+        stderr(&o)
+    );
+}
