@@ -255,7 +255,8 @@ pub fn is_new_instance(state: &InstanceState, instance_id: &str, recorded_new: b
 /// keys or repeat a power_state.
 pub fn settle_known_instance(state: &InstanceState, instance_id: &str) -> std::io::Result<()> {
     for m in modules::infos() {
-        if modules::only_on_new_instance(m.name) && state.should_run(m.name, m.frequency, instance_id)
+        if modules::only_on_new_instance(m.name)
+            && state.should_run(m.name, m.frequency, instance_id)
         {
             tracing::info!(
                 module = m.name,

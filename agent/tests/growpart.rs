@@ -356,7 +356,13 @@ fn a_trial_apply_grows_the_root_only_when_asked() {
         let o = common::apply(
             "freebsd",
             &root,
-            &["--dry-run", "--format", "json", "--disks", d.to_str().unwrap()],
+            &[
+                "--dry-run",
+                "--format",
+                "json",
+                "--disks",
+                d.to_str().unwrap(),
+            ],
             &doc,
             None,
         );

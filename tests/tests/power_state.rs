@@ -140,7 +140,11 @@ fn a_failed_shutdown_is_recorded_and_reported() {
     }
     let (mock, t) = root_with_stub("#cloud-config\npower_state: {mode: reboot}\n");
     let r = t.path();
-    std::fs::write(r.join("sbin/shutdown"), "#!/bin/sh\necho no way >&2\nexit 1\n").unwrap();
+    std::fs::write(
+        r.join("sbin/shutdown"),
+        "#!/bin/sh\necho no way >&2\nexit 1\n",
+    )
+    .unwrap();
     let o = wisp(r, &["init"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let q = wisp(r, &["query", "--results"]);

@@ -249,9 +249,10 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
     let mut left = boot.events.flush(FLUSH_LIMIT);
     // A poweroff or halt that goes while MAAS lacks the final events loses them until someone
     // powers the machine on (a reboot comes back and delivers them): held back a while more.
-    let halts = boot.after_report.iter().any(
-        |a| matches!(a, crate::plan::Action::PowerState { item, .. } if item != "reboot"),
-    );
+    let halts = boot
+        .after_report
+        .iter()
+        .any(|a| matches!(a, crate::plan::Action::PowerState { item, .. } if item != "reboot"));
     if halts && left > 0 {
         tracing::info!(
             queued = left,
@@ -302,7 +303,11 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
             ),
             Some(f) => (Outcome::Fail, f.clone()),
         };
-        let child = format!("{}/config-{}", final_stage::EVENT, modules::power_state::NAME);
+        let child = format!(
+            "{}/config-{}",
+            final_stage::EVENT,
+            modules::power_state::NAME
+        );
         boot.events.finish(&child, &description, result, None);
         boot.record
             .module(modules::power_state::NAME, result, &failures);

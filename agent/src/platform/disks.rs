@@ -32,7 +32,10 @@ fn host_output(argv: &[&str], limit: std::time::Duration) -> Result<String, Stri
     let reader = std::thread::spawn(move || {
         let mut out = Vec::new();
         let read = match stdout {
-            Some(s) => s.take(MAX_OUTPUT as u64 + 1).read_to_end(&mut out).map(|_| ()),
+            Some(s) => s
+                .take(MAX_OUTPUT as u64 + 1)
+                .read_to_end(&mut out)
+                .map(|_| ()),
             None => Ok(()),
         };
         (read, out)
@@ -421,7 +424,10 @@ mod tests {
         let e = Probe::from_file(std::path::Path::new("/dev/zero"), Platform::Netbsd)
             .err()
             .unwrap_or_default();
-        assert!(e.contains("/dev/zero") && e.contains("not a regular file"), "{e}");
+        assert!(
+            e.contains("/dev/zero") && e.contains("not a regular file"),
+            "{e}"
+        );
     }
 
     /// As `gpart show -p vtbd0` prints a GPT whose backup is at the end: boot, swap, root, and

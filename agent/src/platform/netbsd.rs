@@ -189,4 +189,3 @@ pub const RESIZE_ROOT: &[(&str, &str)] = &[
     ("resize_root_flags", "-p"),
     ("resize_root_postcmd", "/sbin/reboot -n"),
 ];
-
