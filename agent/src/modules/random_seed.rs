@@ -137,13 +137,15 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
 }
 
 /// Whether the command is there inside the root: a path as written, else in the usual
-/// directories (cloud-init's `which`).
+/// directories (cloud-init's `which`). Looked up confined to the root
+/// ([`crate::rootfs::mode`]: the directories' links resolved inside it, never on the host):
+/// an executable file, or a link (which the chroot resolves).
 fn command_exists(inp: &Inputs<'_>, tool: &str) -> bool {
+    let executable = |path: &str| matches!(crate::rootfs::mode(inp.root, path, None), Ok(Some(m)) if m & 0o111 != 0);
     if tool.contains('/') {
-        return inp.root.path(tool).is_file();
+        return tool.starts_with('/') && executable(tool);
     }
-    PATH.iter()
-        .any(|d| inp.root.path(format!("{d}/{tool}")).is_file())
+    PATH.iter().any(|d| executable(&format!("{d}/{tool}")))
 }
 
 // Reading the module's part of a cloud-config document, with cloud-init's leniency
