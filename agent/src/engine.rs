@@ -239,14 +239,18 @@ pub fn keep_due(
 
 /// Whether `instance_id` is new to this machine: `recorded_new` is what recording it said
 /// ([`InstanceState::set_instance_id`]); a first boot that stopped before its results were saved
-/// for this id is new still (its host keys may not have been replaced yet).
+/// for this id is new still (its host keys may not have been replaced yet). Results of a
+/// trial `wisp apply` (no instance) say nothing either way.
 pub fn is_new_instance(state: &InstanceState, instance_id: &str, recorded_new: bool) -> bool {
-    recorded_new
-        || state
-            .results()
-            .and_then(|r| r["instance_id"].as_str().map(str::to_string))
-            .as_deref()
-            != Some(instance_id)
+    if recorded_new {
+        return true;
+    }
+    match state.results() {
+        None => true,
+        Some(r) => r["instance_id"]
+            .as_str()
+            .is_some_and(|id| id != instance_id),
+    }
 }
 
 /// On an instance that is not new, the modules that act only on a new one
@@ -299,6 +303,35 @@ pub fn result(planned: &Planned, outcomes: &[ActionOutcome]) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instance_is_new_until_a_run_for_it_saved_its_results() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+        let state = InstanceState::new(crate::state::StateDir::new(&root, false));
+        // Nothing recorded: new (a first boot, or one cut short before its results).
+        assert!(is_new_instance(&state, "i-1", false));
+        state
+            .write_results(&serde_json::json!({"instance_id": "i-1"}))
+            .unwrap();
+        assert!(!is_new_instance(&state, "i-1", false));
+        assert!(is_new_instance(&state, "i-2", false));
+        assert!(is_new_instance(&state, "i-1", true));
+        // A trial apply's results name no instance.
+        state
+            .write_results(&serde_json::json!({"instance_id": null}))
+            .unwrap();
+        assert!(!is_new_instance(&state, "i-1", false));
+        // Not new: the modules that act only on a new instance are settled, the others not.
+        settle_known_instance(&state, "i-1").unwrap();
+        for m in ["ssh_host_keys", "growpart", "power_state"] {
+            assert!(
+                !state.should_run(m, modules::Frequency::PerInstance, "i-1"),
+                "{m}"
+            );
+        }
+        assert!(state.should_run("users_groups", modules::Frequency::PerInstance, "i-1"));
+    }
 
     #[test]
     fn vendor_data_with_a_repeated_key_is_read_as_cloud_init_reads_it() {
