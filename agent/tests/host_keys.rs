@@ -346,17 +346,9 @@ fn a_trial_apply_keeps_the_host_keys_and_plans_nothing_the_second_time() {
     assert_eq!(host_key_files(r).len(), 5, "{}", text(&o));
     let o = trial(r, doc, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    // The second plan changes nothing: at most the fingerprints are shown again.
-    let o = trial(r, doc, &["--dry-run", "--format", "json"]);
-    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).expect("a JSON plan");
-    let modules: Vec<&str> = plan["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|a| a["module"].as_str())
-        .filter(|m| *m != "keys_to_console")
-        .collect();
-    assert!(modules.is_empty(), "{}", text(&o));
+    // The second plan is empty.
+    let o = trial(r, doc, &["--dry-run"]);
+    assert!(text(&o).contains("nothing to do"), "{}", text(&o));
     assert_eq!(host_key_files(r).len(), 5);
     // Named, the deletion is done.
     let o = trial(r, "#cloud-config\nusers: []\nssh_deletekeys: true\n", &[]);

@@ -222,12 +222,16 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
 
 /// A trial of a document (no `--instance-id`): cloud-init's defaults that change a live system
 /// for good are kept only when the document names them — the host keys are deleted only when
-/// it names `ssh_deletekeys`, `ssh_keys` or `ssh_genkeytypes`; the root grows only when it
-/// names `growpart` or `resize_rootfs`. (power_state does nothing unless named.)
+/// it names `ssh_deletekeys`, `ssh_keys` or `ssh_genkeytypes` (and their fingerprints are then
+/// shown only when `no_ssh_fingerprints` says so); the root grows only when it names `growpart`
+/// or `resize_rootfs`. (power_state does nothing unless named.)
 fn only_what_is_named(cc: &mut crate::cloudconfig::CloudConfig) {
     let hk = &mut cc.host_keys;
     if hk.delete.is_none() && hk.genkeytypes.is_none() && hk.keys.is_none() {
         hk.delete = Some(false);
+        // The keys are left as they are: their fingerprints are not shown again at every try
+        // (at boot, once per instance), unless asked for.
+        hk.no_fingerprints.get_or_insert(true);
     }
     if cc.growpart.is_none() && cc.resize_rootfs.is_none() {
         cc.growpart = Some(modules::growpart::Growpart {
