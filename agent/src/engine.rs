@@ -152,6 +152,11 @@ impl Read {
         &self.config
     }
 
+    /// The cloud-config, for a caller that narrows it (`wisp apply`).
+    pub fn config_mut(&mut self) -> &mut CloudConfig {
+        &mut self.config
+    }
+
     /// Plans the modules that `wanted` picks on `platform` under `root`. The documents'
     /// warnings are in the plan when `with_warnings`.
     pub fn plan(
@@ -209,17 +214,6 @@ impl Read {
     }
 }
 
-/// Plans everything the documents ask for on `platform` under `root` (`wisp apply`).
-pub fn plan(
-    root: &Root,
-    platform: Platform,
-    config: &Config,
-    docs: &Documents<'_>,
-    disks: Option<&std::path::Path>,
-) -> modules::Plan {
-    Read::new(platform, config, docs).plan(root, platform, docs, true, disks, |_| true)
-}
-
 /// Whether any module of `stage` is due for `instance_id` (else the stage has nothing to do,
 /// and warnings of its plan are about work done before).
 pub fn stage_due(state: &InstanceState, instance_id: &str, stage: Stage) -> bool {
@@ -241,6 +235,41 @@ pub fn keep_due(
         stage.is_none_or(|s| info.stage == s)
             && state.should_run(a.module(), info.frequency, instance_id)
     });
+}
+
+/// Whether `instance_id` is new to this machine: `recorded_new` is what recording it said
+/// ([`InstanceState::set_instance_id`]); a first boot that stopped before its results were saved
+/// for this id is new still (its host keys may not have been replaced yet). Results of a
+/// trial `wisp apply` (no instance) say nothing either way.
+pub fn is_new_instance(state: &InstanceState, instance_id: &str, recorded_new: bool) -> bool {
+    if recorded_new {
+        return true;
+    }
+    match state.results() {
+        None => true,
+        Some(r) => r["instance_id"]
+            .as_str()
+            .is_some_and(|id| id != instance_id),
+    }
+}
+
+/// On an instance that is not new, the modules that act only on a new one
+/// ([`modules::only_on_new_instance`]) and have no marker for it (wisp was upgraded since the
+/// machine was deployed) are marked done without running: an upgrade must not rotate the host
+/// keys or repeat a power_state.
+pub fn settle_known_instance(state: &InstanceState, instance_id: &str) -> std::io::Result<()> {
+    for m in modules::infos() {
+        if modules::only_on_new_instance(m.name)
+            && state.should_run(m.name, m.frequency, instance_id)
+        {
+            tracing::info!(
+                module = m.name,
+                "not a new instance: marked done without running"
+            );
+            state.mark_done(m.name, instance_id)?;
+        }
+    }
+    Ok(())
 }
 
 /// Marks each module that ran without a failure as done for `instance_id`.
@@ -274,6 +303,35 @@ pub fn result(planned: &Planned, outcomes: &[ActionOutcome]) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instance_is_new_until_a_run_for_it_saved_its_results() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+        let state = InstanceState::new(crate::state::StateDir::new(&root, false));
+        // Nothing recorded: new (a first boot, or one cut short before its results).
+        assert!(is_new_instance(&state, "i-1", false));
+        state
+            .write_results(&serde_json::json!({"instance_id": "i-1"}))
+            .unwrap();
+        assert!(!is_new_instance(&state, "i-1", false));
+        assert!(is_new_instance(&state, "i-2", false));
+        assert!(is_new_instance(&state, "i-1", true));
+        // A trial apply's results name no instance.
+        state
+            .write_results(&serde_json::json!({"instance_id": null}))
+            .unwrap();
+        assert!(!is_new_instance(&state, "i-1", false));
+        // Not new: the modules that act only on a new instance are settled, the others not.
+        settle_known_instance(&state, "i-1").unwrap();
+        for m in ["ssh_host_keys", "growpart", "power_state"] {
+            assert!(
+                !state.should_run(m, modules::Frequency::PerInstance, "i-1"),
+                "{m}"
+            );
+        }
+        assert!(state.should_run("users_groups", modules::Frequency::PerInstance, "i-1"));
+    }
 
     #[test]
     fn vendor_data_with_a_repeated_key_is_read_as_cloud_init_reads_it() {

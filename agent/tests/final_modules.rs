@@ -140,14 +140,14 @@ fn keys_not_applied_say_why() {
         .map(|w| w.as_str().unwrap().to_string())
         .collect();
     // Linux-only modules: noted in the log, not a warning of the report.
-    for key in ["snap", "yum_repos"] {
+    for key in ["snap", "yum_repos", "ca_certs"] {
         assert!(
             !warnings.iter().any(|w| w.contains(&format!(": {key}:"))),
             "{key}: {warnings:?}"
         );
     }
     // Modules cloud-init runs on the BSDs too: a warning that wisp does not apply them.
-    for key in ["rsyslog", "packages", "ca_certs"] {
+    for key in ["rsyslog", "packages"] {
         assert!(
             warnings
                 .iter()
@@ -306,6 +306,11 @@ fn a_required_command_that_is_missing_is_an_error_and_one_present_runs_with_the_
     let r = t.path();
     std::fs::create_dir_all(r.join("usr/local/bin")).unwrap();
     std::fs::write(r.join("usr/local/bin/pollinate"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(
+        r.join("usr/local/bin/pollinate"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     let doc = r.join("d.yaml");
     std::fs::write(
         &doc,
@@ -329,4 +334,57 @@ fn a_required_command_that_is_missing_is_an_error_and_one_present_runs_with_the_
             "-q"
         ]
     );
+}
+
+#[test]
+fn a_seed_is_never_written_to_a_disk() {
+    for (platform, disk) in [("freebsd", "/dev/ada0"), ("netbsd", "/dev/rwd0d")] {
+        let p = plan(
+            platform,
+            &format!("#cloud-config\nusers: []\nrandom_seed: {{file: {disk}, data: x}}\n"),
+        );
+        let e = p["errors"].to_string();
+        assert!(e.contains("random_seed") && e.contains(disk), "{p:#}");
+        assert!(
+            !p["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["module"] == "random_seed"),
+            "{p:#}"
+        );
+    }
+    // The random devices are fed.
+    let p = plan(
+        "freebsd",
+        "#cloud-config\nusers: []\nrandom_seed: {file: /dev/random, data: x}\n",
+    );
+    assert!(p["errors"].as_array().unwrap().is_empty(), "{p:#}");
+    assert_eq!(p["actions"][0]["path"], "/dev/random", "{p:#}");
+}
+
+/// The command is looked up inside the root: a directory that is a link to a host directory
+/// (absolute, so outside the root once chrooted) does not make a host tool count.
+#[test]
+fn the_seed_command_is_looked_up_inside_the_root_only() {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("pollinate"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(
+        host.path().join("pollinate"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let t = fresh_root();
+    let r = t.path();
+    std::fs::create_dir_all(r.join("usr/local")).unwrap();
+    std::os::unix::fs::symlink(host.path(), r.join("usr/local/bin")).unwrap();
+    let doc = r.join("d.yaml");
+    std::fs::write(
+        &doc,
+        "#cloud-config\nusers: []\nrandom_seed: {command: [pollinate, -q], command_required: true}\n",
+    )
+    .unwrap();
+    let (p, _) = json_plan("freebsd", r, &doc, None);
+    assert!(p["errors"].to_string().contains("pollinate"), "{p:#}");
+    assert!(p["actions"].as_array().unwrap().is_empty(), "{p:#}");
 }

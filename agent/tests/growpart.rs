@@ -13,18 +13,24 @@ fn grow_root() -> PathBuf {
     common::manifest_path("tests/fixtures/roots/grow")
 }
 
-/// The `--dry-run --format json` plan of `doc` for `platform` with the disks of `fixture`.
+/// The `--dry-run --format json` plan of `doc` for `platform` with the disks of `fixture`, as
+/// a boot plans it (an instance: cloud-init's defaults apply).
 fn plan(platform: &str, root: &Path, doc: &str, fixture: Option<&str>) -> serde_json::Value {
     let t = tempfile::tempdir().unwrap();
     let file = t.path().join("u.yaml");
     std::fs::write(&file, format!("#cloud-config\nusers: []\n{doc}")).unwrap();
-    let mut flags = vec!["--dry-run", "--format", "json"];
-    let d = fixture.map(disks);
-    if let Some(d) = &d {
-        flags.push("--disks");
-        flags.push(d.to_str().unwrap());
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_wisp"));
+    c.args(["--platform", platform, "--dry-run", "--format", "json"]);
+    if let Some(d) = fixture.map(disks) {
+        c.arg("--disks").arg(d);
     }
-    let o = common::apply(platform, root, &flags, &file, None);
+    c.arg("--root")
+        .arg(root)
+        .arg("--config")
+        .arg(common::manifest_path("tests/fixtures/no-config.yaml"))
+        .args(["apply", "--instance-id", "i-test", "--user-data"])
+        .arg(&file);
+    let o = c.output().unwrap();
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
         panic!(
             "{e}: {}{}",
@@ -152,10 +158,15 @@ fn bad_values_are_named_and_the_rest_is_applied() {
 }
 
 #[test]
-fn a_root_that_is_not_last_is_an_error_and_a_full_one_plans_nothing() {
+fn a_root_that_is_not_last_is_an_error_when_asked_and_a_full_one_plans_nothing() {
     let root = grow_root();
     for (os, device) in [("freebsd", "/dev/gpt/rootfs"), ("netbsd", "/dev/dk1")] {
+        // Only the default (bsdinstall puts swap after the root): skipped, a note in the log.
         let p = plan(os, &root, "", Some("root-not-last"));
+        assert!(actions(&p).is_empty(), "{os}: {p}");
+        assert_eq!(problems(&p), "[] []", "{os}");
+        // Asked for: an error.
+        let p = plan(os, &root, "growpart: {mode: auto}\n", Some("root-not-last"));
         assert!(actions(&p).is_empty(), "{os}: {p}");
         let e = p["errors"].to_string();
         assert!(
@@ -195,7 +206,9 @@ fn fake_roots_need_a_disks_file_and_the_file_is_for_dry_runs() {
         String::from_utf8_lossy(&o.stderr).contains("--disks"),
         "{o:?}"
     );
-    // A --disks file that cannot be read is named.
+    // A --disks file that cannot be read is named (growpart named: a trial apply grows the
+    // root only when asked).
+    std::fs::write(&doc, "#cloud-config\ngrowpart: {mode: auto}\n").unwrap();
     let bad = t.path().join("disks.yaml");
     std::fs::write(&bad, "netbsd: {}\n").unwrap();
     let o = common::apply(
@@ -264,9 +277,26 @@ fn netbsd_says_when_resize_root_cannot_grow_the_file_system() {
     let t = root_with("/dev/dk1 / ffs rw,log 1 1\n", false);
     let p = plan("netbsd", t.path(), "", Some("root-last"));
     assert!(p["warnings"].to_string().contains("with log"), "{p}");
-    // The rc.conf knob is set once: the written rc.conf asks for resize_root.
+    // resize_root alone is not enough: rc.d/resize_root must reboot at once after resize_ffs
+    // (the kernel still holds the old superblock of the root), as NetBSD's own images say.
     let t = root_with("ROOT. / ffs rw 1 1\n", false);
     std::fs::write(t.path().join("etc/rc.conf"), "resize_root=YES\n").unwrap();
+    let p = plan("netbsd", t.path(), "", Some("root-last"));
+    assert_eq!(
+        actions(&p),
+        [
+            "write /etc/rc.conf",
+            "gpt resizedisk wd0",
+            "gpt resize -i 2 wd0"
+        ],
+        "{p}"
+    );
+    // The rc.conf knobs are set once: the written rc.conf asks for all of them.
+    std::fs::write(
+        t.path().join("etc/rc.conf"),
+        "resize_root=YES\nresize_root_flags=\"-p\"\nresize_root_postcmd=\"/sbin/reboot -n\"\n",
+    )
+    .unwrap();
     let p = plan("netbsd", t.path(), "", Some("root-last"));
     assert_eq!(
         actions(&p),
@@ -310,5 +340,38 @@ fn once_per_instance() {
         let o = c.output().unwrap();
         let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(actions(&p).len(), n, "{id}: {p}");
+    }
+}
+
+/// `wisp apply` without `--instance-id` tries a document on a live system: the root is grown
+/// only when the document asks for it.
+#[test]
+fn a_trial_apply_grows_the_root_only_when_asked() {
+    let root = grow_root();
+    let t = tempfile::tempdir().unwrap();
+    let doc = t.path().join("u.yaml");
+    let d = disks("root-last");
+    let trial = |text: &str| {
+        std::fs::write(&doc, text).unwrap();
+        let o = common::apply(
+            "freebsd",
+            &root,
+            &[
+                "--dry-run",
+                "--format",
+                "json",
+                "--disks",
+                d.to_str().unwrap(),
+            ],
+            &doc,
+            None,
+        );
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let p = trial("#cloud-config\nusers: []\n");
+    assert!(actions(&p).is_empty(), "{p}");
+    for named in ["growpart: {mode: auto}\n", "resize_rootfs: true\n"] {
+        let p = trial(&format!("#cloud-config\nusers: []\n{named}"));
+        assert_eq!(actions(&p).len(), 3, "{named}: {p}");
     }
 }

@@ -319,3 +319,109 @@ fn keys_are_made_when_every_given_entry_was_refused() {
         "{out}"
     );
 }
+
+/// `wisp apply` without `--instance-id`, as someone trying a document on a live system.
+fn trial(root: &Path, doc: &str, flags: &[&str]) -> Output {
+    let path = root.join("user-data");
+    std::fs::write(&path, doc).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_wisp"))
+        .args(["--platform", "netbsd", "--root"])
+        .arg(root)
+        .args(flags)
+        .arg("--config")
+        .arg(common::manifest_path("tests/fixtures/no-config.yaml"))
+        .args(["apply", "--user-data"])
+        .arg(&path)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_trial_apply_keeps_the_host_keys_and_plans_nothing_the_second_time() {
+    let t = image_root();
+    let r = t.path();
+    let doc = "#cloud-config\nusers: []\nhostname: web1\n";
+    let o = trial(r, doc, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(host_key_files(r).len(), 5, "{}", text(&o));
+    let o = trial(r, doc, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // The second plan is empty.
+    let o = trial(r, doc, &["--dry-run"]);
+    assert!(text(&o).contains("nothing to do"), "{}", text(&o));
+    assert_eq!(host_key_files(r).len(), 5);
+    // Named, the deletion is done.
+    let o = trial(r, "#cloud-config\nusers: []\nssh_deletekeys: true\n", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(host_key_files(r), Vec::<String>::new());
+}
+
+/// A machine deployed by a wisp that had no ssh_host_keys module: its state knows the
+/// instance (id and results), and has no marker for the module.
+fn deployed_by_an_older_wisp(root: &Path, id: &str) {
+    let state = root.join("var/db/wisp");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("instance-id"), format!("{id}\n")).unwrap();
+    std::fs::write(
+        state.join("results.json"),
+        format!("{{\"instance_id\": \"{id}\", \"result\": \"SUCCESS\"}}"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_upgrade_keeps_the_host_keys_of_a_known_instance() {
+    let t = image_root();
+    let r = t.path();
+    deployed_by_an_older_wisp(r, "i-1");
+    let doc = "#cloud-config\nhostname: web1\n";
+    let o = run("netbsd", r, doc, "i-1", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(host_key_files(r).len(), 5, "{}", text(&o));
+    // Settled for this instance: a second run has nothing of it to do.
+    assert!(r.join("var/db/wisp/sem.ssh_host_keys.json").exists());
+    // Redeployed: a new instance gets new keys.
+    let o = run("netbsd", r, doc, "i-2", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(host_key_files(r), Vec::<String>::new());
+}
+
+/// A directory named like a key is not a key: left alone, and the module does not fail (a
+/// failed module runs again at the next boot, and would delete the new keys).
+#[test]
+fn a_directory_named_like_a_key_is_left_alone() {
+    let t = image_root();
+    let r = t.path();
+    std::fs::create_dir(r.join("etc/ssh/ssh_host_keys.d")).unwrap();
+    let o = run("netbsd", r, "#cloud-config\nhostname: web1\n", "i-1", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(host_key_files(r), ["ssh_host_keys.d"]);
+    assert!(r.join("var/db/wisp/sem.ssh_host_keys.json").exists());
+}
+
+/// When the module was left undone for an instance whose run finished (a later action of it
+/// failed), the next run does not delete the keys sshd made since: on a known instance the
+/// module is settled without running, as cloud-init runs a module once per instance.
+#[test]
+fn keys_are_deleted_once_even_when_the_module_runs_again() {
+    let t = image_root();
+    let r = t.path();
+    let doc = "#cloud-config\nhostname: web1\n";
+    let o = run("netbsd", r, doc, "i-1", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(host_key_files(r), Vec::<String>::new());
+    // As if a later action had failed: the module is not marked done. sshd made new keys.
+    std::fs::remove_file(r.join("var/db/wisp/sem.ssh_host_keys.json")).unwrap();
+    std::fs::write(
+        r.join("etc/ssh/ssh_host_ed25519_key.pub"),
+        fixture("ssh_host_ed25519_key.pub"),
+    )
+    .unwrap();
+    let o = run("netbsd", r, doc, "i-1", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(host_key_files(r), ["ssh_host_ed25519_key.pub"]);
+    // A new instance deletes them again.
+    let o = run("netbsd", r, doc, "i-2", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(host_key_files(r), Vec::<String>::new());
+}

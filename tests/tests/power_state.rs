@@ -87,7 +87,11 @@ fn the_shutdown_runs_after_the_final_report_once_per_instance() {
     // final_message on the console and in the log, its variables filled.
     let out = stdout(&o);
     let version = env!("CARGO_PKG_VERSION");
-    let line = format!("done: {version} on MAAS after ");
+    // $DATASOURCE as cloud-init's str() of its MAAS datasource: the class and the URL.
+    let line = format!(
+        "done: {version} on DataSourceMAAS [{}] after ",
+        mock.metadata_url()
+    );
     assert!(out.contains(&line), "{out}");
     assert!(!out.contains("${UPTIME}"), "{out}");
     let log = std::fs::read_to_string(r.join("var/log/wisp.log")).unwrap();
@@ -124,5 +128,60 @@ fn a_condition_that_fails_leaves_the_machine_up_and_a_bad_delay_is_named() {
     assert!(
         warned.contains("power_state.delay") && warned.contains("later"),
         "{results:#}"
+    );
+}
+
+/// A shutdown that fails: its outcome is in the results and reaches MAAS (the module's finish
+/// is sent once it has run, not before).
+#[test]
+fn a_failed_shutdown_is_recorded_and_reported() {
+    if !can_apply_linux() {
+        return;
+    }
+    let (mock, t) = root_with_stub("#cloud-config\npower_state: {mode: reboot}\n");
+    let r = t.path();
+    std::fs::write(
+        r.join("sbin/shutdown"),
+        "#!/bin/sh\necho no way >&2\nexit 1\n",
+    )
+    .unwrap();
+    let o = wisp(r, &["init"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let q = wisp(r, &["query", "--results"]);
+    let results: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+    assert_eq!(
+        results["modules"]["power_state"]["result"], "FAIL",
+        "{results:#}"
+    );
+    let events = mock.events(SYSTEM_ID);
+    let finish = events
+        .iter()
+        .find(|e| e["event_type"] == "finish" && e["name"] == "modules-final/config-power_state")
+        .expect("power_state's finish");
+    assert_eq!(finish["result"], "FAIL", "{events:#?}");
+}
+
+/// `wisp apply`: the shutdown goes last, once the results are saved (as at boot).
+#[test]
+fn apply_runs_the_shutdown_after_saving_the_results() {
+    if !can_apply_linux() {
+        return;
+    }
+    let (_mock, t) = root_with_stub("#cloud-config\n");
+    let r = t.path();
+    let doc = r.join("power.yaml");
+    std::fs::write(
+        &doc,
+        "#cloud-config\nusers: []\nruncmd:\n  - echo go > /var/tmp/ran\npower_state: {mode: poweroff}\n",
+    )
+    .unwrap();
+    let o = wisp(r, &["apply", "--user-data", doc.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(r.join("var/tmp/ran").exists());
+    assert_eq!(
+        std::fs::read_to_string(r.join("shutdown.saw")).unwrap_or_default(),
+        "results-saved\n",
+        "{}",
+        stderr(&o)
     );
 }

@@ -7,7 +7,7 @@ use crate::modules::{final_message, power_state, Stage};
 use crate::plan::Action;
 use crate::report::Outcome;
 
-const EVENT: &str = "modules-final";
+pub(super) const EVENT: &str = "modules-final";
 
 pub fn run(boot: &mut Boot<'_>) -> StageEnd {
     boot.record.stage("final", "running", Vec::new());
@@ -47,11 +47,12 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
         boot.events
             .start(&child, &format!("running config-{}", power_state::NAME));
         let what: Vec<String> = power.iter().map(Action::describe).collect();
-        let description = format!("after the final report: {}", what.join("; "));
-        tracing::info!("{}: {description}", power_state::NAME);
-        boot.events
-            .finish(&child, &description, Outcome::Success, None);
-        boot.record.module(power_state::NAME, Outcome::Success, &[]);
+        // Its finish, with its outcome, is sent once it has run, after the final report.
+        tracing::info!(
+            "{}: after the final report: {}",
+            power_state::NAME,
+            what.join("; ")
+        );
         boot.after_report = power;
     }
     boot.mark_stage(Stage::Final);
@@ -79,16 +80,20 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
 
 /// cloud-init's final_message: on the console and in the log, at every boot.
 fn print_final_message(boot: &mut Boot<'_>) {
-    let template = boot
+    let configured = boot
         .data
         .as_ref()
         .and_then(|d| d.read.as_ref())
-        .and_then(|r| r.config().final_message.clone())
-        .unwrap_or_else(|| final_message::DEFAULT.to_string());
+        .and_then(|r| r.config().final_message.clone());
+    let template = final_message::template(configured.as_deref());
     let datasource = crate::state::cached_instance_data(&boot.state)
         .and_then(|(data, _)| data["datasource"].as_str().map(str::to_string))
+        .map(|name| {
+            let url = crate::sources::maas_config(boot.config).map(|c| c.metadata_url);
+            final_message::datasource_name(&name, url.as_deref())
+        })
         .unwrap_or_else(|| "unknown".into());
-    let text = final_message::render(&template, &final_message::Vars::now(&datasource));
+    let text = final_message::render(template, &final_message::Vars::now(&datasource));
     tracing::info!("{}: {text}", final_message::NAME);
     outln!("{text}");
 }

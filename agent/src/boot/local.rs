@@ -83,7 +83,7 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
         return StageEnd::ok(outcome);
     };
     if !boot.ctx.dry_run {
-        if let Err(e) = boot.instance.set_instance_id(&id) {
+        if let Err(e) = boot.record_instance(&id) {
             tracing::warn!(error = %e, "cannot record the instance id");
         }
     }

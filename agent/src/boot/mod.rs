@@ -46,6 +46,10 @@ pub const DISABLED: &str = "/etc/wisp/disabled";
 const LOG_TAIL: usize = 256 * 1024;
 /// How long a stage waits at its end for MAAS to take its events (the rest stays queued).
 const FLUSH_LIMIT: Duration = Duration::from_secs(30);
+/// How much longer a poweroff or halt waits for the final events MAAS has not taken.
+const POWER_HOLD: Duration = Duration::from_secs(60);
+/// How long power_state's own outcome is given to reach MAAS once the change is scheduled.
+const POWER_REPORT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StageName {
@@ -161,6 +165,8 @@ pub struct Boot<'a> {
     interfaces: Option<&'a std::path::Path>,
     /// power_state's shutdown, held back until MAAS has the final stage's events.
     after_report: Vec<crate::plan::Action>,
+    /// Whether this boot's instance is new ([`Boot::record_instance`]).
+    new_instance: bool,
 }
 
 /// What `wisp init` was asked.
@@ -243,6 +249,7 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
         runs: Default::default(),
         interfaces: opts.interfaces,
         after_report: Vec::new(),
+        new_instance: false,
     };
     let stages = match only {
         None => vec![StageName::Local, StageName::Network, StageName::Final],
@@ -264,12 +271,31 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
         }
     }
     // Before wisp exits, MAAS has every event (or they are queued for next time).
-    let left = boot.events.flush(FLUSH_LIMIT);
+    let mut left = boot.events.flush(FLUSH_LIMIT);
+    // A poweroff or halt that goes while MAAS lacks the final events loses them until someone
+    // powers the machine on (a reboot comes back and delivers them): held back a while more.
+    let halts = boot
+        .after_report
+        .iter()
+        .any(|a| matches!(a, crate::plan::Action::PowerState { item, .. } if item != "reboot"));
+    if halts && left > 0 {
+        tracing::info!(
+            queued = left,
+            "power_state: waiting for MAAS to take the final events before the power goes off"
+        );
+        left = boot.events.flush(POWER_HOLD);
+    }
     if left > 0 {
         tracing::warn!(
             queued = left,
             "events not delivered yet; they go first next time"
         );
+        if halts {
+            tracing::warn!(
+                queued = left,
+                "power_state: the power goes off with events still queued"
+            );
+        }
     }
     if !ctx.dry_run {
         let id = boot.data.as_ref().map(|d| d.instance_id.clone());
@@ -283,11 +309,40 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
         crate::log::LOG_FILE
     );
     // Last of all, once MAAS has the final report (or it is queued) and the results are saved:
-    // power_state's shutdown, which schedules the change and returns.
-    for o in crate::apply::execute(&boot.after_report, &ctx.root) {
-        if let Some(e) = o.error {
-            outln!("wisp: {}: {}: {e}", o.module, o.item);
+    // power_state's shutdown, which schedules the change and returns. Its outcome goes to the
+    // log, the results and MAAS (a scheduled change leaves time to deliver it).
+    if !boot.after_report.is_empty() {
+        let outcomes = crate::apply::execute(&boot.after_report, &ctx.root);
+        let failures: Vec<String> = outcomes
+            .iter()
+            .filter_map(|o| o.error.as_ref().map(|e| format!("{}: {e}", o.item)))
+            .collect();
+        for f in &failures {
+            tracing::error!("{}: {f}", modules::power_state::NAME);
+            outln!("wisp: {}: {f}", modules::power_state::NAME);
         }
+        let (result, description) = match failures.first() {
+            None => (
+                Outcome::Success,
+                format!("config-{} ran successfully", modules::power_state::NAME),
+            ),
+            Some(f) => (Outcome::Fail, f.clone()),
+        };
+        let child = format!(
+            "{}/config-{}",
+            final_stage::EVENT,
+            modules::power_state::NAME
+        );
+        boot.events.finish(&child, &description, result, None);
+        boot.record
+            .module(modules::power_state::NAME, result, &failures);
+        worst = worst.worst(result);
+        if !ctx.dry_run {
+            let id = boot.data.as_ref().map(|d| d.instance_id.clone());
+            boot.record
+                .save_results(&boot.instance, id.as_deref(), worst, &boot.warnings);
+        }
+        boot.events.flush(POWER_REPORT);
     }
     Ok(worst.exit_code())
 }
@@ -352,6 +407,21 @@ impl Boot<'_> {
             Ok(maas) => self.events.set_target(maas, endpoint),
             Err(e) => tracing::warn!(error = %e, "status events cannot be sent"),
         }
+    }
+
+    /// Records the instance id (both stages do; only the first of a boot can find it new) and
+    /// returns whether it changed. On an instance that is not new, the modules that act only
+    /// on a new one are settled without running ([`engine::settle_known_instance`]).
+    pub(super) fn record_instance(&mut self, id: &str) -> std::io::Result<bool> {
+        if self.ctx.dry_run {
+            return Ok(false);
+        }
+        let changed = self.instance.set_instance_id(id)?;
+        self.new_instance |= engine::is_new_instance(&self.instance, id, changed);
+        if !self.new_instance {
+            engine::settle_known_instance(&self.instance, id)?;
+        }
+        Ok(changed)
     }
 
     fn backend(&self) -> Box<dyn crate::platform::Backend> {

@@ -55,7 +55,7 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
     };
     boot.aim_events(Some(&md.instance_id));
     if !boot.ctx.dry_run {
-        match boot.instance.set_instance_id(&md.instance_id) {
+        match boot.record_instance(&md.instance_id) {
             Ok(true) => tracing::info!(instance_id = %md.instance_id, "new instance"),
             Ok(false) => {}
             Err(e) => {

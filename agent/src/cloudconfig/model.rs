@@ -66,6 +66,8 @@ pub const LINUX_ONLY: &[&str] = &[
     "drivers",
     "grub_dpkg",
     "autoinstall",
+    // cloud-init's cc_ca_certs runs on Linux distributions only (alpine, debian, ubuntu, rhel).
+    "ca_certs",
 ];
 
 /// cloud-init keys whose modules run on the BSDs too (or on every distribution), which wisp
@@ -94,8 +96,6 @@ pub const NOT_SUPPORTED: &[&str] = &[
     "mcollective",
     "rsyslog",
     "phone_home",
-    "ca_certs",
-    "seed_random",
     "updates",
     "disable_ec2_metadata",
     "create_hostname_file",
@@ -247,6 +247,8 @@ mod tests {
             assert!(!NOT_SUPPORTED.contains(k), "{k} is in both lists");
             assert!(!CONFIG_KEYS.contains(k), "{k}");
         }
+        // A module's name, not a key.
+        assert!(!NOT_SUPPORTED.contains(&"seed_random") && !LINUX_ONLY.contains(&"seed_random"));
         for k in ["power_state", "final_message", "random_seed"] {
             assert!(
                 !LINUX_ONLY.contains(&k) && !NOT_SUPPORTED.contains(&k),

@@ -1,5 +1,8 @@
-//! `wisp apply --user-data FILE`: apply a local cloud-config (no datasource) — the quickest way
-//! to try a document. With `--dry-run` the plan is printed and nothing changes.
+//! `wisp apply --user-data FILE`: apply a local cloud-config (no datasource). With `--dry-run`
+//! the plan is printed and nothing changes. Without `--instance-id` it is a trial of a document
+//! on a live system: what cloud-init does unasked on a new instance (delete the host keys, grow
+//! the root) is done only when the document names it. power_state goes last, once the results
+//! are saved, as at boot.
 
 use std::path::PathBuf;
 
@@ -80,20 +83,28 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
             groups: Default::default(),
             planned: modules::Planned::default(),
         },
-        Some(decoded) => engine::plan(
-            &ctx.root,
-            platform,
-            &loaded.config,
-            &Documents {
+        Some(decoded) => {
+            let docs = Documents {
                 user: Some(decoded),
                 vendor: vendor.as_ref(),
                 metadata_keys: &[],
                 local_hostname: None,
                 instance_id: &instance_id,
                 source: &name,
-            },
-            ctx.disks.as_deref(),
-        ),
+            };
+            let mut read = engine::Read::new(platform, &loaded.config, &docs);
+            if args.instance_id.is_none() {
+                only_what_is_named(read.config_mut());
+            }
+            read.plan(
+                &ctx.root,
+                platform,
+                &docs,
+                true,
+                ctx.disks.as_deref(),
+                |_| true,
+            )
+        }
     };
     if let Some(file) = &args.network_config {
         crate::network::preview(
@@ -108,9 +119,13 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
     let instance = InstanceState::new(StateDir::new(&ctx.root, ctx.dry_run));
     if let Some(id) = &args.instance_id {
         if !ctx.dry_run {
-            instance
+            let changed = instance
                 .set_instance_id(id)
                 .context("recording the instance id")?;
+            if !engine::is_new_instance(&instance, id, changed) {
+                engine::settle_known_instance(&instance, id)
+                    .context("recording the modules done")?;
+            }
         }
         engine::keep_due(&mut planned, &instance, id, None);
     }
@@ -130,6 +145,11 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
         }
         return Ok(engine::result(&planned, &[]).exit_code());
     }
+    // power_state's shutdown goes last, once the results are saved (as at boot).
+    let (power, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut planned.actions)
+        .into_iter()
+        .partition(|a| matches!(a, crate::plan::Action::PowerState { .. }));
+    planned.actions = rest;
     let outcomes = crate::apply::execute(&planned.actions, &ctx.root);
     let result = engine::result(&planned, &outcomes);
     // Generated passwords go to the console once, and only if they were really set.
@@ -143,6 +163,12 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
     }
     if let Some(id) = &args.instance_id {
         engine::mark_done(&planned, &outcomes, &instance, id)?;
+        if !power.is_empty() {
+            // Marked before it runs, as at boot: a reboot must not come back to it.
+            instance
+                .mark_done(modules::power_state::NAME, id)
+                .context("recording power_state done")?;
+        }
     }
     let record = json!({
         "command": "apply",
@@ -153,6 +179,7 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
         "failures": outcomes.iter().filter(|o| o.error.is_some()).collect::<Vec<_>>(),
         "errors": planned.errors,
         "warnings": planned.warnings,
+        "after_results": power.iter().map(crate::plan::Action::describe).collect::<Vec<_>>(),
     });
     if let Err(e) = instance.write_results(&record) {
         tracing::warn!(error = %e, "cannot record the results");
@@ -178,7 +205,40 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
             outln!("result: {}", result.as_str());
         }
     }
-    Ok(result.exit_code())
+    // Last, as at boot: the shutdown schedules the change and returns.
+    let mut code = result.exit_code();
+    for o in crate::apply::execute(&power, &ctx.root) {
+        match &o.error {
+            None => tracing::info!("{}: {}: done", o.module, o.action),
+            Some(e) => {
+                tracing::error!("{}: {}: {e}", o.module, o.action);
+                outln!("{:<13} FAIL  {}: {e}", o.module, o.action);
+                code = crate::report::Outcome::Fail.exit_code();
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// A trial of a document (no `--instance-id`): cloud-init's defaults that change a live system
+/// for good are kept only when the document names them — the host keys are deleted only when
+/// it names `ssh_deletekeys`, `ssh_keys` or `ssh_genkeytypes` (and their fingerprints are then
+/// shown only when `no_ssh_fingerprints` says so); the root grows only when it names `growpart`
+/// or `resize_rootfs`. (power_state does nothing unless named.)
+fn only_what_is_named(cc: &mut crate::cloudconfig::CloudConfig) {
+    let hk = &mut cc.host_keys;
+    if hk.delete.is_none() && hk.genkeytypes.is_none() && hk.keys.is_none() {
+        hk.delete = Some(false);
+        // The keys are left as they are: their fingerprints are not shown again at every try
+        // (at boot, once per instance), unless asked for.
+        hk.no_fingerprints.get_or_insert(true);
+    }
+    if cc.growpart.is_none() && cc.resize_rootfs.is_none() {
+        cc.growpart = Some(modules::growpart::Growpart {
+            mode: modules::growpart::Mode::Off,
+            ..Default::default()
+        });
+    }
 }
 
 /// With no datasource, the instance is the document: `local-` and the start of its sha256.

@@ -1,6 +1,6 @@
 //! `final_message` (cloud-init's cc_final_message): the line the final stage ends with, on the
 //! console and in the log, with cloud-init's `$UPTIME`, `$TIMESTAMP`, `$VERSION` and
-//! `$DATASOURCE` (also written `${NAME}`). It plans no action: the boot flow prints it once the
+//! `$DATASOURCE` (also lower case, also written `${NAME}`). It plans no action: the boot flow prints it once the
 //! final stage's modules have run, at every boot, as cloud-init does.
 
 use super::{Frequency, Inputs, Planned, Stage};
@@ -42,15 +42,34 @@ impl Vars<'_> {
     }
 }
 
-/// `template` with its variables replaced; unknown ones are left as written. Control
-/// characters (terminal escapes) become spaces, and the result is cut at [`MAX_LEN`] bytes.
+/// The message to render: the configured one without the blanks around it, or [`DEFAULT`]
+/// when there is none or it is blank (as cloud-init).
+pub fn template(configured: Option<&str>) -> &str {
+    match configured.map(str::trim) {
+        Some(t) if !t.is_empty() => t,
+        _ => DEFAULT,
+    }
+}
+
+/// How cloud-init names a datasource in the message (its `str()`): `DataSourceMAAS [URL]`
+/// for MAAS (with the metadata URL), `DataSourceNAME` for the others.
+pub fn datasource_name(name: &str, url: Option<&str>) -> String {
+    match url {
+        Some(u) if name == "MAAS" => format!("DataSource{name} [{u}]"),
+        _ => format!("DataSource{name}"),
+    }
+}
+
+/// `template` with its variables replaced (cloud-init's names, lower or upper case); unknown
+/// ones are left as written. Control characters (terminal escapes) other than newlines and
+/// tabs become spaces, and the result is cut at [`MAX_LEN`] bytes.
 pub fn render(template: &str, vars: &Vars<'_>) -> String {
     let value = |name: &str| -> Option<String> {
         match name {
-            "UPTIME" => Some(vars.uptime.clone()),
-            "TIMESTAMP" => Some(vars.timestamp.clone()),
-            "VERSION" => Some(vars.version.to_string()),
-            "DATASOURCE" => Some(vars.datasource.to_string()),
+            "UPTIME" | "uptime" => Some(vars.uptime.clone()),
+            "TIMESTAMP" | "timestamp" => Some(vars.timestamp.clone()),
+            "VERSION" | "version" => Some(vars.version.to_string()),
+            "DATASOURCE" | "datasource" => Some(vars.datasource.to_string()),
             _ => None,
         }
     };
@@ -84,7 +103,13 @@ pub fn render(template: &str, vars: &Vars<'_>) -> String {
     out.push_str(rest);
     let mut out: String = out
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     if out.len() > MAX_LEN {
         let mut cut = MAX_LEN;
@@ -170,8 +195,29 @@ mod tests {
             render("${VERSION}x $UPTIMEs $HOME ${NOPE} $ ${UPTIME", &vars()),
             "1.2.3x $UPTIMEs $HOME ${NOPE} $ ${UPTIME"
         );
-        assert_eq!(render("a\u{1b}[2Jb\nc", &vars()), "a [2Jb c");
+        assert_eq!(render("a\u{1b}[2Jb\rc", &vars()), "a [2Jb c");
         assert_eq!(render(&"é".repeat(5000), &vars()).len(), MAX_LEN);
+    }
+
+    #[test]
+    fn as_cloud_init_lowercase_names_lines_and_blank_messages() {
+        // cloud-init's documented example.
+        let doc = "cloud-init has finished\nversion: $version\ntimestamp: $timestamp\n\
+                   datasource: $datasource\nuptime: $uptime";
+        assert_eq!(
+            render(doc, &vars()),
+            "cloud-init has finished\nversion: 1.2.3\ntimestamp: Mon, 30 Nov 2026 23:21:08 +0000\n\
+             datasource: MAAS\nuptime: 42.50"
+        );
+        assert_eq!(template(Some("")), DEFAULT);
+        assert_eq!(template(Some("  \n ")), DEFAULT);
+        assert_eq!(template(None), DEFAULT);
+        assert_eq!(template(Some("  hi $version\n")), "hi $version");
+        assert_eq!(
+            datasource_name("MAAS", Some("http://maas:5248/MAAS/metadata/")),
+            "DataSourceMAAS [http://maas:5248/MAAS/metadata/]"
+        );
+        assert_eq!(datasource_name("NoCloud", None), "DataSourceNoCloud");
     }
 
     #[test]

@@ -61,10 +61,20 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
             return;
         }
     };
+    // What cannot be grown is an error only when the document asks for growpart; for the
+    // default (a root on geli or gmirror, swap after the root as bsdinstall lays it out) it is
+    // a note in the log: the user asked for nothing that failed.
+    let cannot = |out: &mut Planned, reason: String| {
+        if configured {
+            out.error(NAME, "/", reason);
+        } else {
+            tracing::info!("{NAME}: the root is not grown: {reason}");
+        }
+    };
     let growth = match inp.backend.root_growth(probe) {
         Ok(g) => g,
         Err(e) => {
-            out.error(NAME, "/", format!("cannot find the root partition: {e}"));
+            cannot(out, format!("cannot find the root partition: {e}"));
             return;
         }
     };
@@ -76,9 +86,8 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
             out.warnings.push(format!("{NAME}: {note}"));
         }
         RootGrowth::Skip(note) => tracing::info!("growpart: {note}"),
-        RootGrowth::NotLast { device, disk, next } => out.error(
-            NAME,
-            "/",
+        RootGrowth::NotLast { device, disk, next } => cannot(
+            out,
             format!(
                 "the root {device} is not the last partition of {disk} ({next} follows it): it cannot grow"
             ),
@@ -93,25 +102,31 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
             // The rc.conf knob goes first: if the growth is cut short after the partition
             // grew, a rerun finds the partition full and plans nothing, and the knob must be
             // there already.
-            if let (true, FsGrowth::NextBoot { rc_conf, var, value }) = (resize_fs, &fs) {
-                match out.try_current_text(inp.root, rc_conf, None) {
+            if let (true, FsGrowth::NextBoot { rc_conf, vars }) = (resize_fs, &fs) {
+                let current = match out.try_current_text(inp.root, rc_conf, None) {
                     Err(e) => {
                         out.error(NAME, "/", e);
                         return;
                     }
-                    Ok(current) => {
-                        if let Some(new) = crate::rcconf::set_var(&current, var, value) {
-                            out.actions.push(Action::write(
-                                NAME,
-                                *var,
-                                *rc_conf,
-                                new.into_bytes(),
-                                0o644,
-                                ("root", inp.backend.wheel()),
-                                false,
-                            ));
-                        }
+                    Ok(current) => current,
+                };
+                let mut text = current.clone();
+                for (var, value) in vars.iter() {
+                    if let Some(new) = crate::rcconf::set_var(&text, var, value) {
+                        text = new;
                     }
+                }
+                if text != current {
+                    let item: Vec<&str> = vars.iter().map(|(v, _)| *v).collect();
+                    out.actions.push(Action::write(
+                        NAME,
+                        item.join(", "),
+                        *rc_conf,
+                        text.into_bytes(),
+                        0o644,
+                        ("root", inp.backend.wheel()),
+                        false,
+                    ));
                 }
                 check_fstab_for_resize_root(inp, out);
             }

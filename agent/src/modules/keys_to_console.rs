@@ -18,11 +18,7 @@ pub const FREQUENCY: Frequency = Frequency::PerInstance;
 const SSH_DIR: &str = "/etc/ssh";
 const RULE: &str = "#############################################################";
 
-/// A length-prefixed string of an SSH key blob, and what follows it.
-fn ssh_string(b: &[u8]) -> Option<(&[u8], &[u8])> {
-    let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as usize;
-    Some((b.get(4..4 + len)?, b.get(4 + len..)?))
-}
+use super::ssh_host_keys::ssh_string;
 
 /// The bits of an integer stored big-endian (an SSH mpint, maybe with a leading zero).
 fn bits(n: &[u8]) -> usize {

@@ -254,6 +254,14 @@ pub fn runs_user_commands(name: &str) -> bool {
     .contains(&name)
 }
 
+/// Whether module `name` does what only a new instance may have done to it: deleting the
+/// image's host keys, growing the root, powering off. Such a module runs only when the instance
+/// is new; on an instance that booted before (a machine deployed by an older wisp, which had no
+/// marker for it) it is marked done without running ([`crate::engine::settle_known_instance`]).
+pub fn only_on_new_instance(name: &str) -> bool {
+    [ssh_host_keys::NAME, growpart::NAME, power_state::NAME].contains(&name)
+}
+
 /// The modules whose actions module `name` plans as part of its own work: users_groups sets its
 /// new users' passwords through set_passwords. Such a module ends (reports its finish, and is
 /// marked done) only once those actions have run too, and is not marked done when they failed.

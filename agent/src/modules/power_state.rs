@@ -114,7 +114,8 @@ fn read_delay(r: &mut Reader<'_>, path: &str, v: &Value) -> Option<u64> {
         Value::String(s) => s.trim().to_string(),
         _ => String::new(),
     };
-    let minutes = if text.eq_ignore_ascii_case("now") {
+    // cloud-init takes `now` only as written (lower case).
+    let minutes = if text == "now" {
         Some(0)
     } else {
         text.strip_prefix('+')
@@ -292,7 +293,6 @@ mod tests {
         for (text, minutes) in [
             ("{mode: reboot}", 0),
             ("{mode: reboot, delay: now}", 0),
-            ("{mode: reboot, delay: NOW}", 0),
             ("{mode: reboot, delay: '+5'}", 5),
             ("{mode: reboot, delay: 30}", 30),
             ("{mode: reboot, delay: '7'}", 7),
@@ -307,6 +307,7 @@ mod tests {
     fn bad_values_are_named_and_nothing_is_planned() {
         for (text, path, what) in [
             ("{mode: reboot, delay: later}", "power_state.delay", "later"),
+            ("{mode: reboot, delay: NOW}", "power_state.delay", "NOW"),
             ("{mode: reboot, delay: -5}", "power_state.delay", "-5"),
             ("{mode: sleep}", "power_state.mode", "sleep"),
             ("{delay: now}", "power_state.mode", "required"),

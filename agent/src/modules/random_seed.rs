@@ -3,8 +3,9 @@
 //! environment. Once per instance, first of the config modules: before the modules that need
 //! entropy. MAAS's metadata has no seed of its own.
 //!
-//! A device under `/dev` is fed in place ([`crate::rootfs::feed_device`]: never created, no link
-//! followed, refused unless it is a character device or a FIFO); any other file gets the data
+//! `/dev/urandom` or `/dev/random` is fed in place ([`crate::rootfs::feed_device`]: never
+//! created, no link followed, refused unless it is a character device or a FIFO); any other
+//! device under `/dev` is refused (a disk is a character device too); any other file gets the data
 //! appended, as cloud-init does, by an atomic rewrite (mode 0600: the seed is secret).
 
 use super::{Frequency, Inputs, Planned, Stage};
@@ -18,6 +19,8 @@ pub const NAME: &str = "random_seed";
 pub const STAGE: Stage = Stage::Network;
 pub const FREQUENCY: Frequency = Frequency::PerInstance;
 pub const DEFAULT_FILE: &str = "/dev/urandom";
+/// The only devices a seed is written to.
+pub const ENTROPY_DEVICES: &[&str] = &["/dev/urandom", "/dev/random"];
 /// The most seed data taken (decoded): a seed is a few hundred bytes.
 pub const MAX_DATA: usize = 64 * 1024;
 /// Where a command named without a path is looked for, inside the root.
@@ -59,7 +62,18 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
     };
     let file = crate::rootfs::normalize(&seed.file);
     if !seed.data.is_empty() {
-        if file.starts_with("/dev/") {
+        if file.starts_with("/dev/") && !ENTROPY_DEVICES.contains(&file.as_str()) {
+            // On the BSDs every disk is a character device too (/dev/ada0, /dev/rwd0d): a seed
+            // written there would overwrite its partition table.
+            out.error(
+                NAME,
+                &file,
+                format!(
+                    "random_seed.file: {file} is not a random device: under /dev only {} are fed",
+                    ENTROPY_DEVICES.join(" and ")
+                ),
+            );
+        } else if file.starts_with("/dev/") {
             out.actions.push(Action::FeedDevice {
                 module: NAME,
                 item: file.clone(),
@@ -123,13 +137,15 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
 }
 
 /// Whether the command is there inside the root: a path as written, else in the usual
-/// directories (cloud-init's `which`).
+/// directories (cloud-init's `which`). Looked up confined to the root
+/// ([`crate::rootfs::mode`]: the directories' links resolved inside it, never on the host):
+/// an executable file, or a link (which the chroot resolves).
 fn command_exists(inp: &Inputs<'_>, tool: &str) -> bool {
+    let executable = |path: &str| matches!(crate::rootfs::mode(inp.root, path, None), Ok(Some(m)) if m & 0o111 != 0);
     if tool.contains('/') {
-        return inp.root.path(tool).is_file();
+        return tool.starts_with('/') && executable(tool);
     }
-    PATH.iter()
-        .any(|d| inp.root.path(format!("{d}/{tool}")).is_file())
+    PATH.iter().any(|d| executable(&format!("{d}/{tool}")))
 }
 
 // Reading the module's part of a cloud-config document, with cloud-init's leniency

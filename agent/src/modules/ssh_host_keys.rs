@@ -129,8 +129,13 @@ pub fn public_blob(line: &str) -> Option<(String, Vec<u8>)> {
         .decode(f.next()?)
         .ok()?;
     // The blob starts with its own type, as a length-prefixed string.
-    let len = u32::from_be_bytes(blob.get(..4)?.try_into().ok()?) as usize;
-    (blob.get(4..4 + len)? == key_type.as_bytes()).then(|| (key_type.to_string(), blob))
+    (ssh_string(&blob)?.0 == key_type.as_bytes()).then(|| (key_type.to_string(), blob))
+}
+
+/// A length-prefixed string of SSH's wire format (a key blob's fields), and what follows it.
+pub fn ssh_string(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as usize;
+    Some((b.get(4..4 + len)?, b.get(4 + len..)?))
 }
 
 /// The public key in an OpenSSH private key (`openssh-key-v1` keeps it in the clear), as a
@@ -145,11 +150,7 @@ fn public_of_openssh_private(text: &str) -> Option<String> {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(body)
         .ok()?;
-    // A length-prefixed string, and what follows it.
-    fn string(b: &[u8]) -> Option<(&[u8], &[u8])> {
-        let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as usize;
-        Some((b.get(4..4 + len)?, b.get(4 + len..)?))
-    }
+    let string = ssh_string;
     let rest = raw.strip_prefix(b"openssh-key-v1\0")?;
     // Cipher, KDF and its options, then the number of keys (one for host keys).
     let (_, rest) = string(rest)?;
@@ -159,8 +160,7 @@ fn public_of_openssh_private(text: &str) -> Option<String> {
         return None;
     }
     let (blob, _) = string(&rest[4..])?;
-    let key_type_len = u32::from_be_bytes(blob.get(..4)?.try_into().ok()?) as usize;
-    let key_type = std::str::from_utf8(blob.get(4..4 + key_type_len)?).ok()?;
+    let key_type = std::str::from_utf8(string(blob)?.0).ok()?;
     Some(format!(
         "{key_type} {}\n",
         base64::engine::general_purpose::STANDARD.encode(blob)
@@ -281,6 +281,27 @@ pub(crate) fn read_key(hk: &mut HostKeys, r: &mut Reader<'_>, key: &str, path: &
     }
 }
 
+/// Where sshd keeps its process id.
+const SSHD_PID: &str = "/var/run/sshd.pid";
+
+/// Whether a pid file's content (as [`crate::rootfs::read`] gives it) names a live process.
+fn process_alive(pid_file: &Result<Option<Vec<u8>>, String>) -> bool {
+    let Ok(Some(text)) = pid_file else {
+        return false;
+    };
+    let Some(pid) = String::from_utf8_lossy(text)
+        .trim()
+        .parse::<libc::pid_t>()
+        .ok()
+        .filter(|p| *p > 0)
+    else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// Whether `name` is one of the files cloud-init deletes: `ssh_host_*key*`.
 fn is_host_key_file(name: &str) -> bool {
     name.strip_prefix("ssh_host_")
@@ -326,7 +347,18 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
     let mut present: BTreeSet<String> = names.iter().flatten().cloned().collect();
     let mut changed = false;
     if hk.delete.unwrap_or(true) {
-        for name in names.iter().flatten().filter(|n| is_host_key_file(n)) {
+        // Files and links only: a directory of that name is not a key, and a removal that is
+        // refused would leave the module undone — and the new keys deleted at the next boot.
+        let is_dir = |name: &str| {
+            let path = format!("{SSH_DIR}/{name}");
+            !crate::rootfs::is_link(root, &path, None)
+                && crate::rootfs::dir_exists(root, &path, None) == Ok(true)
+        };
+        for name in names
+            .iter()
+            .flatten()
+            .filter(|n| is_host_key_file(n) && !is_dir(n))
+        {
             out.actions.push(Action::Remove {
                 module: NAME,
                 item: name.clone(),
@@ -409,11 +441,13 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
     // Keys are made when none was given (cloud-init), and also when every given entry was
     // refused: a machine left without host keys could not be reached.
     let given_private = hk.keys.iter().flatten().any(|k| k.part == KeyPart::Private);
-    // A running sshd (wisp run again on a live system) makes no keys until it restarts.
-    let sshd_running = root.is_host() && std::path::Path::new("/var/run/sshd.pid").exists();
+    // A running sshd (wisp run again on a live system) makes no keys until it restarts. A pid
+    // file a crash left behind names no process: reloading then would fail.
+    let sshd_running = root.is_host() && process_alive(&crate::rootfs::read(root, SSHD_PID, None));
     let sshd_makes_them = inp.backend.facts().sshd_makes_host_keys && !sshd_running;
     if given_private {
-        // sshd uses the given keys; the types not given are not made (as cloud-init).
+        // sshd uses the given keys; wisp makes no other type (as cloud-init), though the rc.d
+        // script of NetBSD and FreeBSD makes every type missing when sshd starts.
     } else if sshd_makes_them {
         if hk.genkeytypes.is_some() {
             out.warnings.push(format!(
@@ -497,6 +531,19 @@ mod tests {
         for n in ["sshd_config", "ssh_config", "moduli", "ssh_host_notes"] {
             assert!(!is_host_key_file(n), "{n}");
         }
+    }
+
+    #[test]
+    fn only_a_live_process_counts_as_a_running_sshd() {
+        let me = std::process::id().to_string();
+        assert!(process_alive(&Ok(Some(format!("{me}\n").into_bytes()))));
+        // A pid no process has (above the BSDs' and Linux's pid_max).
+        assert!(!process_alive(&Ok(Some(b"2147483000\n".to_vec()))));
+        for bad in [&b"0"[..], b"-1", b"sshd", b""] {
+            assert!(!process_alive(&Ok(Some(bad.to_vec()))), "{bad:?}");
+        }
+        assert!(!process_alive(&Ok(None)));
+        assert!(!process_alive(&Err("a link".into())));
     }
 
     #[test]

@@ -11,6 +11,71 @@ use super::Platform;
 /// The most a tool's output (or the `--disks` file) may hold: a partition table is a few lines.
 const MAX_OUTPUT: usize = 1 << 20;
 
+/// How long a disk tool may run: a hung `gpart` or `dkctl` must not stall the boot.
+const PROBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The output of `argv` run on this system (no shell), bounded in size and in time: a tool
+/// still running after `limit` is killed, and that is an error.
+fn host_output(argv: &[&str], limit: std::time::Duration) -> Result<String, String> {
+    use std::io::Read;
+    let line = argv.join(" ");
+    let (prog, args) = argv.split_first().ok_or("no command")?;
+    let mut child = std::process::Command::new(prog)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("`{line}`: {e}"))?;
+    // Read in a thread (no more than the bound), so the wait below can give up in time.
+    let stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let read = match stdout {
+            Some(s) => s
+                .take(MAX_OUTPUT as u64 + 1)
+                .read_to_end(&mut out)
+                .map(|_| ()),
+            None => Ok(()),
+        };
+        (read, out)
+    });
+    let start = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) if start.elapsed() >= limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break Err(format!(
+                    "`{line}`: still running after {} s: killed",
+                    limit.as_secs_f64()
+                ));
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break Err(format!("`{line}`: {e}"));
+            }
+        }
+    };
+    // Killed: the reader is left to end on its own (something the tool started may still
+    // hold the pipe). Exited: its end of the pipe is closed, and the reader ends.
+    let status = status?;
+    let (read, out) = reader
+        .join()
+        .map_err(|_| format!("`{line}`: reading its output failed"))?;
+    read.map_err(|e| format!("`{line}`: {e}"))?;
+    if out.len() > MAX_OUTPUT {
+        return Err(format!("`{line}`: more than {MAX_OUTPUT} bytes of output"));
+    }
+    if !status.success() {
+        return Err(format!("`{line}` failed ({status})"));
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
 /// Free space after the root partition below this many sectors (1 MiB of 512-byte sectors)
 /// is alignment slack, not room to grow: the partition fills the disk.
 pub const MIN_GROWTH_SECTORS: u64 = 2048;
@@ -32,49 +97,31 @@ impl Probe {
                 .get(&line)
                 .cloned()
                 .ok_or_else(|| format!("`{line}`: no output for it in the --disks file")),
-            Probe::Host => {
-                use std::io::Read;
-                let (prog, args) = argv.split_first().ok_or("no command")?;
-                let mut child = std::process::Command::new(prog)
-                    .args(args)
-                    .stdin(std::process::Stdio::null())
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::null())
-                    .spawn()
-                    .map_err(|e| format!("`{line}`: {e}"))?;
-                // Read no more than the bound, whatever the tool prints.
-                let mut out = Vec::new();
-                let read = match child.stdout.take() {
-                    Some(s) => s.take(MAX_OUTPUT as u64 + 1).read_to_end(&mut out),
-                    None => Ok(0),
-                };
-                if read.is_err() || out.len() > MAX_OUTPUT {
-                    let _ = child.kill();
-                }
-                let status = child.wait().map_err(|e| format!("`{line}`: {e}"))?;
-                read.map_err(|e| format!("`{line}`: {e}"))?;
-                if out.len() > MAX_OUTPUT {
-                    return Err(format!("`{line}`: more than {MAX_OUTPUT} bytes of output"));
-                }
-                if !status.success() {
-                    return Err(format!("`{line}` failed ({status})"));
-                }
-                Ok(String::from_utf8_lossy(&out).into_owned())
-            }
+            Probe::Host => host_output(argv, PROBE_LIMIT),
         }
     }
 
     /// A `--disks` file: a YAML map of command line to its output, or one such map per OS
     /// (`netbsd:`, `freebsd:`, `openbsd:`, `linux:`), of which `platform`'s is taken.
     pub fn from_file(path: &std::path::Path, platform: Platform) -> Result<Probe, String> {
+        use std::io::Read;
         let name = path.display();
-        let len = std::fs::metadata(path)
-            .map_err(|e| format!("--disks {name}: {e}"))?
-            .len();
-        if len > MAX_OUTPUT as u64 {
+        let file = std::fs::File::open(path).map_err(|e| format!("--disks {name}: {e}"))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| format!("--disks {name}: {e}"))?;
+        if !meta.is_file() {
+            return Err(format!("--disks {name}: not a regular file"));
+        }
+        // Bounded whatever the size said: the file may grow while it is read.
+        let mut raw = Vec::new();
+        file.take(MAX_OUTPUT as u64 + 1)
+            .read_to_end(&mut raw)
+            .map_err(|e| format!("--disks {name}: {e}"))?;
+        if raw.len() > MAX_OUTPUT {
             return Err(format!("--disks {name}: larger than {MAX_OUTPUT} bytes"));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("--disks {name}: {e}"))?;
+        let text = String::from_utf8(raw).map_err(|_| format!("--disks {name}: not UTF-8 text"))?;
         // The one bounded YAML reader (nesting and node budget), as for every YAML text.
         let v: yaml_serde::Value = wisp_datasources::userdata::yaml::from_str(&text)
             .map_err(|e| format!("--disks {name}: {e}"))?;
@@ -359,6 +406,30 @@ pub fn parse_gpt_show(text: &str, disk: &str) -> Result<Table, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hung_tool_is_killed_and_named() {
+        let start = std::time::Instant::now();
+        let e = host_output(&["sleep", "30"], std::time::Duration::from_millis(200)).unwrap_err();
+        assert!(e.contains("sleep 30") && e.contains("killed"), "{e}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!(
+            host_output(&["echo", "gpt"], PROBE_LIMIT).as_deref(),
+            Ok("gpt\n")
+        );
+    }
+
+    #[test]
+    fn a_disks_file_must_be_a_regular_file() {
+        // /dev/zero: endless, and its size says 0.
+        let e = Probe::from_file(std::path::Path::new("/dev/zero"), Platform::Netbsd)
+            .err()
+            .unwrap_or_default();
+        assert!(
+            e.contains("/dev/zero") && e.contains("not a regular file"),
+            "{e}"
+        );
+    }
 
     /// As `gpart show -p vtbd0` prints a GPT whose backup is at the end: boot, swap, root, and
     /// the free space after.

@@ -199,16 +199,16 @@ impl Backend for FreeBsd {
             .ok_or_else(|| format!("gpart show -p {disk}: no partition {provider}"))?;
         let mut partition = Vec::new();
         if table.backup_misplaced {
-            partition.push(argv(&["gpart", "recover", disk]));
+            partition.push(super::owned(&["gpart", "recover", disk]));
         }
         let index = part.index.to_string();
-        partition.push(argv(&["gpart", "resize", "-i", &index, disk]));
+        partition.push(super::owned(&["gpart", "resize", "-i", &index, disk]));
         Ok(super::growth_of(
             &mount.device,
             disk,
             room,
             partition,
-            FsGrowth::Now(argv(&["growfs", "-y", &mount.device])),
+            FsGrowth::Now(super::owned(&["growfs", "-y", &mount.device])),
             table.backup_misplaced,
         ))
     }
@@ -224,8 +224,4 @@ impl Backend for FreeBsd {
             default_pool: "freebsd.pool.ntp.org",
         }
     }
-}
-
-fn argv(a: &[&str]) -> Vec<String> {
-    a.iter().map(|s| s.to_string()).collect()
 }

@@ -118,12 +118,11 @@ pub enum RootGrowth {
 pub enum FsGrowth {
     /// This command grows it now, mounted.
     Now(Vec<String>),
-    /// The OS's rc grows it at the next boot, while the root is still read-only, when this
-    /// rc.conf variable says so.
+    /// The OS's rc grows it at the next boot, while the root is still read-only, when these
+    /// rc.conf variables say so (name, value; the first is the switch).
     NextBoot {
         rc_conf: &'static str,
-        var: &'static str,
-        value: &'static str,
+        vars: &'static [(&'static str, &'static str)],
     },
 }
 
@@ -281,12 +280,14 @@ pub trait Backend {
 }
 
 /// Seconds since the running system booted: /proc/uptime on Linux, `kern.boottime` on the BSDs
-/// (for final_message's `$UPTIME`).
+/// (for final_message's `$UPTIME`). sysctl(8) by its path (every BSD has it in /sbin), not
+/// looked up in PATH. (libc's sysctl(KERN_BOOTTIME) would spare the process, but its constants
+/// differ per BSD and cannot be checked here without their builds.)
 pub fn uptime() -> Option<f64> {
     if let Ok(text) = std::fs::read_to_string("/proc/uptime") {
         return text.split_whitespace().next()?.parse().ok();
     }
-    let out = std::process::Command::new("sysctl")
+    let out = std::process::Command::new("/sbin/sysctl")
         .args(["-n", "kern.boottime"])
         .output()
         .ok()?;
@@ -299,7 +300,7 @@ pub fn uptime() -> Option<f64> {
 }
 
 /// `kern.boottime` as `sysctl -n` prints it: `{ sec = 1700000000, usec = 250000 } Mon …`
-/// (NetBSD, FreeBSD), or the seconds alone (OpenBSD).
+/// (FreeBSD), or the seconds alone (NetBSD, OpenBSD).
 fn parse_boottime(text: &str) -> Option<f64> {
     let text = text.trim();
     if let Ok(secs) = text.parse::<u64>() {
@@ -426,8 +427,13 @@ pub(crate) fn chrooted(root: &Option<String>, argv: Vec<&str>) -> Vec<String> {
         out.push("chroot".into());
         out.push(r.clone());
     }
-    out.extend(argv.into_iter().map(str::to_string));
+    out.extend(owned(&argv));
     out
+}
+
+/// An argv of owned strings.
+pub(crate) fn owned(argv: &[&str]) -> Vec<String> {
+    argv.iter().map(|s| s.to_string()).collect()
 }
 
 /// `flag value` when there is a value: the optional fields of useradd and pw.

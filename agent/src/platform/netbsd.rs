@@ -115,7 +115,7 @@ impl Backend for NetBsd {
     /// starts, gpt(8) shows the table. The partition grows with `gpt resizedisk` (the backup
     /// GPT moved to the end of a disk that grew under the image) and `gpt resize`. resize_ffs(8)
     /// is not run on the mounted root: rc.d/resize_root runs it at the next boot, before the
-    /// root is mounted read-write, when rc.conf says `resize_root=YES`.
+    /// root is mounted read-write, when rc.conf says `resize_root=YES` ([`RESIZE_ROOT`]).
     fn root_growth(&self, probe: &super::disks::Probe) -> Result<super::RootGrowth, String> {
         use super::{disks, FsGrowth, RootGrowth};
         let mount = disks::parse_mount(&probe.output(&["mount"])?)
@@ -149,10 +149,10 @@ impl Backend for NetBsd {
         })?;
         let mut partition = Vec::new();
         if table.backup_misplaced {
-            partition.push(owned(&["gpt", "resizedisk", disk]));
+            partition.push(super::owned(&["gpt", "resizedisk", disk]));
         }
         let index = part.index.to_string();
-        partition.push(owned(&["gpt", "resize", "-i", &index, disk]));
+        partition.push(super::owned(&["gpt", "resize", "-i", &index, disk]));
         Ok(super::growth_of(
             &mount.device,
             disk,
@@ -160,8 +160,7 @@ impl Backend for NetBsd {
             partition,
             FsGrowth::NextBoot {
                 rc_conf: "/etc/rc.conf",
-                var: "resize_root",
-                value: "YES",
+                vars: RESIZE_ROOT,
             },
             table.backup_misplaced,
         ))
@@ -180,6 +179,14 @@ impl Backend for NetBsd {
     }
 }
 
-fn owned(a: &[&str]) -> Vec<String> {
-    a.iter().map(|s| s.to_string()).collect()
-}
+/// rc.conf for rc.d/resize_root, as NetBSD's own images set it (distrib/utils/embedded/conf):
+/// resize_ffs grows the read-only root at the next boot (`-p` shows its progress), then the
+/// machine reboots at once without syncing (`reboot -n`) — the kernel still holds the old
+/// superblock of the mounted root, and writing it back would undo the growth and leave the
+/// file system inconsistent. At the boot after, resize_ffs finds the size right and the
+/// reboot is not repeated.
+pub const RESIZE_ROOT: &[(&str, &str)] = &[
+    ("resize_root", "YES"),
+    ("resize_root_flags", "-p"),
+    ("resize_root_postcmd", "/sbin/reboot -n"),
+];
