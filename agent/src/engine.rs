@@ -74,6 +74,14 @@ fn module_of_key(path: &str) -> &'static str {
 /// The name under which problems of keys no module reads are reported.
 pub const DOCUMENT: &str = "cloud_config";
 
+/// The name under which parts of the documents that could not be read at all are reported.
+pub const DECODING: &str = "user-data";
+
+/// Whether `e` is the documents' own (a part not read, a key no module reads), not a module's.
+pub fn of_documents(e: &ItemError) -> bool {
+    e.module == DOCUMENT || e.module == DECODING
+}
+
 /// The documents read as one cloud-config: done once per set of documents, however many stages
 /// then plan from it.
 pub struct Read {
@@ -92,8 +100,19 @@ impl Read {
     pub fn new(platform: Platform, config: &Config, docs: &Documents<'_>) -> Read {
         let mut warnings = Vec::new();
         let mut errors = Vec::new();
-        for d in [docs.user, docs.vendor].into_iter().flatten() {
-            for p in d.problems.iter().chain(&d.warnings) {
+        for (d, name) in [(docs.user, docs.source), (docs.vendor, "vendor-data")] {
+            let Some(d) = d else { continue };
+            // A part that could not be read (invalid YAML, not a map, too deep, a failed
+            // include) is an error to `wisp schema`: so here too. The rest of the documents
+            // is applied all the same, as cloud-init does.
+            for p in &d.problems {
+                errors.push(ItemError {
+                    module: DECODING,
+                    item: format!("{name}: {}", p.part),
+                    reason: p.message.clone(),
+                });
+            }
+            for p in &d.warnings {
                 warnings.push(format!("{}: {}", p.part, p.message));
             }
         }
@@ -167,13 +186,13 @@ impl Read {
         if with_warnings {
             planned.warnings = self.warnings.clone();
         }
-        // A module's items in error are reported with the module, where it is planned; those
-        // of keys no module reads, with the warnings.
+        // A module's items in error are reported with the module, where it is planned; the
+        // documents' own, once, with the documents' warnings.
         planned.errors = self
             .errors
             .iter()
             .filter(|e| {
-                if e.module == DOCUMENT {
+                if of_documents(e) {
                     with_warnings
                 } else {
                     wanted(&modules::info(e.module))
