@@ -2,11 +2,11 @@
 //! stages share. Layers the configuration (system, vendor-data, user-data), reads it as
 //! cloud-config, plans every module, keeps what is due, runs it, and marks what succeeded.
 
-use wisp_datasources::userdata::{self, Budget, DecodeOptions, Decoded};
+use wisp_datasources::userdata::{self, Budget, DecodeOptions, Decoded, PartKind};
 
 use crate::accounts::Accounts;
 use crate::apply::Outcome as ActionOutcome;
-use crate::cloudconfig::{layers, CloudConfig, Reader, Severity};
+use crate::cloudconfig::{layers, CloudConfig, Positions, Reader, Severity};
 use crate::config::Config;
 use crate::instance::InstanceState;
 use crate::modules::{self, Extras, Inputs, ItemError, Planned, Stage};
@@ -132,8 +132,21 @@ impl Read {
             .map(Decoded::budget)
             .min_by_key(Budget::left)
             .unwrap_or_default();
+        // A user-data of one cloud-config part is read with its text, as `wisp schema` reads
+        // it: how an unquoted value is written can matter (a mode `644` is not `0644`). Its
+        // paths are the layered config's for every key it gives: user-data is the top layer.
+        let mut cloud_configs = docs
+            .user
+            .into_iter()
+            .flat_map(|u| &u.parts)
+            .filter(|p| p.kind == PartKind::CloudConfig);
+        let positions = match (cloud_configs.next(), cloud_configs.next()) {
+            (Some(part), None) => std::str::from_utf8(&part.content).ok().map(Positions::of),
+            _ => None,
+        };
         let mut reader = Reader {
             budget: Some(&budget),
+            positions: positions.as_ref(),
             ..Default::default()
         };
         let cc = CloudConfig::read(&mut reader, &layered.config);

@@ -188,3 +188,34 @@ fn values_of_the_wrong_type_are_not_applied() {
     );
     assert!(writes(&plan, "/etc/n").is_empty(), "{plan:#}");
 }
+
+/// The `useradd` argv planned for `user`.
+fn useradd<'p>(plan: &'p Value, user: &str) -> Vec<&'p str> {
+    plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["argv"].as_array())
+        .map(|argv| argv.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+        .find(|argv| argv.contains(&"useradd") && argv.last() == Some(&user))
+        .unwrap_or_else(|| panic!("no useradd for {user}: {plan:#}"))
+}
+
+#[test]
+fn numbers_for_users_strings_and_decimal_modes_are_not_applied() {
+    let plan = plan(&corpus_doc("coercions-users"));
+    // alice's fields in error are left out; the account is still made.
+    assert_eq!(useradd(&plan, "alice")[2..], ["useradd", "-m", "alice"]);
+    // A string of days is applied.
+    assert_eq!(
+        useradd(&plan, "bob")[2..],
+        ["useradd", "-m", "-f", "30", "bob"]
+    );
+    // A single key, with its warning, is written.
+    assert_eq!(writes(&plan, "/home/bob/.ssh/authorized_keys").len(), 1);
+    // `644` is not a mode wisp guesses at; `0640` is the octal mode it looks like.
+    assert!(writes(&plan, "/etc/p").is_empty(), "{plan:#}");
+    let q = writes(&plan, "/etc/q");
+    assert_eq!(q.len(), 1, "{plan:#}");
+    assert_eq!(q[0]["mode"], "0640");
+}
