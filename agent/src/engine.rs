@@ -90,7 +90,8 @@ pub struct Read {
     /// Problems of the documents, for the report.
     pub warnings: Vec<String>,
     /// Items of the documents that `wisp schema` calls errors: the report lists them as errors
-    /// too, under the module that reads their key.
+    /// too, under the module that reads their key, [`DOCUMENT`] for a key no module reads, or
+    /// [`DECODING`] for a part that could not be read.
     pub errors: Vec<ItemError>,
 }
 

@@ -309,9 +309,8 @@ fn unreadable_user_data_is_an_error_of_the_boot() {
     if !can_apply_linux() {
         return;
     }
-    let mock = mock_with(|f| {
-        f.machines[0].user_data = Some("#cloud-config\nhostname: [a\n".into())
-    });
+    let mock =
+        mock_with(|f| f.machines[0].user_data = Some("#cloud-config\nhostname: [a\n".into()));
     let t = linux_root();
     let r = t.path();
     configure(&mock, r);
