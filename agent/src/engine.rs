@@ -2,11 +2,11 @@
 //! stages share. Layers the configuration (system, vendor-data, user-data), reads it as
 //! cloud-config, plans every module, keeps what is due, runs it, and marks what succeeded.
 
-use wisp_datasources::userdata::{self, Budget, DecodeOptions, Decoded};
+use wisp_datasources::userdata::{self, Budget, DecodeOptions, Decoded, PartKind};
 
 use crate::accounts::Accounts;
 use crate::apply::Outcome as ActionOutcome;
-use crate::cloudconfig::{layers, CloudConfig, Reader, Severity};
+use crate::cloudconfig::{layers, CloudConfig, Positions, Reader, Severity};
 use crate::config::Config;
 use crate::instance::InstanceState;
 use crate::modules::{self, Extras, Inputs, ItemError, Planned, Stage};
@@ -74,6 +74,14 @@ fn module_of_key(path: &str) -> &'static str {
 /// The name under which problems of keys no module reads are reported.
 pub const DOCUMENT: &str = "cloud_config";
 
+/// The name under which parts of the documents that could not be read at all are reported.
+pub const DECODING: &str = "user-data";
+
+/// Whether `e` is the documents' own (a part not read, a key no module reads), not a module's.
+pub fn of_documents(e: &ItemError) -> bool {
+    e.module == DOCUMENT || e.module == DECODING
+}
+
 /// The documents read as one cloud-config: done once per set of documents, however many stages
 /// then plan from it.
 pub struct Read {
@@ -82,7 +90,8 @@ pub struct Read {
     /// Problems of the documents, for the report.
     pub warnings: Vec<String>,
     /// Items of the documents that `wisp schema` calls errors: the report lists them as errors
-    /// too, under the module that reads their key.
+    /// too, under the module that reads their key, [`DOCUMENT`] for a key no module reads, or
+    /// [`DECODING`] for a part that could not be read.
     pub errors: Vec<ItemError>,
 }
 
@@ -92,8 +101,19 @@ impl Read {
     pub fn new(platform: Platform, config: &Config, docs: &Documents<'_>) -> Read {
         let mut warnings = Vec::new();
         let mut errors = Vec::new();
-        for d in [docs.user, docs.vendor].into_iter().flatten() {
-            for p in d.problems.iter().chain(&d.warnings) {
+        for (d, name) in [(docs.user, docs.source), (docs.vendor, "vendor-data")] {
+            let Some(d) = d else { continue };
+            // A part that could not be read (invalid YAML, not a map, too deep, a failed
+            // include) is an error to `wisp schema`: so here too. The rest of the documents
+            // is applied all the same, as cloud-init does.
+            for p in &d.problems {
+                errors.push(ItemError {
+                    module: DECODING,
+                    item: format!("{name}: {}", p.part),
+                    reason: p.message.clone(),
+                });
+            }
+            for p in &d.warnings {
                 warnings.push(format!("{}: {}", p.part, p.message));
             }
         }
@@ -113,8 +133,21 @@ impl Read {
             .map(Decoded::budget)
             .min_by_key(Budget::left)
             .unwrap_or_default();
+        // A user-data of one cloud-config part is read with its text, as `wisp schema` reads
+        // it: how an unquoted value is written can matter (a mode `644` is not `0644`). Its
+        // paths are the layered config's for every key it gives: user-data is the top layer.
+        let mut cloud_configs = docs
+            .user
+            .into_iter()
+            .flat_map(|u| &u.parts)
+            .filter(|p| p.kind == PartKind::CloudConfig);
+        let positions = match (cloud_configs.next(), cloud_configs.next()) {
+            (Some(part), None) => std::str::from_utf8(&part.content).ok().map(Positions::of),
+            _ => None,
+        };
         let mut reader = Reader {
             budget: Some(&budget),
+            positions: positions.as_ref(),
             ..Default::default()
         };
         let cc = CloudConfig::read(&mut reader, &layered.config);
@@ -172,13 +205,13 @@ impl Read {
         if with_warnings {
             planned.warnings = self.warnings.clone();
         }
-        // A module's items in error are reported with the module, where it is planned; those
-        // of keys no module reads, with the warnings.
+        // A module's items in error are reported with the module, where it is planned; the
+        // documents' own, once, with the documents' warnings.
         planned.errors = self
             .errors
             .iter()
             .filter(|e| {
-                if e.module == DOCUMENT {
+                if of_documents(e) {
                     with_warnings
                 } else {
                     wanted(&modules::info(e.module))

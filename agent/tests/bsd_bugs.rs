@@ -32,7 +32,7 @@ fn useradd_argv(plan: &serde_json::Value, user: &str) -> Vec<String> {
         .unwrap_or_else(|| panic!("no useradd for {user} in {plan}"))
 }
 
-const BUGS: &str = "#cloud-config\nusers:\n  - {name: sysonly, system: true}\n  - {name: nohome, no_create_home: true}\n  - {name: both, system: true, no_create_home: true}\n  - {name: normal}\n  - {name: aged, uid: 1500, inactive: 5, expiredate: '2032-09-01', sudo: 'ALL=(ALL) NOPASSWD:ALL'}\n";
+const BUGS: &str = "#cloud-config\nusers:\n  - {name: sysonly, system: true}\n  - {name: nohome, no_create_home: true}\n  - {name: both, system: true, no_create_home: true}\n  - {name: normal}\n  - {name: aged, uid: 1500, inactive: '5', expiredate: '2032-09-01', sudo: 'ALL=(ALL) NOPASSWD:ALL'}\n";
 
 #[test]
 fn netbsd_adds_no_home_unless_wanted() {

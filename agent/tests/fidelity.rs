@@ -37,22 +37,26 @@ fn expected(doc: &Path) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-/// `(severity, path)` of each problem `wisp schema` prints, and its exit code.
+/// How an `# expect:` line names a problem of the whole document (it has no key path).
+const WHOLE_DOCUMENT: &str = "(document)";
+
+/// `(severity, path)` of each problem `wisp schema` reports, and its exit code.
 fn schema(doc: &Path) -> (BTreeSet<(String, String)>, Option<i32>, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_wisp"))
-        .arg("schema")
+        .args(["--format", "json", "schema"])
         .arg(doc)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let report: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
     let mut got = BTreeSet::new();
-    for line in text.lines() {
-        for sev in ["error", "warning"] {
-            if let Some((_, rest)) = line.split_once(&format!(" {sev}: ")) {
-                let path = rest.split_once(": ").map_or(rest, |(p, _)| p);
-                got.insert((sev.to_string(), path.to_string()));
-            }
-        }
+    for p in report["files"][0]["problems"].as_array().unwrap() {
+        let path = match p["path"].as_str().unwrap() {
+            "" => WHOLE_DOCUMENT,
+            path => path,
+        };
+        let sev = p["severity"].as_str().unwrap();
+        got.insert((sev.to_string(), path.to_string()));
     }
     (got, o.status.code(), text)
 }
@@ -99,10 +103,12 @@ fn apply_reports_errors_as_errors_like_schema() {
             .unwrap()
             .iter()
             .filter_map(|e| {
-                e["item"]
-                    .as_str()?
-                    .strip_prefix(&prefix)
-                    .map(str::to_string)
+                let path = e["item"].as_str()?.strip_prefix(&prefix)?;
+                // A part that could not be read is named by its part, not a key.
+                Some(match e["module"].as_str()? {
+                    "user-data" => WHOLE_DOCUMENT.to_string(),
+                    _ => path.to_string(),
+                })
             })
             .collect();
         let want: BTreeSet<String> = expected(&doc)
@@ -181,4 +187,35 @@ fn values_of_the_wrong_type_are_not_applied() {
         "{plan:#}"
     );
     assert!(writes(&plan, "/etc/n").is_empty(), "{plan:#}");
+}
+
+/// The `useradd` argv planned for `user`.
+fn useradd<'p>(plan: &'p Value, user: &str) -> Vec<&'p str> {
+    plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["argv"].as_array())
+        .map(|argv| argv.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+        .find(|argv| argv.contains(&"useradd") && argv.last() == Some(&user))
+        .unwrap_or_else(|| panic!("no useradd for {user}: {plan:#}"))
+}
+
+#[test]
+fn numbers_for_users_strings_and_decimal_modes_are_not_applied() {
+    let plan = plan(&corpus_doc("coercions-users"));
+    // alice's fields in error are left out; the account is still made.
+    assert_eq!(useradd(&plan, "alice")[2..], ["useradd", "-m", "alice"]);
+    // A string of days is applied.
+    assert_eq!(
+        useradd(&plan, "bob")[2..],
+        ["useradd", "-m", "-f", "30", "bob"]
+    );
+    // A single key, with its warning, is written.
+    assert_eq!(writes(&plan, "/home/bob/.ssh/authorized_keys").len(), 1);
+    // `644` is not a mode wisp guesses at; `0640` is the octal mode it looks like.
+    assert!(writes(&plan, "/etc/p").is_empty(), "{plan:#}");
+    let q = writes(&plan, "/etc/q");
+    assert_eq!(q.len(), 1, "{plan:#}");
+    assert_eq!(q[0]["mode"], "0640");
 }

@@ -249,7 +249,8 @@ fn a_refused_queued_event_does_not_block_the_others() {
 }
 
 /// What `wisp schema` calls an error is reported as one at boot too: under the module that
-/// reads the key (its MAAS event and results), or, for a key no module reads, as the run's.
+/// reads the key (its MAAS event and results), or, for a key no module reads, in the results'
+/// errors under the documents' class (`cloud_config`), not among the warnings.
 #[test]
 fn document_errors_are_reported_with_their_module() {
     if !can_apply_linux() {
@@ -277,16 +278,63 @@ fn document_errors_are_reported_with_their_module() {
             .any(|e| e.as_str().unwrap().contains("hostname: expected a string")),
         "{results:#}"
     );
-    // No module of that name: the shape error of `packages` is the run's.
+    // No module reads `packages`: its shape error is the documents', and an error.
     assert!(
-        results["modules"].get("cloud_config").is_none(),
+        results["errors"].as_array().unwrap().iter().any(|e| {
+            e["module"] == "cloud_config"
+                && e["error"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("user-data: packages: expected a list")
+        }),
         "{results:#}"
     );
+    assert!(
+        !results["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("expected a list")),
+        "{results:#}"
+    );
+    // There is no such module in MAAS's view of the boot.
     let events = format!("{:?}", mock.events(SYSTEM_ID));
     assert!(!events.contains("config-cloud_config"), "{events}");
+}
+
+/// User-data that is not YAML is an error, as `wisp schema` says: the boot goes on without it
+/// (as cloud-init does), ends WARN, and the results' errors name the part and the problem.
+#[test]
+fn unreadable_user_data_is_an_error_of_the_boot() {
+    if !can_apply_linux() {
+        return;
+    }
+    let mock =
+        mock_with(|f| f.machines[0].user_data = Some("#cloud-config\nhostname: [a\n".into()));
+    let t = linux_root();
+    let r = t.path();
+    configure(&mock, r);
+    let o = wisp(r, "linux", &["init"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let q = wisp(r, "linux", &["query", "--results"]);
+    let results: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+    assert_eq!(results["result"], "WARN", "{results:#}");
     assert!(
-        stderr(&o).contains("user-data: error: packages: expected a list"),
-        "{}",
-        stderr(&o)
+        results["errors"].as_array().unwrap().iter().any(|e| {
+            e["module"] == "user-data"
+                && e["error"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("user-data: part-001: invalid YAML")
+        }),
+        "{results:#}"
+    );
+    assert!(
+        !results["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("invalid YAML")),
+        "{results:#}"
     );
 }

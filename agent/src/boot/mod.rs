@@ -626,7 +626,7 @@ impl Boot<'_> {
         for m in planned
             .errors
             .iter()
-            .filter(|e| e.module != engine::DOCUMENT)
+            .filter(|e| !engine::of_documents(e))
             .map(|e| e.module.to_string())
             .chain(planned.warnings.iter().filter_map(|w| module_of_warning(w)))
         {
@@ -643,20 +643,22 @@ impl Boot<'_> {
             worst = worst.worst(result);
         }
         worst = worst.worst(self.finish_left_open(parent));
-        // Errors of keys no module reads belong to no module's event: they are the run's, as
-        // its warnings are.
-        for e in planned
-            .errors
-            .iter()
-            .filter(|e| e.module == engine::DOCUMENT)
-        {
-            // As the document's warnings read: `user-data: error: packages: …`.
-            let w = match e.item.split_once(": ") {
-                Some((source, path)) => format!("{source}: error: {path}: {}", e.reason),
-                None => format!("{}: error: {}", e.item, e.reason),
-            };
-            tracing::warn!("{w}");
-            self.warnings.push(w);
+        // The documents' own errors (a part not read, a key no module reads) belong to no
+        // module's event. They are errors all the same, as `wisp schema` and `wisp apply` say:
+        // recorded under their class in the results' errors, and the run goes on (cloud-init
+        // carries on without a document it cannot read) as a WARN, as for a module's refused
+        // items.
+        let mut by_class: Vec<(&'static str, Vec<String>)> = Vec::new();
+        for e in planned.errors.iter().filter(|e| engine::of_documents(e)) {
+            let line = format!("{}: {}", e.item, e.reason);
+            tracing::warn!("error: {line}");
+            match by_class.iter_mut().find(|(m, _)| *m == e.module) {
+                Some((_, lines)) => lines.push(line),
+                None => by_class.push((e.module, vec![line])),
+            }
+        }
+        for (class, lines) in by_class {
+            self.record.module(class, Outcome::Warn, &lines);
             worst = worst.worst(Outcome::Warn);
         }
         if !planned.warnings.is_empty() {

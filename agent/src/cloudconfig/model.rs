@@ -182,7 +182,7 @@ impl CloudConfig {
                     }
                 }
                 "chpasswd" => cc.chpasswd = set_passwords::read_chpasswd(r, path, v),
-                "password" => cc.password = r.opt_string(path, v),
+                "password" => cc.password = r.opt_text(path, v),
                 "hostname" => cc.hostname = r.opt_text(path, v),
                 "fqdn" => cc.fqdn = r.opt_text(path, v),
                 "prefer_fqdn_over_hostname" => cc.prefer_fqdn_over_hostname = r.bool(path, v),

@@ -855,9 +855,11 @@ pub(crate) fn read_user_map(
                     has_name = true;
                 }
             }
-            "gecos" => u.gecos = r.opt_string(p, val),
-            "homedir" => u.homedir = r.opt_string(p, val),
-            "primary_group" => u.primary_group = r.opt_string(p, val),
+            // Strings in cloud-init's schema, used as they are: a number is an error, not
+            // its text (`Reader::opt_text`).
+            "gecos" => u.gecos = r.opt_text(p, val),
+            "homedir" => u.homedir = r.opt_text(p, val),
+            "primary_group" => u.primary_group = r.opt_text(p, val),
             "groups" => {
                 // A map form {group: null, ...} is accepted too.
                 u.groups = Some(match val {
@@ -868,18 +870,24 @@ pub(crate) fn read_user_map(
                     _ => r.string_list(p, val),
                 })
             }
-            "shell" => u.shell = r.opt_string(p, val),
+            "shell" => u.shell = r.opt_text(p, val),
             "uid" => u.uid = r.uint(p, val, u32::MAX as u64 - 1).map(|n| n as u32),
             "system" => u.system = r.bool(p, val),
             "no_create_home" => u.no_create_home = r.bool(p, val),
             "no_user_group" => u.no_user_group = r.bool(p, val),
             "create_groups" => u.create_groups = r.bool(p, val),
             "expiredate" => u.expiredate = r.opt_text(p, val),
-            "inactive" => u.inactive = r.uint(p, val, 100_000).map(|n| n as u32),
+            // A string of days in cloud-init's schema; cloud-init passes on only a string.
+            "inactive" => {
+                u.inactive = r
+                    .opt_text(p, val)
+                    .and_then(|days| r.uint(p, &Value::String(days), 100_000))
+                    .map(|n| n as u32)
+            }
             "lock_passwd" => u.lock_passwd = r.bool(p, val),
             "passwd" => u.passwd = r.opt_text(p, val),
-            "hashed_passwd" => u.hashed_passwd = r.opt_string(p, val),
-            "plain_text_passwd" => u.plain_text_passwd = r.opt_string(p, val),
+            "hashed_passwd" => u.hashed_passwd = r.opt_text(p, val),
+            "plain_text_passwd" => u.plain_text_passwd = r.opt_text(p, val),
             "sudo" => {
                 u.sudo = match val {
                     Value::Null => Some(Vec::new()),
@@ -900,8 +908,9 @@ pub(crate) fn read_user_map(
                     _ => Some(r.string_or_list(p, val)),
                 }
             }
-            "doas" => u.doas = Some(r.string_or_list(p, val)),
-            "ssh_authorized_keys" => u.ssh_authorized_keys = Some(r.string_or_list(p, val)),
+            // Lists in cloud-init's schema: a single string is taken, and said.
+            "doas" => u.doas = Some(r.string_or_list_said(p, val)),
+            "ssh_authorized_keys" => u.ssh_authorized_keys = Some(r.string_or_list_said(p, val)),
             "no_log_init" | "ssh_redirect_user" | "selinux_user" | "snapuser" | "ssh_import_id" => {
                 r.warn(p, "not applied by wisp on the BSDs")
             }

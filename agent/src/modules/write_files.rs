@@ -187,7 +187,7 @@ pub(crate) fn read_write_files(r: &mut Reader<'_>, path: &str, v: &Value) -> Vec
                         wf.group = g.to_string();
                     }
                 }
-                "permissions" => match r.mode(&p, val) {
+                "permissions" => match permissions(r, &p, val) {
                     Some(m) => wf.permissions = m,
                     None => ok = false,
                 },
@@ -220,6 +220,27 @@ pub(crate) fn read_write_files(r: &mut Reader<'_>, path: &str, v: &Value) -> Vec
 }
 
 /// Runs `f` with the document's budget, or a whole one of its own when there is none.
+/// A file's mode. cloud-init's schema wants a string (`'0644'`); an unquoted number written
+/// with a leading zero is the octal mode it looks like (YAML 1.1 reads it so, and cloud-init
+/// applies it). One written without (`644`) is a decimal number: cloud-init would apply it as
+/// such (mode 01204), which is never what was meant, so it is an error and the file is not
+/// written. Where the text is not known (several parts merged), the number is the mode.
+fn permissions(r: &mut Reader<'_>, path: &str, v: &Value) -> Option<u32> {
+    let written = r.positions.and_then(|p| p.plain(path));
+    if let (Value::Number(n), Some(text)) = (v, written) {
+        if let Some(decimal) = n.as_u64().filter(|_| !text.starts_with('0')) {
+            r.error(
+                path,
+                format!(
+                    "expected a string such as '0644', got the number {decimal}, which is the mode 0{decimal:o} as cloud-init reads it: quote the octal mode"
+                ),
+            );
+            return None;
+        }
+    }
+    r.mode(path, v)
+}
+
 fn with_budget<T>(budget: Option<&Budget>, f: impl FnOnce(&Budget) -> T) -> T {
     match budget {
         Some(b) => f(b),
