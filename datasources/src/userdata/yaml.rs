@@ -350,18 +350,18 @@ fn path_text(segments: &[Segment]) -> String {
 /// however long the keys above it are.
 const SHOWN_KEY_CHARS: usize = 64;
 
-/// A key as a path in a note shows it.
+/// A key as a path in a note shows it: at most [`SHOWN_KEY_CHARS`] of it, copied.
 fn key_segment(k: &Value) -> Segment {
     let text = match k {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Null => "null".into(),
-        _ => "?".into(),
+        Value::String(s) => s.as_str(),
+        Value::Number(n) => return Segment::Key(n.to_string()),
+        Value::Bool(b) => return Segment::Key(b.to_string()),
+        Value::Null => "null",
+        _ => "?",
     };
     match text.char_indices().nth(SHOWN_KEY_CHARS) {
         Some((cut, _)) => Segment::Key(format!("{}…", &text[..cut])),
-        None => Segment::Key(text),
+        None => Segment::Key(text.to_owned()),
     }
 }
 
@@ -695,6 +695,8 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_> {
         Ok((Value::Null, None))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        // Inside a complex key nothing is tagged either.
+        let inside_key = self.key;
         let walk = self.walk;
         let node = walk.step();
         let mut items = Vec::new();
@@ -702,7 +704,7 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_> {
             walk.path.push(Segment::Index(items.len()));
             let item = seq.next_element_seed(NodeSeed {
                 walk: &mut *walk,
-                key: false,
+                key: inside_key,
             });
             walk.path.pop();
             match item? {
@@ -713,6 +715,7 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_> {
         Ok((Value::Sequence(items), node))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let inside_key = self.key;
         let walk = self.walk;
         let node = walk.step();
         let mut explicit = Mapping::new();
@@ -728,19 +731,18 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_> {
                 key_node.map(|n| n.kind),
                 Some(NodeKind::Scalar { merge: true, .. })
             );
+            // The path is made into text only for a note or an error.
             walk.path.push(key_segment(&key));
-            let value = map.next_value_seed(NodeSeed {
+            let (value, value_node) = map.next_value_seed(NodeSeed {
                 walk: &mut *walk,
-                key: false,
-            });
-            let shown = path_text(&walk.path);
-            walk.path.pop();
-            let (value, value_node) = value?;
+                key: inside_key,
+            })?;
             if merge {
                 let bad = |what: &str| {
                     serde::de::Error::custom(format!(
-                        "line {}: {shown}: a merge key (<<) takes a map or a list of maps, not {what} (PyYAML refuses the document)",
-                        value_node.map_or(0, |n| n.line)
+                        "line {}: {}: a merge key (<<) takes a map or a list of maps, not {what} (PyYAML refuses the document)",
+                        value_node.map_or(0, |n| n.line),
+                        path_text(&walk.path)
                     ))
                 };
                 match value {
@@ -760,18 +762,19 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_> {
                     }
                     other => return Err(bad(kind_of(&other))),
                 }
+                walk.path.pop();
                 continue;
             }
             if let Some(Node { line, column, .. }) = key_node {
                 let earlier = lines.insert(key.clone(), line);
                 // A repeated anchored map is noted where it stands, not again at each alias.
                 if let (Some(first), true) = (earlier, walk.replays.is_empty()) {
-                    let name = match key_segment(&key) {
-                        Segment::Key(k) => k,
-                        Segment::Index(i) => i.to_string(),
+                    let name = match walk.path.last() {
+                        Some(Segment::Key(k)) => k.clone(),
+                        _ => String::new(),
                     };
                     walk.notes.push(Note {
-                        path: shown,
+                        path: path_text(&walk.path),
                         line: Some(line),
                         column: Some(column),
                         message: format!(
@@ -780,6 +783,7 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_> {
                     });
                 }
             }
+            walk.path.pop();
             // The key keeps its first place, as in a Python dict.
             explicit.insert(key, value);
         }
