@@ -195,19 +195,18 @@ fn timestamp_check(s: &str) -> Option<Result<(), &'static str>> {
         };
         zh * 60 + zm
     };
-    Some(valid_date(ymd).and_then(|()| {
-        if hour > 23 {
-            Err("hour must be in 0..23")
-        } else if minute > 59 {
-            Err("minute must be in 0..59")
-        } else if second > 59 {
-            Err("second must be in 0..59")
-        } else if zone_minutes >= 24 * 60 {
-            Err("the time zone offset must be less than 24 hours")
-        } else {
-            Ok(())
-        }
-    }))
+    let time = if hour > 23 {
+        Err("hour must be in 0..23")
+    } else if minute > 59 {
+        Err("minute must be in 0..59")
+    } else if second > 59 {
+        Err("second must be in 0..59")
+    } else if zone_minutes >= 24 * 60 {
+        Err("the time zone offset must be less than 24 hours")
+    } else {
+        Ok(())
+    };
+    Some(valid_date(ymd).and(time))
 }
 
 /// The base64 text of a `!!binary` scalar, if `v` is one.
