@@ -96,7 +96,7 @@ pub fn check_text_with(text: &str, budget: &Budget) -> Checked {
     };
     let positions = Positions::of(text);
     for n in loaded.notes {
-        // Notes found after the walk (a bad merge key) are placed by their path.
+        // A note without a place of its own (the bound on tags) is placed by its path.
         let at = n
             .line
             .zip(n.column)
@@ -234,9 +234,8 @@ mod tests {
     }
 
     #[test]
-    fn repeated_and_bad_merge_keys_are_located_warnings() {
-        let c =
-            check_text("#cloud-config\nhostname: a\nntp:\n  <<: 5\n  enabled: true\nhostname: b\n");
+    fn repeated_keys_are_located_warnings_and_a_bad_merge_key_an_error() {
+        let c = check_text("#cloud-config\nhostname: a\nntp:\n  enabled: true\nhostname: b\n");
         let got: Vec<(String, Option<usize>, Option<usize>, Severity)> = c
             .problems
             .iter()
@@ -244,12 +243,21 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            vec![
-                ("hostname".into(), Some(6), Some(1), Severity::Warning),
-                ("ntp.<<".into(), Some(4), Some(3), Severity::Warning),
-            ]
+            vec![("hostname".into(), Some(5), Some(1), Severity::Warning)]
         );
         assert_eq!(c.config.hostname.as_deref(), Some("b"));
+        // PyYAML refuses a document whose `<<` is not maps: nothing of it is read.
+        let c =
+            check_text("#cloud-config\nhostname: a\nntp:\n  <<: 5\n  enabled: true\nhostname: b\n");
+        assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
+        assert_eq!(c.problems[0].problem.severity, Severity::Error);
+        assert!(
+            c.problems[0].problem.message.contains("ntp.<<"),
+            "{:?}",
+            c.problems
+        );
+        assert_eq!(c.problems[0].line, Some(4));
+        assert_eq!(c.config.hostname, None);
     }
 
     #[test]

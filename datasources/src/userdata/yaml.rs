@@ -21,7 +21,7 @@ use std::mem::MaybeUninit;
 
 use libyaml_rs as unsafe_yaml;
 use serde::de::{
-    Deserialize, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
+    DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
 };
 use yaml_serde::value::{Tag, TaggedValue};
 use yaml_serde::{Mapping, Value};
@@ -124,53 +124,89 @@ pub fn timestamp_text(v: &Value) -> Option<&str> {
 }
 
 /// YAML 1.1's timestamp forms: `2001-12-14`, `2001-12-14t21:59:43.10-05:00`,
-/// `2001-12-14 21:59:43.10 -5`, `2001-12-15T02:59:43.1Z`.
+/// `2001-12-14 21:59:43.10 -5`, `2001-12-15T02:59:43.1Z`, naming a date and time that exist.
 pub fn is_yaml11_timestamp(s: &str) -> bool {
-    fn digits(s: &str, min: usize, max: usize) -> Option<&str> {
+    timestamp_check(s) == Some(Ok(()))
+}
+
+/// `None` when `s` does not have a YAML 1.1 timestamp's form; else whether the date and time it
+/// names exist, as PyYAML (Python's `datetime`) checks them: a plain `2032-13-45` is a
+/// timestamp to the resolver that the constructor then refuses.
+fn timestamp_check(s: &str) -> Option<Result<(), &'static str>> {
+    fn digits(s: &str, min: usize, max: usize) -> Option<(u32, &str)> {
         let n = s.bytes().take_while(u8::is_ascii_digit).count();
-        (min..=max).contains(&n).then(|| &s[n..])
+        if !(min..=max).contains(&n) {
+            return None;
+        }
+        // At most four ASCII digits: always a u32.
+        Some((s[..n].parse().ok()?, &s[n..]))
     }
-    fn date(s: &str, short: bool) -> Option<&str> {
+    fn date(s: &str, short: bool) -> Option<((u32, u32, u32), &str)> {
         let (lo, hi) = if short { (2, 2) } else { (1, 2) };
-        let s = digits(s, 4, 4)?.strip_prefix('-')?;
-        let s = digits(s, lo, hi)?.strip_prefix('-')?;
-        digits(s, lo, hi)
+        let (year, s) = digits(s, 4, 4)?;
+        let (month, s) = digits(s.strip_prefix('-')?, lo, hi)?;
+        let (day, s) = digits(s.strip_prefix('-')?, lo, hi)?;
+        Some(((year, month, day), s))
     }
-    if date(s, true) == Some("") {
-        return true;
+    fn valid_date((year, month, day): (u32, u32, u32)) -> Result<(), &'static str> {
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+        let days = match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => return Err("month must be in 1..12"),
+        };
+        if year == 0 {
+            Err("year 0 is out of range")
+        } else if !(1..=days).contains(&day) {
+            Err("day is out of range for month")
+        } else {
+            Ok(())
+        }
     }
-    let Some(rest) = date(s, false) else {
-        return false;
-    };
+    if let Some((ymd, "")) = date(s, true) {
+        return Some(valid_date(ymd));
+    }
+    let (ymd, rest) = date(s, false)?;
     let rest = match rest.strip_prefix(['T', 't']) {
         Some(r) => r,
         None if rest.starts_with([' ', '\t']) => rest.trim_start_matches([' ', '\t']),
-        None => return false,
+        None => return None,
     };
-    let Some(rest) = digits(rest, 1, 2)
-        .and_then(|r| r.strip_prefix(':'))
-        .and_then(|r| digits(r, 2, 2))
-        .and_then(|r| r.strip_prefix(':'))
-        .and_then(|r| digits(r, 2, 2))
-    else {
-        return false;
-    };
+    let (hour, rest) = digits(rest, 1, 2)?;
+    let (minute, rest) = digits(rest.strip_prefix(':')?, 2, 2)?;
+    let (second, rest) = digits(rest.strip_prefix(':')?, 2, 2)?;
     let rest = match rest.strip_prefix('.') {
         Some(r) => r.trim_start_matches(|c: char| c.is_ascii_digit()),
         None => rest,
     };
     let rest = rest.trim_start_matches([' ', '\t']);
-    if rest.is_empty() || rest == "Z" {
-        return true;
-    }
-    let Some(zone) = rest.strip_prefix(['+', '-']) else {
-        return false;
+    let zone_minutes = if rest.is_empty() || rest == "Z" {
+        0
+    } else {
+        let (zh, r) = digits(rest.strip_prefix(['+', '-'])?, 1, 2)?;
+        let zm = match r {
+            "" => 0,
+            r => match digits(r.strip_prefix(':')?, 2, 2)? {
+                (zm, "") => zm,
+                _ => return None,
+            },
+        };
+        zh * 60 + zm
     };
-    match digits(zone, 1, 2) {
-        Some("") => true,
-        Some(r) => r.strip_prefix(':').and_then(|r| digits(r, 2, 2)) == Some(""),
-        None => false,
-    }
+    let time = if hour > 23 {
+        Err("hour must be in 0..23")
+    } else if minute > 59 {
+        Err("minute must be in 0..59")
+    } else if second > 59 {
+        Err("second must be in 0..59")
+    } else if zone_minutes >= 24 * 60 {
+        Err("the time zone offset must be less than 24 hours")
+    } else {
+        Ok(())
+    };
+    Some(valid_date(ymd).and(time))
 }
 
 /// The base64 text of a `!!binary` scalar, if `v` is one.
@@ -228,9 +264,11 @@ impl LoadError {
 }
 
 /// Reads the first document of `text` as PyYAML would: nesting bounded by
-/// [`MAX_YAML_DEPTH`], a repeated key keeps its last value (noted with both lines), merge keys
-/// are merged (explicit keys win; of several merged maps the first wins), `!!binary` scalars
-/// are tagged [`BINARY_TAG`] and plain timestamps [`TIMESTAMP_TAG`]. The tree may take at most
+/// [`MAX_YAML_DEPTH`], a repeated key keeps its last value (noted with both lines; keys are
+/// compared as values: `1` and `"1"` differ), plain `<<` keys are merged (explicit keys win;
+/// of several `<<` keys the later wins; of a list of merged maps the first wins; a `<<` that is
+/// not maps is an error), `!!binary` scalars are tagged [`BINARY_TAG`] and plain timestamps
+/// [`TIMESTAMP_TAG`] (one naming no real date is an error). The tree may take at most
 /// [`MAX_TREE_BYTES`].
 pub fn load(text: &str) -> Result<Loaded, LoadError> {
     load_within(text, MAX_TREE_BYTES)
@@ -241,21 +279,43 @@ pub fn load(text: &str) -> Result<Loaded, LoadError> {
 /// built.
 pub fn load_within(text: &str, limit: u64) -> Result<Loaded, LoadError> {
     let scan = bounded(text.as_bytes(), limit)?;
-    let value = yaml_serde::from_str::<LastWins>(text).map_err(invalid)?.0;
-    let mut value = value;
-    for (path, tag) in &scan.tagged {
-        if let Some(node) = node_at(&mut value, path) {
-            if let Value::String(s) = node {
-                let text = std::mem::take(s);
-                *node = Value::Tagged(Box::new(TaggedValue {
-                    tag: Tag::new(*tag),
-                    value: Value::String(text),
-                }));
-            }
-        }
+    if let Some(bad) = scan.bad_date {
+        return Err(LoadError::Invalid {
+            message: format!(
+                "line {}: the plain {:?} is a date to YAML 1.1 but {} (PyYAML refuses the document); quote it to keep it as text",
+                bad.line, bad.text, bad.reason
+            ),
+            line: Some(bad.line),
+            column: Some(bad.column),
+        });
     }
-    let mut notes = scan.notes;
-    merge_keys(&mut value, "", &mut notes);
+    let mut walk = Walk {
+        nodes: &scan.nodes,
+        next: 0,
+        replays: Vec::new(),
+        path: Vec::new(),
+        notes: Vec::new(),
+        tagged: 0,
+        over: false,
+    };
+    let de = yaml_serde::Deserializer::from_str(text);
+    let (value, _) = NodeSeed {
+        walk: &mut walk,
+        key: false,
+    }
+    .deserialize(de)
+    .map_err(invalid)?;
+    let mut notes = walk.notes;
+    if walk.over {
+        notes.push(Note {
+            path: String::new(),
+            line: None,
+            column: None,
+            message: format!(
+                "more than {MAX_TAGGED} !!binary scalars and dates (aliases counted): the rest are read as plain text"
+            ),
+        });
+    }
     Ok(Loaded {
         value,
         notes,
@@ -285,78 +345,69 @@ fn path_text(segments: &[Segment]) -> String {
     out
 }
 
-fn node_at<'v>(mut v: &'v mut Value, path: &[Segment]) -> Option<&'v mut Value> {
-    for s in path {
-        v = match (s, v) {
-            (Segment::Key(k), Value::Mapping(m)) => m.get_mut(k.as_str())?,
-            (Segment::Index(i), Value::Sequence(items)) => items.get_mut(*i)?,
-            _ => return None,
-        };
+/// The longest key, in characters, a path in a note shows in full: a note's text stays small
+/// however long the keys above it are.
+const SHOWN_KEY_CHARS: usize = 64;
+
+/// A key as a path in a note shows it: at most [`SHOWN_KEY_CHARS`] of it, copied.
+fn key_segment(k: &Value) -> Segment {
+    let text = match k {
+        Value::String(s) => s.as_str(),
+        Value::Number(n) => return Segment::Key(n.to_string()),
+        Value::Bool(b) => return Segment::Key(b.to_string()),
+        Value::Null => "null",
+        _ => "?",
+    };
+    match text.char_indices().nth(SHOWN_KEY_CHARS) {
+        Some((cut, _)) => Segment::Key(format!("{}…", &text[..cut])),
+        None => Segment::Key(text.to_owned()),
     }
-    Some(v)
 }
 
-/// What the event walk found: duplicate keys, and the scalars yaml_serde reads as strings that
-/// PyYAML does not (`!!binary`, plain timestamps) with the tag they get.
+/// A node of the document, in the order of libyaml's events: what reading yaml_serde's values
+/// needs besides their text.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    line: usize,
+    column: usize,
+    kind: NodeKind,
+    /// One past this node's last descendant (the next node for a scalar or an alias).
+    end: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NodeKind {
+    Scalar {
+        /// The tag wisp gives it ([`BINARY_TAG`], [`TIMESTAMP_TAG`]).
+        tag: Option<&'static str>,
+        /// A plain `<<`: as a key, a merge (a quoted `"<<"` is an ordinary key).
+        merge: bool,
+    },
+    /// The anchored node it repeats (the latest of that name before it).
+    Alias(Option<usize>),
+    Collection,
+}
+
+/// A plain scalar that reads as a timestamp naming no real date or time.
+#[derive(Debug)]
+struct BadDate {
+    line: usize,
+    column: usize,
+    text: String,
+    reason: &'static str,
+}
+
+/// What the event walk found: the tree's cost and its nodes.
 #[derive(Default)]
 struct Scan {
     /// What the tree costs, aliases expanded ([`NODE_COST`] per node plus its text).
     cost: u64,
-    notes: Vec<Note>,
-    tagged: Vec<(Vec<Segment>, &'static str)>,
+    nodes: Vec<Node>,
+    /// The first plain timestamp that names no real date.
+    bad_date: Option<BadDate>,
 }
 
-enum Frame {
-    Map {
-        /// This map's place in its parent.
-        at: Option<Segment>,
-        /// Its anchor, how many tagged scalars were recorded before it began, and the cost
-        /// charged before it began.
-        anchor: Option<(String, usize, u64)>,
-        /// Each key's line.
-        seen: HashMap<String, usize>,
-        /// The key whose value comes next; `None` while a key is expected.
-        key: Option<String>,
-    },
-    Seq {
-        at: Option<Segment>,
-        anchor: Option<(String, usize, u64)>,
-        next: usize,
-    },
-    /// Inside a complex key (`? [a, b]`): nothing is recorded.
-    Skip,
-}
-
-/// The place a node arriving now takes in the innermost collection (`None` at the top), or
-/// `Err(())` when it is a key or inside a complex key.
-fn arriving(stack: &mut [Frame]) -> Result<Option<Segment>, ()> {
-    match stack.last_mut() {
-        None => Ok(None),
-        Some(Frame::Skip) => Err(()),
-        Some(Frame::Seq { next, .. }) => {
-            *next += 1;
-            Ok(Some(Segment::Index(*next - 1)))
-        }
-        Some(Frame::Map { key, .. }) => match key.take() {
-            Some(k) => Ok(Some(Segment::Key(k))),
-            None => Err(()),
-        },
-    }
-}
-
-fn stack_path(stack: &[Frame], last: Option<Segment>) -> Vec<Segment> {
-    stack
-        .iter()
-        .filter_map(|f| match f {
-            Frame::Map { at, .. } | Frame::Seq { at, .. } => at.clone(),
-            Frame::Skip => None,
-        })
-        .chain(last)
-        .collect()
-}
-
-/// At most this many tagged scalars are recorded, aliases' copies included: a text whose
-/// aliases would expand past it is an alias bomb, which yaml_serde refuses next.
+/// At most this many tagged scalars are given their tag, aliases' copies included.
 const MAX_TAGGED: usize = 10_000;
 
 /// A NUL-terminated string of libyaml's, if any.
@@ -370,14 +421,15 @@ unsafe fn c_string(p: *const u8) -> Option<String> {
 }
 
 /// Walks the events of the first document of `text`: the nesting bound, the cost of the tree
-/// (at most `limit`), duplicate keys, `!!binary` scalars and plain timestamps (also where
-/// aliases repeat them). Syntax errors end the walk: yaml_serde reports them next.
+/// (at most `limit`), and a [`Node`] for each node (one per event: keeping no text but a bad
+/// date's, the walk is linear in the text). Syntax errors end the walk: yaml_serde reports
+/// them next.
 fn scan(text: &[u8], max: usize, limit: u64) -> Result<Scan, LoadError> {
     let mut out = Scan::default();
-    let mut stack: Vec<Frame> = Vec::new();
-    // The tagged scalars under each anchor, by path from the anchored node.
-    let mut anchors: HashMap<String, Vec<(Vec<Segment>, &'static str)>> = HashMap::new();
-    // What each anchored node costs: an alias repeats it.
+    // The open collections: their node, and their anchor with the cost charged before them.
+    let mut open: Vec<(usize, Option<(String, u64)>)> = Vec::new();
+    // The latest node of each anchor name, and what its tree costs (an alias repeats it).
+    let mut anchors: HashMap<String, usize> = HashMap::new();
     let mut anchor_costs: HashMap<String, u64> = HashMap::new();
     let mut parser = MaybeUninit::<unsafe_yaml::yaml_parser_t>::uninit();
     // SAFETY: the parser is initialised before use and deleted once; `text` outlives it.
@@ -393,12 +445,11 @@ fn scan(text: &[u8], max: usize, limit: u64) -> Result<Scan, LoadError> {
     }
     let parser = parser.as_mut_ptr();
     let mut result = Ok(());
-    let mut over = false;
     loop {
         let mut event = MaybeUninit::<unsafe_yaml::yaml_event_t>::uninit();
         // SAFETY: every event libyaml filled in is deleted exactly once, after its fields were
         // copied out.
-        let (kind, line, column, scalar, anchor, tag) = unsafe {
+        let (kind, line, column, length, anchor, scalar) = unsafe {
             if unsafe_yaml::yaml_parser_parse(parser, event.as_mut_ptr()).fail {
                 break;
             }
@@ -406,37 +457,38 @@ fn scan(text: &[u8], max: usize, limit: u64) -> Result<Scan, LoadError> {
             let kind = (*event).type_;
             let line = (*event).start_mark.line as usize + 1;
             let column = (*event).start_mark.column as usize + 1;
-            let (scalar, anchor, tag) = match kind {
+            let (length, anchor, scalar) = match kind {
                 unsafe_yaml::YAML_SCALAR_EVENT => {
                     let s = (*event).data.scalar;
                     let bytes = std::slice::from_raw_parts(s.value, s.length as usize);
-                    let text = String::from_utf8_lossy(bytes).into_owned();
-                    let tag = match c_string(s.tag) {
-                        Some(t) => (t == "tag:yaml.org,2002:binary").then_some(BINARY_TAG),
-                        None if s.style == unsafe_yaml::YAML_PLAIN_SCALAR_STYLE
-                            && is_yaml11_timestamp(&text) =>
-                        {
-                            Some(TIMESTAMP_TAG)
-                        }
-                        None => None,
+                    let plain = s.tag.is_null() && s.style == unsafe_yaml::YAML_PLAIN_SCALAR_STYLE;
+                    let binary = c_string(s.tag).is_some_and(|t| t == "tag:yaml.org,2002:binary");
+                    // Only a plain scalar's text is looked at, and only a short one kept.
+                    let date = if plain {
+                        std::str::from_utf8(bytes)
+                            .ok()
+                            .and_then(|t| timestamp_check(t).map(|c| (t.to_owned(), c)))
+                    } else {
+                        None
                     };
-                    (Some(text), c_string(s.anchor), tag)
+                    let merge = plain && bytes == b"<<";
+                    (
+                        bytes.len() as u64,
+                        c_string(s.anchor),
+                        Some((binary, date, merge)),
+                    )
                 }
-                unsafe_yaml::YAML_ALIAS_EVENT => (
-                    Some(String::new()),
-                    c_string((*event).data.alias.anchor),
-                    None,
-                ),
+                unsafe_yaml::YAML_ALIAS_EVENT => (0, c_string((*event).data.alias.anchor), None),
                 unsafe_yaml::YAML_MAPPING_START_EVENT => {
-                    (None, c_string((*event).data.mapping_start.anchor), None)
+                    (0, c_string((*event).data.mapping_start.anchor), None)
                 }
                 unsafe_yaml::YAML_SEQUENCE_START_EVENT => {
-                    (None, c_string((*event).data.sequence_start.anchor), None)
+                    (0, c_string((*event).data.sequence_start.anchor), None)
                 }
-                _ => (None, None, None),
+                _ => (0, None, None),
             };
             unsafe_yaml::yaml_event_delete(event);
-            (kind, line, column, scalar, anchor, tag)
+            (kind, line, column, length, anchor, scalar)
         };
         // The node's cost: an alias repeats its anchor's tree, anything else is one node.
         let cost = match kind {
@@ -446,9 +498,7 @@ fn scan(text: &[u8], max: usize, limit: u64) -> Result<Scan, LoadError> {
                 .unwrap_or(NODE_COST),
             unsafe_yaml::YAML_SCALAR_EVENT
             | unsafe_yaml::YAML_MAPPING_START_EVENT
-            | unsafe_yaml::YAML_SEQUENCE_START_EVENT => {
-                NODE_COST.saturating_add(scalar.as_ref().map_or(0, |s| s.len() as u64))
-            }
+            | unsafe_yaml::YAML_SEQUENCE_START_EVENT => NODE_COST.saturating_add(length),
             _ => 0,
         };
         out.cost = out.cost.saturating_add(cost);
@@ -456,120 +506,61 @@ fn scan(text: &[u8], max: usize, limit: u64) -> Result<Scan, LoadError> {
             result = Err(TooLarge { line, limit }.into());
             break;
         }
-        if kind == unsafe_yaml::YAML_SCALAR_EVENT {
-            if let Some(a) = &anchor {
-                anchor_costs.insert(a.clone(), cost);
-            }
-        }
+        let index = out.nodes.len();
+        let node = |kind| Node {
+            line,
+            column,
+            kind,
+            end: index + 1,
+        };
         match kind {
-            unsafe_yaml::YAML_SCALAR_EVENT | unsafe_yaml::YAML_ALIAS_EVENT => {
-                if let Some(Frame::Map {
-                    key: None, seen, ..
-                }) = stack.last_mut()
-                {
-                    let name = if kind == unsafe_yaml::YAML_ALIAS_EVENT {
-                        "*".to_string()
-                    } else {
-                        scalar.unwrap_or_default()
-                    };
-                    if let Some(first) = seen.insert(name.clone(), line) {
-                        let mut path = stack_path(&stack, None);
-                        path.push(Segment::Key(name.clone()));
-                        out.notes.push(Note {
-                            path: path_text(&path),
-                            line: Some(line),
-                            column: Some(column),
-                            message: format!(
-                                "duplicate key {name:?} (lines {first} and {line}): the last value is used"
-                            ),
+            unsafe_yaml::YAML_SCALAR_EVENT => {
+                let (binary, date, merge) = scalar.unwrap_or_default();
+                let tag = match date {
+                    _ if binary => Some(BINARY_TAG),
+                    Some((_, Ok(()))) => Some(TIMESTAMP_TAG),
+                    Some((text, Err(reason))) => {
+                        out.bad_date.get_or_insert(BadDate {
+                            line,
+                            column,
+                            text,
+                            reason,
                         });
+                        None
                     }
-                    if let Some(Frame::Map { key, .. }) = stack.last_mut() {
-                        *key = Some(name);
-                    }
-                    continue;
-                }
-                let Ok(at) = arriving(&mut stack) else {
-                    continue;
+                    None => None,
                 };
-                let path = stack_path(&stack, at);
-                if kind == unsafe_yaml::YAML_ALIAS_EVENT {
-                    // The alias repeats its anchor's tagged scalars here.
-                    for (rel, tag) in anchor.and_then(|a| anchors.get(&a)).into_iter().flatten() {
-                        if out.tagged.len() < MAX_TAGGED {
-                            let mut p = path.clone();
-                            p.extend(rel.iter().cloned());
-                            out.tagged.push((p, tag));
-                        } else {
-                            over = true;
-                        }
-                    }
-                } else {
-                    if let (Some(a), Some(t)) = (anchor, tag) {
-                        anchors.insert(a, vec![(Vec::new(), t)]);
-                    }
-                    if let Some(t) = tag {
-                        if out.tagged.len() < MAX_TAGGED {
-                            out.tagged.push((path, t));
-                        } else {
-                            over = true;
-                        }
-                    }
+                if let Some(a) = anchor {
+                    anchors.insert(a.clone(), index);
+                    anchor_costs.insert(a, cost);
                 }
+                out.nodes.push(node(NodeKind::Scalar { tag, merge }));
+            }
+            unsafe_yaml::YAML_ALIAS_EVENT => {
+                let target = anchor.and_then(|a| anchors.get(&a).copied());
+                out.nodes.push(node(NodeKind::Alias(target)));
             }
             unsafe_yaml::YAML_MAPPING_START_EVENT | unsafe_yaml::YAML_SEQUENCE_START_EVENT => {
-                if stack.len() >= max {
+                if open.len() >= max {
                     result = Err(TooDeep { line, max }.into());
                     break;
                 }
+                if let Some(a) = &anchor {
+                    anchors.insert(a.clone(), index);
+                }
                 // The collection's own node is charged already: its tree starts before it.
-                let anchor = anchor.map(|a| (a, out.tagged.len(), out.cost - cost));
-                let frame = match arriving(&mut stack) {
-                    Err(()) => {
-                        // A complex key: its value comes after it.
-                        if let Some(Frame::Map {
-                            key: key @ None, ..
-                        }) = stack.last_mut()
-                        {
-                            *key = Some("?".into());
-                        }
-                        Frame::Skip
-                    }
-                    Ok(at) if kind == unsafe_yaml::YAML_MAPPING_START_EVENT => Frame::Map {
-                        at,
-                        anchor,
-                        seen: HashMap::new(),
-                        key: None,
-                    },
-                    Ok(at) => Frame::Seq {
-                        at,
-                        anchor,
-                        next: 0,
-                    },
-                };
-                stack.push(frame);
+                open.push((index, anchor.map(|a| (a, out.cost - cost))));
+                out.nodes.push(node(NodeKind::Collection));
             }
             unsafe_yaml::YAML_MAPPING_END_EVENT | unsafe_yaml::YAML_SEQUENCE_END_EVENT => {
-                if let Some(
-                    Frame::Map {
-                        at,
-                        anchor: Some((name, start, cost_before)),
-                        ..
+                if let Some((start, anchor)) = open.pop() {
+                    let end = out.nodes.len();
+                    if let Some(n) = out.nodes.get_mut(start) {
+                        n.end = end;
                     }
-                    | Frame::Seq {
-                        at,
-                        anchor: Some((name, start, cost_before)),
-                        ..
-                    },
-                ) = stack.pop()
-                {
-                    anchor_costs.insert(name.clone(), out.cost - cost_before);
-                    let base = stack_path(&stack, at).len();
-                    let inside: Vec<(Vec<Segment>, &'static str)> = out.tagged[start..]
-                        .iter()
-                        .map(|(p, t)| (p[base.min(p.len())..].to_vec(), *t))
-                        .collect();
-                    anchors.insert(name, inside);
+                    if let Some((name, cost_before)) = anchor {
+                        anchor_costs.insert(name, out.cost - cost_before);
+                    }
                 }
             }
             unsafe_yaml::YAML_DOCUMENT_END_EVENT | unsafe_yaml::YAML_STREAM_END_EVENT => break,
@@ -578,150 +569,257 @@ fn scan(text: &[u8], max: usize, limit: u64) -> Result<Scan, LoadError> {
     }
     // SAFETY: initialised above, deleted once.
     unsafe { unsafe_yaml::yaml_parser_delete(parser) };
-    if over {
-        out.notes.push(Note {
-            path: String::new(),
-            line: None,
-            column: None,
-            message: format!(
-                "more than {MAX_TAGGED} !!binary scalars and dates (aliases counted): the rest are read as plain text"
-            ),
-        });
-    }
     result.map(|()| out)
 }
 
-/// A `yaml_serde::Value` whose maps keep the last of repeated keys, as PyYAML does (yaml_serde
-/// refuses the whole text).
-struct LastWins(Value);
+/// Reading yaml_serde's values alongside the nodes [`scan`] found: yaml_serde visits the
+/// document's nodes in order and an alias's tree again where the alias stands, so the node of
+/// each value is the next one in that order. Nothing is looked up by path: a repeated key's
+/// earlier value, and its tags, are simply replaced.
+struct Walk<'n> {
+    nodes: &'n [Node],
+    /// The next node in document order.
+    next: usize,
+    /// The aliases being repeated, innermost last: where to go on after each, and the end of
+    /// the tree it repeats.
+    replays: Vec<(usize, usize)>,
+    /// The path of the value being read, for notes.
+    path: Vec<Segment>,
+    notes: Vec<Note>,
+    /// Tags given so far, and whether [`MAX_TAGGED`] was passed.
+    tagged: usize,
+    over: bool,
+}
 
-impl<'de> Deserialize<'de> for LastWins {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(LastWinsVisitor).map(LastWins)
+impl Walk<'_> {
+    /// The node of the value yaml_serde visits now.
+    fn step(&mut self) -> Option<Node> {
+        while let Some(&(resume, end)) = self.replays.last() {
+            if self.next < end {
+                break;
+            }
+            self.replays.pop();
+            self.next = resume;
+        }
+        let at = self.next;
+        let node = *self.nodes.get(at)?;
+        self.next = at + 1;
+        if let NodeKind::Alias(Some(target)) = node.kind {
+            let anchored = *self.nodes.get(target)?;
+            self.replays.push((at + 1, anchored.end));
+            self.next = target + 1;
+            return Some(anchored);
+        }
+        Some(node)
+    }
+
+    /// The tag for a scalar value read at `node`, within [`MAX_TAGGED`].
+    fn tag(&mut self, node: Option<Node>) -> Option<&'static str> {
+        let Some(Node {
+            kind: NodeKind::Scalar { tag: Some(tag), .. },
+            ..
+        }) = node
+        else {
+            return None;
+        };
+        if self.tagged < MAX_TAGGED {
+            self.tagged += 1;
+            Some(tag)
+        } else {
+            self.over = true;
+            None
+        }
     }
 }
 
-struct LastWinsVisitor;
+/// Reads one value (a key when `key`: keys are not tagged) and says at which node it began.
+struct NodeSeed<'w, 'n> {
+    walk: &'w mut Walk<'n>,
+    key: bool,
+}
 
-impl<'de> Visitor<'de> for LastWinsVisitor {
-    type Value = Value;
+impl<'de> DeserializeSeed<'de> for NodeSeed<'_, '_> {
+    type Value = (Value, Option<Node>);
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl NodeSeed<'_, '_> {
+    fn leaf(self, v: Value) -> (Value, Option<Node>) {
+        let node = self.walk.step();
+        (v, node)
+    }
+}
+
+impl<'de> Visitor<'de> for NodeSeed<'_, '_> {
+    type Value = (Value, Option<Node>);
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("any YAML value")
     }
-    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
-        Ok(Value::Bool(b))
+    fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(self.leaf(Value::Bool(b)))
     }
-    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
-        Ok(Value::Number(i.into()))
+    fn visit_i64<E>(self, i: i64) -> Result<Self::Value, E> {
+        Ok(self.leaf(Value::Number(i.into())))
     }
-    fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
-        Ok(Value::Number(u.into()))
+    fn visit_u64<E>(self, u: u64) -> Result<Self::Value, E> {
+        Ok(self.leaf(Value::Number(u.into())))
     }
-    fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
-        Ok(Value::Number(f.into()))
+    fn visit_f64<E>(self, f: f64) -> Result<Self::Value, E> {
+        Ok(self.leaf(Value::Number(f.into())))
     }
-    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
-        Ok(Value::String(s.to_owned()))
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        self.visit_string(s.to_owned())
     }
-    fn visit_string<E>(self, s: String) -> Result<Value, E> {
-        Ok(Value::String(s))
+    fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Self::Value, E> {
+        let node = self.walk.step();
+        let tag = if self.key { None } else { self.walk.tag(node) };
+        let value = match tag {
+            Some(tag) => Value::Tagged(Box::new(TaggedValue {
+                tag: Tag::new(tag),
+                value: Value::String(s),
+            })),
+            None => Value::String(s),
+        };
+        Ok((value, node))
     }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(self.leaf(Value::Null))
     }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        // The empty document: no node.
+        Ok((Value::Null, None))
     }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        LastWins::deserialize(d).map(|v| v.0)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        // Inside a complex key nothing is tagged either.
+        let inside_key = self.key;
+        let walk = self.walk;
+        let node = walk.step();
         let mut items = Vec::new();
-        while let Some(LastWins(v)) = seq.next_element()? {
-            items.push(v);
+        loop {
+            walk.path.push(Segment::Index(items.len()));
+            let item = seq.next_element_seed(NodeSeed {
+                walk: &mut *walk,
+                key: inside_key,
+            });
+            walk.path.pop();
+            match item? {
+                Some((v, _)) => items.push(v),
+                None => break,
+            }
         }
-        Ok(Value::Sequence(items))
+        Ok((Value::Sequence(items), node))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Mapping::new();
-        while let Some((LastWins(k), LastWins(v))) = map.next_entry()? {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let inside_key = self.key;
+        let walk = self.walk;
+        let node = walk.step();
+        let mut explicit = Mapping::new();
+        // Each key's latest line, by its value as read (`1` and "1" are different keys).
+        let mut lines: HashMap<Value, usize> = HashMap::new();
+        // What `<<` keys merge, in PyYAML's order: later pairs win.
+        let mut merged: Vec<Mapping> = Vec::new();
+        while let Some((key, key_node)) = map.next_key_seed(NodeSeed {
+            walk: &mut *walk,
+            key: true,
+        })? {
+            let merge = matches!(
+                key_node.map(|n| n.kind),
+                Some(NodeKind::Scalar { merge: true, .. })
+            );
+            // The path is made into text only for a note or an error.
+            walk.path.push(key_segment(&key));
+            let (value, value_node) = map.next_value_seed(NodeSeed {
+                walk: &mut *walk,
+                key: inside_key,
+            })?;
+            if merge {
+                let bad = |what: &str| {
+                    serde::de::Error::custom(format!(
+                        "line {}: {}: a merge key (<<) takes a map or a list of maps, not {what} (PyYAML refuses the document)",
+                        value_node.map_or(0, |n| n.line),
+                        path_text(&walk.path)
+                    ))
+                };
+                match value {
+                    Value::Mapping(m) => merged.push(m),
+                    Value::Sequence(list) => {
+                        let mut maps = Vec::with_capacity(list.len());
+                        for item in list {
+                            match item {
+                                Value::Mapping(m) => maps.push(m),
+                                other => {
+                                    return Err(bad(&format!("a list holding {}", kind_of(&other))))
+                                }
+                            }
+                        }
+                        // The first map of the list wins: it is merged last.
+                        merged.extend(maps.into_iter().rev());
+                    }
+                    other => return Err(bad(kind_of(&other))),
+                }
+                walk.path.pop();
+                continue;
+            }
+            if let Some(Node { line, column, .. }) = key_node {
+                let earlier = lines.insert(key.clone(), line);
+                // A repeated anchored map is noted where it stands, not again at each alias.
+                if let (Some(first), true) = (earlier, walk.replays.is_empty()) {
+                    let name = match walk.path.last() {
+                        Some(Segment::Key(k)) => k.clone(),
+                        _ => String::new(),
+                    };
+                    walk.notes.push(Note {
+                        path: path_text(&walk.path),
+                        line: Some(line),
+                        column: Some(column),
+                        message: format!(
+                            "duplicate key {name:?} (lines {first} and {line}): the last value is used"
+                        ),
+                    });
+                }
+            }
+            walk.path.pop();
             // The key keeps its first place, as in a Python dict.
+            explicit.insert(key, value);
+        }
+        if merged.is_empty() {
+            return Ok((Value::Mapping(explicit), node));
+        }
+        let mut out = Mapping::new();
+        for (k, v) in merged.into_iter().flatten().chain(explicit) {
             out.insert(k, v);
         }
-        Ok(Value::Mapping(out))
+        Ok((Value::Mapping(out), node))
     }
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Value, A::Error> {
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
+        // A local tag (`!foo x`): the value under it is the node's.
         let (tag, contents) = data.variant::<String>()?;
-        let LastWins(value) = contents.newtype_variant()?;
-        Ok(Value::Tagged(Box::new(TaggedValue {
-            tag: Tag::new(tag),
-            value,
-        })))
+        let (value, node) = contents.newtype_variant_seed(self)?;
+        Ok((
+            Value::Tagged(Box::new(TaggedValue {
+                tag: Tag::new(tag),
+                value,
+            })),
+            node,
+        ))
     }
 }
 
-/// Merges `<<` keys as PyYAML does, innermost maps first: a merged map's keys are added where
-/// the map has no such key; of a list of merged maps the earlier ones win. Anything else under
-/// `<<` is noted and dropped.
-fn merge_keys(v: &mut Value, path: &str, notes: &mut Vec<Note>) {
+/// What a value is, for messages.
+fn kind_of(v: &Value) -> &'static str {
     match v {
-        Value::Sequence(items) => {
-            for (i, item) in items.iter_mut().enumerate() {
-                merge_keys(item, &format!("{path}[{i}]"), notes);
-            }
-        }
-        Value::Mapping(m) => {
-            for (k, item) in m.iter_mut() {
-                let key = k.as_str().map_or_else(|| "?".to_string(), str::to_string);
-                let p = if path.is_empty() {
-                    key
-                } else {
-                    format!("{path}.{key}")
-                };
-                merge_keys(item, &p, notes);
-            }
-            let Some(merged) = m.remove("<<") else {
-                return;
-            };
-            let sources = match merged {
-                Value::Mapping(one) => vec![one],
-                Value::Sequence(list) => {
-                    let mut maps = Vec::new();
-                    for item in list {
-                        match item {
-                            Value::Mapping(one) => maps.push(one),
-                            _ => bad_merge(path, notes),
-                        }
-                    }
-                    maps
-                }
-                _ => {
-                    bad_merge(path, notes);
-                    Vec::new()
-                }
-            };
-            for source in sources {
-                for (k, val) in source {
-                    m.entry(k).or_insert(val);
-                }
-            }
-        }
-        _ => {}
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a map",
+        Value::Tagged(_) => "a tagged value",
     }
-}
-
-fn bad_merge(path: &str, notes: &mut Vec<Note>) {
-    notes.push(Note {
-        path: if path.is_empty() {
-            "<<".into()
-        } else {
-            format!("{path}.<<")
-        },
-        line: None,
-        column: None,
-        message: "a merge key (<<) takes a map or a list of maps: this one is ignored".into(),
-    });
 }
 
 #[cfg(test)]
@@ -782,10 +880,6 @@ mod tests {
         assert_eq!(b["append"], Value::from(true));
         assert_eq!(b["permissions"], Value::from("0600"));
         assert!(l.notes.is_empty(), "{:?}", l.notes);
-        let bad = load("a:\n  <<: 5\n  b: 1\n").unwrap();
-        assert_eq!(bad.value["a"]["b"], Value::from(1));
-        assert_eq!(bad.notes.len(), 1);
-        assert_eq!(bad.notes[0].path, "a.<<");
     }
 
     #[test]
@@ -902,5 +996,155 @@ mod tests {
         ));
         let e = load("a: [unclosed\n").unwrap_err();
         assert!(e.position().is_some(), "{e:?}");
+    }
+
+    /// The time `load` takes on `text`, best of three runs.
+    fn best_of_three(text: &str) -> std::time::Duration {
+        (0..3)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                let loaded = load(text);
+                let took = start.elapsed();
+                assert!(loaded.is_ok(), "{:?}", loaded.err());
+                took
+            })
+            .min()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_long_key_over_many_items_costs_about_what_a_short_key_does() {
+        // Each scalar under the key used to copy the key's text (its path), and each date kept
+        // its copy: quadratic in the key's length times the items.
+        // `levels` maps nested under explicit keys (plain keys may not pass 1,024 characters).
+        let doc = |key: &str, levels: usize, item: &str, items: usize| {
+            format!(
+                "{}[{}]{}\n",
+                format!("{{? {key} : ").repeat(levels),
+                vec![item; items].join(", "),
+                "}".repeat(levels)
+            )
+        };
+        for (item, key_len, levels, items) in
+            [("x", 100_000, 20, 10_000), ("2032-09-01", 50_000, 4, 2_000)]
+        {
+            let key = "k".repeat(key_len);
+            let short = best_of_three(&doc("k", levels, item, items));
+            let long_alone = best_of_three(&doc(&key, levels, item, 1));
+            let long = best_of_three(&doc(&key, levels, item, items));
+            // The costs add up: the long keys' text once, the items once.
+            let bound = (long_alone + short) * 2 + std::time::Duration::from_millis(20);
+            assert!(
+                long < bound,
+                "items {item}: {items} under {levels} keys of {key_len} bytes took {long:?}; \
+                 the keys alone {long_alone:?}, the items under 1-byte keys {short:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_repeated_key_does_not_pass_its_tag_to_the_last_value() {
+        let l = load("content: !!binary aGVsbG8K\ncontent: plain text here\n").unwrap();
+        assert_eq!(l.value["content"], Value::from("plain text here"));
+        assert_eq!(l.notes.len(), 1, "{:?}", l.notes);
+        let l = load("expiredate: 2032-09-01\nexpiredate: \"2033-01-01\"\n").unwrap();
+        assert_eq!(timestamp_text(&l.value["expiredate"]), None);
+        assert_eq!(l.value["expiredate"], Value::from("2033-01-01"));
+        // The earlier value may be the tagged one, or the later: each keeps its own.
+        let l = load("a: plain\na: !!binary aGVsbG8K\n").unwrap();
+        assert_eq!(binary_text(&l.value["a"]), Some("aGVsbG8K"));
+        // Through an anchor whose map has the repeated key, and an alias of it.
+        let l =
+            load("base: &b {content: !!binary aGVsbG8K, content: plain}\nf:\n  - *b\n").unwrap();
+        assert_eq!(l.value["base"]["content"], Value::from("plain"));
+        assert_eq!(l.value["f"][0]["content"], Value::from("plain"));
+    }
+
+    #[test]
+    fn a_merge_key_that_is_not_maps_refuses_the_document_as_pyyaml_does() {
+        for (text, line) in [
+            ("a:\n  <<: 5\n  b: 1\n", 2),
+            ("x: &x {c: 1}\na:\n  <<: [*x, 5]\n  b: 1\n", 3),
+        ] {
+            let e = load(text).unwrap_err();
+            assert!(matches!(e, LoadError::Invalid { .. }), "{text}: {e:?}");
+            assert!(e.to_string().contains("merge"), "{e}");
+            assert_eq!(e.position().map(|p| p.0), Some(line), "{text}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn merge_keys_and_repeated_keys_follow_pyyaml() {
+        // Two `<<` keys in one map: both merged, the later one's keys win; no warning.
+        let l = load("a: &a {x: 1, y: 1}\nb: &b {y: 2, z: 2}\nc:\n  <<: *a\n  <<: *b\n  w: 0\n")
+            .unwrap();
+        let c = &l.value["c"];
+        assert_eq!(
+            (&c["x"], &c["y"], &c["z"], &c["w"]),
+            (
+                &Value::from(1),
+                &Value::from(2),
+                &Value::from(2),
+                &Value::from(0)
+            )
+        );
+        assert!(l.notes.is_empty(), "{:?}", l.notes);
+        // A quoted "<<" is an ordinary key.
+        let l = load("a: &a {x: 1}\nc:\n  \"<<\": *a\n").unwrap();
+        assert_eq!(l.value["c"]["<<"]["x"], Value::from(1));
+        assert!(l.value["c"].get("x").is_none());
+        // `1` (a number) and "1" (a string) are different keys.
+        let l = load("1: a\n\"1\": b\n").unwrap();
+        assert!(l.notes.is_empty(), "{:?}", l.notes);
+        assert_eq!(l.value.as_mapping().map(Mapping::len), Some(2));
+        // Alias keys are the values they repeat.
+        let l = load("a: &a x\nb: &b y\nm:\n  *a : 1\n  *b : 2\n").unwrap();
+        assert!(l.notes.is_empty(), "{:?}", l.notes);
+        assert_eq!(l.value["m"]["y"], Value::from(2));
+        let l = load("a: &a x\nm:\n  *a : 1\n  x: 2\n").unwrap();
+        assert_eq!(l.notes.len(), 1, "{:?}", l.notes);
+        assert_eq!(l.notes[0].line, Some(4));
+        assert_eq!(l.value["m"]["x"], Value::from(2));
+    }
+
+    #[test]
+    fn a_redefined_anchor_repeats_its_latest_value() {
+        let l = load("a: &x !!binary aGVsbG8K\nb: &x plain\nd: *x\n").unwrap();
+        assert_eq!(binary_text(&l.value["a"]), Some("aGVsbG8K"));
+        assert_eq!(l.value["d"], Value::from("plain"));
+        let l = load("a: &x plain\nb: &x !!binary aGVsbG8K\nd: *x\n").unwrap();
+        assert_eq!(binary_text(&l.value["d"]), Some("aGVsbG8K"));
+    }
+
+    #[test]
+    fn a_tagged_value_under_a_complex_key_is_tagged() {
+        let l = load("? [a, b]\n: !!binary aGVsbG8K\nc: 2032-09-01\n").unwrap();
+        let key = Value::Sequence(vec![Value::from("a"), Value::from("b")]);
+        assert_eq!(binary_text(&l.value[&key]), Some("aGVsbG8K"));
+        assert!(timestamp_text(&l.value["c"]).is_some());
+    }
+
+    #[test]
+    fn an_impossible_plain_date_is_an_error_as_in_pyyaml() {
+        for bad in [
+            "2032-13-45",
+            "2031-02-29",
+            "0000-01-01",
+            "2032-09-01 24:00:00",
+            "2032-09-01t10:60:00",
+        ] {
+            assert!(!is_yaml11_timestamp(bad), "{bad}");
+            let e = load(&format!("a: 1\nexpiredate: {bad}\n")).unwrap_err();
+            assert!(
+                matches!(e, LoadError::Invalid { line: Some(2), .. }),
+                "{bad}: {e:?}"
+            );
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+        // Quoted, it is text; leap days and the last second are dates.
+        assert!(load("a: '2032-13-45'\n").is_ok());
+        for good in ["2032-02-29", "2000-02-29", "2032-12-31 23:59:59 +23:59"] {
+            assert!(is_yaml11_timestamp(good), "{good}");
+        }
     }
 }
