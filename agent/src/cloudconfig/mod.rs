@@ -94,7 +94,8 @@ pub fn check_text_with(text: &str, budget: &Budget) -> Checked {
             return out;
         }
     };
-    let positions = Positions::of(text);
+    // The positions come from the loader's own event walk: the text is not parsed again.
+    let positions = loaded.positions;
     for n in loaded.notes {
         // A note without a place of its own (the bound on tags) is placed by its path.
         let at = n
@@ -273,5 +274,33 @@ mod tests {
             .problems
             .iter()
             .all(|p| p.problem.severity == Severity::Warning));
+    }
+
+    #[test]
+    fn a_checked_text_is_walked_once_and_its_positions_come_from_the_load() {
+        let text = "#cloud-config\nusers:\n  - name: alice\n    lock_passwd: maybe\n";
+        let before = yaml::event_walks();
+        let c = check_text(text);
+        assert_eq!(
+            yaml::event_walks() - before,
+            1,
+            "the loader's walk gives the positions too"
+        );
+        // The problem is placed by those positions: the value of `lock_passwd`.
+        let bad: Vec<_> = c
+            .problems
+            .iter()
+            .filter(|p| p.problem.path == "users[0].lock_passwd")
+            .map(|p| (p.line, p.column))
+            .collect();
+        assert_eq!(bad, vec![(Some(4), Some(18))], "{:?}", c.problems);
+        let loaded = yaml::load(text).unwrap();
+        assert_eq!(
+            loaded.positions.value("users[0].lock_passwd"),
+            Some(Pos {
+                line: 4,
+                column: 18
+            })
+        );
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! Every YAML text wisp reads goes through this module ([`load`], [`from_str`], [`from_slice`],
 //! [`deserializer`]): each applies the nesting bound and the node budget below before
-//! yaml_serde sees the text.
+//! yaml_serde sees the text. The same event walk indexes where each key and value is written
+//! ([`Positions`], in [`Loaded::positions`]), so nothing walks a loaded text's events again.
 //!
 //! The node budget: a parsed node costs far more memory than its text (`[a,a,a]` is two bytes
 //! per element, a `Value` about a hundred), so 16 MiB of flow list would be a gigabyte of
@@ -61,8 +62,8 @@ pub struct TooLarge {
 /// Checks that no collection of `text` nests deeper than `max` levels. Syntax errors are not
 /// reported here: the YAML reader that comes next names them.
 pub fn check_depth(text: &[u8], max: usize) -> Result<(), TooDeep> {
-    match scan(text, max, u64::MAX) {
-        Ok(_) => Ok(()),
+    match scan(text, max, u64::MAX, false).1 {
+        Ok(()) => Ok(()),
         Err(LoadError::TooDeep(e)) => Err(e),
         Err(_) => Ok(()),
     }
@@ -70,8 +71,9 @@ pub fn check_depth(text: &[u8], max: usize) -> Result<(), TooDeep> {
 
 /// The bounds every reader applies: nesting, then the memory of the tree (at most `limit`
 /// bytes). Returns the cost charged.
-fn bounded(text: &[u8], limit: u64) -> Result<Scan, LoadError> {
-    scan(text, MAX_YAML_DEPTH, limit)
+fn bounded(text: &[u8], limit: u64, index: bool) -> Result<Scan, LoadError> {
+    let (scan, result) = scan(text, MAX_YAML_DEPTH, limit, index);
+    result.map(|()| scan)
 }
 
 fn invalid(e: yaml_serde::Error) -> LoadError {
@@ -86,7 +88,7 @@ fn invalid(e: yaml_serde::Error) -> LoadError {
 /// Reads `text` into `T` with yaml_serde, after the nesting bound and the node budget
 /// ([`MAX_TREE_BYTES`]). The one way wisp turns YAML text into data, besides [`load`].
 pub fn from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, LoadError> {
-    bounded(text.as_bytes(), MAX_TREE_BYTES)?;
+    bounded(text.as_bytes(), MAX_TREE_BYTES, false)?;
     yaml_serde::from_str(text).map_err(invalid)
 }
 
@@ -103,7 +105,7 @@ pub fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Loa
 /// A yaml_serde deserializer of `text` once the bounds of [`from_str`] hold, for readers that
 /// deserialize through a wrapper (such as serde_path_to_error).
 pub fn deserializer(text: &str) -> Result<yaml_serde::Deserializer<'_>, LoadError> {
-    bounded(text.as_bytes(), MAX_TREE_BYTES)?;
+    bounded(text.as_bytes(), MAX_TREE_BYTES, false)?;
     Ok(yaml_serde::Deserializer::from_str(text))
 }
 
@@ -235,6 +237,9 @@ pub struct Loaded {
     pub notes: Vec<Note>,
     /// The upper bound on the tree's memory that was charged, in bytes.
     pub cost: u64,
+    /// Where each key and value is written, indexed by the same event walk that bounded the
+    /// text (no second walk).
+    pub positions: Positions,
 }
 
 /// Why a text could not be read at all.
@@ -278,7 +283,8 @@ pub fn load(text: &str) -> Result<Loaded, LoadError> {
 /// an alias costs the tree it repeats): past it, [`LoadError::TooLarge`] before any value is
 /// built.
 pub fn load_within(text: &str, limit: u64) -> Result<Loaded, LoadError> {
-    let scan = bounded(text.as_bytes(), limit)?;
+    let mut scan = bounded(text.as_bytes(), limit, true)?;
+    let positions = scan.positions.take().unwrap_or_default();
     if let Some(bad) = scan.bad_date {
         return Err(LoadError::Invalid {
             message: format!(
@@ -320,6 +326,7 @@ pub fn load_within(text: &str, limit: u64) -> Result<Loaded, LoadError> {
         value,
         notes,
         cost: scan.cost,
+        positions,
     })
 }
 
@@ -405,6 +412,8 @@ struct Scan {
     nodes: Vec<Node>,
     /// The first plain timestamp that names no real date.
     bad_date: Option<BadDate>,
+    /// The positions of keys and values, when asked for.
+    positions: Option<Positions>,
 }
 
 /// At most this many tagged scalars are given their tag, aliases' copies included.
@@ -424,8 +433,10 @@ unsafe fn c_string(p: *const u8) -> Option<String> {
 /// (at most `limit`), and a [`Node`] for each node (one per event: keeping no text but a bad
 /// date's, the walk is linear in the text). Syntax errors end the walk: yaml_serde reports
 /// them next.
-fn scan(text: &[u8], max: usize, limit: u64) -> Result<Scan, LoadError> {
+fn scan(text: &[u8], max: usize, limit: u64, index: bool) -> (Scan, Result<(), LoadError>) {
+    SCANS.with(|n| n.set(n.get() + 1));
     let mut out = Scan::default();
+    let mut indexer = index.then(Indexer::default);
     // The open collections: their node, and their anchor with the cost charged before them.
     let mut open: Vec<(usize, Option<(String, u64)>)> = Vec::new();
     // The latest node of each anchor name, and what its tree costs (an alias repeats it).
@@ -435,7 +446,8 @@ fn scan(text: &[u8], max: usize, limit: u64) -> Result<Scan, LoadError> {
     // SAFETY: the parser is initialised before use and deleted once; `text` outlives it.
     unsafe {
         if unsafe_yaml::yaml_parser_initialize(parser.as_mut_ptr()).fail {
-            return Ok(out);
+            out.positions = indexer.map(|i| i.positions);
+            return (out, Ok(()));
         }
         unsafe_yaml::yaml_parser_set_input_string(
             parser.as_mut_ptr(),
@@ -472,6 +484,13 @@ fn scan(text: &[u8], max: usize, limit: u64) -> Result<Scan, LoadError> {
                         None
                     };
                     let merge = plain && bytes == b"<<";
+                    if let Some(ix) = indexer.as_mut() {
+                        // Positions keep a key's text and a plain value's, once each.
+                        ix.scalar = Some((
+                            String::from_utf8_lossy(bytes).into_owned(),
+                            s.style == unsafe_yaml::YAML_PLAIN_SCALAR_STYLE,
+                        ));
+                    }
                     (
                         bytes.len() as u64,
                         c_string(s.anchor),
@@ -505,6 +524,16 @@ fn scan(text: &[u8], max: usize, limit: u64) -> Result<Scan, LoadError> {
         if out.cost > limit {
             result = Err(TooLarge { line, limit }.into());
             break;
+        }
+        if let Some(ix) = indexer.as_mut() {
+            let opens = matches!(
+                kind,
+                unsafe_yaml::YAML_MAPPING_START_EVENT | unsafe_yaml::YAML_SEQUENCE_START_EVENT
+            );
+            // The collection too deep is not indexed: the walk stops at it below.
+            if !(opens && ix.stack.len() >= max) {
+                ix.event(kind, Pos { line, column });
+            }
         }
         let index = out.nodes.len();
         let node = |kind| Node {
@@ -569,7 +598,332 @@ fn scan(text: &[u8], max: usize, limit: u64) -> Result<Scan, LoadError> {
     }
     // SAFETY: initialised above, deleted once.
     unsafe { unsafe_yaml::yaml_parser_delete(parser) };
-    result.map(|()| out)
+    out.positions = indexer.map(|i| i.positions);
+    (out, result)
+}
+
+std::thread_local! {
+    /// How many event walks this thread has made: tests check that a text is walked once.
+    static SCANS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many times this thread has walked a text's libyaml events (each [`load`], [`from_str`],
+/// [`check_depth`], [`Positions::of`] walks once). For tests that a text is not parsed twice.
+#[doc(hidden)]
+pub fn event_walks() -> usize {
+    SCANS.with(std::cell::Cell::get)
+}
+
+/// A 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl std::fmt::Display for Pos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+/// Where each key and value of the first document of a text is written, by path
+/// (`users[1].lock_passwd`): yaml_serde's `Value` keeps no positions. Made by [`scan`], the
+/// one event walk of a load ([`Loaded::positions`]).
+///
+/// Nodes are kept as a tree: each knows its own segment (a key or an index) under its parent,
+/// never its whole path, so memory stays linear in the text however deep or long-keyed it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Positions {
+    nodes: Vec<PosNode>,
+    /// A node's child by segment.
+    children: HashMap<(usize, PosSegment), usize>,
+}
+
+impl Default for Positions {
+    fn default() -> Self {
+        Positions {
+            nodes: vec![PosNode::default()],
+            children: HashMap::new(),
+        }
+    }
+}
+
+/// Index 0 is the document itself (the empty path).
+const ROOT: usize = 0;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct PosNode {
+    key: Option<Pos>,
+    value: Option<Pos>,
+    /// The text of an unquoted scalar value, as written (`0644` stays `0644`).
+    plain: Option<Box<str>>,
+    /// A quoted (or block) scalar value: text to PyYAML whatever it reads like (`'yes'`).
+    quoted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum PosSegment {
+    Key(Box<str>),
+    Index(usize),
+}
+
+/// An open collection while positions are indexed.
+enum Frame {
+    Map {
+        node: usize,
+        /// The key whose value comes next; `None` while a key is expected.
+        key: Option<usize>,
+    },
+    Seq {
+        node: usize,
+        index: usize,
+    },
+    /// Inside a complex key (`? [a, b]`): nothing is indexed.
+    Skip,
+}
+
+/// Builds [`Positions`] from the events [`scan`] walks.
+#[derive(Default)]
+struct Indexer {
+    positions: Positions,
+    stack: Vec<Frame>,
+    /// The text of the scalar event being indexed, and whether it is plain.
+    scalar: Option<(String, bool)>,
+}
+
+impl Indexer {
+    /// One event of `kind` at `pos` (a scalar's text is in `self.scalar`).
+    fn event(&mut self, kind: unsafe_yaml::yaml_event_type_t, pos: Pos) {
+        match kind {
+            unsafe_yaml::YAML_SCALAR_EVENT | unsafe_yaml::YAML_ALIAS_EVENT => {
+                let (text, plain) = match self.scalar.take() {
+                    Some((t, plain)) if kind == unsafe_yaml::YAML_SCALAR_EVENT => (Some(t), plain),
+                    _ => (None, false),
+                };
+                let quoted = kind == unsafe_yaml::YAML_SCALAR_EVENT && !plain;
+                let plain_text = if plain { text.clone() } else { None };
+                if let Some(node) = self.node(pos, text, None) {
+                    let n = &mut self.positions.nodes[node];
+                    if let Some(t) = plain_text {
+                        n.plain = Some(t.into());
+                    }
+                    n.quoted = quoted;
+                }
+            }
+            unsafe_yaml::YAML_MAPPING_START_EVENT | unsafe_yaml::YAML_SEQUENCE_START_EVENT => {
+                let map = kind == unsafe_yaml::YAML_MAPPING_START_EVENT;
+                self.node(pos, None, Some(map));
+            }
+            unsafe_yaml::YAML_MAPPING_END_EVENT | unsafe_yaml::YAML_SEQUENCE_END_EVENT => {
+                let ended_skip = matches!(self.stack.pop(), Some(Frame::Skip));
+                let complex_key_ended =
+                    ended_skip && !matches!(self.stack.last(), Some(Frame::Skip));
+                // A container value ended: the map that holds it expects a key again.
+                // (A complex key ended: its value comes next.)
+                if !complex_key_ended {
+                    if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
+                        *key = None;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The node at `segment` under `parent`, made if new.
+    fn child(&mut self, parent: usize, segment: PosSegment) -> usize {
+        let p = &mut self.positions;
+        let next = p.nodes.len();
+        let id = *p.children.entry((parent, segment)).or_insert(next);
+        if id == next {
+            p.nodes.push(PosNode::default());
+        }
+        id
+    }
+
+    /// A node arrived: a scalar (`scalar`), or the start of a container (`container`: true for
+    /// a map). Returns the value node (`None` for a key or inside a complex key).
+    fn node(&mut self, pos: Pos, scalar: Option<String>, container: Option<bool>) -> Option<usize> {
+        let id = match self.stack.last_mut() {
+            None => ROOT,
+            Some(Frame::Skip) => {
+                if container.is_some() {
+                    self.stack.push(Frame::Skip);
+                }
+                return None;
+            }
+            Some(Frame::Seq { node, index }) => {
+                let (parent, i) = (*node, *index);
+                *index += 1;
+                self.child(parent, PosSegment::Index(i))
+            }
+            Some(Frame::Map { node, key }) => match key.take() {
+                None => {
+                    // This node is a key.
+                    let parent = *node;
+                    let name = scalar.unwrap_or_else(|| "?".into());
+                    let id = self.child(parent, PosSegment::Key(name.into()));
+                    // A repeated key: its last value is the one read ([`load`]).
+                    self.positions.nodes[id].key = Some(pos);
+                    if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
+                        *key = Some(id);
+                    }
+                    if container.is_some() {
+                        // A complex key: index nothing inside it.
+                        self.stack.push(Frame::Skip);
+                    }
+                    return None;
+                }
+                Some(id) => id,
+            },
+        };
+        let n = &mut self.positions.nodes[id];
+        n.value = Some(pos);
+        n.plain = None;
+        n.quoted = false;
+        match container {
+            Some(true) => self.stack.push(Frame::Map {
+                node: id,
+                key: None,
+            }),
+            Some(false) => self.stack.push(Frame::Seq { node: id, index: 0 }),
+            None => {}
+        }
+        Some(id)
+    }
+}
+
+impl Positions {
+    /// Indexes `text` alone, for a text not read with [`load`] (which gives its positions in
+    /// [`Loaded::positions`]). A syntax error ends the index where it occurs (the reader
+    /// reports it), and so does nesting deeper than [`MAX_YAML_DEPTH`].
+    pub fn of(text: &str) -> Positions {
+        scan(text.as_bytes(), MAX_YAML_DEPTH, u64::MAX, true)
+            .0
+            .positions
+            .unwrap_or_default()
+    }
+
+    /// How many keys and values are indexed, the document included.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether nothing but the document is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.len() <= 1
+    }
+
+    /// The nodes along `path` from the root, as far as they exist, and whether all of `path`
+    /// was found. Keys may hold `.` and `[`, so a path may split into segments more than one
+    /// way: a split that finds all of it wins, else the one that goes deepest.
+    fn walk(&self, path: &str) -> (Vec<usize>, bool) {
+        let mut best = vec![ROOT];
+        let mut chain = vec![ROOT];
+        // Splits tried at most: keys made to share prefixes cannot make a lookup slow.
+        let mut steps = 10_000usize;
+        let full = self.search(path, &mut chain, &mut best, &mut steps);
+        (if full { chain } else { best }, full)
+    }
+
+    /// Depth-first over the splits of `rest` below the last node of `chain`.
+    fn search(
+        &self,
+        rest: &str,
+        chain: &mut Vec<usize>,
+        best: &mut Vec<usize>,
+        steps: &mut usize,
+    ) -> bool {
+        if rest.is_empty() {
+            return true;
+        }
+        if chain.len() > best.len() {
+            best.clone_from(chain);
+        }
+        let at = chain.last().copied().unwrap_or(ROOT);
+        let mut candidates: Vec<(usize, &str)> = Vec::new();
+        if let Some(r) = rest.strip_prefix('[') {
+            if let Some((n, after)) = r.split_once(']') {
+                if let Some(id) = n
+                    .parse()
+                    .ok()
+                    .and_then(|i| self.children.get(&(at, PosSegment::Index(i))))
+                {
+                    candidates.push((*id, after));
+                }
+            }
+        }
+        let key_part = if at == ROOT {
+            Some(rest)
+        } else {
+            rest.strip_prefix('.')
+        };
+        if let Some(r) = key_part {
+            for cut in r
+                .match_indices(['.', '['])
+                .map(|(i, _)| i)
+                .chain(std::iter::once(r.len()))
+            {
+                if let Some(id) = self.children.get(&(at, PosSegment::Key(r[..cut].into()))) {
+                    candidates.push((*id, &r[cut..]));
+                }
+            }
+        }
+        for (id, after) in candidates {
+            if *steps == 0 {
+                return false;
+            }
+            *steps -= 1;
+            chain.push(id);
+            if self.search(after, chain, best, steps) {
+                return true;
+            }
+            chain.pop();
+        }
+        false
+    }
+
+    /// The text of an unquoted scalar at `path`, exactly as written.
+    pub fn plain(&self, path: &str) -> Option<&str> {
+        match self.walk(path) {
+            (chain, true) => chain.last().and_then(|&n| self.nodes[n].plain.as_deref()),
+            _ => None,
+        }
+    }
+
+    /// Whether the value at `path` is written as a quoted (or block) scalar. False when unknown.
+    pub fn quoted(&self, path: &str) -> bool {
+        match self.walk(path) {
+            (chain, true) => chain.last().is_some_and(|&n| self.nodes[n].quoted),
+            _ => false,
+        }
+    }
+
+    /// Where the key of `path` is written, else its nearest ancestor's.
+    pub fn key(&self, path: &str) -> Option<Pos> {
+        self.lookup(path, true)
+    }
+
+    /// Where the value of `path` is written, else its key's, else its nearest ancestor's.
+    pub fn value(&self, path: &str) -> Option<Pos> {
+        self.lookup(path, false)
+    }
+
+    fn lookup(&self, path: &str, key_first: bool) -> Option<Pos> {
+        let (chain, _) = self.walk(path);
+        // The document itself stands for the empty path only: an unknown top-level key has
+        // no position.
+        let from = usize::from(!path.is_empty());
+        chain[from..].iter().rev().find_map(|&n| {
+            let node = &self.nodes[n];
+            if key_first {
+                node.key.or(node.value)
+            } else {
+                node.value.or(node.key)
+            }
+        })
+    }
 }
 
 /// Reading yaml_serde's values alongside the nodes [`scan`] found: yaml_serde visits the
