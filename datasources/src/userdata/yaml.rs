@@ -1462,6 +1462,26 @@ mod tests {
     }
 
     #[test]
+    fn a_load_walks_the_events_once_and_gives_the_positions_of_what_it_read() {
+        let text = "a: 1\nb:\n  - 'yes'\n  - 0644\na: 2\n";
+        let before = event_walks();
+        let l = load(text).unwrap();
+        assert_eq!(event_walks() - before, 1);
+        let p = &l.positions;
+        // A repeated key: the value read is the last, and so is its position.
+        assert_eq!(l.value["a"], Value::from(2));
+        assert_eq!(p.value("a"), Some(Pos { line: 5, column: 4 }));
+        assert_eq!(p.key("b[0]"), Some(Pos { line: 3, column: 5 }));
+        assert!(p.quoted("b[0]"));
+        assert_eq!(p.plain("b[1]"), Some("0644"));
+        // A text only bounded (not loaded) is not indexed.
+        assert!(scan(text.as_bytes(), MAX_YAML_DEPTH, u64::MAX, false)
+            .0
+            .positions
+            .is_none());
+    }
+
+    #[test]
     fn a_redefined_anchor_repeats_its_latest_value() {
         let l = load("a: &x !!binary aGVsbG8K\nb: &x plain\nd: *x\n").unwrap();
         assert_eq!(binary_text(&l.value["a"]), Some("aGVsbG8K"));
