@@ -328,6 +328,25 @@ impl Reader<'_> {
     }
 }
 
+/// Test help for module readers: reads `text` (one value) with a fresh [`Reader`] through `read`
+/// and gives what it read with its problems as `path: message`.
+#[cfg(test)]
+pub fn read_for_test<T>(
+    text: &str,
+    path: &str,
+    read: impl FnOnce(&mut Reader<'_>, &str, &Value) -> T,
+) -> (T, Vec<String>) {
+    let v: Value = yaml_serde::from_str(text).expect("a test document");
+    let mut r = Reader::default();
+    let got = read(&mut r, path, &v);
+    let problems = r
+        .problems
+        .iter()
+        .map(|p| format!("{}: {}", p.path, p.message))
+        .collect();
+    (got, problems)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

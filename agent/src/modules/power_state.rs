@@ -277,15 +277,7 @@ mod tests {
     use super::*;
 
     fn read(text: &str) -> (Option<PowerState>, Vec<String>) {
-        let v: Value = yaml_serde::from_str(text).unwrap();
-        let mut r = Reader::default();
-        let ps = read_power_state(&mut r, "power_state", &v);
-        let problems = r
-            .problems
-            .iter()
-            .map(|p| format!("{}: {}", p.path, p.message))
-            .collect();
-        (ps, problems)
+        crate::cloudconfig::lenient::read_for_test(text, "power_state", read_power_state)
     }
 
     #[test]

@@ -250,15 +250,7 @@ mod tests {
     use super::*;
 
     fn read(text: &str) -> (Option<RandomSeed>, Vec<String>) {
-        let v: Value = yaml_serde::from_str(text).unwrap();
-        let mut r = Reader::default();
-        let s = read_random_seed(&mut r, "random_seed", &v);
-        let problems = r
-            .problems
-            .iter()
-            .map(|p| format!("{}: {}", p.path, p.message))
-            .collect();
-        (s, problems)
+        crate::cloudconfig::lenient::read_for_test(text, "random_seed", read_random_seed)
     }
 
     #[test]
