@@ -20,6 +20,23 @@ use crate::root::Root;
 
 pub const DEFAULT_CONFIG: &str = "/etc/wisp/wisp.yaml";
 
+/// Where a package puts the configuration (pkgsrc's PKG_SYSCONFDIR, the FreeBSD port's
+/// PREFIX/etc): read when there is no `DEFAULT_CONFIG`, which an image's own file wins over.
+pub const PACKAGE_CONFIGS: &[&str] = &[
+    "/usr/pkg/etc/wisp/wisp.yaml",
+    "/usr/local/etc/wisp/wisp.yaml",
+];
+
+/// The main configuration file under `root`: `DEFAULT_CONFIG`, else the first package location
+/// that has one, else `DEFAULT_CONFIG` (absent: no configuration).
+pub fn default_path(root: &Root) -> PathBuf {
+    std::iter::once(DEFAULT_CONFIG)
+        .chain(PACKAGE_CONFIGS.iter().copied())
+        .map(|p| root.path(p))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| root.path(DEFAULT_CONFIG))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{}: {source}", path.display())]
@@ -150,7 +167,7 @@ pub struct Loaded {
 pub fn load(root: &Root, explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
     let main = match explicit {
         Some(p) => p.to_path_buf(),
-        None => root.path(DEFAULT_CONFIG),
+        None => default_path(root),
     };
     let mut files = Vec::new();
     match std::fs::metadata(&main) {
@@ -510,6 +527,36 @@ mod tests {
         )
         .unwrap();
         assert!(load(&root, None).unwrap().config.network_config_disabled());
+    }
+
+    #[test]
+    fn a_package_config_is_read_when_the_image_has_none() {
+        let d = dir();
+        let root = Root::new(&d);
+        for (prefix, list) in [("usr/pkg", "[NoCloud]"), ("usr/local", "[ConfigDrive]")] {
+            std::fs::create_dir_all(d.join(prefix).join("etc/wisp/wisp.yaml.d")).unwrap();
+            std::fs::write(
+                d.join(prefix).join("etc/wisp/wisp.yaml"),
+                format!("datasource_list: {list}\n"),
+            )
+            .unwrap();
+        }
+        std::fs::write(
+            d.join("usr/pkg/etc/wisp/wisp.yaml.d/50-local.yaml"),
+            "max_user_data_bytes: 1024\n",
+        )
+        .unwrap();
+        // pkgsrc's PKG_SYSCONFDIR first, with its drop-ins.
+        let l = load(&root, None).unwrap();
+        assert_eq!(l.files[0], d.join("usr/pkg/etc/wisp/wisp.yaml"));
+        assert_eq!(l.config.datasource_list, Some(vec!["NoCloud".to_string()]));
+        assert_eq!(l.config.max_user_data_bytes, Some(1024));
+        // The image's own /etc/wisp/wisp.yaml wins over any package's.
+        std::fs::write(d.join("etc/wisp/wisp.yaml"), "datasource_list: [MAAS]\n").unwrap();
+        let l = load(&root, None).unwrap();
+        assert_eq!(l.files, vec![d.join("etc/wisp/wisp.yaml")]);
+        assert_eq!(l.config.datasource_list, Some(vec!["MAAS".to_string()]));
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
