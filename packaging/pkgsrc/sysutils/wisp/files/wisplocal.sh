@@ -1,0 +1,44 @@
+#!/bin/sh
+#
+# wisp: find the datasource, run bootcmd (before networking)
+#
+# PROVIDE: wisplocal
+# REQUIRE: MOUNTCRITLOCAL
+# (After clearcritlocal, which empties /var/run, where this boot's marker is kept.)
+# BEFORE: NETWORKING network
+
+$_rc_subr_loaded . /etc/rc.subr
+
+name="wisplocal"
+rcvar="wisp"
+start_cmd="wisp_start"
+stop_cmd=":"
+
+# The binary: wisp_command from rc.conf, else where a package or an image installed it
+# (pkgsrc: /usr/pkg/sbin, a port or an image: /usr/local/sbin, a base-system build: /usr/sbin).
+wisp_binary()
+{
+	if [ -n "${wisp_command:-}" ]; then
+		echo "${wisp_command}"
+		return 0
+	fi
+	for _wisp in /usr/pkg/sbin/wisp /usr/local/sbin/wisp /usr/sbin/wisp; do
+		if [ -x "${_wisp}" ]; then
+			echo "${_wisp}"
+			return 0
+		fi
+	done
+	echo /usr/local/sbin/wisp
+}
+
+wisp_start()
+{
+	# /etc/wisp/disabled turns wisp off without uninstalling it.
+	if [ -e /etc/wisp/disabled ]; then
+		return 0
+	fi
+	"$(wisp_binary)" init --stage local
+}
+
+load_rc_config wisp
+run_rc_command "$1"
