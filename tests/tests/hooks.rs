@@ -181,33 +181,18 @@ fn ganeti_hook_installs_wisp_and_seeds_the_instance() {
 #[test]
 fn packer_provisioner_installs_from_a_release_archive_and_leaves_it_clean() {
     let t = tempfile::tempdir().unwrap();
-    // A release archive as cross/build makes it (with this machine's binary in it).
-    let pkg = t.path().join("wisp-0.1.0-x86_64-unknown-netbsd");
+    // A release archive made by cross/build (with this machine's binary in it).
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for (from, to) in [
-        (common::wisp_bin(), "sbin/wisp"),
-        (repo.join("agent/man/wisp.8"), "man/man8/wisp.8"),
-        (repo.join("agent/man/wisp.yaml.5"), "man/man5/wisp.yaml.5"),
-        (repo.join("agent/etc/wisp.yaml"), "etc/wisp/wisp.yaml"),
-        (repo.join("rc.d/netbsd/wisplocal"), "rc.d/wisplocal"),
-        (repo.join("rc.d/netbsd/wispnet"), "rc.d/wispnet"),
-        (repo.join("rc.d/netbsd/wispfinal"), "rc.d/wispfinal"),
-    ] {
-        let dest = pkg.join(to);
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(from, dest).unwrap();
-    }
-    let archive = t.path().join("wisp.tar.xz");
-    let tar = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "tar -C '{}' -cf - wisp-0.1.0-x86_64-unknown-netbsd | xz -0 -T0 -c > '{}'",
-            t.path().display(),
-            archive.display()
-        ))
-        .status()
+    let o = Command::new("bash")
+        .arg(repo.join("cross/build"))
+        .args(["package", "x86_64-unknown-netbsd"])
+        .arg(common::wisp_bin())
+        .env("WISP_DIST", t.path())
+        .env("WISP_XZ_LEVEL", "0")
+        .output()
         .unwrap();
-    assert!(tar.success());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let archive = t.path().join("wisp-0.1.0-x86_64-unknown-netbsd.tar.xz");
     let root = t.path().join("image");
     std::fs::create_dir_all(root.join("etc")).unwrap();
     // Leftovers of the build machine's own boot.
@@ -230,6 +215,11 @@ fn packer_provisioner_installs_from_a_release_archive_and_leaves_it_clean() {
     assert_eq!(
         std::fs::read_to_string(root.join("etc/rc.conf")).unwrap(),
         "wisp=YES\n"
+    );
+    // The archive's manifest: the newsyslog entry too, as image-hooks/install gives it.
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/newsyslog.conf")).unwrap(),
+        std::fs::read_to_string(repo.join("packaging/newsyslog/netbsd.conf")).unwrap()
     );
     let mode = std::fs::metadata(root.join("usr/local/sbin/wisp"))
         .unwrap()

@@ -216,3 +216,89 @@ fn the_local_stage_runs_after_var_run_is_emptied() {
         );
     }
 }
+
+/// Which binary a script runs: `wisp_command` from rc.conf, else pkgsrc's (/usr/pkg/sbin), else
+/// a port's or an image's (/usr/local/sbin), else a base-system build's (/usr/sbin). Run with sh,
+/// the system's rc.subr stubbed and the three places moved into a scratch directory.
+#[test]
+fn each_script_finds_the_binary_a_package_or_an_image_installed() {
+    let places = "for _wisp in /usr/pkg/sbin/wisp /usr/local/sbin/wisp /usr/sbin/wisp; do";
+    for os in ["netbsd", "freebsd"] {
+        for (n, stage) in [
+            ("wisplocal", "local"),
+            ("wispnet", "network"),
+            ("wispfinal", "final"),
+        ] {
+            let t = tempfile::tempdir().unwrap();
+            let d = t.path();
+            let stub = d.join("rc.subr");
+            std::fs::write(
+                &stub,
+                "load_rc_config() { :; }\nrun_rc_command() { wisp_start; }\n",
+            )
+            .unwrap();
+            let original = text(os, n);
+            assert!(original.contains(places), "{os}/{n}");
+            let script = original
+                .replace(
+                    places,
+                    &format!(
+                        "for _wisp in {0}/usr/pkg/sbin/wisp {0}/usr/local/sbin/wisp {0}/usr/sbin/wisp; do",
+                        d.display()
+                    ),
+                )
+                .replace("/etc/rc.subr", stub.to_str().unwrap())
+                .replace("/etc/wisp/disabled", d.join("disabled").to_str().unwrap());
+            std::fs::write(d.join("script"), script).unwrap();
+            let ran = d.join("ran");
+            let fake = |place: &str, label: &str| {
+                let p = d.join(place);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(
+                    &p,
+                    format!("#!/bin/sh\necho \"{label} $*\" >> '{}'\n", ran.display()),
+                )
+                .unwrap();
+                std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                    .unwrap();
+            };
+            let run = |command: Option<&str>| -> String {
+                let _ = std::fs::remove_file(&ran);
+                let mut c = Command::new("sh");
+                c.arg(d.join("script")).arg("start");
+                match command {
+                    Some(v) => c.env("wisp_command", v),
+                    None => c.env_remove("wisp_command"),
+                };
+                let o = c.output().unwrap();
+                assert!(
+                    o.status.success(),
+                    "{os}/{n}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                std::fs::read_to_string(&ran).unwrap_or_default()
+            };
+            fake("usr/sbin/wisp", "base");
+            assert_eq!(
+                run(None),
+                format!("base init --stage {stage}\n"),
+                "{os}/{n}"
+            );
+            fake("usr/local/sbin/wisp", "local");
+            assert_eq!(
+                run(None),
+                format!("local init --stage {stage}\n"),
+                "{os}/{n}"
+            );
+            fake("usr/pkg/sbin/wisp", "pkg");
+            assert_eq!(run(None), format!("pkg init --stage {stage}\n"), "{os}/{n}");
+            fake("elsewhere/wisp", "knob");
+            let knob = d.join("elsewhere/wisp");
+            assert_eq!(
+                run(Some(knob.to_str().unwrap())),
+                format!("knob init --stage {stage}\n"),
+                "{os}/{n}: wisp_command wins"
+            );
+        }
+    }
+}
