@@ -260,7 +260,13 @@ fn bundle(inp: &Inputs<'_>, out: &mut Planned, certs: &[String], file: &str, rem
         }
     };
     let backup = format!("{file}.wisp-orig");
-    let system = without_block(&text);
+    let mut system = without_block(&text);
+    // remove_defaults taken back: the system's set comes back from the copy kept.
+    if !remove && system.trim().is_empty() {
+        if let Some(kept) = out.current(inp.root, &backup) {
+            system = String::from_utf8_lossy(&kept).into_owned();
+        }
+    }
     let mut new = if remove { String::new() } else { system.clone() };
     if !new.is_empty() && !new.ends_with('\n') {
         new.push('\n');
@@ -339,5 +345,114 @@ impl super::Module for CaCertsModule {
     fn plan(&self, inp: &Inputs<'_>, run: &mut super::PlanRun<'_>, out: &mut Planned) {
         let _ = run;
         plan(inp, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::{argvs, plan_in, written};
+    use crate::platform::Platform;
+
+    /// A self-signed test certificate (CN "wisp test CA one").
+    const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBjTCCATOgAwIBAgIUN1AvqrOgJvHa8dBCQWxMmhkCC6cwCgYIKoZIzj0EAwIw\nGzEZMBcGA1UEAwwQd2lzcCB0ZXN0IENBIG9uZTAgFw0yNjEyMDEwMTI2NDFaGA8y\nMTI2MTEwNzAxMjY0MVowGzEZMBcGA1UEAwwQd2lzcCB0ZXN0IENBIG9uZTBZMBMG\nByqGSM49AgEGCCqGSM49AwEHA0IABJs+WimOxJ7AcuFUYBdR2D2BznEU/pwYe0c1\nFVpVyVDAy+Cz0T1FejNARkRdoNopc5/UNEuIL07yP6q6cMYUP0qjUzBRMB0GA1Ud\nDgQWBBRctRUVJTuVBMBSOZ7vmtbjSceL8TAfBgNVHSMEGDAWgBRctRUVJTuVBMBS\nOZ7vmtbjSceL8TAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIC8r\nXsbLxAU0yfXPf6Zz8PEyNa+pZeTu2774WGieikqTAiEAgJ+NOLP7APCcmGXhrL3k\nZVz7NMHGVaUJbxQCgSscb+s=\n-----END CERTIFICATE-----\n";
+
+    fn doc(remove_defaults: bool) -> String {
+        let indented: String = CERT.lines().map(|l| format!("      {l}\n")).collect();
+        format!(
+            "ca_certs:\n  remove_defaults: {remove_defaults}\n  trusted:\n    - |\n{indented}    - not a certificate\n"
+        )
+    }
+
+    #[test]
+    fn only_pem_certificates_are_taken() {
+        assert_eq!(check_pem(&format!("\n  {CERT}")).unwrap(), CERT);
+        for (bad, why) in [
+            ("not a certificate", "must start"),
+            (&CERT.replace("CERTIFICATE-----\n", "PRIVATE KEY-----\n"), "must start"),
+            (&CERT.replacen("\n", "\nrm -rf /\n", 1), "base64"),
+            (&CERT.replacen("\n", "\nAAA\n", 1), "cut short"),
+            (&"A".repeat(MAX_CERT_BYTES + 1), "over"),
+        ] {
+            let e = check_pem(bad).unwrap_err();
+            assert!(e.contains(why), "{e}");
+        }
+    }
+
+    #[test]
+    fn freebsd_adds_to_certctls_search_path_and_rehashes_once() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("usr/local/share/certs");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{PREFIX}3.pem")), CERT).unwrap();
+        std::fs::write(dir.join("someone-else.pem"), CERT).unwrap();
+        let p = plan_in(Platform::Freebsd, t.path(), &doc(false), plan);
+        let file = format!("/usr/local/share/certs/{PREFIX}0.pem");
+        assert_eq!(written(&p, &file).unwrap(), CERT);
+        assert!(p.actions.iter().any(|a| matches!(a, Action::Remove { path, .. }
+            if path == &format!("/usr/local/share/certs/{PREFIX}3.pem"))));
+        assert_eq!(argvs(&p), vec![vec!["certctl", "rehash"]]);
+        assert_eq!(p.errors.len(), 1);
+        assert_eq!(p.errors[0].item, "ca_certs.trusted[1]");
+        assert!(dir.join("someone-else.pem").exists());
+        let again = plan_in(Platform::Freebsd, t.path(), &doc(false), plan);
+        assert!(again.actions.is_empty(), "{:?}", again.actions);
+        let p = plan_in(Platform::Freebsd, t.path(), &doc(true), plan);
+        assert!(p.errors.iter().any(|e| e.item == "ca_certs.remove_defaults"
+            && e.reason.contains("not supported on freebsd")));
+    }
+
+    #[test]
+    fn netbsd_adds_a_path_to_certs_conf_and_remove_defaults_comments_the_others_out() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("etc/openssl")).unwrap();
+        let conf = "netbsd-certctl 20230816\n\n# the Mozilla set\npath /usr/share/certs/mozilla/server\n";
+        std::fs::write(t.path().join("etc/openssl/certs.conf"), conf).unwrap();
+        let p = plan_in(Platform::Netbsd, t.path(), &doc(true), plan);
+        assert_eq!(
+            written(&p, "/etc/openssl/certs.conf").unwrap(),
+            format!("netbsd-certctl 20230816\n\n# the Mozilla set\n{DISABLED}path /usr/share/certs/mozilla/server\npath /etc/openssl/wisp-trusted\n")
+        );
+        assert_eq!(
+            written(&p, &format!("/etc/openssl/wisp-trusted/{PREFIX}0.pem")).unwrap(),
+            CERT
+        );
+        assert_eq!(argvs(&p), vec![vec!["certctl", "rehash"]]);
+        assert!(plan_in(Platform::Netbsd, t.path(), &doc(true), plan).actions.is_empty());
+        // Without remove_defaults the system's set is searched again.
+        let p = plan_in(Platform::Netbsd, t.path(), &doc(false), plan);
+        assert_eq!(
+            written(&p, "/etc/openssl/certs.conf").unwrap(),
+            format!("{conf}path /etc/openssl/wisp-trusted\n")
+        );
+    }
+
+    #[test]
+    fn openbsd_keeps_its_bundle_and_adds_a_block() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("etc/ssl")).unwrap();
+        let system = "### the system's set\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        std::fs::write(t.path().join("etc/ssl/cert.pem"), system).unwrap();
+        let p = plan_in(Platform::Openbsd, t.path(), &doc(false), plan);
+        assert_eq!(
+            written(&p, "/etc/ssl/cert.pem").unwrap(),
+            format!("{system}{BEGIN}\n{CERT}{END}\n")
+        );
+        assert!(argvs(&p).is_empty());
+        assert!(plan_in(Platform::Openbsd, t.path(), &doc(false), plan).actions.is_empty());
+        // remove_defaults: the block alone, the system's bundle kept aside once.
+        let p = plan_in(Platform::Openbsd, t.path(), &doc(true), plan);
+        assert_eq!(written(&p, "/etc/ssl/cert.pem.wisp-orig").unwrap(), system);
+        assert_eq!(
+            written(&p, "/etc/ssl/cert.pem").unwrap(),
+            format!("{BEGIN}\n{CERT}{END}\n")
+        );
+        assert!(plan_in(Platform::Openbsd, t.path(), &doc(true), plan).actions.is_empty());
+        // And back.
+        let p = plan_in(Platform::Openbsd, t.path(), &doc(false), plan);
+        assert_eq!(
+            written(&p, "/etc/ssl/cert.pem").unwrap(),
+            format!("{system}{BEGIN}\n{CERT}{END}\n")
+        );
     }
 }

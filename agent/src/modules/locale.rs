@@ -175,3 +175,91 @@ impl super::Module for Locale {
         plan(inp, out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::{argvs, plan_in, written};
+    use crate::platform::Platform;
+
+    const LOGIN_CONF_TEXT: &str = "# login.conf\n\
+default:\\\n\
+\t:passwd_format=sha512:\\\n\
+\t:path=/sbin /bin /usr/sbin /usr/bin ~/bin:\\\n\
+\t:umask=022:\n\
+\n\
+russian|Russian Users Accounts:\\\n\
+\t:charset=UTF-8:\\\n\
+\t:lang=ru_RU.UTF-8:\\\n\
+\t:tc=default:\n";
+
+    fn root_with(conf: &str) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("etc")).unwrap();
+        std::fs::write(t.path().join("etc/login.conf"), conf).unwrap();
+        t
+    }
+
+    #[test]
+    fn freebsd_sets_the_default_class_and_rebuilds_the_database_once() {
+        let t = root_with(LOGIN_CONF_TEXT);
+        let p = plan_in(Platform::Freebsd, t.path(), "locale: en_GB.UTF-8\n", plan);
+        let want = LOGIN_CONF_TEXT.replace(
+            "default:\\\n",
+            "default:\\\n\t:charset=UTF-8:\\\n\t:lang=en_GB.UTF-8:\\\n",
+        );
+        assert_eq!(written(&p, LOGIN_CONF).unwrap(), want);
+        assert_eq!(argvs(&p), vec![vec!["cap_mkdb", "/etc/login.conf"]]);
+        // A rerun changes nothing; another locale replaces the values in place.
+        let again = plan_in(Platform::Freebsd, t.path(), "locale: en_GB.UTF-8\n", plan);
+        assert!(again.actions.is_empty(), "{:?}", again.actions);
+        let p = plan_in(Platform::Freebsd, t.path(), "locale: C\n", plan);
+        assert_eq!(
+            written(&p, LOGIN_CONF).unwrap(),
+            want.replace(":lang=en_GB.UTF-8:", ":lang=C:")
+        );
+        // The other classes are untouched.
+        assert!(written(&p, LOGIN_CONF)
+            .unwrap()
+            .contains("\t:lang=ru_RU.UTF-8:\\\n"));
+    }
+
+    #[test]
+    fn a_one_line_class_and_a_missing_one() {
+        assert_eq!(
+            set_default_capability("x:a=1:\ndefault|Default:umask=022:\n", "lang", "C").unwrap(),
+            "x:a=1:\ndefault|Default:lang=C:umask=022:\n"
+        );
+        assert_eq!(set_default_capability("other:\\\n\t:tc=default:\n", "lang", "C"), None);
+        let t = root_with("other:\\\n\t:lang=C:\n");
+        let p = plan_in(Platform::Freebsd, t.path(), "locale: C.UTF-8\n", plan);
+        assert!(p.actions.is_empty());
+        assert!(p.errors[0].reason.contains("no `default` class"), "{:?}", p.errors);
+    }
+
+    #[test]
+    fn hostile_names_are_refused_and_other_systems_warn() {
+        for bad in ["en_US:lang=x", "en_US.UTF-8\n\t:tc=x", "-C", "", "a b", "ü"] {
+            let t = root_with(LOGIN_CONF_TEXT);
+            let doc = format!("locale: {:?}\n", bad);
+            let p = plan_in(Platform::Freebsd, t.path(), &doc, plan);
+            assert!(p.actions.is_empty(), "{bad:?}");
+            assert_eq!(p.errors.len(), 1, "{bad:?}");
+            assert!(p.errors[0].reason.contains("not a locale name"));
+        }
+        for os in [Platform::Netbsd, Platform::Openbsd] {
+            let t = root_with(LOGIN_CONF_TEXT);
+            let p = plan_in(os, t.path(), "locale: en_US.UTF-8\n", plan);
+            assert!(p.actions.is_empty());
+            assert!(
+                p.warnings[0].contains(&format!("not applicable on {}", os.name())),
+                "{:?}",
+                p.warnings
+            );
+        }
+        // `false` leaves it alone, as in cloud-init.
+        let t = root_with(LOGIN_CONF_TEXT);
+        let p = plan_in(Platform::Freebsd, t.path(), "locale: false\n", plan);
+        assert!(p.actions.is_empty() && p.errors.is_empty());
+    }
+}
