@@ -338,7 +338,7 @@ impl super::Module for CaCertsModule {
             name: NAME,
             stage: STAGE,
             frequency: FREQUENCY,
-            keys: &["ca_certs", "ca-certs"],
+            keys: &["ca_certs"],
         }
     }
 

@@ -520,7 +520,7 @@ impl super::Module for RsyslogModule {
             name: NAME,
             stage: STAGE,
             frequency: FREQUENCY,
-            keys: &["rsyslog"],
+            keys: &["rsyslog", "rsyslog_filename", "rsyslog_dir"],
         }
     }
 
