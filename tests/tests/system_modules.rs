@@ -69,7 +69,9 @@ fn the_modules_run_at_boot_report_to_maas_and_do_not_rewrite_on_the_next() {
             .iter()
             .find(|e| {
                 e["event_type"] == "finish"
-                    && e["name"].as_str().is_some_and(|n| n.ends_with(&format!("/config-{module}")))
+                    && e["name"]
+                        .as_str()
+                        .is_some_and(|n| n.ends_with(&format!("/config-{module}")))
             })
             .cloned()
             .unwrap_or_else(|| panic!("no finish of {module}: {events:#?}"))
@@ -77,7 +79,9 @@ fn the_modules_run_at_boot_report_to_maas_and_do_not_rewrite_on_the_next() {
     for module in ["rsyslog", "ca_certs", "locale"] {
         assert!(
             events.iter().any(|e| e["event_type"] == "start"
-                && e["name"].as_str().is_some_and(|n| n.ends_with(&format!("/config-{module}")))),
+                && e["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with(&format!("/config-{module}")))),
             "no start of {module}"
         );
     }
@@ -87,17 +91,26 @@ fn the_modules_run_at_boot_report_to_maas_and_do_not_rewrite_on_the_next() {
     assert_eq!(rsyslog["result"], "WARN", "{rsyslog:#}");
     let said = rsyslog["description"].as_str().unwrap_or_default();
     assert!(said.contains("rsyslog.remotes.evil"), "{said}");
-    assert!(!said.contains('\n'), "the value's newline is escaped: {said}");
+    assert!(
+        !said.contains('\n'),
+        "the value's newline is escaped: {said}"
+    );
     let ca = finish("ca_certs");
     assert!(
-        ca["description"].as_str().unwrap_or_default().contains("ca_certs.trusted[0]"),
+        ca["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ca_certs.trusted[0]"),
         "{ca:#}"
     );
     // No system-wide locale on this system: said to MAAS, not failed.
     let locale = finish("locale");
     assert_eq!(locale["result"], "WARN", "{locale:#}");
     assert!(
-        locale["description"].as_str().unwrap_or_default().contains("not applicable on linux"),
+        locale["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not applicable on linux"),
         "{locale:#}"
     );
 
@@ -105,7 +118,10 @@ fn the_modules_run_at_boot_report_to_maas_and_do_not_rewrite_on_the_next() {
     let before = std::fs::metadata(&dropin).unwrap().modified().unwrap();
     let o = wisp(r, &["init"]);
     assert!(matches!(o.status.code(), Some(0 | 2)), "{}", stderr(&o));
-    assert_eq!(std::fs::metadata(&dropin).unwrap().modified().unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(&dropin).unwrap().modified().unwrap(),
+        before
+    );
     let starts = mock
         .events(SYSTEM_ID)
         .iter()
@@ -117,7 +133,14 @@ fn the_modules_run_at_boot_report_to_maas_and_do_not_rewrite_on_the_next() {
     std::fs::write(&doc, DOC).unwrap();
     let o = wisp(
         r,
-        &["--dry-run", "--format", "json", "apply", "--user-data", doc.to_str().unwrap()],
+        &[
+            "--dry-run",
+            "--format",
+            "json",
+            "apply",
+            "--user-data",
+            doc.to_str().unwrap(),
+        ],
     );
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
     let ours: Vec<&serde_json::Value> = plan["actions"]

@@ -222,9 +222,10 @@ impl CloudConfig {
                 ),
                 "ca_certs" => cc.ca_certs = crate::modules::ca_certs::read_ca_certs(r, path, v),
                 "locale" => cc.locale = crate::modules::locale::read_locale(r, path, v),
-                "locale_configfile" => {
-                    r.warn(path, "ignored: wisp sets the locale in the system's own file")
-                }
+                "locale_configfile" => r.warn(
+                    path,
+                    "ignored: wisp sets the locale in the system's own file",
+                ),
                 "random_seed" => cc.random_seed = random_seed::read_random_seed(r, path, v),
                 k if crate::modules::ssh_host_keys::KEYS.contains(&k) => {
                     crate::modules::ssh_host_keys::read_key(&mut cc.host_keys, r, k, path, v)

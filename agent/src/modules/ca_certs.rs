@@ -267,7 +267,11 @@ fn bundle(inp: &Inputs<'_>, out: &mut Planned, certs: &[String], file: &str, rem
             system = String::from_utf8_lossy(&kept).into_owned();
         }
     }
-    let mut new = if remove { String::new() } else { system.clone() };
+    let mut new = if remove {
+        String::new()
+    } else {
+        system.clone()
+    };
     if !new.is_empty() && !new.ends_with('\n') {
         new.push('\n');
     }
@@ -351,7 +355,7 @@ impl super::Module for CaCertsModule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::{argvs, plan_in, written};
+    use crate::modules::testing::{argvs, plan_in, written};
     use crate::platform::Platform;
 
     /// A self-signed test certificate (CN "wisp test CA one").
@@ -369,7 +373,10 @@ mod tests {
         assert_eq!(check_pem(&format!("\n  {CERT}")).unwrap(), CERT);
         for (bad, why) in [
             ("not a certificate", "must start"),
-            (&CERT.replace("CERTIFICATE-----\n", "PRIVATE KEY-----\n"), "must start"),
+            (
+                &CERT.replace("CERTIFICATE-----\n", "PRIVATE KEY-----\n"),
+                "must start",
+            ),
             (&CERT.replacen("\n", "\nrm -rf /\n", 1), "base64"),
             (&CERT.replacen("\n", "\nAAA\n", 1), "cut short"),
             (&"A".repeat(MAX_CERT_BYTES + 1), "over"),
@@ -389,7 +396,10 @@ mod tests {
         let p = plan_in(Platform::Freebsd, t.path(), &doc(false), plan);
         let file = format!("/usr/local/share/certs/{PREFIX}0.pem");
         assert_eq!(written(&p, &file).unwrap(), CERT);
-        assert!(p.actions.iter().any(|a| matches!(a, Action::Remove { path, .. }
+        assert!(p
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Remove { path, .. }
             if path == &format!("/usr/local/share/certs/{PREFIX}3.pem"))));
         assert_eq!(argvs(&p), vec![vec!["certctl", "rehash"]]);
         assert_eq!(p.errors.len(), 1);
@@ -406,7 +416,8 @@ mod tests {
     fn netbsd_adds_a_path_to_certs_conf_and_remove_defaults_comments_the_others_out() {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(t.path().join("etc/openssl")).unwrap();
-        let conf = "netbsd-certctl 20230816\n\n# the Mozilla set\npath /usr/share/certs/mozilla/server\n";
+        let conf =
+            "netbsd-certctl 20230816\n\n# the Mozilla set\npath /usr/share/certs/mozilla/server\n";
         std::fs::write(t.path().join("etc/openssl/certs.conf"), conf).unwrap();
         let p = plan_in(Platform::Netbsd, t.path(), &doc(true), plan);
         assert_eq!(
@@ -418,7 +429,9 @@ mod tests {
             CERT
         );
         assert_eq!(argvs(&p), vec![vec!["certctl", "rehash"]]);
-        assert!(plan_in(Platform::Netbsd, t.path(), &doc(true), plan).actions.is_empty());
+        assert!(plan_in(Platform::Netbsd, t.path(), &doc(true), plan)
+            .actions
+            .is_empty());
         // Without remove_defaults the system's set is searched again.
         let p = plan_in(Platform::Netbsd, t.path(), &doc(false), plan);
         assert_eq!(
@@ -431,7 +444,8 @@ mod tests {
     fn openbsd_keeps_its_bundle_and_adds_a_block() {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(t.path().join("etc/ssl")).unwrap();
-        let system = "### the system's set\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let system =
+            "### the system's set\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         std::fs::write(t.path().join("etc/ssl/cert.pem"), system).unwrap();
         let p = plan_in(Platform::Openbsd, t.path(), &doc(false), plan);
         assert_eq!(
@@ -439,7 +453,9 @@ mod tests {
             format!("{system}{BEGIN}\n{CERT}{END}\n")
         );
         assert!(argvs(&p).is_empty());
-        assert!(plan_in(Platform::Openbsd, t.path(), &doc(false), plan).actions.is_empty());
+        assert!(plan_in(Platform::Openbsd, t.path(), &doc(false), plan)
+            .actions
+            .is_empty());
         // remove_defaults: the block alone, the system's bundle kept aside once.
         let p = plan_in(Platform::Openbsd, t.path(), &doc(true), plan);
         assert_eq!(written(&p, "/etc/ssl/cert.pem.wisp-orig").unwrap(), system);
@@ -447,7 +463,9 @@ mod tests {
             written(&p, "/etc/ssl/cert.pem").unwrap(),
             format!("{BEGIN}\n{CERT}{END}\n")
         );
-        assert!(plan_in(Platform::Openbsd, t.path(), &doc(true), plan).actions.is_empty());
+        assert!(plan_in(Platform::Openbsd, t.path(), &doc(true), plan)
+            .actions
+            .is_empty());
         // And back.
         let p = plan_in(Platform::Openbsd, t.path(), &doc(false), plan);
         assert_eq!(

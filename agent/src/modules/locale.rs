@@ -137,16 +137,20 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
         ("root", inp.backend.wheel()),
         false,
     ));
-    out.actions
-        .push(Action::exec(NAME, locale.as_str(), inp.backend.login_conf_db()));
+    out.actions.push(Action::exec(
+        NAME,
+        locale.as_str(),
+        inp.backend.login_conf_db(),
+    ));
 }
 
 /// `locale`: a name, or false (leave it alone). Returns the name to set.
 pub(crate) fn read_locale(r: &mut Reader<'_>, path: &str, v: &Value) -> Option<String> {
     match v {
         Value::Null => None,
-        Value::String(s) if yaml11_bool(v).is_none() || r.is_quoted(path) => Some(s.clone()),
+        // cloud-init's util.is_false: `false`, `no`, `off` (quoted or not) skip the module.
         v if yaml11_bool(v) == Some(false) => None,
+        Value::String(s) => Some(s.clone()),
         other => {
             r.error(
                 path,
@@ -179,7 +183,7 @@ impl super::Module for Locale {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::{argvs, plan_in, written};
+    use crate::modules::testing::{argvs, plan_in, written};
     use crate::platform::Platform;
 
     const LOGIN_CONF_TEXT: &str = "# login.conf\n\
@@ -230,11 +234,18 @@ russian|Russian Users Accounts:\\\n\
             set_default_capability("x:a=1:\ndefault|Default:umask=022:\n", "lang", "C").unwrap(),
             "x:a=1:\ndefault|Default:lang=C:umask=022:\n"
         );
-        assert_eq!(set_default_capability("other:\\\n\t:tc=default:\n", "lang", "C"), None);
+        assert_eq!(
+            set_default_capability("other:\\\n\t:tc=default:\n", "lang", "C"),
+            None
+        );
         let t = root_with("other:\\\n\t:lang=C:\n");
         let p = plan_in(Platform::Freebsd, t.path(), "locale: C.UTF-8\n", plan);
         assert!(p.actions.is_empty());
-        assert!(p.errors[0].reason.contains("no `default` class"), "{:?}", p.errors);
+        assert!(
+            p.errors[0].reason.contains("no `default` class"),
+            "{:?}",
+            p.errors
+        );
     }
 
     #[test]

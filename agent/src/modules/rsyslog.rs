@@ -194,7 +194,10 @@ fn config_line(line: &str, facts: &SyslogFacts, os: &str) -> Result<String, Stri
     if t.contains('(') || t.contains('{') || t.starts_with("if ") {
         return Err("RainerScript (rsyslog's own syntax): the system's syslogd reads none".into());
     }
-    if t.split_whitespace().nth(1).is_some_and(|a| a.starts_with('|')) {
+    if t.split_whitespace()
+        .nth(1)
+        .is_some_and(|a| a.starts_with('|'))
+    {
         return Err("a pipe action runs a command through the shell as root: refused".into());
     }
     let mut words = t.split_whitespace();
@@ -205,7 +208,11 @@ fn config_line(line: &str, facts: &SyslogFacts, os: &str) -> Result<String, Stri
     let target = if target.starts_with('@') {
         let remote = parse_remote(&format!("{selector} {target}"))?;
         action(&remote, facts, os)?
-    } else if let Some(path) = target.strip_prefix('-').or(Some(target)).filter(|p| p.starts_with('/')) {
+    } else if let Some(path) = target
+        .strip_prefix('-')
+        .or(Some(target))
+        .filter(|p| p.starts_with('/'))
+    {
         if path.contains("..") {
             return Err(format!("file {path:?} has `..` in it"));
         }
@@ -217,18 +224,15 @@ fn config_line(line: &str, facts: &SyslogFacts, os: &str) -> Result<String, Stri
     {
         target.to_string()
     } else {
-        return Err(format!("action {target:?} is not a file, @host, * or users"));
+        return Err(format!(
+            "action {target:?} is not a file, @host, * or users"
+        ));
     };
     Ok(format!("{selector}\t{target}"))
 }
 
 /// The lines wisp's part of the configuration holds, with the items refused.
-fn render(
-    cfg: &Rsyslog,
-    facts: &SyslogFacts,
-    os: &str,
-    out: &mut Planned,
-) -> Vec<String> {
+fn render(cfg: &Rsyslog, facts: &SyslogFacts, os: &str, out: &mut Planned) -> Vec<String> {
     let mut lines = Vec::new();
     for entry in &cfg.configs {
         let mut taken = Vec::new();
@@ -250,7 +254,11 @@ fn render(
     for (name, spec) in &cfg.remotes {
         let item = format!("rsyslog.remotes.{name}");
         if name.chars().any(char::is_control) {
-            out.error(NAME, &item.escape_default().to_string(), "the name has control characters");
+            out.error(
+                NAME,
+                &item.escape_default().to_string(),
+                "the name has control characters",
+            );
             continue;
         }
         match parse_remote(spec).and_then(|r| Ok((action(&r, facts, os)?, r))) {
@@ -448,7 +456,10 @@ fn read_remotes(r: &mut Reader<'_>, path: &str, v: &Value) -> Vec<(String, Strin
         Value::Null => return Vec::new(),
         Value::Mapping(m) => m,
         other => {
-            r.error(path, format!("expected a map of names to hosts, got {}", describe(other)));
+            r.error(
+                path,
+                format!("expected a map of names to hosts, got {}", describe(other)),
+            );
             return Vec::new();
         }
     };
@@ -503,7 +514,10 @@ fn read_configs(r: &mut Reader<'_>, path: &str, v: &Value) -> Vec<ConfigEntry> {
         let Some(content) = content else { continue };
         total += content.len();
         if total > MAX_CONFIG {
-            r.error(&p, format!("configs are over {MAX_CONFIG} bytes: the rest is not read"));
+            r.error(
+                &p,
+                format!("configs are over {MAX_CONFIG} bytes: the rest is not read"),
+            );
             break;
         }
         configs.push(ConfigEntry { path: p, content });
@@ -533,7 +547,7 @@ impl super::Module for RsyslogModule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::{argvs, plan_in, written};
+    use crate::modules::testing::{argvs, plan_in, written};
     use crate::platform::Platform;
 
     const CONF: &str = "*.notice\t/var/log/messages\nsecurity.*\t/var/log/security\n";
@@ -563,7 +577,10 @@ mod tests {
             }
         );
         let r = parse_remote("auth.* @@logs.example:10514 # the collector").unwrap();
-        assert_eq!((r.selector.as_str(), r.tcp, r.port), ("auth.*", true, Some(10514)));
+        assert_eq!(
+            (r.selector.as_str(), r.tcp, r.port),
+            ("auth.*", true, Some(10514))
+        );
         let r = parse_remote("@[2001:db8::1]:514").unwrap();
         assert_eq!((r.host.as_str(), r.port), ("2001:db8::1", Some(514)));
         for (bad, why) in [
@@ -600,7 +617,11 @@ mod tests {
         let again = running(Platform::Openbsd, t.path(), doc);
         assert!(again.actions.is_empty(), "{:?}", again.actions);
         // Other remotes replace the block; none take it away, the rest of the file as it was.
-        let p = running(Platform::Openbsd, t.path(), "rsyslog:\n  remotes: {a: \"@10.0.0.9:5514\"}\n");
+        let p = running(
+            Platform::Openbsd,
+            t.path(),
+            "rsyslog:\n  remotes: {a: \"@10.0.0.9:5514\"}\n",
+        );
         assert_eq!(
             written(&p, "/etc/syslog.conf").unwrap(),
             format!("{CONF}{BEGIN}\n# a\n*.*\t@10.0.0.9:5514\n{END}\n")
@@ -627,8 +648,14 @@ mod tests {
         assert!(running(Platform::Freebsd, t.path(), doc).actions.is_empty());
         // Without the include line: a block in syslog.conf.
         let t = root_with(CONF);
-        let p = running(Platform::Freebsd, t.path(), "rsyslog: {remotes: {m: 10.0.0.1}}\n");
-        assert!(written(&p, "/etc/syslog.conf").unwrap().contains("*.*\t@10.0.0.1\n"));
+        let p = running(
+            Platform::Freebsd,
+            t.path(),
+            "rsyslog: {remotes: {m: 10.0.0.1}}\n",
+        );
+        assert!(written(&p, "/etc/syslog.conf")
+            .unwrap()
+            .contains("*.*\t@10.0.0.1\n"));
     }
 
     #[test]
@@ -642,7 +669,11 @@ mod tests {
         );
         assert_eq!(argvs(&p), vec![vec!["/etc/rc.d/syslogd", "reload"]]);
         assert_eq!(p.errors.len(), 1);
-        assert!(p.errors[0].reason.contains("port 514 only"), "{:?}", p.errors);
+        assert!(
+            p.errors[0].reason.contains("port 514 only"),
+            "{:?}",
+            p.errors
+        );
     }
 
     #[test]
@@ -682,13 +713,19 @@ mod tests {
         assert_eq!(got.configs.len(), 2);
         assert_eq!(got.configs[1].content, "kern.* @h2");
         assert!(problems[0].contains("deprecated"), "{problems:?}");
-        assert!(problems[1].starts_with("rsyslog[1].filename: ignored"), "{problems:?}");
+        assert!(
+            problems[1].starts_with("rsyslog[1].filename: ignored"),
+            "{problems:?}"
+        );
         let (got, problems) = crate::cloudconfig::lenient::read_for_test(
             "{remotes: {a: h, b: null, c: ''}, service_reload_command: [systemctl, restart, rsyslog], install_rsyslog: true}",
             "rsyslog",
             read_rsyslog,
         );
-        assert_eq!(got.unwrap().remotes, vec![("a".to_string(), "h".to_string())]);
+        assert_eq!(
+            got.unwrap().remotes,
+            vec![("a".to_string(), "h".to_string())]
+        );
         assert_eq!(problems.len(), 2, "{problems:?}");
     }
 }
