@@ -184,6 +184,9 @@ pub fn action(remote: &Remote, facts: &SyslogFacts, os: &str) -> Result<String, 
 
 /// One line of a `configs` entry in the native syntax, or why it is not one.
 fn config_line(line: &str, facts: &SyslogFacts, os: &str) -> Result<String, String> {
+    if line.chars().any(|c| c.is_control() && c != '\t') {
+        return Err("control characters".into());
+    }
     let t = line.trim();
     if t.is_empty() || t.starts_with('#') {
         return Ok(line.trim_end().to_string());
@@ -679,7 +682,7 @@ mod tests {
     #[test]
     fn rsyslog_only_syntax_and_hostile_values_are_refused_by_name() {
         let t = root_with(CONF);
-        let doc = "rsyslog:\n  configs:\n    - \"$ModLoad imudp\"\n    - 'module(load=\"imtcp\")'\n    - \"*.* |/bin/sh -c x\"\n    - \"mail.*\\t/var/log/../../etc/passwd\"\n    - \"mail.*\\t@mailhost\"\n  remotes:\n    \"evil\\nname\": 10.0.0.1\n    ok: 10.0.0.2\n";
+        let doc = "rsyslog:\n  configs:\n    - \"$ModLoad imudp\"\n    - 'module(load=\"imtcp\")'\n    - \"*.* |/bin/sh -c x\"\n    - \"mail.*\\t/var/log/../../etc/passwd\"\n    - \"mail.*\\t/var/log/\\u001bx\"\n    - \"mail.*\\t@mailhost\"\n  remotes:\n    \"evil\\nname\": 10.0.0.1\n    ok: 10.0.0.2\n";
         let p = running(Platform::Openbsd, t.path(), doc);
         let items: Vec<&str> = p.errors.iter().map(|e| e.item.as_str()).collect();
         assert_eq!(
@@ -689,12 +692,14 @@ mod tests {
                 "rsyslog.configs[1]",
                 "rsyslog.configs[2]",
                 "rsyslog.configs[3]",
+                "rsyslog.configs[4]",
                 "rsyslog.remotes.evil\\nname"
             ]
         );
         assert!(p.errors[0].reason.contains("rsyslog directive"));
         assert!(p.errors[1].reason.contains("RainerScript"));
         assert!(p.errors[2].reason.contains("pipe"));
+        assert!(p.errors[4].reason.contains("control"), "{:?}", p.errors[4]);
         // The rest applied.
         assert_eq!(
             written(&p, "/etc/syslog.conf").unwrap(),
