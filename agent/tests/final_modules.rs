@@ -130,8 +130,8 @@ fn a_delay_of_later_is_a_named_error_and_nothing_is_planned() {
 fn keys_not_applied_say_why() {
     let p = plan(
         "netbsd",
-        "#cloud-config\nusers: []\nsnap: {commands: [x]}\nyum_repos: {}\nrsyslog: {remotes: {}}\n\
-         packages: [nginx]\nca_certs: {trusted: [x]}\n",
+        "#cloud-config\nusers: []\nsnap: {commands: [x]}\nyum_repos: {}\npuppet: {}\n\
+         packages: [nginx]\n",
     );
     let warnings: Vec<String> = p["warnings"]
         .as_array()
@@ -140,14 +140,14 @@ fn keys_not_applied_say_why() {
         .map(|w| w.as_str().unwrap().to_string())
         .collect();
     // Linux-only modules: noted in the log, not a warning of the report.
-    for key in ["snap", "yum_repos", "ca_certs"] {
+    for key in ["snap", "yum_repos"] {
         assert!(
             !warnings.iter().any(|w| w.contains(&format!(": {key}:"))),
             "{key}: {warnings:?}"
         );
     }
     // Modules cloud-init runs on the BSDs too: a warning that wisp does not apply them.
-    for key in ["rsyslog", "packages"] {
+    for key in ["puppet", "packages"] {
         assert!(
             warnings
                 .iter()

@@ -134,6 +134,13 @@ fn image_with_host_keys() {
     check("image-keys", &["image-host-keys", "host-keys"]);
 }
 
+/// rsyslog, ca_certs and locale against a root with each system's syslog.conf, login.conf,
+/// certctl configuration and bundle: the files and tools of each OS, and the named refusals.
+#[test]
+fn system_files_root() {
+    check("sys", &["sys-modules"]);
+}
+
 #[test]
 fn root_where_users_exist() {
     check("existing", &["users"]);

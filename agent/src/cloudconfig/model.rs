@@ -66,8 +66,6 @@ pub const LINUX_ONLY: &[&str] = &[
     "drivers",
     "grub_dpkg",
     "autoinstall",
-    // cloud-init's cc_ca_certs runs on Linux distributions only (alpine, debian, ubuntu, rhel).
-    "ca_certs",
 ];
 
 /// cloud-init keys whose modules run on the BSDs too (or on every distribution), which wisp
@@ -87,14 +85,11 @@ pub const NOT_SUPPORTED: &[&str] = &[
     "mounts",
     "mount_default_fields",
     "swap",
-    "locale",
-    "locale_configfile",
     "puppet",
     "chef",
     "salt_minion",
     "ansible",
     "mcollective",
-    "rsyslog",
     "phone_home",
     "updates",
     "disable_ec2_metadata",
@@ -143,6 +138,10 @@ pub struct CloudConfig {
     pub final_message: Option<String>,
     /// SSH host keys and their fingerprints (`ssh_host_keys`, `keys_to_console`).
     pub host_keys: crate::modules::ssh_host_keys::HostKeys,
+    pub rsyslog: Option<crate::modules::rsyslog::Rsyslog>,
+    pub ca_certs: Option<crate::modules::ca_certs::CaCerts>,
+    /// `locale`: the name to set (`false` is `None`).
+    pub locale: Option<String>,
     /// Keys present that have no meaning on the BSDs ([`LINUX_ONLY`]): logged, not warned about.
     pub ignored: Vec<String>,
 }
@@ -216,6 +215,17 @@ impl CloudConfig {
                 "runcmd" => cc.runcmd = script::read_commands(r, path, v),
                 "power_state" => cc.power_state = power_state::read_power_state(r, path, v),
                 "final_message" => cc.final_message = r.opt_string(path, v),
+                "rsyslog" => cc.rsyslog = crate::modules::rsyslog::read_rsyslog(r, path, v),
+                "rsyslog_filename" | "rsyslog_dir" => r.warn(
+                    path,
+                    "ignored: wisp writes the system syslogd's own configuration, not rsyslog's",
+                ),
+                "ca_certs" => cc.ca_certs = crate::modules::ca_certs::read_ca_certs(r, path, v),
+                "locale" => cc.locale = crate::modules::locale::read_locale(r, path, v),
+                "locale_configfile" => r.warn(
+                    path,
+                    "ignored: wisp sets the locale in the system's own file",
+                ),
                 "random_seed" => cc.random_seed = random_seed::read_random_seed(r, path, v),
                 k if crate::modules::ssh_host_keys::KEYS.contains(&k) => {
                     crate::modules::ssh_host_keys::read_key(&mut cc.host_keys, r, k, path, v)
@@ -249,14 +259,22 @@ mod tests {
         }
         // A module's name, not a key.
         assert!(!NOT_SUPPORTED.contains(&"seed_random") && !LINUX_ONLY.contains(&"seed_random"));
-        for k in ["power_state", "final_message", "random_seed"] {
+        for k in [
+            "power_state",
+            "final_message",
+            "random_seed",
+            "rsyslog",
+            "ca_certs",
+            "locale",
+            "locale_configfile",
+        ] {
             assert!(
                 !LINUX_ONLY.contains(&k) && !NOT_SUPPORTED.contains(&k),
                 "{k} is applied"
             );
         }
         let doc: Mapping =
-            yaml_serde::from_str("apt: {}\nrsyslog: {}\nfinal_message: hi\n").unwrap();
+            yaml_serde::from_str("apt: {}\npuppet: {}\nfinal_message: hi\n").unwrap();
         let mut r = Reader::default();
         let cc = CloudConfig::read(&mut r, &doc);
         assert_eq!(cc.ignored, vec!["apt".to_string()]);
@@ -270,7 +288,7 @@ mod tests {
             said,
             vec![
                 ("apt", LINUX_ONLY_MESSAGE),
-                ("rsyslog", NOT_SUPPORTED_MESSAGE)
+                ("puppet", NOT_SUPPORTED_MESSAGE)
             ]
         );
     }

@@ -2,13 +2,16 @@
 //! state and plans actions; nothing here runs a tool or writes a file.
 
 pub mod bootcmd;
+pub mod ca_certs;
 pub mod final_message;
 pub mod growpart;
 pub mod hostname;
 pub mod keys_to_console;
+pub mod locale;
 pub mod ntp;
 pub mod power_state;
 pub mod random_seed;
+pub mod rsyslog;
 pub mod runcmd;
 pub mod script;
 pub mod scripts_user;
@@ -225,7 +228,13 @@ pub static MODULES: &[&dyn Module] = &[
     &scripts_user::Boothooks,
     &growpart::GrowpartModule,
     &hostname::Hostname,
+    // As in cloud-init's cloud_init_modules: trust anchors before anything fetches over TLS
+    // (packages, scripts), log forwarding before the users.
+    &ca_certs::CaCertsModule,
+    &rsyslog::RsyslogModule,
     &users_groups::UsersGroups,
+    // cloud_config_modules: locale before set_passwords.
+    &locale::Locale,
     &set_passwords::SetPasswords,
     &ssh::Ssh,
     &ssh_host_keys::SshHostKeys,
@@ -383,6 +392,75 @@ pub fn info(module: &str) -> ModuleInfo {
             frequency: Frequency::PerInstance,
             keys: &[],
         })
+}
+
+/// What modules' tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// For modules' tests: plans `doc` with `plan` for `platform` against the files of `root`
+    /// (a throwaway directory), and carries out its writes and removals there (as apply would,
+    /// without the tools), so that a second call shows what a rerun does.
+    pub(crate) fn plan_in(
+        platform: crate::platform::Platform,
+        root: &std::path::Path,
+        doc: &str,
+        plan: impl Fn(&Inputs<'_>, &mut Planned),
+    ) -> Planned {
+        let map: yaml_serde::Mapping = yaml_serde::from_str(doc).expect("a test document");
+        let mut r = crate::cloudconfig::lenient::Reader::default();
+        let cc = CloudConfig::read(&mut r, &map);
+        let backend = platform.backend(None);
+        let accounts = Accounts::default();
+        let root_dir = Root::new(root);
+        let inp = Inputs {
+            config: &cc,
+            metadata_keys: &[],
+            configured_default_user: None,
+            backend: backend.as_ref(),
+            accounts: &accounts,
+            root: &root_dir,
+            disks: None,
+        };
+        let mut out = Planned::default();
+        plan(&inp, &mut out);
+        for a in &out.actions {
+            match a {
+                Action::Write { path, content, .. } => {
+                    let p = root_dir.path(path);
+                    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                    std::fs::write(p, content).unwrap();
+                }
+                Action::Remove { path, .. } => {
+                    let _ = std::fs::remove_file(root_dir.path(path));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The text a plan writes to `path`.
+    pub(crate) fn written(p: &Planned, path: &str) -> Option<String> {
+        p.actions.iter().rev().find_map(|a| match a {
+            Action::Write {
+                path: w, content, ..
+            } if w == path => Some(String::from_utf8_lossy(content).into_owned()),
+            _ => None,
+        })
+    }
+
+    /// The argv of a plan's tool runs.
+    pub(crate) fn argvs(p: &Planned) -> Vec<Vec<String>> {
+        p.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Exec { argv, .. } => Some(argv.clone()),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ impl FreeBsd {
 
 /// The values that set this system apart (see [`super::OsFacts`]).
 const FACTS: OsFacts = OsFacts {
+    name: "freebsd",
     // MAXLOGNAME is 33 with the terminating NUL.
     max_name_len: 32,
     sudoers_dropin: "/usr/local/etc/sudoers.d/90-wisp-users",
@@ -34,6 +35,20 @@ const FACTS: OsFacts = OsFacts {
     home_mode: 0o755,
     sshd_makes_host_keys: true,
     first_regular_uid: 1000,
+    syslog: super::SyslogFacts {
+        conf: "/etc/syslog.conf",
+        dropin: Some(("/etc/syslog.d/wisp-rsyslog.conf", "include /etc/syslog.d")),
+        udp_port: true,
+        bracket_ipv6: true,
+        tcp_prefix: None,
+        pidfile: "/var/run/syslog.pid",
+        reload: &["service", "syslogd", "reload"],
+    },
+    trust: super::TrustStore::Certctl {
+        dir: "/usr/local/share/certs",
+        config: None,
+    },
+    login_conf_locale: true,
 };
 
 impl Backend for FreeBsd {
@@ -116,6 +131,24 @@ impl Backend for FreeBsd {
             &self.root,
             vec!["ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", path],
         )
+    }
+    /// cap_mkdb(1) writes `file.db`; `-f` names that database under the root.
+    fn login_conf_db(&self) -> Vec<String> {
+        let conf = format!("{}/etc/login.conf", self.root.as_deref().unwrap_or(""));
+        match &self.root {
+            Some(_) => vec!["cap_mkdb".into(), "-f".into(), conf.clone(), conf],
+            None => vec!["cap_mkdb".into(), conf],
+        }
+    }
+    /// certctl(8)'s `-D` is the DESTDIR it works in.
+    fn trust_rehash(&self) -> Vec<String> {
+        let mut argv = vec!["certctl".to_string()];
+        if let Some(r) = &self.root {
+            argv.push("-D".into());
+            argv.push(r.clone());
+        }
+        argv.push("rehash".into());
+        argv
     }
     fn reload_sshd(&self) -> Vec<String> {
         vec!["service".into(), "sshd".into(), "reload".into()]

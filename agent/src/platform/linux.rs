@@ -22,6 +22,7 @@ impl Linux {
 
 /// The values that set this system apart (see [`super::OsFacts`]).
 const FACTS: OsFacts = OsFacts {
+    name: "linux",
     max_name_len: 32,
     sudoers_dropin: "/etc/sudoers.d/90-wisp-users",
     sudoers: "/etc/sudoers",
@@ -34,6 +35,18 @@ const FACTS: OsFacts = OsFacts {
     home_mode: 0o755,
     sshd_makes_host_keys: false,
     first_regular_uid: 1000,
+    // rsyslog, whose own `@@` forwards over TCP.
+    syslog: super::SyslogFacts {
+        conf: "/etc/rsyslog.conf",
+        dropin: Some(("/etc/rsyslog.d/20-cloud-config.conf", "/etc/rsyslog.d/")),
+        udp_port: true,
+        bracket_ipv6: true,
+        tcp_prefix: Some("@@"),
+        pidfile: "/run/rsyslogd.pid",
+        reload: &["systemctl", "try-reload-or-restart", "rsyslog"],
+    },
+    trust: super::TrustStore::None,
+    login_conf_locale: false,
 };
 
 impl Backend for Linux {

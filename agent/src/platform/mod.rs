@@ -130,6 +130,8 @@ pub enum FsGrowth {
 /// code only where the tools do.
 #[derive(Debug)]
 pub struct OsFacts {
+    /// The OS's name in messages (`freebsd`).
+    pub name: &'static str,
     /// The longest user or group name the OS takes.
     pub max_name_len: usize,
     /// `sudo` rules from cloud-config go here (under `${LOCALBASE}` on the BSDs).
@@ -157,6 +159,52 @@ pub struct OsFacts {
     /// `DEF_LOWUID`, FreeBSD pw.conf `minuid`, login.defs `UID_MIN`; 1000 on all): accounts
     /// below it are the system's, whose homes wisp neither repairs nor treats as a user's.
     pub first_regular_uid: u32,
+    /// The native syslogd that `rsyslog` configures.
+    pub syslog: SyslogFacts,
+    /// Where trust anchors that `ca_certs` adds go.
+    pub trust: TrustStore,
+    /// Whether `locale` has a system-wide setting to change: the `default` class of
+    /// /etc/login.conf with its `lang` and `charset` capabilities (FreeBSD's login.conf(5)).
+    pub login_conf_locale: bool,
+}
+
+/// The system's own syslogd and the forms of its forwarding action (syslog.conf(5)).
+#[derive(Debug)]
+pub struct SyslogFacts {
+    pub conf: &'static str,
+    /// A file of wisp's own in a directory the syslogd reads, and the text of the line of
+    /// `conf` that makes it read it (FreeBSD's `include /etc/syslog.d`); without that line
+    /// wisp's lines go in a marked block of `conf`.
+    pub dropin: Option<(&'static str, &'static str)>,
+    /// Whether `@host:port` names a port (NetBSD's UDP forwarding takes none: `@[host]:port`
+    /// there is TLS).
+    pub udp_port: bool,
+    /// Whether an IPv6 address is written in brackets (`@[2001:db8::1]:514`).
+    pub bracket_ipv6: bool,
+    /// The action prefix that forwards over TCP (OpenBSD `@tcp://`), if the syslogd can.
+    pub tcp_prefix: Option<&'static str>,
+    /// The syslogd's pid file: it is reloaded only when it runs.
+    pub pidfile: &'static str,
+    /// Makes a running syslogd read its configuration again.
+    pub reload: &'static [&'static str],
+}
+
+/// How the OS keeps the certificates TLS clients trust.
+#[derive(Debug)]
+pub enum TrustStore {
+    /// certctl(8) (FreeBSD 12.2+, NetBSD 10+): certificates in `dir`, which certctl searches,
+    /// then `certctl rehash`. NetBSD's certctl searches the `path` lines of `config`
+    /// (/etc/openssl/certs.conf), where `dir` is added and, for `remove_defaults`, the others
+    /// are commented out; FreeBSD's searches fixed directories (`config` is `None`).
+    Certctl {
+        dir: &'static str,
+        config: Option<&'static str>,
+    },
+    /// One bundle file (OpenBSD /etc/ssl/cert.pem), where wisp's certificates go in a marked
+    /// block.
+    Bundle(&'static str),
+    /// Not applied here.
+    None,
 }
 
 /// What each OS does its own way.
@@ -264,6 +312,16 @@ pub trait Backend {
             PowerMode::Reboot => &["-r"],
             PowerMode::Halt => &["-h"],
         }
+    }
+    /// Rebuilds login.conf's database after `locale` changed it (cap_mkdb(1)); empty where
+    /// the OS has no system-wide locale.
+    fn login_conf_db(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Rebuilds the trusted certificates after `ca_certs` changed them (`certctl rehash`);
+    /// empty where no tool does.
+    fn trust_rehash(&self) -> Vec<String> {
+        Vec::new()
     }
     /// Removes an account and its home (when the boot created one that cloud-init would not
     /// have).

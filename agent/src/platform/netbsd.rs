@@ -13,6 +13,7 @@ pub struct NetBsd {
 
 /// The values that set this system apart (see [`super::OsFacts`]).
 const FACTS: OsFacts = OsFacts {
+    name: "netbsd",
     // LOGIN_NAME_MAX is 17 with the terminating NUL.
     max_name_len: 16,
     sudoers_dropin: "/usr/pkg/etc/sudoers.d/90-wisp-users",
@@ -25,6 +26,20 @@ const FACTS: OsFacts = OsFacts {
     home_mode: 0o755,
     sshd_makes_host_keys: true,
     first_regular_uid: 1000,
+    syslog: super::SyslogFacts {
+        conf: "/etc/syslog.conf",
+        dropin: None,
+        udp_port: false,
+        bracket_ipv6: false,
+        tcp_prefix: None,
+        pidfile: "/var/run/syslogd.pid",
+        reload: &["/etc/rc.d/syslogd", "reload"],
+    },
+    trust: super::TrustStore::Certctl {
+        dir: "/etc/openssl/wisp-trusted",
+        config: Some("/etc/openssl/certs.conf"),
+    },
+    login_conf_locale: false,
 };
 
 impl Backend for NetBsd {
@@ -84,6 +99,11 @@ impl Backend for NetBsd {
             &self.root,
             vec!["ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", path],
         )
+    }
+    /// NetBSD's certctl(8) has no root option and reads absolute paths from certs.conf: under
+    /// another root it runs chrooted there.
+    fn trust_rehash(&self) -> Vec<String> {
+        chrooted(&self.root, vec!["certctl", "rehash"])
     }
     fn reload_sshd(&self) -> Vec<String> {
         vec!["/etc/rc.d/sshd".into(), "reload".into()]

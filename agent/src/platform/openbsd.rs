@@ -10,6 +10,7 @@ pub struct OpenBsd {
 
 /// The values that set this system apart (see [`super::OsFacts`]).
 const FACTS: OsFacts = OsFacts {
+    name: "openbsd",
     // _PW_NAME_LEN.
     max_name_len: 31,
     sudoers_dropin: "/usr/local/etc/sudoers.d/90-wisp-users",
@@ -22,6 +23,17 @@ const FACTS: OsFacts = OsFacts {
     home_mode: 0o755,
     sshd_makes_host_keys: false,
     first_regular_uid: 1000,
+    syslog: super::SyslogFacts {
+        conf: "/etc/syslog.conf",
+        dropin: None,
+        udp_port: true,
+        bracket_ipv6: true,
+        tcp_prefix: Some("@tcp://"),
+        pidfile: "/var/run/syslog.pid",
+        reload: &["rcctl", "reload", "syslogd"],
+    },
+    trust: super::TrustStore::Bundle("/etc/ssl/cert.pem"),
+    login_conf_locale: false,
 };
 
 impl Backend for OpenBsd {
