@@ -7,6 +7,7 @@ pub mod growpart;
 pub mod hostname;
 pub mod keys_to_console;
 pub mod ntp;
+pub mod packages;
 pub mod power_state;
 pub mod random_seed;
 pub mod runcmd;
@@ -234,6 +235,9 @@ pub static MODULES: &[&dyn Module] = &[
     &timezone::Timezone,
     &write_files::WriteFilesDeferred,
     &runcmd::Runcmd,
+    // cloud-init's cloud_final_modules order: packages before the user's scripts, which may
+    // use them.
+    &packages::PackagesModule,
     &scripts_user::ScriptsUser,
     &keys_to_console::KeysToConsole,
     &final_message::FinalMessage,
