@@ -711,6 +711,104 @@ mod tests {
         assert!(power_state(&argv(&["false"]), None, 5).is_err());
     }
 
+    /// A stand-in package tool (a script in `dir`): each run's names one line in `dir/runs`,
+    /// its `http_proxy` in `dir/proxy`; it fails, printing to both streams, when a name is
+    /// `bad…`, and floods its output when one is `loud`.
+    fn package_tool(dir: &std::path::Path) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let tool = dir.join("pkgtool");
+        let d = dir.display();
+        let script = r#"#!/bin/sh
+shift
+echo "$*" >> DIR/runs
+printf '%s' "$http_proxy" > DIR/proxy
+for n in "$@"; do
+    case $n in
+    bad*) echo "resolving $n"; echo "no such package: $n" >&2; exit 1 ;;
+    loud) yes 0123456789abcdef | head -c 4000000 >&2; exit 1 ;;
+    esac
+done
+"#;
+        std::fs::write(&tool, script.replace("DIR", &d.to_string())).unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        tool.display().to_string()
+    }
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn an_install_runs_once_and_fails_only_the_bad_names_with_the_tools_words() {
+        let d = tempfile::tempdir().unwrap();
+        let tool = package_tool(d.path());
+        let env = vec![EnvVar {
+            name: "http_proxy",
+            value: "http://u:p@proxy:3128/".into(),
+        }];
+        let argv = vec![tool.clone(), "install".into()];
+        let ok = install(&argv, &names(&["a", "b"]), &env, ARG_SPACE).unwrap();
+        assert_eq!(ok.len(), 1, "{ok:?}");
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("proxy")).unwrap(),
+            "http://u:p@proxy:3128/"
+        );
+        std::fs::remove_file(d.path().join("runs")).unwrap();
+        let e = install(&argv, &names(&["a", "bad1", "c", "bad2"]), &env, ARG_SPACE).unwrap_err();
+        // All at once, then one by one; both bad names named, each with its output tail.
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("runs")).unwrap(),
+            "a bad1 c bad2
+a
+bad1
+c
+bad2
+"
+        );
+        assert!(e.starts_with("2 of 4 packages failed: bad1: "), "{e}");
+        assert!(
+            e.contains("stderr: no such package: bad1; stdout: resolving bad1"),
+            "{e}"
+        );
+        assert!(
+            e.contains("bad2: ") && e.contains("no such package: bad2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_thousand_packages_go_in_runs_that_fit_the_argument_space() {
+        let d = tempfile::tempdir().unwrap();
+        let tool = package_tool(d.path());
+        let many: Vec<String> = (0..1000)
+            .map(|i| format!("package-number-{i:04}"))
+            .collect();
+        let argv = vec![tool, "install".into()];
+        // 20 bytes a name with its separator: a 4 KiB space takes 204 a run, so 5 runs.
+        let ran = install(&argv, &many, &[], 4096).unwrap();
+        assert_eq!(ran.len(), 5);
+        let runs = std::fs::read_to_string(d.path().join("runs")).unwrap();
+        let mut seen = Vec::new();
+        for line in runs.lines() {
+            assert!(line.len() <= 4096, "{}", line.len());
+            seen.extend(line.split(' ').map(str::to_string));
+        }
+        assert_eq!(seen, many);
+        // With the real space, one run.
+        std::fs::remove_file(d.path().join("runs")).unwrap();
+        assert_eq!(install(&argv, &many, &[], ARG_SPACE).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_tools_flood_of_output_is_cut_to_its_tail() {
+        let d = tempfile::tempdir().unwrap();
+        let tool = package_tool(d.path());
+        let argv = vec![tool, "install".into()];
+        let e = install(&argv, &names(&["loud"]), &[], ARG_SPACE).unwrap_err();
+        assert!(e.len() < 2000, "{}", e.len());
+        assert!(e.contains("0123456789abcdef"), "{e}");
+    }
+
     /// A root whose master.passwd has user alice, a `/etc/ptmp` modified at `mtime`, and a
     /// MasterPasswd action whose "pwd_mkdb" installs ptmp as master.passwd, as the real one does.
     fn ptmp_case(mtime: std::time::SystemTime) -> (tempfile::TempDir, Root, Action) {

@@ -524,3 +524,182 @@ impl super::Module for PackagesModule {
         plan(inp, out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> (Vec<Package>, Vec<String>) {
+        let (got, problems) =
+            crate::cloudconfig::lenient::read_for_test(text, "packages", |r, p, v| {
+                let mut out = Vec::new();
+                read_packages(r, p, v, &mut out);
+                Some(out)
+            });
+        (got.unwrap_or_default(), problems)
+    }
+
+    fn pkg(name: &str, version: Option<&str>) -> Package {
+        Package {
+            name: name.into(),
+            version: version.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn entries_as_cloud_init_takes_them() {
+        let (got, problems) =
+            read("[curl, [vim, 9.0.2100], [tmux], {pkg: [jq, [git, 2.43]], apt: [gcc]}, curl]");
+        assert_eq!(
+            got,
+            vec![
+                pkg("curl", None),
+                pkg("vim", Some("9.0.2100")),
+                pkg("tmux", None),
+                pkg("jq", None),
+                pkg("git", Some("2.43")),
+            ]
+        );
+        // The apt part is reported, not installed.
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("packages[3].apt: ") && problems[0].contains("1 apt"),
+            "{problems:?}"
+        );
+        assert_eq!(got[1].spec(), "vim-9.0.2100");
+    }
+
+    #[test]
+    fn hostile_names_and_versions_are_refused_by_name_and_the_rest_kept() {
+        let (got, problems) = read(
+            "[ok, -rf, '--force', 'a b', 'x;reboot', '', ../../etc/passwd, /usr/bin/evil, \
+             \"tab\\there\", \"nl\\nx\", [ok2, '1.0 --force'], [ok3, '-1'], [a, b, c], \
+             {pkg: ['-n']}, {name: x}, 'p5-Foo+Bar', 'python%3.11', www/nginx]",
+        );
+        assert_eq!(
+            got,
+            vec![
+                pkg("ok", None),
+                pkg("p5-Foo+Bar", None),
+                pkg("python%3.11", None),
+                pkg("www/nginx", None),
+            ]
+        );
+        for (path, what) in [
+            ("packages[1]", "starts with '-'"),
+            ("packages[2]", "starts with '-'"),
+            ("packages[3]", "' '"),
+            ("packages[4]", "';'"),
+            ("packages[5]", "empty"),
+            ("packages[6]", "a path"),
+            ("packages[7]", "a path"),
+            ("packages[8]", "'\\t'"),
+            ("packages[9]", "'\\n'"),
+            ("packages[10]", "version \"1.0 --force\""),
+            ("packages[11]", "version \"-1\""),
+            ("packages[12]", "[name, version]"),
+            ("packages[13].pkg[0]", "starts with '-'"),
+            ("packages[14].name", "expected a list"),
+        ] {
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.starts_with(&format!("{path}: ")) && p.contains(what)),
+                "{path} {what}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_thousand_packages_are_taken_and_more_than_the_bound_named() {
+        let many = |n: usize| {
+            format!(
+                "[{}]",
+                (0..n)
+                    .map(|i| format!("p{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let (got, problems) = read(&many(1000));
+        assert_eq!(got.len(), 1000);
+        assert!(problems.is_empty(), "{problems:?}");
+        let (got, problems) = read(&many(MAX_PACKAGES + 5));
+        assert_eq!(got.len(), MAX_PACKAGES);
+        assert_eq!(
+            problems.len(),
+            1,
+            "{:?}",
+            &problems[..problems.len().min(3)]
+        );
+        assert!(
+            problems[0].starts_with(&format!("packages[{MAX_PACKAGES}]: more than")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn installed_entries_by_each_systems_naming() {
+        // pkgsrc and FreeBSD: the version is after the last '-'.
+        assert_eq!(
+            split_installed("p5-Net-SSLeay-1.92nb1", false),
+            Some(("p5-Net-SSLeay".into(), "1.92nb1".into()))
+        );
+        // OpenBSD: the first part that starts with a digit; a flavor may follow.
+        assert_eq!(
+            split_installed("vim-9.0.2100-no_x11", true),
+            Some(("vim".into(), "9.0.2100".into()))
+        );
+        assert_eq!(
+            split_installed("py3-cryptography-41.0.7", true),
+            Some(("py3-cryptography".into(), "41.0.7".into()))
+        );
+        assert_eq!(split_installed("+CONTENTS", false), None);
+        let have = vec![("vim".to_string(), "9.0.2100".to_string())];
+        assert!(is_installed(&pkg("vim", None), &have));
+        assert!(is_installed(&pkg("vim", Some("9.0.2100")), &have));
+        assert!(!is_installed(&pkg("vim", Some("9.1")), &have));
+        assert!(!is_installed(&pkg("vi", None), &have));
+    }
+
+    #[test]
+    fn proxies_are_http_urls_and_package_proxy_wins() {
+        let read_one = |text: &str| {
+            crate::cloudconfig::lenient::read_for_test(text, "package_proxy", |r, p, v| {
+                read_proxy(r, p, v)
+            })
+        };
+        assert_eq!(
+            read_one("http://p:3128/").0.as_deref(),
+            Some("http://p:3128/")
+        );
+        for bad in [
+            "ftp://p/",
+            "'http://a b/'",
+            "file:///etc/passwd",
+            "\"http://p/\\nX: y\"",
+        ] {
+            let (got, problems) = read_one(bad);
+            assert_eq!(got, None, "{bad}");
+            assert!(
+                problems[0].starts_with("package_proxy: expected an http"),
+                "{problems:?}"
+            );
+        }
+        // Credentials are not echoed in the error either.
+        let (_, problems) = read_one("ftp://u:hunter2@p/");
+        assert!(!problems[0].contains("hunter2"), "{problems:?}");
+        let cfg = PackageConfig {
+            http_proxy: Some("http://apt:1/".into()),
+            package_proxy: Some("http://ops:2/".into()),
+            ..Default::default()
+        };
+        let env = cfg.proxy_env();
+        assert!(env.iter().all(|v| v.value == "http://ops:2/"), "{env:?}");
+        let names: Vec<&str> = env.iter().map(|v| v.name).collect();
+        assert_eq!(
+            names,
+            ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"]
+        );
+    }
+}
