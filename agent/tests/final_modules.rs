@@ -131,7 +131,7 @@ fn keys_not_applied_say_why() {
     let p = plan(
         "netbsd",
         "#cloud-config\nusers: []\nsnap: {commands: [x]}\nyum_repos: {}\nrsyslog: {remotes: {}}\n\
-         packages: [nginx]\nca_certs: {trusted: [x]}\n",
+         mounts: [[sdb, /mnt]]\nca_certs: {trusted: [x]}\n",
     );
     let warnings: Vec<String> = p["warnings"]
         .as_array()
@@ -147,7 +147,7 @@ fn keys_not_applied_say_why() {
         );
     }
     // Modules cloud-init runs on the BSDs too: a warning that wisp does not apply them.
-    for key in ["rsyslog", "packages"] {
+    for key in ["rsyslog", "mounts"] {
         assert!(
             warnings
                 .iter()
