@@ -58,7 +58,8 @@ pub struct Inputs<'a> {
     pub backend: &'a dyn Backend,
     pub accounts: &'a Accounts,
     pub root: &'a Root,
-    /// Stand-ins for the disks' tools (`--disks FILE`), or why the file cannot be read.
+    /// Stand-ins for the read-only probes (disk tools, `pkg query`: `--probes FILE`, formerly
+    /// `--disks`), or why the file cannot be read.
     pub disks: Option<&'a Result<crate::platform::disks::Probe, String>>,
 }
 
