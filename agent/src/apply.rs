@@ -441,7 +441,13 @@ fn run_tool(argv: &[String], env: &[EnvVar]) -> Result<(), String> {
     };
     let mut msg = format!("{prog} failed ({status})");
     for (what, bytes) in [("stderr", &err), ("stdout", &out)] {
-        let t = tail(bytes);
+        let mut t = tail(bytes);
+        // A tool may echo its proxy: the credentials in it stay out of the report.
+        for v in env {
+            if v.value.len() > 1 {
+                t = t.replace(&v.value, &crate::plan::redact_userinfo(&v.value));
+            }
+        }
         if !t.is_empty() {
             msg.push_str(&format!("; {what}: {t}"));
         }
@@ -724,7 +730,7 @@ echo "$*" >> DIR/runs
 printf '%s' "$http_proxy" > DIR/proxy
 for n in "$@"; do
     case $n in
-    bad*) echo "resolving $n"; echo "no such package: $n" >&2; exit 1 ;;
+    bad*) echo "resolving $n"; echo "via $http_proxy" >&2; echo "no such package: $n" >&2; exit 1 ;;
     loud) yes 0123456789abcdef | head -c 4000000 >&2; exit 1 ;;
     esac
 done
@@ -767,9 +773,13 @@ bad2
         );
         assert!(e.starts_with("2 of 4 packages failed: bad1: "), "{e}");
         assert!(
-            e.contains("stderr: no such package: bad1; stdout: resolving bad1"),
+            e.contains(
+                "stderr: via http://<redacted>@proxy:3128/ / no such package: bad1; \
+                 stdout: resolving bad1"
+            ),
             "{e}"
         );
+        assert!(!e.contains("u:p@"), "{e}");
         assert!(
             e.contains("bad2: ") && e.contains("no such package: bad2"),
             "{e}"

@@ -254,10 +254,10 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
     if cfg.update || cfg.upgrade {
         match facts.update {
             Some(args) => actions.push(exec("update", tool(args))),
-            None if cfg.update => tracing::info!(
+            None if cfg.update => out.warnings.push(format!(
                 "{NAME}: package_update: {} has no catalogue to refresh: not applicable",
                 facts.tool
-            ),
+            )),
             None => {}
         }
     }
