@@ -146,7 +146,8 @@ fn installed(inp: &Inputs<'_>, facts: &PackageFacts) -> Result<Vec<(String, Stri
     }
 }
 
-/// `name-version` (pkgsrc, FreeBSD: the version is after the last `-`) or
+/// `name-version` (pkgsrc, FreeBSD: the version is after the last `-`, and starts with a
+/// digit) or
 /// `stem-version[-flavor]` (OpenBSD: the version is the first part that starts with a digit).
 fn split_installed(entry: &str, flavors: bool) -> Option<(String, String)> {
     if flavors {
@@ -158,8 +159,12 @@ fn split_installed(entry: &str, flavors: bool) -> Option<(String, String)> {
         let version = rest.split('-').next().unwrap_or(rest);
         Some((entry[..at].to_string(), version.to_string()))
     } else {
+        // A version starts with a digit: pkgsrc's PKG_DBDIR also holds `pkg-vulnerabilities`,
+        // which is no package. (A package whose version does not is only planned again, and
+        // the tool skips it.)
         let (name, version) = entry.rsplit_once('-')?;
-        (!name.is_empty() && !version.is_empty()).then(|| (name.into(), version.into()))
+        (!name.is_empty() && version.starts_with(|c: char| c.is_ascii_digit()))
+            .then(|| (name.into(), version.into()))
     }
 }
 
@@ -655,6 +660,8 @@ mod tests {
             Some(("py3-cryptography".into(), "41.0.7".into()))
         );
         assert_eq!(split_installed("+CONTENTS", false), None);
+        assert_eq!(split_installed("pkg-vulnerabilities", false), None);
+        assert_eq!(split_installed("pkgdb.byfile.db", false), None);
         let have = vec![("vim".to_string(), "9.0.2100".to_string())];
         assert!(is_installed(&pkg("vim", None), &have));
         assert!(is_installed(&pkg("vim", Some("9.0.2100")), &have));
