@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use serde::Serialize;
 
 use crate::accounts::Accounts;
-use crate::plan::{Action, PasswdField};
+use crate::plan::{Action, EnvVar, PasswdField};
 use crate::root::Root;
 
 #[derive(Debug, Clone, Serialize)]
@@ -92,8 +92,21 @@ fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outc
             ptmp_checked = true;
         }
         let result = match a {
-            Action::Exec { argv, stdin, .. } => {
-                let r = run(argv, stdin.as_ref().map(|s| s.0.as_bytes()));
+            Action::Install {
+                argv, names, env, ..
+            } => {
+                let r = install(argv, names, env, ARG_SPACE);
+                accounts.invalidate();
+                r.map(|ran| format!("ran {}", ran.join("; ")))
+            }
+            Action::Exec {
+                argv, stdin, env, ..
+            } => {
+                let r = if env.is_empty() {
+                    run(argv, stdin.as_ref().map(|s| s.0.as_bytes()))
+                } else {
+                    run_tool(argv, env)
+                };
                 // Even a failed tool may have changed the account files.
                 accounts.invalidate();
                 r.map(|()| format!("ran {}", a.describe()))
@@ -165,6 +178,7 @@ fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outc
         };
         let item = match a {
             Action::Exec { item, .. }
+            | Action::Install { item, .. }
             | Action::Write { item, .. }
             | Action::Mkdir { item, .. }
             | Action::Symlink { item, .. }
@@ -284,6 +298,161 @@ fn run_capture(argv: &[String], stdin: Option<&[u8]>) -> Result<Vec<u8>, String>
         output.status,
         tail.join(" / ").trim()
     ))
+}
+
+/// The bytes of names one install run takes at most: well under the smallest ARG_MAX of the
+/// BSDs (256 KiB on NetBSD, with the environment counted in), so that 1,000 packages or more
+/// go in a few runs instead of failing with E2BIG.
+const ARG_SPACE: usize = 64 * 1024;
+
+/// The most of a tool's output kept for its error (the tail; the rest is read and dropped).
+const KEPT_OUTPUT: usize = 64 * 1024;
+
+/// The lines of each stream an error quotes, and the most of each line.
+const TAIL_LINES: usize = 3;
+const TAIL_LINE_CHARS: usize = 240;
+
+/// `argv` followed by `names` in runs of at most `space` bytes of names; a run that fails is
+/// done again one name at a time. The runs made, or the names that failed, each with its tool's
+/// output tail.
+fn install(
+    argv: &[String],
+    names: &[String],
+    env: &[EnvVar],
+    space: usize,
+) -> Result<Vec<String>, String> {
+    let mut chunks: Vec<&[String]> = Vec::new();
+    let mut start = 0;
+    let mut used = 0;
+    for (i, n) in names.iter().enumerate() {
+        if i > start && used + n.len() + 1 > space {
+            chunks.push(&names[start..i]);
+            start = i;
+            used = 0;
+        }
+        used += n.len() + 1;
+    }
+    if start < names.len() {
+        chunks.push(&names[start..]);
+    }
+    let shown = |chunk: &[String]| {
+        let mut a = argv.to_vec();
+        a.extend(chunk.iter().cloned());
+        (a.clone(), Action::exec("", "", a).describe())
+    };
+    let mut ran = Vec::new();
+    let mut failed = Vec::new();
+    for chunk in chunks {
+        let (all, line) = shown(chunk);
+        match run_tool(&all, env) {
+            Ok(()) => ran.push(line),
+            Err(e) if chunk.len() == 1 => failed.push(format!("{}: {e}", chunk[0])),
+            Err(e) => {
+                tracing::warn!("{line}: {e}; installing one at a time");
+                for name in chunk {
+                    let (one, line) = shown(std::slice::from_ref(name));
+                    match run_tool(&one, env) {
+                        Ok(()) => ran.push(line),
+                        Err(e) => failed.push(format!("{name}: {e}")),
+                    }
+                }
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(ran)
+    } else {
+        Err(format!(
+            "{} of {} packages failed: {}",
+            failed.len(),
+            names.len(),
+            failed.join("; ")
+        ))
+    }
+}
+
+/// Runs a tool with `env` added to its environment and no input; its failure carries the last
+/// lines of its standard error and output. What it prints is read as it comes, only the last
+/// [`KEPT_OUTPUT`] bytes of each stream kept.
+fn run_tool(argv: &[String], env: &[EnvVar]) -> Result<(), String> {
+    use std::io::Read;
+    let (prog, args) = argv.split_first().ok_or("empty command")?;
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for v in env {
+        cmd.env(v.name, &v.value);
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("{prog}: {e}"))?;
+    let tail_of = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut kept: Vec<u8> = Vec::new();
+            if let Some(mut p) = pipe {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = p.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    kept.extend_from_slice(&buf[..n]);
+                    if kept.len() > KEPT_OUTPUT {
+                        kept.drain(..kept.len() - KEPT_OUTPUT);
+                    }
+                }
+            }
+            kept
+        })
+    };
+    let out = tail_of(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = tail_of(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = child.wait().map_err(|e| format!("{prog}: {e}"))?;
+    let out = out.join().unwrap_or_default();
+    let err = err.join().unwrap_or_default();
+    if status.success() {
+        return Ok(());
+    }
+    let tail = |bytes: &[u8]| -> String {
+        let text = String::from_utf8_lossy(bytes);
+        let lines: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .rev()
+            .take(TAIL_LINES)
+            .map(|l| {
+                l.chars()
+                    .filter(|c| !c.is_control())
+                    .take(TAIL_LINE_CHARS)
+                    .collect()
+            })
+            .collect();
+        lines.into_iter().rev().collect::<Vec<_>>().join(" / ")
+    };
+    let mut msg = format!("{prog} failed ({status})");
+    for (what, bytes) in [("stderr", &err), ("stdout", &out)] {
+        let mut t = tail(bytes);
+        // A tool may echo its proxy: the credentials in it stay out of the report.
+        for v in env {
+            if v.value.len() > 1 {
+                t = t.replace(&v.value, &crate::plan::redact_userinfo(&v.value));
+            }
+        }
+        if !t.is_empty() {
+            msg.push_str(&format!("; {what}: {t}"));
+        }
+    }
+    Err(msg)
 }
 
 fn ids(accounts: &Accounts, owner: &str, group: &str) -> Result<(u32, u32), String> {
@@ -546,6 +715,108 @@ mod tests {
         assert!(start.elapsed() < std::time::Duration::from_secs(10));
         // The tool's own failure is the action's.
         assert!(power_state(&argv(&["false"]), None, 5).is_err());
+    }
+
+    /// A stand-in package tool (a script in `dir`): each run's names one line in `dir/runs`,
+    /// its `http_proxy` in `dir/proxy`; it fails, printing to both streams, when a name is
+    /// `bad…`, and floods its output when one is `loud`.
+    fn package_tool(dir: &std::path::Path) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let tool = dir.join("pkgtool");
+        let d = dir.display();
+        let script = r#"#!/bin/sh
+shift
+echo "$*" >> DIR/runs
+printf '%s' "$http_proxy" > DIR/proxy
+for n in "$@"; do
+    case $n in
+    bad*) echo "resolving $n"; echo "via $http_proxy" >&2; echo "no such package: $n" >&2; exit 1 ;;
+    loud) yes 0123456789abcdef | head -c 4000000 >&2; exit 1 ;;
+    esac
+done
+"#;
+        std::fs::write(&tool, script.replace("DIR", &d.to_string())).unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        tool.display().to_string()
+    }
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn an_install_runs_once_and_fails_only_the_bad_names_with_the_tools_words() {
+        let d = tempfile::tempdir().unwrap();
+        let tool = package_tool(d.path());
+        let env = vec![EnvVar {
+            name: "http_proxy",
+            value: "http://u:p@proxy:3128/".into(),
+        }];
+        let argv = vec![tool.clone(), "install".into()];
+        let ok = install(&argv, &names(&["a", "b"]), &env, ARG_SPACE).unwrap();
+        assert_eq!(ok.len(), 1, "{ok:?}");
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("proxy")).unwrap(),
+            "http://u:p@proxy:3128/"
+        );
+        std::fs::remove_file(d.path().join("runs")).unwrap();
+        let e = install(&argv, &names(&["a", "bad1", "c", "bad2"]), &env, ARG_SPACE).unwrap_err();
+        // All at once, then one by one; both bad names named, each with its output tail.
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("runs")).unwrap(),
+            "a bad1 c bad2
+a
+bad1
+c
+bad2
+"
+        );
+        assert!(e.starts_with("2 of 4 packages failed: bad1: "), "{e}");
+        assert!(
+            e.contains(
+                "stderr: via http://<redacted>@proxy:3128/ / no such package: bad1; \
+                 stdout: resolving bad1"
+            ),
+            "{e}"
+        );
+        assert!(!e.contains("u:p@"), "{e}");
+        assert!(
+            e.contains("bad2: ") && e.contains("no such package: bad2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_thousand_packages_go_in_runs_that_fit_the_argument_space() {
+        let d = tempfile::tempdir().unwrap();
+        let tool = package_tool(d.path());
+        let many: Vec<String> = (0..1000)
+            .map(|i| format!("package-number-{i:04}"))
+            .collect();
+        let argv = vec![tool, "install".into()];
+        // 20 bytes a name with its separator: a 4 KiB space takes 204 a run, so 5 runs.
+        let ran = install(&argv, &many, &[], 4096).unwrap();
+        assert_eq!(ran.len(), 5);
+        let runs = std::fs::read_to_string(d.path().join("runs")).unwrap();
+        let mut seen = Vec::new();
+        for line in runs.lines() {
+            assert!(line.len() <= 4096, "{}", line.len());
+            seen.extend(line.split(' ').map(str::to_string));
+        }
+        assert_eq!(seen, many);
+        // With the real space, one run.
+        std::fs::remove_file(d.path().join("runs")).unwrap();
+        assert_eq!(install(&argv, &many, &[], ARG_SPACE).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_tools_flood_of_output_is_cut_to_its_tail() {
+        let d = tempfile::tempdir().unwrap();
+        let tool = package_tool(d.path());
+        let argv = vec![tool, "install".into()];
+        let e = install(&argv, &names(&["loud"]), &[], ARG_SPACE).unwrap_err();
+        assert!(e.len() < 2000, "{}", e.len());
+        assert!(e.contains("0123456789abcdef"), "{e}");
     }
 
     /// A root whose master.passwd has user alice, a `/etc/ptmp` modified at `mtime`, and a

@@ -24,9 +24,11 @@ pub struct Cli {
     /// Print what would be done; change nothing.
     #[arg(long, global = true)]
     pub dry_run: bool,
-    /// A YAML map of disk-tool command line to its output (or one map per OS) standing in for
-    /// the machine's disks, so that `growpart` plans for a fake root; with --dry-run only.
-    #[arg(long, global = true, value_name = "FILE")]
+    /// A YAML map of read-only probe command line to its output (or one map per OS) standing
+    /// in for the machine's tools (the disk tools for `growpart`, `pkg query` for the installed
+    /// packages), so that a fake root is planned for; with --dry-run only. `--disks` is its
+    /// older name.
+    #[arg(long = "probes", alias = "disks", global = true, value_name = "FILE")]
     pub disks: Option<PathBuf>,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value = "text")]
@@ -94,7 +96,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     let ctx = cli.context();
     // The plan's disk commands would run on this machine's disks, not the ones described.
     if ctx.disks.is_some() && !ctx.dry_run {
-        anyhow::bail!("--disks stands in for the machine's disks: it is for --dry-run plans only");
+        anyhow::bail!(
+            "--probes (--disks) stands in for the machine's tools: it is for --dry-run plans only"
+        );
     }
     tracing::debug!(
         platform = ctx.platform.map(|p| p.name()).unwrap_or("unsupported"),

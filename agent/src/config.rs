@@ -336,6 +336,17 @@ const APPLIED_KEYS: &[&str] = &[
     "power_state",
     "final_message",
     "random_seed",
+    "packages",
+    "package_update",
+    "package_upgrade",
+    "package_reboot_if_required",
+    "apt_update",
+    "apt_upgrade",
+    "apt_reboot_if_required",
+    "package_proxy",
+    "apt_proxy",
+    "apt_http_proxy",
+    "apt_https_proxy",
 ];
 
 /// cloud-init's own system-configuration keys (its `cloud.cfg`, and what MAAS and curtin drop

@@ -22,6 +22,39 @@ impl Serialize for Secret {
     }
 }
 
+/// One variable of a tool's environment (a proxy for the package tools). A URL's credentials
+/// (`http://user:pass@proxy:3128`) are redacted wherever it is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    pub name: &'static str,
+    pub value: String,
+}
+
+impl EnvVar {
+    /// `NAME=value` for people, with a URL's user and password redacted.
+    pub fn shown(&self) -> String {
+        format!("{}={}", self.name, redact_userinfo(&self.value))
+    }
+}
+
+impl Serialize for EnvVar {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.shown())
+    }
+}
+
+/// `scheme://user:pass@host…` → `scheme://<redacted>@host…`; anything else as it is.
+pub fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://<redacted>{}", &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
 fn octal<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{mode:04o}"))
 }
@@ -47,6 +80,20 @@ pub enum Action {
         argv: Vec<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         stdin: Option<Secret>,
+        /// Set in the tool's environment (over what wisp's own has).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        env: Vec<EnvVar>,
+    },
+    /// Install `names` with `argv` followed by names: as few runs as the argument space
+    /// allows, and when a run fails, each of its names alone, so that one bad name does not
+    /// keep the others out; the failed names are reported with the tool's output tail.
+    Install {
+        module: &'static str,
+        item: String,
+        argv: Vec<String>,
+        names: Vec<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        env: Vec<EnvVar>,
     },
     /// Write a file atomically. `in_home`: inside a user's home, so no symlink is followed.
     Write {
@@ -168,12 +215,14 @@ impl Action {
             item: item.into(),
             argv,
             stdin: None,
+            env: Vec::new(),
         }
     }
 
     pub fn module(&self) -> &'static str {
         match self {
             Action::Exec { module, .. }
+            | Action::Install { module, .. }
             | Action::Write { module, .. }
             | Action::Mkdir { module, .. }
             | Action::MasterPasswd { module, .. }
@@ -202,8 +251,23 @@ impl Action {
                 ),
                 None => words(argv),
             },
-            Action::Exec { argv, stdin, .. } => {
-                let mut s = words(argv);
+            Action::Install {
+                argv, names, env, ..
+            } => {
+                let mut s = with_env(env, words(argv));
+                for n in names.iter().take(SHOWN_NAMES) {
+                    s.push(' ');
+                    s.push_str(&words(std::slice::from_ref(n)));
+                }
+                if names.len() > SHOWN_NAMES {
+                    s.push_str(&format!(" … ({} packages)", names.len()));
+                }
+                s
+            }
+            Action::Exec {
+                argv, stdin, env, ..
+            } => {
+                let mut s = with_env(env, words(argv));
                 if let Some(input) = stdin {
                     s.push_str(&format!("  < {input:?}"));
                 }
@@ -256,6 +320,16 @@ impl Action {
     }
 }
 
+/// How many package names a plan line shows (the JSON plan has them all).
+const SHOWN_NAMES: usize = 20;
+
+/// `NAME=value … command`, as a shell would show it, credentials redacted.
+fn with_env(env: &[EnvVar], command: String) -> String {
+    let mut parts: Vec<String> = env.iter().map(EnvVar::shown).collect();
+    parts.push(command);
+    parts.join(" ")
+}
+
 /// An argv for reading: words quoted where a shell would split or expand them.
 fn words(argv: &[String]) -> String {
     argv.iter()
@@ -283,6 +357,7 @@ mod tests {
             item: "alice".into(),
             argv: vec!["chpasswd".into()],
             stdin: Some(Secret("alice:hunter2".into())),
+            env: Vec::new(),
         };
         let json = serde_json::to_string(&a).unwrap();
         assert!(!json.contains("hunter2"), "{json}");
@@ -308,6 +383,38 @@ mod tests {
         assert_eq!(v["sha256"].as_str().unwrap().len(), 64);
         assert!(!v.to_string().contains("secret\""));
         assert_eq!(a.describe(), "write /etc/x (6 bytes, 0440 root:wheel)");
+    }
+
+    #[test]
+    fn proxy_credentials_are_redacted_in_plans() {
+        let env = vec![EnvVar {
+            name: "http_proxy",
+            value: "http://ops:s3cret@proxy.example:3128/".into(),
+        }];
+        let a = Action::Install {
+            module: "package_update_upgrade_install",
+            item: "packages".into(),
+            argv: vec!["pkgin".into(), "-y".into(), "install".into()],
+            names: (0..25).map(|i| format!("p{i}")).collect(),
+            env: env.clone(),
+        };
+        let shown = a.describe();
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("ops:"),
+            "{shown}"
+        );
+        assert!(
+            shown.starts_with(
+                "http_proxy=http://<redacted>@proxy.example:3128/ pkgin -y install p0"
+            ),
+            "{shown}"
+        );
+        assert!(shown.ends_with("p19 … (25 packages)"), "{shown}");
+        let json = serde_json::to_string(&a).unwrap();
+        assert!(!json.contains("s3cret"), "{json}");
+        assert!(json.contains("p24"), "{json}");
+        assert_eq!(redact_userinfo("http://proxy:3128"), "http://proxy:3128");
+        assert_eq!(redact_userinfo("http://a@b/c@d"), "http://<redacted>@b/c@d");
     }
 
     #[test]

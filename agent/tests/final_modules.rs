@@ -131,7 +131,7 @@ fn keys_not_applied_say_why() {
     let p = plan(
         "netbsd",
         "#cloud-config\nusers: []\nsnap: {commands: [x]}\nyum_repos: {}\npuppet: {}\n\
-         packages: [nginx]\n",
+         mounts: [[sdb, /mnt]]\n",
     );
     let warnings: Vec<String> = p["warnings"]
         .as_array()
@@ -147,7 +147,7 @@ fn keys_not_applied_say_why() {
         );
     }
     // Modules cloud-init runs on the BSDs too: a warning that wisp does not apply them.
-    for key in ["puppet", "packages"] {
+    for key in ["puppet", "mounts"] {
         assert!(
             warnings
                 .iter()

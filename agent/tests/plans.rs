@@ -83,6 +83,8 @@ fn fresh_root() {
             "huge",
             "power",
             "power-bad",
+            "packages",
+            "packages-hostile",
         ],
     );
 }
@@ -217,6 +219,68 @@ fn grow_root() {
                 "{platform} {disks}: {o:?}"
             );
             let golden = dir(&format!("tests/golden/{platform}/disks/{disks}.json"));
+            if bless {
+                std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+                std::fs::write(&golden, &got).unwrap();
+                continue;
+            }
+            let want = std::fs::read_to_string(&golden).unwrap_or_default();
+            if want != got {
+                failures.push(format!(
+                    "{}\n--- want\n{want}\n--- got\n{got}",
+                    golden.display()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The package modules on a root that has some packages already (pkgsrc's and OpenBSD's
+/// package directories; FreeBSD's `pkg query` from the `--probes` file): only what is missing
+/// is installed, and with everything present no package tool runs at all.
+#[test]
+fn packages_against_the_installed_ones() {
+    let root = dir("tests/fixtures/roots/packages");
+    let probes = dir("tests/fixtures/disks/packages.yaml");
+    let bless = std::env::var_os("WISP_BLESS").is_some();
+    let mut failures = Vec::new();
+    for case in ["packages", "packages-present", "packages-hostile"] {
+        let doc = dir(&format!("tests/fixtures/corpus/{case}.yaml"));
+        for platform in PLATFORMS {
+            let o = common::apply(
+                platform,
+                &root,
+                &[
+                    "--dry-run",
+                    "--format",
+                    "json",
+                    "--probes",
+                    probes.to_str().unwrap(),
+                ],
+                &doc,
+                None,
+            );
+            let got = String::from_utf8_lossy(&o.stdout)
+                .replace(&root.display().to_string(), "$ROOT")
+                .replace(&doc.display().to_string(), "$DOC");
+            assert!(
+                matches!(o.status.code(), Some(0 | 2)),
+                "{platform} {case}: {o:?}"
+            );
+            let plan: serde_json::Value = serde_json::from_str(&got).unwrap();
+            let package_actions = plan["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["module"] == "package_update_upgrade_install")
+                .count();
+            if case == "packages-present" {
+                assert_eq!(package_actions, 0, "{platform}: {got}");
+            } else if *platform != "linux" {
+                assert!(package_actions > 0, "{platform}: {got}");
+            }
+            let golden = dir(&format!("tests/golden/{platform}/packages/{case}.json"));
             if bless {
                 std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
                 std::fs::write(&golden, &got).unwrap();

@@ -93,7 +93,7 @@ fn json_output_and_several_files() {
     assert_eq!(v["files"][0]["problems"][0]["severity"], "error");
     assert_eq!(v["files"][0]["problems"][0]["path"], "users[0].lock_passwd");
     assert_eq!(v["files"][1]["valid"], true);
-    assert_eq!(v["files"][1]["problems"][0]["path"], "packages");
+    assert_eq!(v["files"][1]["problems"][0]["path"], "mounts");
 }
 
 #[test]

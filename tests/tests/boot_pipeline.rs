@@ -258,7 +258,7 @@ fn document_errors_are_reported_with_their_module() {
     }
     let mock = mock_with(|f| {
         f.machines[0].user_data =
-            Some("#cloud-config\nhostname: 12345\npackages: vim\nruncmd:\n  - [true]\n".into())
+            Some("#cloud-config\nhostname: 12345\nmounts: vim\nruncmd:\n  - [true]\n".into())
     });
     let t = linux_root();
     let r = t.path();
@@ -278,14 +278,14 @@ fn document_errors_are_reported_with_their_module() {
             .any(|e| e.as_str().unwrap().contains("hostname: expected a string")),
         "{results:#}"
     );
-    // No module reads `packages`: its shape error is the documents', and an error.
+    // No module reads `mounts`: its shape error is the documents', and an error.
     assert!(
         results["errors"].as_array().unwrap().iter().any(|e| {
             e["module"] == "cloud_config"
                 && e["error"]
                     .as_str()
                     .unwrap()
-                    .starts_with("user-data: packages: expected a list")
+                    .starts_with("user-data: mounts: expected a list")
         }),
         "{results:#}"
     );

@@ -17,7 +17,7 @@ pub use crate::modules::set_passwords::Chpasswd;
 pub use crate::modules::users_groups::{GroupSpec, UserEntry, UserSpec};
 pub use crate::modules::write_files::WriteFile;
 use crate::modules::{
-    ntp, power_state, random_seed, script, set_passwords, users_groups, write_files,
+    ntp, packages, power_state, random_seed, script, set_passwords, users_groups, write_files,
 };
 
 /// Keys that only configure wisp or cloud-init itself: accepted, nothing to apply.
@@ -72,13 +72,6 @@ pub const LINUX_ONLY: &[&str] = &[
 /// does not apply: a warning in the report, so an operator sees what the document asked for
 /// and did not get.
 pub const NOT_SUPPORTED: &[&str] = &[
-    "packages",
-    "package_update",
-    "package_upgrade",
-    "package_reboot_if_required",
-    "apt_update",
-    "apt_upgrade",
-    "apt_reboot_if_required",
     "disk_setup",
     "fs_setup",
     "device_aliases",
@@ -133,6 +126,9 @@ pub struct CloudConfig {
     pub bootcmd: Vec<Command>,
     pub runcmd: Vec<Command>,
     pub power_state: Option<PowerState>,
+    /// `packages`, `package_update`, `package_upgrade`, `package_reboot_if_required` (and
+    /// their `apt_` names), and the proxy for the package tool.
+    pub packages: crate::modules::packages::PackageConfig,
     pub random_seed: Option<RandomSeed>,
     /// `final_message`: the template of the line the final stage ends with.
     pub final_message: Option<String>,
@@ -226,6 +222,28 @@ impl CloudConfig {
                     path,
                     "ignored: wisp sets the locale in the system's own file",
                 ),
+                "packages" => packages::read_packages(r, path, v, &mut cc.packages.packages),
+                "package_update" | "apt_update" => {
+                    packages::read_flag(r, path, v, &mut cc.packages.update)
+                }
+                "package_upgrade" | "apt_upgrade" => {
+                    packages::read_flag(r, path, v, &mut cc.packages.upgrade)
+                }
+                "package_reboot_if_required" | "apt_reboot_if_required" => {
+                    packages::read_flag(r, path, v, &mut cc.packages.reboot_if_required)
+                }
+                "package_proxy" => cc.packages.package_proxy = packages::read_proxy(r, path, v),
+                "apt_proxy" | "apt_http_proxy" => {
+                    cc.packages.http_proxy = packages::read_proxy(r, path, v)
+                }
+                "apt_https_proxy" => cc.packages.https_proxy = packages::read_proxy(r, path, v),
+                // Ubuntu's, but its proxy is MAAS's, which the package tools take too.
+                "apt" => {
+                    packages::read_apt_proxy(r, path, v, &mut cc.packages);
+                    super::shapes::check_ignored(r, path, "apt", v);
+                    r.warn(path, LINUX_ONLY_MESSAGE);
+                    cc.ignored.push(raw.clone());
+                }
                 "random_seed" => cc.random_seed = random_seed::read_random_seed(r, path, v),
                 k if crate::modules::ssh_host_keys::KEYS.contains(&k) => {
                     crate::modules::ssh_host_keys::read_key(&mut cc.host_keys, r, k, path, v)

@@ -36,10 +36,6 @@ pub const IGNORED_SHAPES: &[(&str, Shape)] = &[
             ("commands", OneOf(&[List(&Any), Map(&[])])),
         ]),
     ),
-    ("packages", List(&OneOf(&[Str, List(&Str), Map(&[])]))),
-    ("package_update", Bool),
-    ("package_upgrade", Bool),
-    ("package_reboot_if_required", Bool),
     (
         "apt",
         Map(&[
@@ -58,9 +54,6 @@ pub const IGNORED_SHAPES: &[(&str, Shape)] = &[
             ("sources", Map(&[])),
         ]),
     ),
-    ("apt_update", Bool),
-    ("apt_upgrade", Bool),
-    ("apt_reboot_if_required", Bool),
     (
         "apt_pipelining",
         OneOf(&[Bool, Int, Enum(&["none", "unchanged", "os"])]),
@@ -313,16 +306,16 @@ mod tests {
     #[test]
     fn ignored_keys_in_a_shape_cloud_init_refuses_are_errors() {
         let got = problems(
-            "packages: vim\nrsyslog:\n  remotes: [a, b]\n  configs:\n    - '*.* @@h'\n    - content: 5\npackage_update: maybe\nssh_import_id: [gh:x, 5]\nswap: {size: auto}\n",
+            "mounts: vim\nrsyslog:\n  remotes: [a, b]\n  configs:\n    - '*.* @@h'\n    - content: 5\ndisable_ec2_metadata: maybe\nssh_import_id: [gh:x, 5]\nswap: {size: auto}\n",
         );
         let paths: Vec<&str> = got.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(
             paths,
             vec![
-                "packages",
+                "mounts",
                 "rsyslog.remotes",
                 "rsyslog.configs[1].content",
-                "package_update",
+                "disable_ec2_metadata",
                 "ssh_import_id[1]"
             ],
             "{got:?}"
@@ -358,7 +351,8 @@ mod tests {
 
     #[test]
     fn a_quoted_yes_is_not_a_boolean_to_the_schema() {
-        let text = "package_update: 'yes'\npackage_upgrade: yes\napt_pipelining: 'off'\n";
+        let text =
+            "disable_ec2_metadata: 'yes'\ncreate_hostname_file: yes\napt_pipelining: 'off'\n";
         let pos = crate::cloudconfig::Positions::of(text);
         let v: Value = yaml_serde::from_str(text).unwrap();
         let mut r = Reader {
@@ -372,7 +366,7 @@ mod tests {
         let paths: Vec<&str> = r.problems.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(
             paths,
-            vec!["package_update", "apt_pipelining"],
+            vec!["disable_ec2_metadata", "apt_pipelining"],
             "{:?}",
             r.problems
         );
@@ -381,7 +375,7 @@ mod tests {
     #[test]
     fn the_shapes_cloud_init_ships_pass() {
         let got = problems(
-            "packages: [vim, [libc6, 2.31-0ubuntu9], {apt: [x]}]\npackage_update: yes\nrsyslog:\n  remotes: {maas: 192.168.1.1}\n  service_reload_command: auto\napt:\n  primary:\n    - arches: [default]\n      uri: http://x\nmounts:\n  - [sdb, /mnt]\nlocale: false\nsnap:\n  commands:\n    00: snap install x\n",
+            "rsyslog:\n  remotes: {maas: 192.168.1.1}\n  service_reload_command: auto\napt:\n  primary:\n    - arches: [default]\n      uri: http://x\nmounts:\n  - [sdb, /mnt]\nlocale: false\nsnap:\n  commands:\n    00: snap install x\n",
         );
         assert!(got.is_empty(), "{got:?}");
     }

@@ -9,6 +9,7 @@ pub mod hostname;
 pub mod keys_to_console;
 pub mod locale;
 pub mod ntp;
+pub mod packages;
 pub mod power_state;
 pub mod random_seed;
 pub mod rsyslog;
@@ -60,7 +61,8 @@ pub struct Inputs<'a> {
     pub backend: &'a dyn Backend,
     pub accounts: &'a Accounts,
     pub root: &'a Root,
-    /// Stand-ins for the disks' tools (`--disks FILE`), or why the file cannot be read.
+    /// Stand-ins for the read-only probes (disk tools, `pkg query`: `--probes FILE`, formerly
+    /// `--disks`), or why the file cannot be read.
     pub disks: Option<&'a Result<crate::platform::disks::Probe, String>>,
 }
 
@@ -243,6 +245,9 @@ pub static MODULES: &[&dyn Module] = &[
     &timezone::Timezone,
     &write_files::WriteFilesDeferred,
     &runcmd::Runcmd,
+    // cloud-init's cloud_final_modules order: packages before the user's scripts, which may
+    // use them.
+    &packages::PackagesModule,
     &scripts_user::ScriptsUser,
     &keys_to_console::KeysToConsole,
     &final_message::FinalMessage,

@@ -96,7 +96,7 @@ impl Probe {
             Probe::Fixture(map) => map
                 .get(&line)
                 .cloned()
-                .ok_or_else(|| format!("`{line}`: no output for it in the --disks file")),
+                .ok_or_else(|| format!("`{line}`: no output for it in the --probes file")),
             Probe::Host => host_output(argv, PROBE_LIMIT),
         }
     }

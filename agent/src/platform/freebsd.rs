@@ -51,7 +51,26 @@ const FACTS: OsFacts = OsFacts {
     login_conf_locale: true,
 };
 
+/// pkg(8): `install -y`, `update`, `upgrade -y`; `ASSUME_ALWAYS_YES` answers the rest (the
+/// bootstrap's key question among them). Base has only pkg(7) in /usr/sbin, which installs the
+/// real pkg on `pkg bootstrap -y`. The local database is SQLite: the installed packages come
+/// from `pkg query`.
+const PACKAGES: super::PackageFacts = super::PackageFacts {
+    tool: "/usr/local/sbin/pkg",
+    bootstrap: Some(&["/usr/sbin/pkg", "bootstrap", "-y"]),
+    missing: "pkg is not installed",
+    install: &["install", "-y"],
+    update: Some(&["update"]),
+    upgrade: &["upgrade", "-y"],
+    env: &[("ASSUME_ALWAYS_YES", "yes")],
+    installed: super::InstalledDb::Query(&["/usr/local/sbin/pkg", "query", "-a", "%n-%v"]),
+    mirror_file: None,
+};
+
 impl Backend for FreeBsd {
+    fn packages(&self) -> Option<&'static super::PackageFacts> {
+        Some(&PACKAGES)
+    }
     fn facts(&self) -> &'static OsFacts {
         &FACTS
     }
@@ -115,6 +134,7 @@ impl Backend for FreeBsd {
             item: user.to_string(),
             argv: self.pw(&["usermod", user, if hashed { "-H" } else { "-h" }, "0"]),
             stdin: Some(crate::plan::Secret(format!("{secret}\n"))),
+            env: Vec::new(),
         }
     }
     /// -p sets the password's expiry date; a date in the past forces a change.

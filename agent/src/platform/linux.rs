@@ -184,6 +184,7 @@ impl Backend for Linux {
             item: user.to_string(),
             argv,
             stdin: Some(crate::plan::Secret(format!("{user}:{secret}\n"))),
+            env: Vec::new(),
         }
     }
     fn expire_password(&self, user: &str) -> crate::plan::Action {

@@ -207,8 +207,51 @@ pub enum TrustStore {
     None,
 }
 
+/// How the installed packages are known without running the package tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstalledDb {
+    /// One directory per installed package, named `name-version` (pkgsrc: the first of these
+    /// directories that exists, unless `/etc/pkg_install.conf` sets `PKG_DBDIR`), or
+    /// `name-version[-flavor]` (OpenBSD: the version is the first part that starts with a
+    /// digit).
+    Dirs {
+        dirs: &'static [&'static str],
+        flavors: bool,
+    },
+    /// A database only the tool reads (FreeBSD's SQLite): this read-only query lists
+    /// `name-version` lines, run on the running system or taken from the `--probes` file.
+    Query(&'static [&'static str]),
+}
+
+/// The OS's package tool, as data (`package_update_upgrade_install`). A package is named
+/// `name` or, with a version, `name-version` by all three tools.
+#[derive(Debug)]
+pub struct PackageFacts {
+    /// The tool's path in the root.
+    pub tool: &'static str,
+    /// Run when the tool is missing (FreeBSD's /usr/sbin/pkg installs pkg itself); none: a
+    /// missing tool is an error that says this.
+    pub bootstrap: Option<&'static [&'static str]>,
+    pub missing: &'static str,
+    /// Arguments after the tool: install (the names follow), refresh the catalogue (none where
+    /// the tool has no catalogue), upgrade everything installed.
+    pub install: &'static [&'static str],
+    pub update: Option<&'static [&'static str]>,
+    pub upgrade: &'static [&'static str],
+    /// Set in the tool's environment always (FreeBSD's `ASSUME_ALWAYS_YES`).
+    pub env: &'static [(&'static str, &'static str)],
+    pub installed: InstalledDb,
+    /// The file that names the package mirror, which must exist (OpenBSD's installurl(5)).
+    pub mirror_file: Option<&'static str>,
+}
+
 /// What each OS does its own way.
 pub trait Backend {
+    /// The package tool; none on a system wisp installs no packages on (Linux, where it runs
+    /// for tests and curtin only).
+    fn packages(&self) -> Option<&'static PackageFacts> {
+        None
+    }
     fn facts(&self) -> &'static OsFacts;
     fn max_name_len(&self) -> usize {
         self.facts().max_name_len

@@ -42,7 +42,28 @@ const FACTS: OsFacts = OsFacts {
     login_conf_locale: false,
 };
 
+/// pkgin(1) on pkgsrc: `-y` answers its questions yes; `update` refreshes the repository's
+/// summary, `full-upgrade` upgrades every package. Installed packages are the directories of
+/// pkg_install's PKG_DBDIR: `${PREFIX}/pkgdb` on current pkgsrc, /var/db/pkg before 2020.
+const PACKAGES: super::PackageFacts = super::PackageFacts {
+    tool: "/usr/pkg/bin/pkgin",
+    bootstrap: None,
+    missing: "pkgin is not installed (bootstrap pkgsrc in the image)",
+    install: &["-y", "install"],
+    update: Some(&["-y", "update"]),
+    upgrade: &["-y", "full-upgrade"],
+    env: &[],
+    installed: super::InstalledDb::Dirs {
+        dirs: &["/usr/pkg/pkgdb", "/var/db/pkg"],
+        flavors: false,
+    },
+    mirror_file: None,
+};
+
 impl Backend for NetBsd {
+    fn packages(&self) -> Option<&'static super::PackageFacts> {
+        Some(&PACKAGES)
+    }
     fn facts(&self) -> &'static OsFacts {
         &FACTS
     }

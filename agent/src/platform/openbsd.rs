@@ -36,7 +36,28 @@ const FACTS: OsFacts = OsFacts {
     login_conf_locale: false,
 };
 
+/// pkg_add(1): `-I` never asks, `-u` updates the installed packages; it has no catalogue to
+/// refresh. It fetches from the mirror in installurl(5). Installed packages are the
+/// directories of /var/db/pkg, `stem-version[-flavor]`.
+const PACKAGES: super::PackageFacts = super::PackageFacts {
+    tool: "/usr/sbin/pkg_add",
+    bootstrap: None,
+    missing: "pkg_add is not installed",
+    install: &["-I"],
+    update: None,
+    upgrade: &["-I", "-u"],
+    env: &[],
+    installed: super::InstalledDb::Dirs {
+        dirs: &["/var/db/pkg"],
+        flavors: true,
+    },
+    mirror_file: Some("/etc/installurl"),
+};
+
 impl Backend for OpenBsd {
+    fn packages(&self) -> Option<&'static super::PackageFacts> {
+        Some(&PACKAGES)
+    }
     /// OpenBSD's `-p` only passes on to halt(8): power off is `-h -p`.
     fn shutdown_flags(
         &self,

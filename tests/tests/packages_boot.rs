@@ -1,0 +1,177 @@
+//! `packages` at boot, end to end against the mock MAAS, for NetBSD in a throwaway root whose
+//! pkgin is a stand-in script (run inside the root by chroot, as wisp runs the real one): it
+//! records its argv and proxy, "installs" a package as pkg_install does (an entry in
+//! /usr/pkg/pkgdb), and fails, as pkgin does, for a name the repository does not have.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+
+fn wisp(root: &Path, args: &[&str]) -> Output {
+    Command::new(wisp_bin())
+        .args(["--platform", "netbsd", "--root"])
+        .arg(root)
+        .args(args)
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .output()
+        .unwrap()
+}
+
+/// The stand-in pkgin: one line per run in /pkgin.log (`proxy=… args…`); `install` takes its
+/// names, all or none as pkgin does, and refuses `nosuchpkg` on stderr.
+const PKGIN: &str = r#"#!/bin/sh
+printf 'proxy=%s %s\n' "$http_proxy" "$*" >> /pkgin.log
+[ "$2" = install ] || exit 0
+shift 2
+for n in "$@"; do
+    if [ "$n" = nosuchpkg ]; then
+        echo "calculating dependencies..."
+        echo "pkgin: $n is not available in the repository" >&2
+        exit 1
+    fi
+done
+for n in "$@"; do
+    case "$n" in
+    *-[0-9]*) : > "/usr/pkg/pkgdb/$n" ;;
+    *) : > "/usr/pkg/pkgdb/$n-1.0" ;;
+    esac
+done
+"#;
+
+const PROXY: &str = "http://ops:pr0xy-pw@127.0.0.1:3128/";
+
+fn netbsd_root(mock: &mock_maas::MockMaas) -> tempfile::TempDir {
+    let t = linux_root();
+    let r = t.path();
+    let cfg = format!(
+        "{}reporting:\n  maas:\n    type: webhook\n    endpoint: {status}\n    consumer_key: {CONSUMER_KEY}\n    token_key: {TOKEN_KEY}\n    token_secret: {TOKEN_SECRET}\npackage_proxy: {PROXY}\n",
+        config_for(mock, 3.0),
+        status = mock.status_url(SYSTEM_ID),
+    );
+    std::fs::write(r.join("etc/wisp/wisp.yaml"), cfg).unwrap();
+    // NetBSD's system files belong to group wheel.
+    std::fs::write(r.join("etc/group"), "wheel:x:0:root\n").unwrap();
+    std::fs::create_dir_all(r.join("usr/pkg/bin")).unwrap();
+    std::fs::create_dir_all(r.join("usr/pkg/pkgdb")).unwrap();
+    std::fs::write(r.join("usr/pkg/bin/pkgin"), PKGIN).unwrap();
+    std::fs::set_permissions(
+        r.join("usr/pkg/bin/pkgin"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    t
+}
+
+fn log(r: &Path) -> String {
+    std::fs::read_to_string(r.join("pkgin.log")).unwrap_or_default()
+}
+
+/// The finish events of the package module that MAAS received.
+fn package_finishes(mock: &mock_maas::MockMaas) -> Vec<serde_json::Value> {
+    mock.events(SYSTEM_ID)
+        .into_iter()
+        .filter(|e| {
+            e["event_type"] == "finish"
+                && e["name"] == "modules-final/config-package_update_upgrade_install"
+        })
+        .collect()
+}
+
+#[test]
+fn packages_are_installed_once_with_the_proxy_and_a_rerun_runs_no_tool() {
+    if !can_apply_linux() {
+        return;
+    }
+    let doc =
+        "#cloud-config\nusers: []\npackage_update: true\npackages: [curl, [jq, '1.0'], curl]\n";
+    let ud = doc.to_string();
+    let mock = mock_with(|f| f.machines[0].user_data = Some(ud));
+    let t = netbsd_root(&mock);
+    let r = t.path();
+    let o = wisp(r, &["init"]);
+    // The exit status is not this module's: the default user of the mock's vendor-data fails
+    // (the root has no NetBSD useradd); this module's own events are checked.
+    // The catalogue, then one install of both (the duplicate once), with the proxy.
+    assert_eq!(
+        log(r),
+        format!("proxy={PROXY} -y update\nproxy={PROXY} -y install curl jq-1.0\n"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(r.join("usr/pkg/pkgdb/curl-1.0").exists());
+    let finishes = package_finishes(&mock);
+    assert_eq!(finishes.len(), 1, "{finishes:?}");
+    assert_eq!(finishes[0]["result"], "SUCCESS", "{finishes:?}");
+    // The proxy's password is in no log, event or result.
+    let all = format!(
+        "{}{}{:?}{}",
+        stderr(&o),
+        std::fs::read_to_string(r.join("var/log/wisp.log")).unwrap_or_default(),
+        mock.events(SYSTEM_ID),
+        std::fs::read_to_string(r.join("var/db/wisp/results.json")).unwrap_or_default()
+    );
+    assert!(!all.contains("pr0xy-pw"), "the proxy password was shown");
+
+    // The same instance again: done once per instance, no tool runs.
+    let o = wisp(r, &["init"]);
+    assert_eq!(log(r).lines().count(), 2, "{}{}", log(r), stderr(&o));
+    // And the plan for the same document, with both present: nothing for the package tool.
+    let ud = r.join("ud.yaml");
+    std::fs::write(&ud, "#cloud-config\npackages: [curl, [jq, '1.0']]\n").unwrap();
+    let o = wisp(
+        r,
+        &["--dry-run", "apply", "--user-data", ud.to_str().unwrap()],
+    );
+    assert!(!stdout(&o).contains("pkgin"), "{}", stdout(&o));
+}
+
+#[test]
+fn a_failing_package_is_reported_to_maas_and_the_others_are_installed() {
+    if !can_apply_linux() {
+        return;
+    }
+    let doc = "#cloud-config\nusers: []\npackages: [curl, nosuchpkg, jq]\n";
+    let ud = doc.to_string();
+    let mock = mock_with(|f| f.machines[0].user_data = Some(ud));
+    let t = netbsd_root(&mock);
+    let r = t.path();
+    let o = wisp(r, &["init"]);
+    // All together first; that fails, so each alone.
+    assert_eq!(
+        log(r),
+        format!(
+            "proxy={PROXY} -y install curl nosuchpkg jq\nproxy={PROXY} -y install curl\n\
+             proxy={PROXY} -y install nosuchpkg\nproxy={PROXY} -y install jq\n"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert!(r.join("usr/pkg/pkgdb/curl-1.0").exists());
+    assert!(r.join("usr/pkg/pkgdb/jq-1.0").exists());
+    assert!(!r.join("usr/pkg/pkgdb/nosuchpkg-1.0").exists());
+    // MAAS has the failure, with the package's name and the tool's output tail.
+    let finishes = package_finishes(&mock);
+    assert_eq!(finishes.len(), 1, "{finishes:?}");
+    assert_eq!(finishes[0]["result"], "FAIL", "{finishes:?}");
+    let said = finishes[0]["description"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("1 of 3 packages failed: nosuchpkg")
+            && said.contains("not available in the repository")
+            && said.contains("calculating dependencies"),
+        "{said}"
+    );
+    // The module is retried at the next boot: only the missing package is tried again.
+    let o = wisp(r, &["init"]);
+    let again: Vec<String> = log(r).lines().skip(4).map(str::to_string).collect();
+    assert_eq!(
+        again,
+        vec![format!("proxy={PROXY} -y install nosuchpkg")],
+        "{}",
+        stderr(&o)
+    );
+}
