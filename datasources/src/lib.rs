@@ -11,6 +11,7 @@ pub mod http;
 pub mod maas;
 pub mod nocloud;
 pub mod oauth;
+pub mod post;
 pub mod retry;
 pub mod shape;
 pub mod userdata;
