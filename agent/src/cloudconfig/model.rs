@@ -95,7 +95,6 @@ pub const NOT_SUPPORTED: &[&str] = &[
     "ansible",
     "mcollective",
     "rsyslog",
-    "phone_home",
     "updates",
     "disable_ec2_metadata",
     "create_hostname_file",
@@ -138,6 +137,7 @@ pub struct CloudConfig {
     pub bootcmd: Vec<Command>,
     pub runcmd: Vec<Command>,
     pub power_state: Option<PowerState>,
+    pub phone_home: Option<crate::modules::phone_home::PhoneHome>,
     pub random_seed: Option<RandomSeed>,
     /// `final_message`: the template of the line the final stage ends with.
     pub final_message: Option<String>,
@@ -215,6 +215,9 @@ impl CloudConfig {
                 "bootcmd" => cc.bootcmd = script::read_commands(r, path, v),
                 "runcmd" => cc.runcmd = script::read_commands(r, path, v),
                 "power_state" => cc.power_state = power_state::read_power_state(r, path, v),
+                "phone_home" => {
+                    cc.phone_home = crate::modules::phone_home::read_phone_home(r, path, v)
+                }
                 "final_message" => cc.final_message = r.opt_string(path, v),
                 "random_seed" => cc.random_seed = random_seed::read_random_seed(r, path, v),
                 k if crate::modules::ssh_host_keys::KEYS.contains(&k) => {

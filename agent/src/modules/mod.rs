@@ -7,6 +7,7 @@ pub mod growpart;
 pub mod hostname;
 pub mod keys_to_console;
 pub mod ntp;
+pub mod phone_home;
 pub mod power_state;
 pub mod random_seed;
 pub mod runcmd;
@@ -236,6 +237,8 @@ pub static MODULES: &[&dyn Module] = &[
     &runcmd::Runcmd,
     &scripts_user::ScriptsUser,
     &keys_to_console::KeysToConsole,
+    // cloud-init's order: after the keys are shown, before the final message and power_state.
+    &phone_home::PhoneHomeModule,
     &final_message::FinalMessage,
     &power_state::PowerStateModule,
 ];
