@@ -224,8 +224,8 @@ fn http_post(
             (f.name.clone(), value)
         })
         .collect();
-    let client = wisp_datasources::http::HttpClient::new(&Default::default())
-        .map_err(|e| e.to_string())?;
+    let client =
+        wisp_datasources::http::HttpClient::new(&Default::default()).map_err(|e| e.to_string())?;
     let policy = wisp_datasources::retry::RetryPolicy::new(POST_MAX_WAIT, POST_TRY_TIMEOUT)
         .with_max_attempts(tries);
     let status = post::post_form(&client, url, &post::form_body(&values), &policy)

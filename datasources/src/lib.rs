@@ -63,6 +63,23 @@ impl Metadata {
     }
 }
 
+impl Metadata {
+    /// The instance's launch index, for the user-data parts meant for it
+    /// ([`userdata::DecodeOptions::launch_index`]): ConfigDrive's (OpenStack's) `launch_index`
+    /// in meta_data.json, a number or numeric text. MAAS and NoCloud have none, as in
+    /// cloud-init.
+    pub fn launch_index(&self) -> Option<i64> {
+        if self.datasource != "ConfigDrive" {
+            return None;
+        }
+        match self.meta_data.get("launch_index")? {
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+}
+
 /// A source of metadata and user-data.
 pub trait Datasource {
     /// The cloud-init name (`MAAS`, `NoCloud`, `ConfigDrive`).

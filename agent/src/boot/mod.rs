@@ -113,6 +113,8 @@ impl BootData {
                     .max_user_data_bytes
                     .unwrap_or(wisp_datasources::http::DEFAULT_MAX_BYTES),
                 include_timeout: crate::sources::include_timeout(boot.config),
+                // The parts for this instance of a group (ConfigDrive's launch_index).
+                launch_index: md.launch_index(),
                 ..Default::default()
             };
             wisp_datasources::userdata::decode(raw, "user-data", &opts)

@@ -36,6 +36,8 @@ pub const CONFIG_KEYS: &[&str] = &[
     "cloud_final_modules",
     "output",
     "network",
+    // Which instance of a group a part is for: the user-data decoding filters on it.
+    "launch_index",
 ];
 
 /// cloud-init keys whose modules run on Linux only (their `distros` in cloud-init name no BSD):
@@ -99,7 +101,6 @@ pub const NOT_SUPPORTED: &[&str] = &[
     "disable_ec2_metadata",
     "create_hostname_file",
     "ssh",
-    "launch_index",
     "version",
 ];
 
@@ -252,14 +253,21 @@ mod tests {
         }
         // A module's name, not a key.
         assert!(!NOT_SUPPORTED.contains(&"seed_random") && !LINUX_ONLY.contains(&"seed_random"));
-        for k in ["power_state", "final_message", "random_seed"] {
+        for k in [
+            "power_state",
+            "final_message",
+            "random_seed",
+            "phone_home",
+            "launch_index",
+        ] {
             assert!(
                 !LINUX_ONLY.contains(&k) && !NOT_SUPPORTED.contains(&k),
                 "{k} is applied"
             );
         }
         let doc: Mapping =
-            yaml_serde::from_str("apt: {}\nrsyslog: {}\nfinal_message: hi\n").unwrap();
+            yaml_serde::from_str("apt: {}\nrsyslog: {}\nfinal_message: hi\nlaunch-index: 1\n")
+                .unwrap();
         let mut r = Reader::default();
         let cc = CloudConfig::read(&mut r, &doc);
         assert_eq!(cc.ignored, vec!["apt".to_string()]);

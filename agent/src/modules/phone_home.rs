@@ -175,7 +175,9 @@ pub(crate) fn read_phone_home(r: &mut Reader<'_>, path: &str, v: &Value) -> Opti
                 if let Some(u) = &url {
                     // Checked as written (the instance id goes in when planned): the reason
                     // only, never the URL, which may carry a password.
-                    let probe = u.replace("${INSTANCE_ID}", "i").replace("$INSTANCE_ID", "i");
+                    let probe = u
+                        .replace("${INSTANCE_ID}", "i")
+                        .replace("$INSTANCE_ID", "i");
                     if let Err(e) = post::check_url(&probe) {
                         r.error(&p, format!("{e}; nothing is posted"));
                         return None;
@@ -214,7 +216,10 @@ fn read_post(r: &mut Reader<'_>, path: &str, v: &Value) -> Option<Vec<String>> {
                     continue;
                 };
                 if name.chars().any(char::is_control) || name.len() > 64 {
-                    r.error(&p, "a field name of at most 64 bytes, no control characters");
+                    r.error(
+                        &p,
+                        "a field name of at most 64 bytes, no control characters",
+                    );
                     continue;
                 }
                 if name == "pub_key_dsa" {
@@ -222,7 +227,10 @@ fn read_post(r: &mut Reader<'_>, path: &str, v: &Value) -> Option<Vec<String>> {
                 } else if !ALL.contains(&name.as_str()) {
                     r.warn(
                         &p,
-                        format!("unknown field {name:?}: posted as N/A (known: all, {})", ALL.join(", ")),
+                        format!(
+                            "unknown field {name:?}: posted as N/A (known: all, {})",
+                            ALL.join(", ")
+                        ),
                     );
                 }
                 names.push(name);
@@ -230,7 +238,10 @@ fn read_post(r: &mut Reader<'_>, path: &str, v: &Value) -> Option<Vec<String>> {
             Some(names)
         }
         Value::Sequence(_) => {
-            r.error(path, format!("at most {MAX_POST} fields; nothing is posted"));
+            r.error(
+                path,
+                format!("at most {MAX_POST} fields; nothing is posted"),
+            );
             None
         }
         other => {
@@ -285,26 +296,47 @@ mod tests {
         assert_eq!(ph.tries, 1);
         let (ph, problems) = read("{url: 'http://h/', tries: many}");
         assert_eq!(ph.unwrap().tries, DEFAULT_TRIES);
-        assert!(problems[0].starts_with("phone_home.tries: "), "{problems:?}");
+        assert!(
+            problems[0].starts_with("phone_home.tries: "),
+            "{problems:?}"
+        );
         let (ph, problems) = read("{url: 'http://h/', tries: 1000}");
         assert_eq!(ph.unwrap().tries, MAX_TRIES);
         assert_eq!(problems.len(), 1);
         let (ph, problems) = read("{url: 'http://h/', post: [hostname, pub_key_dsa, password]}");
         assert_eq!(ph.unwrap().post, ["hostname", "pub_key_dsa", "password"]);
-        assert!(problems[0].starts_with("phone_home.post[1]: "), "{problems:?}");
-        assert!(problems[1].contains("\"password\": posted as N/A"), "{problems:?}");
+        assert!(
+            problems[0].starts_with("phone_home.post[1]: "),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].contains("\"password\": posted as N/A"),
+            "{problems:?}"
+        );
     }
 
     #[test]
     fn bad_urls_and_shapes_are_named_and_nothing_is_posted() {
         for (text, path, what) in [
-            ("{url: 'file:///etc/passwd'}", "phone_home.url", "scheme file"),
-            ("{url: 'gopher://h/'}", "phone_home.url", "only http and https"),
+            (
+                "{url: 'file:///etc/passwd'}",
+                "phone_home.url",
+                "scheme file",
+            ),
+            (
+                "{url: 'gopher://h/'}",
+                "phone_home.url",
+                "only http and https",
+            ),
             ("{url: \"http://h/\\nX: y\"}", "phone_home.url", "control"),
             ("{url: '-o /tmp/x'}", "phone_home.url", "blanks"),
             ("{url: 5}", "phone_home.url", "quote it"),
             ("{post: all}", "phone_home.url", "required"),
-            ("{url: 'http://h/', post: hostname}", "phone_home.post", "\"hostname\""),
+            (
+                "{url: 'http://h/', post: hostname}",
+                "phone_home.post",
+                "\"hostname\"",
+            ),
             ("[http://h/]", "phone_home", "a list"),
         ] {
             let (ph, problems) = read(text);
@@ -318,7 +350,10 @@ mod tests {
         }
         // The password in a refused URL is not repeated.
         let (_, problems) = read("{url: 'ftp://u:hunter2@h/'}");
-        assert!(!problems.iter().any(|p| p.contains("hunter2")), "{problems:?}");
+        assert!(
+            !problems.iter().any(|p| p.contains("hunter2")),
+            "{problems:?}"
+        );
     }
 
     #[test]
