@@ -151,6 +151,8 @@ impl Read {
             ..Default::default()
         };
         let cc = CloudConfig::read(&mut reader, &layered.config);
+        // The module lists decide what runs from here on.
+        modules::selection::select(&cc.module_lists);
         let default_user = configured_default_user(config, &mut reader);
         for p in reader.problems {
             // Keys with no meaning on the BSDs (MAAS's vendor-data always has some) are noted

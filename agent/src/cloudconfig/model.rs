@@ -31,9 +31,6 @@ pub const CONFIG_KEYS: &[&str] = &[
     "merge_type",
     "vendor_data",
     "max_user_data_bytes",
-    "cloud_init_modules",
-    "cloud_config_modules",
-    "cloud_final_modules",
     "output",
     "network",
     // Which instance of a group a part is for: the user-data decoding filters on it.
@@ -139,6 +136,8 @@ pub struct CloudConfig {
     pub runcmd: Vec<Command>,
     pub power_state: Option<PowerState>,
     pub phone_home: Option<crate::modules::phone_home::PhoneHome>,
+    /// `cloud_init_modules`, `cloud_config_modules`, `cloud_final_modules`.
+    pub module_lists: crate::modules::selection::ModuleLists,
     pub random_seed: Option<RandomSeed>,
     /// `final_message`: the template of the line the final stage ends with.
     pub final_message: Option<String>,
@@ -216,6 +215,12 @@ impl CloudConfig {
                 "bootcmd" => cc.bootcmd = script::read_commands(r, path, v),
                 "runcmd" => cc.runcmd = script::read_commands(r, path, v),
                 "power_state" => cc.power_state = power_state::read_power_state(r, path, v),
+                k @ ("cloud_init_modules" | "cloud_config_modules" | "cloud_final_modules") => {
+                    use crate::modules::selection::{read_list, CloudInitStage};
+                    if let Some(stage) = CloudInitStage::ALL.into_iter().find(|s| s.key() == k) {
+                        read_list(r, path, stage, v, &mut cc.module_lists);
+                    }
+                }
                 "phone_home" => {
                     cc.phone_home = crate::modules::phone_home::read_phone_home(r, path, v)
                 }

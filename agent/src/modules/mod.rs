@@ -13,6 +13,7 @@ pub mod random_seed;
 pub mod runcmd;
 pub mod script;
 pub mod scripts_user;
+pub mod selection;
 pub mod set_passwords;
 pub mod ssh;
 pub mod ssh_host_keys;
@@ -276,9 +277,21 @@ pub fn includes(name: &str) -> &'static [&'static str] {
     }
 }
 
-/// Every module's [`ModuleInfo`], in order.
+/// The [`ModuleInfo`] of every module that runs, in the order they run, with the frequency
+/// they run at: as the module lists say ([`selection`]), else [`MODULES`] as they are.
 pub fn infos() -> Vec<ModuleInfo> {
-    MODULES.iter().map(|m| m.info()).collect()
+    selection::selected()
+        .into_iter()
+        .map(|(name, frequency)| ModuleInfo {
+            frequency,
+            ..info_default(name)
+        })
+        .collect()
+}
+
+/// Whether module `name` runs (the module lists may leave it out).
+pub fn is_selected(name: &str) -> bool {
+    selection::selected().iter().any(|(n, _)| *n == name)
 }
 
 /// Everything a cloud-config asks for, planned in module order.
@@ -361,8 +374,11 @@ pub fn plan_modules(
         extras,
         users: None,
     };
-    for m in MODULES {
-        if wanted(&m.info()) {
+    for info in infos() {
+        let Some(m) = MODULES.iter().find(|m| m.info().name == info.name) else {
+            continue;
+        };
+        if wanted(&info) {
             m.plan(inp, &mut run, &mut planned);
         }
     }
@@ -374,8 +390,21 @@ pub fn plan_modules(
     }
 }
 
-/// A module's stage and frequency by the name its actions carry.
+/// A module's stage and frequency by the name its actions carry (its frequency as the module
+/// lists give it).
 pub fn info(module: &str) -> ModuleInfo {
+    let mut info = info_default(module);
+    if let Some((_, f)) = selection::selected()
+        .into_iter()
+        .find(|(n, _)| *n == module)
+    {
+        info.frequency = f;
+    }
+    info
+}
+
+/// A module's own stage and frequency, whatever the module lists say.
+pub fn info_default(module: &str) -> ModuleInfo {
     MODULES
         .iter()
         .map(|m| m.info())
