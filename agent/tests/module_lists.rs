@@ -12,7 +12,13 @@ fn plan(doc: &str) -> serde_json::Value {
     let t = tempfile::tempdir().unwrap();
     let path = t.path().join("u.yaml");
     std::fs::write(&path, doc).unwrap();
-    json_plan("netbsd", &manifest_path("tests/fixtures/roots/fresh"), &path, None).0
+    json_plan(
+        "netbsd",
+        &manifest_path("tests/fixtures/roots/fresh"),
+        &path,
+        None,
+    )
+    .0
 }
 
 /// The modules of the plan's actions, in order, each once.
@@ -121,5 +127,8 @@ fn a_frequency_of_always_runs_the_module_again_on_the_next_run() {
         let (code, out) = apply(r, seed, Some(&conf));
         assert!(matches!(code, Some(0 | 1)), "{out}");
     }
-    assert_eq!(std::fs::read(r.join("var/tmp/seed")).unwrap(), b"old:newnew");
+    assert_eq!(
+        std::fs::read(r.join("var/tmp/seed")).unwrap(),
+        b"old:newnew"
+    );
 }
