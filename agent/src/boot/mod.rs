@@ -127,7 +127,7 @@ impl BootData {
             vendor: md
                 .vendor_data
                 .as_deref()
-                .and_then(|raw| engine::decode_vendor(raw, "vendor-data").ok()),
+                .and_then(|raw| engine::decode_vendor(raw, "vendor-data", md.launch_index()).ok()),
             read: None,
         }
     }
