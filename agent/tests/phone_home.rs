@@ -10,9 +10,12 @@ use std::sync::{Arc, Mutex};
 
 use common::{apply, fresh_root};
 
+/// The requests a test server received: first line and body.
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
 /// A loopback server that answers 200 to everything and keeps each request's first line and
 /// body.
-fn serve() -> (SocketAddr, Arc<Mutex<Vec<(String, String)>>>) {
+fn serve() -> (SocketAddr, Seen) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));

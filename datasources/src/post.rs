@@ -125,9 +125,12 @@ mod tests {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::sync::{Arc, Mutex};
 
+    /// The requests a test server received: first line and body.
+    type Seen = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
     /// A loopback server answering each request with `answers` in turn (the last one again
     /// once they are used up); the bodies it received are returned.
-    fn serve(answers: Vec<String>) -> (std::net::SocketAddr, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
+    fn serve(answers: Vec<String>) -> (std::net::SocketAddr, Seen) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));

@@ -22,8 +22,11 @@ fn wisp(root: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The requests a test server received: first line and body.
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
 /// A loopback server answering 200, keeping each request's first line and body.
-fn serve() -> (std::net::SocketAddr, Arc<Mutex<Vec<(String, String)>>>) {
+fn serve() -> (std::net::SocketAddr, Seen) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));

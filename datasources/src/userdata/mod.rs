@@ -423,7 +423,6 @@ impl Decoder<'_, '_> {
     /// (given the part's `Launch-Index` header, else the index its content names): `None` when
     /// it is left out, else the index it carries. A part with none is everyone's; a header
     /// that is not a number matches no instance.
-    #[allow(clippy::option_option)]
     fn selected(
         &mut self,
         name: &str,
