@@ -115,7 +115,13 @@ pub fn post_form(
             };
             Err((e, verdict))
         })
-        .map_err(|e| fail(e.to_string()))
+        .map_err(|e| match e {
+            // The client's message speaks of metadata; this is the user's URL.
+            crate::DatasourceError::Fetch(FetchError::Redirected { location, .. }) => fail(
+                format!("redirected to {location}, another origin: not followed"),
+            ),
+            e => fail(e.to_string()),
+        })
 }
 
 #[cfg(test)]
@@ -218,7 +224,11 @@ mod tests {
         )]);
         let client = HttpClient::new(&HttpOptions::default()).unwrap();
         let e = post_form(&client, &format!("http://{addr}/"), b"a=b", &policy(3)).unwrap_err();
-        assert!(e.to_string().contains("redirected to"), "{e}");
+        assert!(
+            e.to_string().contains("another origin: not followed"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("metadata"), "{e}");
         assert!(other_seen.lock().unwrap().is_empty());
     }
 
