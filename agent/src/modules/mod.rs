@@ -218,8 +218,9 @@ pub trait Module: Sync {
     fn plan(&self, inp: &Inputs<'_>, run: &mut PlanRun<'_>, out: &mut Planned);
 }
 
-/// The modules, in the order they run: the one list the boot stages, `wisp apply` and the
-/// plans read.
+/// The modules, in the order they run by default: the one list the boot stages, `wisp apply`
+/// and the plans read, through [`infos`] (the module lists of [`selection`] may leave some out,
+/// reorder them or change their frequency).
 pub static MODULES: &[&dyn Module] = &[
     // First of the config modules: the seed goes in before anything that needs entropy.
     &random_seed::RandomSeedModule,
