@@ -4,7 +4,8 @@
 //! in which order, and how often.
 //!
 //! A list given replaces its cloud-init stage's modules: only those listed run, in the list's
-//! order; a stage whose list is not given keeps wisp's default modules for it. Entries are read
+//! order (an empty one, or a null, runs none, as in cloud-init; a warning says so); a stage
+//! whose list is not given keeps wisp's default modules for it. Entries are read
 //! as cloud-init's `_read_modules` does: a name, `[name]`, `[name, frequency]` or
 //! `{name, frequency}`; names as `form_module_name` makes them (`-` is `_`, `.py` and `cc_`
 //! dropped) and cloud-init's module names map to wisp's (`set_hostname` is `hostname`,
@@ -215,9 +216,12 @@ pub(crate) fn read_list(
     lists: &mut ModuleLists,
 ) {
     let items = match v {
-        // cloud-init: an empty or missing list is no list.
-        Value::Null => return,
-        Value::Sequence(items) if items.is_empty() => return,
+        // cloud-init reads an empty list (or none) as no module at all for the stage.
+        Value::Null | Value::Sequence(_) if v.as_sequence().is_none_or(Vec::is_empty) => {
+            r.warn(path, "empty: no module of this stage runs");
+            *lists.slot(stage) = Some(Vec::new());
+            return;
+        }
         Value::Sequence(items) if items.len() <= MAX_ENTRIES => items,
         Value::Sequence(_) => {
             r.error(
@@ -488,6 +492,26 @@ mod tests {
         assert_eq!(got.iter().filter(|n| **n == "runcmd").count(), 1);
         assert_eq!(at("phone_home"), None);
         assert_eq!(at("scripts_user"), None);
+    }
+
+    #[test]
+    fn an_empty_list_runs_no_module_of_its_stage() {
+        let (lists, problems) = read("cloud_final_modules: []\n");
+        assert_eq!(
+            problems,
+            ["cloud_final_modules: empty: no module of this stage runs"]
+        );
+        let got = names(&lists);
+        let finals: Vec<&&str> = got
+            .iter()
+            .filter(|m| default_stage(m) == CloudInitStage::Final)
+            .collect();
+        assert!(finals.is_empty(), "{finals:?}");
+        // runcmd is a config module in cloud-init (its script runs in wisp's final stage).
+        assert!(
+            got.contains(&"runcmd") && got.contains(&"users_groups"),
+            "{got:?}"
+        );
     }
 
     #[test]
