@@ -159,6 +159,9 @@ fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outc
             Action::Remove { path, .. } => {
                 crate::rootfs::remove_file(root, path).map(|()| format!("removed {path}"))
             }
+            Action::HttpPost {
+                url, fields, tries, ..
+            } => http_post(root, &url.0, fields, *tries),
             Action::Console { item, lines, .. } => {
                 for l in lines {
                     outln!("{l}");
@@ -185,6 +188,7 @@ fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outc
             | Action::PowerState { item, .. }
             | Action::FeedDevice { item, .. }
             | Action::Remove { item, .. }
+            | Action::HttpPost { item, .. }
             | Action::Console { item, .. } => item.clone(),
             Action::MasterPasswd { user, .. } => user.clone(),
         };
@@ -200,6 +204,55 @@ fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outc
         });
     }
     out
+}
+
+/// How long phone_home's POST may take in all, and each try.
+pub const POST_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+pub const POST_TRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// phone_home's POST: each field's value (a file's content read now, confined to the root;
+/// `N/A` when it cannot be read, as cloud-init posts), form-urlencoded, through the HTTP
+/// client and its retry policy ([`wisp_datasources::post::post_form`]).
+fn http_post(
+    root: &Root,
+    url: &str,
+    fields: &[crate::plan::FormField],
+    tries: u32,
+) -> Result<String, String> {
+    use crate::plan::FormValue;
+    use wisp_datasources::post;
+    let values: Vec<(String, String)> = fields
+        .iter()
+        .map(|f| {
+            let value = match &f.value {
+                FormValue::Text(t) => t.clone(),
+                FormValue::File(path) => match crate::rootfs::read(root, path, None) {
+                    Ok(Some(c)) => String::from_utf8_lossy(&c).into_owned(),
+                    Ok(None) => crate::modules::phone_home::UNAVAILABLE.to_string(),
+                    Err(e) => {
+                        tracing::warn!("{}: {e}", f.name);
+                        crate::modules::phone_home::UNAVAILABLE.to_string()
+                    }
+                },
+            };
+            (f.name.clone(), value)
+        })
+        .collect();
+    let client =
+        wisp_datasources::http::HttpClient::new(&Default::default()).map_err(|e| e.to_string())?;
+    let policy = wisp_datasources::retry::RetryPolicy::new(POST_MAX_WAIT, POST_TRY_TIMEOUT)
+        .with_max_attempts(tries);
+    let status = post::post_form(&client, url, &post::form_body(&values), &policy)
+        .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "posted {} to {} (HTTP {status})",
+        values
+            .iter()
+            .map(|v| v.0.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        post::redact(url)
+    ))
 }
 
 /// cloud-init's power_state_change: the condition decides (exit 0 go, 1 not, anything else

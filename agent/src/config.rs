@@ -334,6 +334,7 @@ const APPLIED_KEYS: &[&str] = &[
     "bootcmd",
     "runcmd",
     "power_state",
+    "phone_home",
     "final_message",
     "random_seed",
     "packages",

@@ -27,7 +27,8 @@ pub struct Documents<'a> {
 }
 
 /// Vendor-data as a datasource or a file gives it: MAAS's `{cloud-init: …}` map, or a document.
-pub fn decode_vendor(raw: &[u8], name: &str) -> anyhow::Result<Decoded> {
+/// Its parts for another `launch_index` are left out, as cloud-init filters vendor-data too.
+pub fn decode_vendor(raw: &[u8], name: &str, launch_index: Option<i64>) -> anyhow::Result<Decoded> {
     // Read as PyYAML reads it (`yaml::load`: a repeated key keeps its last value). Too deep a
     // text is not read here: decoding reports it (with its line) as a document.
     let parsed = std::str::from_utf8(raw)
@@ -39,7 +40,11 @@ pub fn decode_vendor(raw: &[u8], name: &str) -> anyhow::Result<Decoded> {
         }
         _ => raw.to_vec(),
     };
-    Ok(userdata::decode(&doc, name, &DecodeOptions::default()))
+    let opts = DecodeOptions {
+        launch_index,
+        ..Default::default()
+    };
+    Ok(userdata::decode(&doc, name, &opts))
 }
 
 /// The distribution's default user as wisp.yaml gives it (`default_user` or
@@ -151,6 +156,8 @@ impl Read {
             ..Default::default()
         };
         let cc = CloudConfig::read(&mut reader, &layered.config);
+        // The module lists decide what runs from here on.
+        modules::selection::select(&cc.module_lists);
         let default_user = configured_default_user(config, &mut reader);
         for p in reader.problems {
             // Keys with no meaning on the BSDs (MAAS's vendor-data always has some) are noted
@@ -369,11 +376,25 @@ mod tests {
     #[test]
     fn vendor_data_with_a_repeated_key_is_read_as_cloud_init_reads_it() {
         let raw = b"cloud-init: \"#cloud-config\\nhostname: first\\n\"\nother: 1\ncloud-init: \"#cloud-config\\nhostname: last\\n\"\n";
-        let d = decode_vendor(raw, "vendor-data").unwrap();
+        let d = decode_vendor(raw, "vendor-data", None).unwrap();
         assert!(d.problems.is_empty(), "{:?}", d.problems);
         assert_eq!(
             d.cloud_config.get("hostname").and_then(|v| v.as_str()),
             Some("last")
         );
+    }
+
+    #[test]
+    fn vendor_data_parts_for_another_launch_index_are_left_out() {
+        let raw = b"cloud-init:\n  - {launch-index: 1, content: \"#cloud-config\\nhostname: one\\n\"}\n  - {launch-index: 2, content: \"#cloud-config\\ntimezone: UTC\\n\"}\n";
+        let d = decode_vendor(raw, "vendor-data", Some(1)).unwrap();
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+        assert_eq!(
+            d.cloud_config.get("hostname").and_then(|v| v.as_str()),
+            Some("one")
+        );
+        assert!(d.cloud_config.get("timezone").is_none());
+        let all = decode_vendor(raw, "vendor-data", None).unwrap();
+        assert!(all.cloud_config.get("timezone").is_some());
     }
 }

@@ -69,6 +69,38 @@ pub enum PasswdField {
     Change(u64),
 }
 
+/// The URL of a POST, which may carry a password: `Debug` and `Serialize` show it redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostUrl(pub String);
+
+impl fmt::Debug for PostUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&wisp_datasources::post::redact(&self.0))
+    }
+}
+
+impl Serialize for PostUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&wisp_datasources::post::redact(&self.0))
+    }
+}
+
+/// Where a posted field's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FormValue {
+    Text(String),
+    /// The content of this file (a target path), read when posting; `N/A` when it cannot be.
+    File(String),
+}
+
+/// One field of a form POST.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FormField {
+    pub name: String,
+    pub value: FormValue,
+}
+
 /// One step. Paths are target paths (`/etc/group`); `--root` is applied when carrying out.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -165,6 +197,15 @@ pub enum Action {
         item: String,
         path: String,
     },
+    /// POST `fields` form-urlencoded to `url` (phone_home), tried up to `tries` times with the
+    /// HTTP client's retry policy. Never sent in a dry run.
+    HttpPost {
+        module: &'static str,
+        item: String,
+        url: PostUrl,
+        fields: Vec<FormField>,
+        tries: u32,
+    },
     /// Print lines to the console (and the log): what people read at the machine's console,
     /// such as the host key fingerprints. Never a secret.
     Console {
@@ -230,6 +271,7 @@ impl Action {
             | Action::PowerState { module, .. }
             | Action::FeedDevice { module, .. }
             | Action::Remove { module, .. }
+            | Action::HttpPost { module, .. }
             | Action::Console { module, .. } => module,
         }
     }
@@ -297,6 +339,16 @@ impl Action {
             }
             Action::Symlink { path, target, .. } => format!("ln -sf {target} {path}"),
             Action::Remove { path, .. } => format!("rm -f {path}"),
+            Action::HttpPost {
+                url, fields, tries, ..
+            } => format!(
+                "POST {} to {url:?} (up to {tries} tries)",
+                fields
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Action::Console { item, lines, .. } => {
                 format!("print {item} to the console ({} lines)", lines.len())
             }

@@ -85,6 +85,7 @@ fn fresh_root() {
             "power-bad",
             "packages",
             "packages-hostile",
+            "phone-home",
         ],
     );
 }
@@ -125,6 +126,33 @@ fn plans_never_show_a_password() {
             assert!(
                 all.contains("redacted") || format == "text",
                 "{platform}: {all}"
+            );
+        }
+    }
+}
+
+#[test]
+fn plans_never_show_the_phone_home_password() {
+    let root = dir("tests/fixtures/roots/fresh");
+    let doc = dir("tests/fixtures/corpus/phone-home.yaml");
+    for platform in PLATFORMS {
+        for format in ["json", "text"] {
+            let o = common::apply(
+                platform,
+                &root,
+                &["--dry-run", "--format", format],
+                &doc,
+                None,
+            );
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            assert!(!all.contains("s3cret-ph"), "{platform} {format}:\n{all}");
+            assert!(
+                all.contains("deploy:%3Credacted%3E@hooks.example.org"),
+                "{all}"
             );
         }
     }

@@ -11,6 +11,7 @@ pub mod http;
 pub mod maas;
 pub mod nocloud;
 pub mod oauth;
+pub mod post;
 pub mod retry;
 pub mod shape;
 pub mod userdata;
@@ -59,6 +60,23 @@ impl Metadata {
             },
             "ds": { "meta_data": self.meta_data },
         })
+    }
+}
+
+impl Metadata {
+    /// The instance's launch index, for the user-data parts meant for it
+    /// ([`userdata::DecodeOptions::launch_index`]): ConfigDrive's (OpenStack's) `launch_index`
+    /// in meta_data.json, a number or numeric text. MAAS and NoCloud have none, as in
+    /// cloud-init.
+    pub fn launch_index(&self) -> Option<i64> {
+        if self.datasource != "ConfigDrive" {
+            return None;
+        }
+        match self.meta_data.get("launch_index")? {
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
     }
 }
 

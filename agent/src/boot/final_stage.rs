@@ -56,7 +56,10 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
         boot.after_report = power;
     }
     boot.mark_stage(Stage::Final);
-    print_final_message(boot);
+    // A cloud_final_modules list without final_message leaves it out, as in cloud-init.
+    if crate::modules::is_selected(final_message::NAME) {
+        print_final_message(boot);
+    }
     // The whole boot's result: the worst of the stages.
     for s in ["local", "network"] {
         match boot.record.stage_result(s) {

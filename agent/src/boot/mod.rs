@@ -113,6 +113,8 @@ impl BootData {
                     .max_user_data_bytes
                     .unwrap_or(wisp_datasources::http::DEFAULT_MAX_BYTES),
                 include_timeout: crate::sources::include_timeout(boot.config),
+                // The parts for this instance of a group (ConfigDrive's launch_index).
+                launch_index: md.launch_index(),
                 ..Default::default()
             };
             wisp_datasources::userdata::decode(raw, "user-data", &opts)
@@ -125,7 +127,7 @@ impl BootData {
             vendor: md
                 .vendor_data
                 .as_deref()
-                .and_then(|raw| engine::decode_vendor(raw, "vendor-data").ok()),
+                .and_then(|raw| engine::decode_vendor(raw, "vendor-data", md.launch_index()).ok()),
             read: None,
         }
     }

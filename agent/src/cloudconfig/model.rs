@@ -31,11 +31,10 @@ pub const CONFIG_KEYS: &[&str] = &[
     "merge_type",
     "vendor_data",
     "max_user_data_bytes",
-    "cloud_init_modules",
-    "cloud_config_modules",
-    "cloud_final_modules",
     "output",
     "network",
+    // Which instance of a group a part is for: the user-data decoding filters on it.
+    "launch_index",
 ];
 
 /// cloud-init keys whose modules run on Linux only (their `distros` in cloud-init name no BSD):
@@ -83,12 +82,10 @@ pub const NOT_SUPPORTED: &[&str] = &[
     "salt_minion",
     "ansible",
     "mcollective",
-    "phone_home",
     "updates",
     "disable_ec2_metadata",
     "create_hostname_file",
     "ssh",
-    "launch_index",
     "version",
 ];
 
@@ -129,6 +126,9 @@ pub struct CloudConfig {
     /// `packages`, `package_update`, `package_upgrade`, `package_reboot_if_required` (and
     /// their `apt_` names), and the proxy for the package tool.
     pub packages: crate::modules::packages::PackageConfig,
+    pub phone_home: Option<crate::modules::phone_home::PhoneHome>,
+    /// `cloud_init_modules`, `cloud_config_modules`, `cloud_final_modules`.
+    pub module_lists: crate::modules::selection::ModuleLists,
     pub random_seed: Option<RandomSeed>,
     /// `final_message`: the template of the line the final stage ends with.
     pub final_message: Option<String>,
@@ -210,6 +210,15 @@ impl CloudConfig {
                 "bootcmd" => cc.bootcmd = script::read_commands(r, path, v),
                 "runcmd" => cc.runcmd = script::read_commands(r, path, v),
                 "power_state" => cc.power_state = power_state::read_power_state(r, path, v),
+                k @ ("cloud_init_modules" | "cloud_config_modules" | "cloud_final_modules") => {
+                    use crate::modules::selection::{read_list, CloudInitStage};
+                    if let Some(stage) = CloudInitStage::ALL.into_iter().find(|s| s.key() == k) {
+                        read_list(r, path, stage, v, &mut cc.module_lists);
+                    }
+                }
+                "phone_home" => {
+                    cc.phone_home = crate::modules::phone_home::read_phone_home(r, path, v)
+                }
                 "final_message" => cc.final_message = r.opt_string(path, v),
                 "rsyslog" => cc.rsyslog = crate::modules::rsyslog::read_rsyslog(r, path, v),
                 "rsyslog_filename" | "rsyslog_dir" => r.warn(
@@ -285,6 +294,8 @@ mod tests {
             "ca_certs",
             "locale",
             "locale_configfile",
+            "phone_home",
+            "launch_index",
         ] {
             assert!(
                 !LINUX_ONLY.contains(&k) && !NOT_SUPPORTED.contains(&k),
@@ -292,7 +303,8 @@ mod tests {
             );
         }
         let doc: Mapping =
-            yaml_serde::from_str("apt: {}\npuppet: {}\nfinal_message: hi\n").unwrap();
+            yaml_serde::from_str("apt: {}\npuppet: {}\nfinal_message: hi\nlaunch-index: 1\n")
+                .unwrap();
         let mut r = Reader::default();
         let cc = CloudConfig::read(&mut r, &doc);
         assert_eq!(cc.ignored, vec!["apt".to_string()]);

@@ -66,6 +66,7 @@ pub fn run(ctx: &Context, args: &FetchArgs) -> anyhow::Result<()> {
                 .max_user_data_bytes
                 .unwrap_or(wisp_datasources::http::DEFAULT_MAX_BYTES),
             include_timeout: sources::include_timeout(&loaded.config),
+            launch_index: md.launch_index(),
             ..Default::default()
         };
         userdata::decode(raw, name, &opts)

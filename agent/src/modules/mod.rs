@@ -10,12 +10,14 @@ pub mod keys_to_console;
 pub mod locale;
 pub mod ntp;
 pub mod packages;
+pub mod phone_home;
 pub mod power_state;
 pub mod random_seed;
 pub mod rsyslog;
 pub mod runcmd;
 pub mod script;
 pub mod scripts_user;
+pub mod selection;
 pub mod set_passwords;
 pub mod ssh;
 pub mod ssh_host_keys;
@@ -221,8 +223,9 @@ pub trait Module: Sync {
     fn plan(&self, inp: &Inputs<'_>, run: &mut PlanRun<'_>, out: &mut Planned);
 }
 
-/// The modules, in the order they run: the one list the boot stages, `wisp apply` and the
-/// plans read.
+/// The modules, in the order they run by default: the one list the boot stages, `wisp apply`
+/// and the plans read, through [`infos`] (the module lists of [`selection`] may leave some out,
+/// reorder them or change their frequency).
 pub static MODULES: &[&dyn Module] = &[
     // First of the config modules: the seed goes in before anything that needs entropy.
     &random_seed::RandomSeedModule,
@@ -243,13 +246,16 @@ pub static MODULES: &[&dyn Module] = &[
     &write_files::WriteFiles,
     &ntp::NtpModule,
     &timezone::Timezone,
+    // cloud-init's cloud_final_modules order: packages first, so that deferred files (a
+    // package's configuration) are written over what the package installed, and runcmd and
+    // the user's scripts can use them.
+    &packages::PackagesModule,
     &write_files::WriteFilesDeferred,
     &runcmd::Runcmd,
-    // cloud-init's cloud_final_modules order: packages before the user's scripts, which may
-    // use them.
-    &packages::PackagesModule,
     &scripts_user::ScriptsUser,
     &keys_to_console::KeysToConsole,
+    // cloud-init's order: after the keys are shown, before the final message and power_state.
+    &phone_home::PhoneHomeModule,
     &final_message::FinalMessage,
     &power_state::PowerStateModule,
 ];
@@ -287,9 +293,21 @@ pub fn includes(name: &str) -> &'static [&'static str] {
     }
 }
 
-/// Every module's [`ModuleInfo`], in order.
+/// The [`ModuleInfo`] of every module that runs, in the order they run, with the frequency
+/// they run at: as the module lists say ([`selection`]), else [`MODULES`] as they are.
 pub fn infos() -> Vec<ModuleInfo> {
-    MODULES.iter().map(|m| m.info()).collect()
+    selection::selected()
+        .into_iter()
+        .map(|(name, frequency)| ModuleInfo {
+            frequency,
+            ..info_default(name)
+        })
+        .collect()
+}
+
+/// Whether module `name` runs (the module lists may leave it out).
+pub fn is_selected(name: &str) -> bool {
+    selection::selected().iter().any(|(n, _)| *n == name)
 }
 
 /// Everything a cloud-config asks for, planned in module order.
@@ -372,8 +390,11 @@ pub fn plan_modules(
         extras,
         users: None,
     };
-    for m in MODULES {
-        if wanted(&m.info()) {
+    for info in infos() {
+        let Some(m) = MODULES.iter().find(|m| m.info().name == info.name) else {
+            continue;
+        };
+        if wanted(&info) {
             m.plan(inp, &mut run, &mut planned);
         }
     }
@@ -385,8 +406,21 @@ pub fn plan_modules(
     }
 }
 
-/// A module's stage and frequency by the name its actions carry.
+/// A module's stage and frequency by the name its actions carry (its frequency as the module
+/// lists give it).
 pub fn info(module: &str) -> ModuleInfo {
+    let mut info = info_default(module);
+    if let Some((_, f)) = selection::selected()
+        .into_iter()
+        .find(|(n, _)| *n == module)
+    {
+        info.frequency = f;
+    }
+    info
+}
+
+/// A module's own stage and frequency, whatever the module lists say.
+pub fn info_default(module: &str) -> ModuleInfo {
     MODULES
         .iter()
         .map(|m| m.info())

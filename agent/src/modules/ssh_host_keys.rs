@@ -51,6 +51,11 @@ pub enum KeyPart {
     Certificate,
 }
 
+/// Where host key `key_type`'s public half is (phone_home posts it).
+pub fn public_key_path(key_type: &str) -> String {
+    KeyPart::Public.file(key_type).0
+}
+
 impl KeyPart {
     /// The file of key `key_type`'s part, and its mode.
     fn file(self, key_type: &str) -> (String, u32) {

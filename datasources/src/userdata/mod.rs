@@ -54,6 +54,10 @@ pub struct Part {
     #[serde(skip)]
     pub content: Vec<u8>,
     pub size: usize,
+    /// The part's launch index (cloud-init's `Launch-Index`): from its MIME header, its
+    /// archive item's `launch-index`, or a cloud-config's `launch-index` key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launch_index: Option<i64>,
 }
 
 /// A part that was not used, and why.
@@ -141,6 +145,10 @@ pub struct DecodeOptions<'a> {
     pub fetcher: Option<&'a dyn IncludeFetcher>,
     /// Instance data for jinja templates (see [`crate::Metadata::instance_data`]).
     pub instance_data: Option<&'a serde_json::Value>,
+    /// The instance's launch index, when the datasource has one
+    /// ([`crate::Metadata::launch_index`]): parts that carry another one are left out, as
+    /// cloud-init's launch-index filter does. None: nothing is left out.
+    pub launch_index: Option<i64>,
 }
 
 impl Default for DecodeOptions<'_> {
@@ -153,6 +161,7 @@ impl Default for DecodeOptions<'_> {
             includes_deadline: INCLUDES_DEADLINE,
             fetcher: None,
             instance_data: None,
+            launch_index: None,
         }
     }
 }
@@ -167,6 +176,7 @@ pub fn decode(raw: &[u8], source: &str, opts: &DecodeOptions<'_>) -> Decoded {
         source,
         budget: Budget::new(opts.max_decoded_bytes),
         includes_end: None,
+        inherited_index: None,
     };
     if raw.len() as u64 > opts.max_bytes {
         d.problem(
@@ -264,6 +274,18 @@ struct Decoder<'a, 'o> {
     budget: Budget,
     /// When the time for all `#include`s ends (set at the first one).
     includes_end: Option<Instant>,
+    /// The `Launch-Index` header of a gzip part, for what it decompresses to (cloud-init
+    /// copies the header onto the decompressed part).
+    inherited_index: Option<String>,
+}
+
+/// cloud-init's `safe_int` of a launch index: an integer, or text that is one.
+fn index_value(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
 }
 
 impl Decoder<'_, '_> {
@@ -326,9 +348,17 @@ impl Decoder<'_, '_> {
         let merge_header = mime
             .and_then(|m| m.header("merge-type").or(m.header("x-merge-type")))
             .map(str::to_string);
+        let index_header = mime
+            .and_then(|m| m.header("launch-index"))
+            .map(str::to_string)
+            .or_else(|| self.inherited_index.take());
         match kind {
             Kind::Gzip => match self.budget.gunzip(data, self.opts.max_bytes) {
-                Ok(plain) => self.payload(&plain, None, name, depth + 1),
+                Ok(plain) => {
+                    self.inherited_index = index_header;
+                    self.payload(&plain, None, name, depth + 1);
+                    self.inherited_index = None;
+                }
                 Err(e) => {
                     let n = self.next_name(name);
                     self.problem(&n, e.to_string())
@@ -336,10 +366,13 @@ impl Decoder<'_, '_> {
             },
             Kind::CloudConfig => {
                 let n = self.next_name(name);
-                self.cloud_config(data, &n, merge_header.as_deref());
+                self.cloud_config(data, &n, merge_header.as_deref(), index_header.as_deref());
             }
             Kind::Script | Kind::Boothook => {
                 let n = self.next_name(name);
+                let Some(launch_index) = self.selected(&n, index_header.as_deref(), None) else {
+                    return;
+                };
                 if let Err(e) = self.budget.take(data.len()) {
                     return self.problem(&n, e.to_string());
                 }
@@ -352,6 +385,7 @@ impl Decoder<'_, '_> {
                     name: n,
                     size: data.len(),
                     content: data.to_vec(),
+                    launch_index,
                 });
             }
             Kind::Include => self.include(data, name, depth),
@@ -385,6 +419,43 @@ impl Decoder<'_, '_> {
         }
     }
 
+    /// Whether part `name` is this instance's, as cloud-init's launch-index filter decides
+    /// (given the part's `Launch-Index` header, else the index its content names): `None` when
+    /// it is left out, else the index it carries. A part with none is everyone's; a header
+    /// that is not a number matches no instance.
+    fn selected(
+        &mut self,
+        name: &str,
+        header: Option<&str>,
+        content: Option<&Value>,
+    ) -> Option<Option<i64>> {
+        let (given, index) = match (header, content) {
+            (Some(h), _) => (true, h.trim().parse::<i64>().ok()),
+            (None, Some(v)) => {
+                let i = index_value(v);
+                // cloud-init attaches a content's index only when it is a number.
+                (i.is_some(), i)
+            }
+            (None, None) => (false, None),
+        };
+        match self.opts.launch_index {
+            Some(wanted) if given && index != Some(wanted) => {
+                let shown = header
+                    .map(str::to_string)
+                    .or(index.map(|i| i.to_string()))
+                    .unwrap_or_default();
+                self.out.warnings.push(Problem {
+                    part: name.to_string(),
+                    message: format!(
+                        "launch-index {shown} is not this instance's ({wanted}): part left out"
+                    ),
+                });
+                None
+            }
+            _ => Some(index),
+        }
+    }
+
     /// Reports and refuses a level past [`MAX_DEPTH`] before anything of it is parsed.
     fn too_deep(&mut self, depth: usize) -> bool {
         if depth > MAX_DEPTH {
@@ -402,6 +473,11 @@ impl Decoder<'_, '_> {
         }
         let ctype = msg.content_type().unwrap_or_default();
         if ctype.starts_with("multipart/") {
+            if let Some(h) = msg.header("launch-index").map(str::to_string) {
+                if self.selected(self.source, Some(&h), None).is_none() {
+                    return;
+                }
+            }
             let Some(boundary) = msg.param("content-type", "boundary") else {
                 self.problem(self.source, format!("{ctype} without a boundary, skipped"));
                 return;
@@ -440,7 +516,13 @@ impl Decoder<'_, '_> {
         }
     }
 
-    fn cloud_config(&mut self, data: &[u8], name: &str, merge_header: Option<&str>) {
+    fn cloud_config(
+        &mut self,
+        data: &[u8],
+        name: &str,
+        merge_header: Option<&str>,
+        index_header: Option<&str>,
+    ) {
         // The part is kept (its size), and the merge into the document and the readers copy
         // its text once more (its size again). Its parsed tree is charged node by node below.
         if let Err(e) = self.budget.take(data.len().saturating_mul(2)) {
@@ -494,6 +576,9 @@ impl Decoder<'_, '_> {
             Value::Null => Mapping::new(),
             _ => return self.problem(name, "#cloud-config must be a YAML map"),
         };
+        let Some(launch_index) = self.selected(name, index_header, map.get("launch-index")) else {
+            return;
+        };
         let mergers = match merge::mergers_for(&map, merge_header) {
             Ok(m) => m,
             Err(e) => {
@@ -513,6 +598,7 @@ impl Decoder<'_, '_> {
             name: name.to_string(),
             size: data.len(),
             content: data.to_vec(),
+            launch_index,
         });
     }
 
@@ -617,6 +703,15 @@ impl Decoder<'_, '_> {
                     let mut headers = Vec::new();
                     if let Some(t) = m.get("type").and_then(Value::as_str) {
                         headers.push(("content-type".to_string(), t.to_string()));
+                    }
+                    // cloud-init makes the item's `launch-index` its part's header.
+                    if let Some(i) = m.get("launch-index") {
+                        let text = match i {
+                            Value::String(s) => s.clone(),
+                            Value::Number(n) => n.to_string(),
+                            other => format!("{other:?}"),
+                        };
+                        headers.push(("launch-index".to_string(), text));
                     }
                     let fake = mime::Message {
                         headers,

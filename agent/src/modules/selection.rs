@@ -1,0 +1,539 @@
+//! cloud-init's module lists — `cloud_init_modules`, `cloud_config_modules` and
+//! `cloud_final_modules` — in wisp.yaml or the cloud-config (the layered document: user-data
+//! over wisp.yaml, as cloud-init reads them from its merged configuration): which modules run,
+//! in which order, and how often.
+//!
+//! A list given replaces its cloud-init stage's modules: only those listed run, in the list's
+//! order (an empty one, or a null, runs none, as in cloud-init; a warning says so); a stage
+//! whose list is not given keeps wisp's default modules for it. Entries are read
+//! as cloud-init's `_read_modules` does: a name, `[name]`, `[name, frequency]` or
+//! `{name, frequency}`; names as `form_module_name` makes them (`-` is `_`, `.py` and `cc_`
+//! dropped) and cloud-init's module names map to wisp's (`set_hostname` is `hostname`,
+//! `power_state_change` is `power_state`, `ssh` is `ssh` and `ssh_host_keys`). A listed module
+//! still runs in wisp's own stage for it (local, network or final): wisp's stages are where the
+//! network is up and the final report is made, so a module listed in another cloud-init stage
+//! than it can run in says so with a warning. Boothooks are not a module in cloud-init (its
+//! user-data handlers run them): no list leaves them out.
+//!
+//! The selection is kept per thread once the documents are read ([`select`]): every place that
+//! asks for the modules, their stage and frequency ([`super::infos`], [`super::info`],
+//! [`super::plan_modules`]) sees the same, and the tests' threads do not see each other's.
+
+use std::cell::RefCell;
+
+use super::{Frequency, Stage, MODULES};
+use crate::cloudconfig::lenient::{describe, Reader};
+use yaml_serde::Value;
+
+/// cloud-init's stages, whose lists these are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloudInitStage {
+    Init,
+    Config,
+    Final,
+}
+
+impl CloudInitStage {
+    pub const ALL: [CloudInitStage; 3] = [
+        CloudInitStage::Init,
+        CloudInitStage::Config,
+        CloudInitStage::Final,
+    ];
+
+    /// The list's key.
+    pub fn key(self) -> &'static str {
+        match self {
+            CloudInitStage::Init => "cloud_init_modules",
+            CloudInitStage::Config => "cloud_config_modules",
+            CloudInitStage::Final => "cloud_final_modules",
+        }
+    }
+
+    /// Whether wisp's `stage` can stand for this one: cloud-init's init and config stages run
+    /// before logins (wisp's local and network stages), its final stage after (wisp's final).
+    fn covers(self, stage: Stage) -> bool {
+        (self == CloudInitStage::Final) == (stage == Stage::Final)
+    }
+}
+
+/// One module of a list: the wisp module, and the frequency the entry gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub module: &'static str,
+    pub frequency: Option<Frequency>,
+}
+
+/// The lists given, by cloud-init stage (None: not given).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModuleLists {
+    pub init: Option<Vec<Listed>>,
+    pub config: Option<Vec<Listed>>,
+    pub final_: Option<Vec<Listed>>,
+}
+
+impl ModuleLists {
+    fn get(&self, stage: CloudInitStage) -> Option<&Vec<Listed>> {
+        match stage {
+            CloudInitStage::Init => self.init.as_ref(),
+            CloudInitStage::Config => self.config.as_ref(),
+            CloudInitStage::Final => self.final_.as_ref(),
+        }
+    }
+
+    fn slot(&mut self, stage: CloudInitStage) -> &mut Option<Vec<Listed>> {
+        match stage {
+            CloudInitStage::Init => &mut self.init,
+            CloudInitStage::Config => &mut self.config,
+            CloudInitStage::Final => &mut self.final_,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.init.is_none() && self.config.is_none() && self.final_.is_none()
+    }
+}
+
+/// The cloud-init stage whose default list has wisp module `name` (cloud-init's cloud.cfg):
+/// what a list given for that stage replaces.
+fn default_stage(name: &str) -> CloudInitStage {
+    match name {
+        "locale" | "ntp" | "timezone" | "runcmd" => CloudInitStage::Config,
+        "package_update_upgrade_install"
+        | "write_files_deferred"
+        | "scripts_user"
+        | "keys_to_console"
+        | "phone_home"
+        | "final_message"
+        | "power_state" => CloudInitStage::Final,
+        _ => CloudInitStage::Init,
+    }
+}
+
+/// Modules no list leaves out: not modules in cloud-init.
+const ALWAYS: &[&str] = &[super::scripts_user::BOOTHOOK];
+
+/// cloud-init module names that are wisp modules under another name (or two).
+const ALIASES: &[(&str, &[&str])] = &[
+    ("seed_random", &["random_seed"]),
+    ("resizefs", &["growpart"]),
+    ("set_hostname", &["hostname"]),
+    ("update_hostname", &["hostname"]),
+    ("update_etc_hosts", &["hostname"]),
+    ("ssh", &["ssh", "ssh_host_keys"]),
+    ("power_state_change", &["power_state"]),
+];
+
+/// cloud-init modules that wisp does not have because they have no meaning on the BSDs or
+/// belong to cloud-init itself: listed, they are logged, not warned about.
+const NOT_ON_THE_BSDS: &[&str] = &[
+    "migrator",
+    "disk_setup",
+    "mounts",
+    "snap",
+    "ubuntu_autoinstall",
+    "ubuntu_pro",
+    "ubuntu_advantage",
+    "ubuntu_drivers",
+    "apt_configure",
+    "apt_pipelining",
+    "byobu",
+    "ssh_import_id",
+    "keyboard",
+    "grub_dpkg",
+    "fan",
+    "landscape",
+    "lxd",
+    "wireguard",
+    "rh_subscription",
+    "spacewalk",
+    "yum_add_repo",
+    "zypper_add_repo",
+    "emit_upstart",
+    "reset_rmc",
+    "refresh_rmc_and_interface",
+    "install_hotplug",
+    "disable_ec2_metadata",
+    "scripts_vendor",
+    "scripts_per_once",
+    "scripts_per_boot",
+    "scripts_per_instance",
+    "ssh_authkey_fingerprints",
+    "puppet",
+    "chef",
+    "salt_minion",
+    "mcollective",
+    "ansible",
+    "rightscale_userdata",
+    "write_metadata",
+    "growpart_legacy",
+];
+
+/// cloud-init's `form_module_name`, without its `cc_` prefix: `-` is `_`, a `.py` suffix and
+/// a `cc_` prefix are dropped.
+pub fn normalize(name: &str) -> String {
+    let mut n = name.trim().replace('-', "_");
+    if n.to_ascii_lowercase().ends_with(".py") {
+        n.truncate(n.len() - 3);
+    }
+    let n = n.trim();
+    n.strip_prefix("cc_").unwrap_or(n).to_string()
+}
+
+/// The wisp modules a (normalized) cloud-init module name stands for.
+fn wisp_modules(name: &str) -> Option<Vec<&'static str>> {
+    if let Some((_, to)) = ALIASES.iter().find(|(a, _)| *a == name) {
+        return Some(to.to_vec());
+    }
+    MODULES
+        .iter()
+        .map(|m| m.info().name)
+        .find(|m| *m == name && !ALWAYS.contains(m))
+        .map(|m| vec![m])
+}
+
+/// cloud-init's frequencies (its `FREQUENCIES`).
+fn frequency(text: &str) -> Option<Frequency> {
+    match text.trim() {
+        "always" => Some(Frequency::PerBoot),
+        "once-per-instance" => Some(Frequency::PerInstance),
+        "once" => Some(Frequency::Once),
+        _ => None,
+    }
+}
+
+/// The longest list taken.
+const MAX_ENTRIES: usize = 256;
+
+/// Reads the list of `stage` (at `path`) into `lists`. Problems are named with their entry.
+pub(crate) fn read_list(
+    r: &mut Reader<'_>,
+    path: &str,
+    stage: CloudInitStage,
+    v: &Value,
+    lists: &mut ModuleLists,
+) {
+    let items = match v {
+        // cloud-init reads an empty list (or none) as no module at all for the stage.
+        Value::Null | Value::Sequence(_) if v.as_sequence().is_none_or(Vec::is_empty) => {
+            r.warn(path, "empty: no module of this stage runs");
+            *lists.slot(stage) = Some(Vec::new());
+            return;
+        }
+        Value::Sequence(items) if items.len() <= MAX_ENTRIES => items,
+        Value::Sequence(_) => {
+            r.error(
+                path,
+                format!("at most {MAX_ENTRIES} entries; the default modules run"),
+            );
+            return;
+        }
+        other => {
+            r.error(
+                path,
+                format!(
+                    "expected a list of module names, got {}; the default modules run",
+                    describe(other)
+                ),
+            );
+            return;
+        }
+    };
+    let mut listed: Vec<Listed> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        let (name, freq, args) = match item {
+            Value::Null => continue,
+            Value::String(s) => (Some(s.clone()), None, false),
+            Value::Sequence(parts) => (
+                parts.first().and_then(Value::as_str).map(str::to_string),
+                parts
+                    .get(1)
+                    .map(|f| (f.as_str().unwrap_or_default().to_string(), f)),
+                parts.len() > 2,
+            ),
+            Value::Mapping(m) => (
+                m.get("name").and_then(Value::as_str).map(str::to_string),
+                m.get("frequency")
+                    .map(|f| (f.as_str().unwrap_or_default().to_string(), f)),
+                m.get("args").is_some_and(|a| !a.is_null()),
+            ),
+            other => {
+                r.error(
+                    &p,
+                    format!(
+                        "expected a module name, [name, frequency] or a map, got {}",
+                        describe(other)
+                    ),
+                );
+                continue;
+            }
+        };
+        let Some(raw) = name else {
+            r.error(&p, "no module name (a string) in the entry");
+            continue;
+        };
+        if raw.chars().any(char::is_control) || raw.len() > 128 {
+            r.error(
+                &p,
+                "a module name of at most 128 bytes, no control characters",
+            );
+            continue;
+        }
+        let name = normalize(&raw);
+        let frequency = match freq {
+            None => None,
+            Some((text, v)) => match frequency(&text) {
+                Some(f) => Some(f),
+                None => {
+                    // cloud-init: an unknown frequency is the module's own, with a warning.
+                    r.warn(
+                        &p,
+                        format!(
+                            "unknown frequency {} for {raw:?} (always, once-per-instance or \
+                             once): the module's own",
+                            describe(v)
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        if args {
+            r.warn(
+                &p,
+                format!("{raw:?}: arguments are not used by wisp's modules"),
+            );
+        }
+        let Some(modules) = wisp_modules(&name) else {
+            if NOT_ON_THE_BSDS.contains(&name.as_str()) {
+                tracing::info!(
+                    entry = %p,
+                    "module {raw:?} has no meaning on the BSDs or is cloud-init's own: not run"
+                );
+            } else {
+                r.warn(
+                    &p,
+                    format!("unknown module {raw:?}: wisp has no such module, skipped"),
+                );
+            }
+            continue;
+        };
+        for module in modules {
+            if listed.iter().any(|l| l.module == module) {
+                r.warn(&p, format!("{raw:?}: {module} is listed already; run once"));
+                continue;
+            }
+            let stage_of = super::info_default(module).stage;
+            if !stage.covers(stage_of) {
+                r.warn(
+                    &p,
+                    format!(
+                        "{raw:?} runs in wisp's {} stage, not cloud-init's {} stage where it is \
+                         listed: wisp runs each module where it can ({})",
+                        stage_name(stage_of),
+                        match stage {
+                            CloudInitStage::Init => "init",
+                            CloudInitStage::Config => "config",
+                            CloudInitStage::Final => "final",
+                        },
+                        if stage_of == Stage::Final {
+                            "after logins"
+                        } else {
+                            "before logins"
+                        }
+                    ),
+                );
+            }
+            listed.push(Listed { module, frequency });
+        }
+    }
+    *lists.slot(stage) = Some(listed);
+}
+
+fn stage_name(s: Stage) -> &'static str {
+    match s {
+        Stage::Local => "local",
+        Stage::Network => "network",
+        Stage::Final => "final",
+    }
+}
+
+/// The modules that run, in order, with their frequency: wisp's default when no list is given.
+pub fn resolve(lists: &ModuleLists) -> Vec<(&'static str, Frequency)> {
+    let defaults = || MODULES.iter().map(|m| m.info());
+    if lists.is_empty() {
+        return defaults().map(|i| (i.name, i.frequency)).collect();
+    }
+    let everywhere: Vec<&'static str> = CloudInitStage::ALL
+        .iter()
+        .filter_map(|s| lists.get(*s))
+        .flatten()
+        .map(|l| l.module)
+        .collect();
+    let mut out: Vec<(&'static str, Frequency)> = Vec::new();
+    for stage in CloudInitStage::ALL {
+        if stage == CloudInitStage::Init {
+            out.extend(
+                defaults()
+                    .filter(|i| ALWAYS.contains(&i.name))
+                    .map(|i| (i.name, i.frequency)),
+            );
+        }
+        match lists.get(stage) {
+            Some(listed) => {
+                for l in listed {
+                    if !out.iter().any(|(n, _)| *n == l.module) {
+                        let own = super::info_default(l.module).frequency;
+                        out.push((l.module, l.frequency.unwrap_or(own)));
+                    }
+                }
+            }
+            // Not given: wisp's defaults for it, but for those listed elsewhere.
+            None => out.extend(
+                defaults()
+                    .filter(|i| default_stage(i.name) == stage && !ALWAYS.contains(&i.name))
+                    .filter(|i| !everywhere.contains(&i.name))
+                    .map(|i| (i.name, i.frequency)),
+            ),
+        }
+    }
+    out
+}
+
+thread_local! {
+    static SELECTED: RefCell<Option<Vec<(&'static str, Frequency)>>> = const { RefCell::new(None) };
+}
+
+/// Makes `lists` decide the modules of this thread's runs (none given: wisp's defaults).
+pub fn select(lists: &ModuleLists) {
+    let chosen = (!lists.is_empty()).then(|| resolve(lists));
+    SELECTED.with(|s| *s.borrow_mut() = chosen);
+}
+
+/// The modules selected, in order, with their frequency.
+pub fn selected() -> Vec<(&'static str, Frequency)> {
+    SELECTED
+        .with(|s| s.borrow().clone())
+        .unwrap_or_else(|| resolve(&ModuleLists::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> (ModuleLists, Vec<String>) {
+        let v: Value = yaml_serde::from_str(text).unwrap();
+        let mut r = Reader::default();
+        let mut lists = ModuleLists::default();
+        for stage in CloudInitStage::ALL {
+            if let Some(l) = v.get(stage.key()) {
+                read_list(&mut r, stage.key(), stage, l, &mut lists);
+            }
+        }
+        let problems = r
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect();
+        (lists, problems)
+    }
+
+    fn names(lists: &ModuleLists) -> Vec<&'static str> {
+        resolve(lists).iter().map(|(n, _)| *n).collect()
+    }
+
+    #[test]
+    fn names_as_cloud_init_forms_them() {
+        assert_eq!(normalize("cc_set-hostname.py"), "set_hostname");
+        assert_eq!(normalize(" scripts-user "), "scripts_user");
+        let (lists, problems) = read(
+            "cloud_final_modules: [cc_scripts-user, [power-state-change, always], \
+             {name: phone_home, frequency: once}]\n",
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            lists.final_.unwrap(),
+            vec![
+                Listed {
+                    module: "scripts_user",
+                    frequency: None
+                },
+                Listed {
+                    module: "power_state",
+                    frequency: Some(Frequency::PerBoot)
+                },
+                Listed {
+                    module: "phone_home",
+                    frequency: Some(Frequency::Once)
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn no_list_is_wisps_order_and_a_list_replaces_its_stage_only() {
+        let default: Vec<&str> = MODULES.iter().map(|m| m.info().name).collect();
+        assert_eq!(names(&ModuleLists::default()), default);
+        let (lists, _) = read("cloud_config_modules: [timezone]\n");
+        let got = names(&lists);
+        // ntp and runcmd left out; init and final modules as they were.
+        assert!(!got.contains(&"ntp") && !got.contains(&"runcmd"), "{got:?}");
+        assert!(got.contains(&"users_groups") && got.contains(&"power_state"));
+        assert!(got.contains(&"boothook"));
+        // Reordered, and one listed in another stage than its default is not run twice.
+        let (lists, _) =
+            read("cloud_final_modules: [runcmd, write_files_deferred, final_message]\n");
+        let got = names(&lists);
+        let at = |m: &str| got.iter().position(|n| *n == m);
+        assert!(at("runcmd") < at("write_files_deferred"), "{got:?}");
+        assert_eq!(got.iter().filter(|n| **n == "runcmd").count(), 1);
+        assert_eq!(at("phone_home"), None);
+        assert_eq!(at("scripts_user"), None);
+    }
+
+    #[test]
+    fn an_empty_list_runs_no_module_of_its_stage() {
+        let (lists, problems) = read("cloud_final_modules: []\n");
+        assert_eq!(
+            problems,
+            ["cloud_final_modules: empty: no module of this stage runs"]
+        );
+        let got = names(&lists);
+        let finals: Vec<&&str> = got
+            .iter()
+            .filter(|m| default_stage(m) == CloudInitStage::Final)
+            .collect();
+        assert!(finals.is_empty(), "{finals:?}");
+        // runcmd is a config module in cloud-init (its script runs in wisp's final stage).
+        assert!(
+            got.contains(&"runcmd") && got.contains(&"users_groups"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_names_frequencies_and_stages_are_warned_about() {
+        let (lists, problems) = read(
+            "cloud_init_modules: [users-groups, frobnicate, migrator, [ntp, sometimes]]\n\
+             cloud_final_modules: [ssh, [final_message, always, x]]\ncloud_config_modules: 7\n",
+        );
+        assert_eq!(problems.len(), 6, "{problems:#?}");
+        assert!(problems[0].starts_with("cloud_init_modules[1]: unknown module \"frobnicate\""));
+        assert!(problems[1].starts_with("cloud_init_modules[3]: unknown frequency"));
+        assert!(problems[2].starts_with("cloud_config_modules: expected a list"));
+        // ssh and ssh_host_keys both run in the network stage.
+        assert!(problems[3].starts_with("cloud_final_modules[0]: \"ssh\" runs in wisp's network"));
+        assert!(problems[4].starts_with("cloud_final_modules[0]: \"ssh\" runs in wisp's network"));
+        assert!(problems[5].contains("arguments are not used"));
+        assert_eq!(lists.config, None);
+        assert_eq!(
+            lists
+                .init
+                .unwrap()
+                .iter()
+                .map(|l| l.module)
+                .collect::<Vec<_>>(),
+            ["users_groups", "ntp"]
+        );
+    }
+}

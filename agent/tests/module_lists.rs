@@ -1,0 +1,134 @@
+//! The module lists (issue 13): `cloud_*_modules` in the cloud-config or wisp.yaml leave
+//! modules out, reorder them and change how often they run; an unknown module is a warning and
+//! the rest goes on.
+
+mod common;
+
+use std::path::Path;
+
+use common::{fresh_root, json_plan, manifest_path};
+
+fn plan(doc: &str) -> serde_json::Value {
+    let t = tempfile::tempdir().unwrap();
+    let path = t.path().join("u.yaml");
+    std::fs::write(&path, doc).unwrap();
+    json_plan(
+        "netbsd",
+        &manifest_path("tests/fixtures/roots/fresh"),
+        &path,
+        None,
+    )
+    .0
+}
+
+/// The modules of the plan's actions, in order, each once.
+fn acting(plan: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for a in plan["actions"].as_array().unwrap() {
+        let m = a["module"].as_str().unwrap().to_string();
+        if out.last() != Some(&m) {
+            out.push(m);
+        }
+    }
+    out
+}
+
+const DOC: &str = "#cloud-config\nusers: []\nntp: {servers: [10.0.0.1]}\nruncmd: [[true]]\n\
+                   write_files: [{path: /etc/late, content: x, defer: true}]\n";
+
+#[test]
+fn a_list_leaves_modules_out_and_reorders_them() {
+    let p = plan(DOC);
+    let a = acting(&p);
+    let at = |a: &[String], m: &str| a.iter().position(|x| x == m);
+    assert!(at(&a, "ntp").is_some(), "{a:?}");
+    assert!(at(&a, "write_files_deferred") < at(&a, "runcmd"), "{a:?}");
+
+    let p = plan(&format!(
+        "{DOC}cloud_config_modules: [timezone]\ncloud_final_modules: [runcmd, write-files-deferred]\n"
+    ));
+    let a = acting(&p);
+    // ntp is left out of the config stage: nothing planned for it.
+    assert_eq!(at(&a, "ntp"), None, "{a:?}");
+    assert!(at(&a, "runcmd") < at(&a, "write_files_deferred"), "{a:?}");
+    let modules: Vec<&str> = p["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert!(!modules.contains(&"ntp") && !modules.contains(&"final_message"));
+    assert!(modules.contains(&"users_groups"), "{modules:?}");
+    assert!(p["warnings"].as_array().unwrap().is_empty(), "{p:#}");
+}
+
+#[test]
+fn an_unknown_module_is_a_warning_and_the_rest_goes_on() {
+    let p = plan(&format!(
+        "{DOC}cloud_final_modules: [frobnicate, scripts_vendor, runcmd]\n"
+    ));
+    let warnings = p["warnings"].to_string();
+    assert!(
+        warnings.contains("cloud_final_modules[0]: unknown module \\\"frobnicate\\\""),
+        "{warnings}"
+    );
+    // Linux-only or cloud-init's own: logged, not warned about.
+    assert!(!warnings.contains("scripts_vendor"), "{warnings}");
+    assert!(acting(&p).contains(&"runcmd".to_string()));
+}
+
+fn apply(root: &Path, doc: &str, config: Option<&Path>) -> (Option<i32>, String) {
+    let path = root.join("u.yaml");
+    std::fs::write(&path, doc).unwrap();
+    let config = config
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| manifest_path("tests/fixtures/no-config.yaml"));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_wisp"))
+        .args(["--platform", "netbsd", "--root"])
+        .arg(root)
+        .arg("--config")
+        .arg(config)
+        .args(["apply", "--instance-id", "i-1", "--user-data"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+#[test]
+fn a_frequency_of_always_runs_the_module_again_on_the_next_run() {
+    let seed = "#cloud-config\nusers: []\nrandom_seed: {file: /var/tmp/seed, data: new}\n";
+    // Per instance (its own frequency): once.
+    let t = fresh_root();
+    let r = t.path();
+    std::fs::create_dir_all(r.join("var/tmp")).unwrap();
+    std::fs::write(r.join("var/tmp/seed"), "old:").unwrap();
+    for _ in 0..2 {
+        let (code, out) = apply(r, seed, None);
+        assert!(matches!(code, Some(0 | 1)), "{out}");
+    }
+    assert_eq!(std::fs::read(r.join("var/tmp/seed")).unwrap(), b"old:new");
+
+    // `always`, from wisp.yaml: at every run.
+    let t = fresh_root();
+    let r = t.path();
+    std::fs::create_dir_all(r.join("var/tmp")).unwrap();
+    std::fs::write(r.join("var/tmp/seed"), "old:").unwrap();
+    let conf = r.join("wisp.yaml");
+    std::fs::write(&conf, "cloud_init_modules:\n  - [seed_random, always]\n").unwrap();
+    for _ in 0..2 {
+        let (code, out) = apply(r, seed, Some(&conf));
+        assert!(matches!(code, Some(0 | 1)), "{out}");
+    }
+    assert_eq!(
+        std::fs::read(r.join("var/tmp/seed")).unwrap(),
+        b"old:newnew"
+    );
+}

@@ -1,0 +1,143 @@
+//! phone_home (issue 13): the form POST to a loopback server, its exact body, once per
+//! instance, never in a dry run, and a URL that is not http(s) refused by name.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use common::{apply, fresh_root};
+
+/// The requests a test server received: first line and body.
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A loopback server that answers 200 to everything and keeps each request's first line and
+/// body.
+fn serve() -> (SocketAddr, Seen) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            let mut length = 0usize;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            log.lock().unwrap().push((
+                first.trim().to_string(),
+                String::from_utf8_lossy(&body).into_owned(),
+            ));
+            let _ = (&conn)
+                .write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    (addr, seen)
+}
+
+fn run(root: &Path, doc: &str, flags: &[&str], instance: bool) -> (Option<i32>, String) {
+    let path = root.join("ph.yaml");
+    std::fs::write(&path, doc).unwrap();
+    let o = if instance {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wisp"))
+            .args(["--platform", "netbsd"])
+            .args(flags)
+            .arg("--root")
+            .arg(root)
+            .arg("--config")
+            .arg(common::manifest_path("tests/fixtures/no-config.yaml"))
+            .args(["apply", "--instance-id", "i-42", "--user-data"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    } else {
+        apply("netbsd", root, flags, &path, None)
+    };
+    (
+        o.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+fn doc(addr: SocketAddr, post: &str) -> String {
+    format!(
+        "#cloud-config\nusers: []\nssh_deletekeys: false\n\
+         preserve_hostname: true\nfqdn: web1.example.org\n\
+         phone_home:\n  url: 'http://u:hunter2@{addr}/ph/$INSTANCE_ID'\n  post: {post}\n  tries: 2\n"
+    )
+}
+
+#[test]
+fn the_form_is_posted_once_per_instance_with_the_host_keys() {
+    let (addr, seen) = serve();
+    let t = fresh_root();
+    let r = t.path();
+    std::fs::create_dir_all(r.join("etc/ssh")).unwrap();
+    std::fs::write(
+        r.join("etc/ssh/ssh_host_ed25519_key.pub"),
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f host\n",
+    )
+    .unwrap();
+    let d = doc(
+        addr,
+        "[instance_id, hostname, fqdn, pub_key_ed25519, pub_key_rsa]",
+    );
+    // A dry run shows the POST, password redacted, and sends nothing.
+    let (code, out) = run(r, &d, &["--dry-run"], true);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("phone_home"), "{out}");
+    assert!(
+        out.contains("POST instance_id, hostname, fqdn, pub_key_ed25519, pub_key_rsa"),
+        "{out}"
+    );
+    assert!(!out.contains("hunter2"), "{out}");
+    assert!(seen.lock().unwrap().is_empty());
+
+    let (code, out) = run(r, &d, &[], true);
+    assert!(!out.contains("hunter2"), "{out}");
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "{out}");
+        assert_eq!(seen[0].0, "POST /ph/i-42 HTTP/1.1");
+        // cloud-init's form: the file as it is (its newline too); N/A for a missing key.
+        assert_eq!(
+            seen[0].1,
+            "instance_id=i-42&hostname=web1&fqdn=web1.example.org\
+             &pub_key_ed25519=ssh-ed25519+AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f+host%0A&pub_key_rsa=N%2FA"
+        );
+    }
+    assert_eq!(code, Some(0), "{out}");
+    // Once per instance: the second run posts nothing.
+    let (code, out) = run(r, &d, &[], true);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(seen.lock().unwrap().len(), 1, "{out}");
+}
+
+#[test]
+fn a_url_that_is_not_http_is_refused_by_name_and_the_rest_applied() {
+    let t = fresh_root();
+    let r = t.path();
+    let d = "#cloud-config\nusers: []\nwrite_files: [{path: /etc/motd, content: hi}]\n\
+             phone_home: {url: 'file:///etc/master.passwd', post: all}\n";
+    let (code, out) = run(r, d, &["--format", "json"], true);
+    // WARN: an item refused, the rest applied.
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("phone_home.url"), "{out}");
+    assert!(out.contains("scheme file"), "{out}");
+    assert_eq!(std::fs::read(r.join("etc/motd")).unwrap(), b"hi");
+}
