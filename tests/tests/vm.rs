@@ -103,3 +103,18 @@ fn a_guest_that_never_boots_times_out_with_the_console_tail() {
         r.out
     );
 }
+
+#[test]
+fn a_key_that_does_not_log_in_fails_the_check() {
+    // MAAS serves another key than the harness's: the deployment succeeds, the login must not.
+    let Some(r) = wisp_vm(&["--fault", "foreign-key", "--timeout", "100"]) else {
+        return;
+    };
+    assert_eq!(r.code, 1, "{}", r.out);
+    assert!(
+        r.out.contains("Deployed after")
+            && r.out.contains("FAIL: ssh as ubuntu with the harness's key failed"),
+        "{}",
+        r.out
+    );
+}
