@@ -68,7 +68,8 @@ fn an_unreachable_metadata_service_is_a_failed_deployment_with_the_reason() {
     };
     assert_eq!(r.code, 1, "{}", r.out);
     assert!(
-        r.out.contains("FAIL: MAAS marked the machine Failed deployment")
+        r.out
+            .contains("FAIL: MAAS marked the machine Failed deployment")
             && r.out.contains("10.0.2.2:9"),
         "{}",
         r.out
@@ -96,7 +97,8 @@ fn a_guest_that_never_boots_times_out_with_the_console_tail() {
     };
     assert_eq!(r.code, 3, "{}", r.out);
     assert!(
-        r.out.contains("TIMEOUT: the guest did not finish booting in 25 s")
+        r.out
+            .contains("TIMEOUT: the guest did not finish booting in 25 s")
             && r.out.contains("console tail")
             && r.out.contains("Kernel panic"),
         "{}",
@@ -113,7 +115,8 @@ fn a_key_that_does_not_log_in_fails_the_check() {
     assert_eq!(r.code, 1, "{}", r.out);
     assert!(
         r.out.contains("Deployed after")
-            && r.out.contains("FAIL: ssh as ubuntu with the harness's key failed"),
+            && r.out
+                .contains("FAIL: ssh as ubuntu with the harness's key failed"),
         "{}",
         r.out
     );
