@@ -176,9 +176,14 @@ fn each_package_list_equals_the_manifest() {
 }
 
 /// The packages' rc.d scripts are the repository's (the frameworks want them in their own
-/// places: pkgsrc files/NAME.sh, FreeBSD files/NAME.in, OpenBSD pkg/NAME.rc with ${TRUEPREFIX}).
+/// places: pkgsrc files/NAME.sh, FreeBSD files/NAME.in, OpenBSD pkg/NAME.rc), with only the
+/// framework's substitutions: the package's own PREFIX first in the binary lookup (pkgsrc's
+/// @PREFIX@, FreeBSD's %%PREFIX%%, OpenBSD's ${TRUEPREFIX}) and pkgsrc's @RCD_SCRIPTS_SHELL@.
 #[test]
 fn the_packages_rc_scripts_are_the_repositorys() {
+    let places = "for _wisp in /usr/pkg/sbin/wisp /usr/local/sbin/wisp /usr/sbin/wisp; do";
+    let own_first =
+        |prefix: &str| places.replace("for _wisp in ", &format!("for _wisp in {prefix}/sbin/wisp "));
     for (layout, copy) in [
         ("pkgsrc", "packaging/pkgsrc/sysutils/wisp/files/{}.sh"),
         (
@@ -194,10 +199,20 @@ fn the_packages_rc_scripts_are_the_repositorys() {
         assert!(!rcd.is_empty(), "{layout}");
         for r in rcd {
             let name = Path::new(&r.path).file_name().unwrap().to_str().unwrap();
-            let mut want = read(&r.source);
-            if layout == "openbsd-port" {
-                want = want.replace("/usr/local", "${TRUEPREFIX}");
-            }
+            let original = read(&r.source);
+            let want = match layout {
+                "pkgsrc" => {
+                    assert!(original.starts_with("#!/bin/sh\n") && original.contains(places));
+                    original
+                        .replacen("#!/bin/sh\n", "#!@RCD_SCRIPTS_SHELL@\n", 1)
+                        .replace(places, &own_first("@PREFIX@"))
+                }
+                "freebsd-port" => {
+                    assert!(original.contains(places));
+                    original.replace(places, &own_first("%%PREFIX%%"))
+                }
+                _ => original.replace("/usr/local", "${TRUEPREFIX}"),
+            };
             assert_eq!(read(&copy.replace("{}", name)), want, "{layout}: {name}");
         }
     }
@@ -341,6 +356,10 @@ fn port_makefiles_parse_and_install_what_the_manifest_lists() {
             "RCD_SCRIPTS",
             "CONF_FILES",
             "CARGO_CRATE_DEPENDS",
+            "CARGO_WRKSRC",
+            "CARGO_ARGS",
+            "MAKE_ENV",
+            "ONLY_FOR_PLATFORM",
         ],
     );
     assert_eq!(v[0], "wisp-0.1.0");
@@ -361,6 +380,22 @@ fn port_makefiles_parse_and_install_what_the_manifest_lists() {
         crates,
         "pkgsrc crates"
     );
+    // cargo.mk's default CARGO_WRKSRC (the workspace root, where print-cargo-depends finds
+    // Cargo.lock), the agent chosen by package; the build knows the package's sysconfdir.
+    assert_eq!(v[6], "", "CARGO_WRKSRC is cargo.mk's default");
+    assert_eq!(
+        v[7].split_whitespace().collect::<Vec<_>>(),
+        ["build", "--release", "-p", "wisp"],
+        "CARGO_ARGS (with cargo.mk's DEFAULT_CARGO_ARGS, empty here)"
+    );
+    assert!(
+        v[8].split_whitespace()
+            .any(|e| e == "WISP_SYSCONFDIR=/usr/pkg/etc/wisp"),
+        "MAKE_ENV: {}",
+        v[8]
+    );
+    // The rc.d scripts need NetBSD's rc.subr.
+    assert_eq!(v[9], "NetBSD-*-*");
     let mk = read("packaging/pkgsrc/sysutils/wisp/Makefile");
     assert_eq!(
         install_lines(&mk, "${DESTDIR}${PREFIX}/")
@@ -373,10 +408,18 @@ fn port_makefiles_parse_and_install_what_the_manifest_lists() {
     let v = make_vars(
         &port,
         &stubs,
-        &["PORTNAME", "CATEGORIES", "LICENSE", "USES", "USE_RC_SUBR"],
+        &[
+            "PORTNAME",
+            "CATEGORIES",
+            "LICENSE",
+            "USES",
+            "USE_RC_SUBR",
+            "CARGO_ENV",
+        ],
     );
     assert_eq!(v[..4], ["wisp", "sysutils", "BSD2CLAUSE", "cargo"]);
     assert_eq!(v[4], rcd_names("freebsd-port"));
+    assert_eq!(v[5], "WISP_SYSCONFDIR=/usr/pkg/etc/wisp", "CARGO_ENV (PREFIX=/usr/pkg here)");
     // USES=cargo reads Makefile.crates itself.
     let o = Command::new(bmake())
         .current_dir(&port)
