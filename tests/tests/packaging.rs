@@ -681,3 +681,45 @@ fn archives_install_through_their_own_copy_of_the_installer() {
     ));
     assert!(!p.contains("install -m"), "no file list of its own");
 }
+
+/// The frameworks fetch crates from crates.io only: a Cargo.lock package from anywhere else
+/// (git, another registry) fails the crate lists, naming the package and its source, and
+/// nothing is written.
+#[test]
+fn the_crate_lists_refuse_a_package_not_from_crates_io() {
+    let t = tempfile::tempdir().unwrap();
+    let committed = read("packaging/pkgsrc/sysutils/wisp/cargo-depends.mk");
+    for source in [
+        "git+https://github.com/example/forked?branch=main#0123456789abcdef",
+        "sparse+https://registry.example.net/index/",
+    ] {
+        let lock = t.path().join("Cargo.lock");
+        std::fs::write(
+            &lock,
+            format!(
+                "{}\n[[package]]\nname = \"forked\"\nversion = \"1.2.3\"\nsource = \"{source}\"\n",
+                read("Cargo.lock")
+            ),
+        )
+        .unwrap();
+        for check in [true, false] {
+            let mut c = Command::new("python3");
+            c.arg(repo().join("packaging/cargo-crates"));
+            if check {
+                c.arg("--check");
+            }
+            let o = c.arg("--lock").arg(&lock).output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(1), "{err}");
+            assert!(
+                err.contains("package forked 1.2.3") && err.contains(source),
+                "{err}"
+            );
+        }
+    }
+    assert_eq!(
+        read("packaging/pkgsrc/sysutils/wisp/cargo-depends.mk"),
+        committed,
+        "nothing written"
+    );
+}
