@@ -723,3 +723,60 @@ fn the_crate_lists_refuse_a_package_not_from_crates_io() {
         "nothing written"
     );
 }
+
+/// A port's rows say the modes its framework installs with, and its Makefile installs each kind
+/// of file with the macro that gives that mode. The frameworks' defaults: OpenBSD's
+/// bsd.own.mk (BINMODE 555, NONBINMODE 444 for SHAREMODE and MANMODE, DIRMODE 755; @rcscript
+/// is installed as a script, BINMODE); FreeBSD's ports (BINMODE 555 and MANMODE 444 from
+/// bsd.own.mk, INSTALL_DATA with bsd.port.mk's _SHAREMODE 0644; USE_RC_SUBR as a script).
+#[test]
+fn each_ports_modes_are_what_its_install_macros_give() {
+    for (layout, makefile, bin, man, data, dir) in [
+        (
+            "openbsd-port",
+            "packaging/openbsd/sysutils/wisp/Makefile",
+            "0555",
+            "0444",
+            "0444",
+            "0755",
+        ),
+        (
+            "freebsd-port",
+            "packaging/freebsd/sysutils/wisp/Makefile",
+            "0555",
+            "0444",
+            "0644",
+            "0755",
+        ),
+    ] {
+        let mk = read(makefile);
+        for r in rows(layout) {
+            let (mode, macro_) = match r.kind.as_str() {
+                "bin" => (bin, "${INSTALL_PROGRAM}"),
+                "rcd" => (bin, ""),
+                "man" => (man, "${INSTALL_MAN}"),
+                "conf" | "file" => (data, "${INSTALL_DATA}"),
+                "dir" => (dir, "${INSTALL_DATA_DIR}"),
+                k => panic!("{layout}: a {k} row"),
+            };
+            assert_eq!(r.mode, mode, "{layout}: {}", r.path);
+            if macro_.is_empty() || r.kind == "bin" && layout == "openbsd-port" {
+                // The framework installs it (rc scripts; cargo install's binary, moved).
+                continue;
+            }
+            let line = mk
+                .lines()
+                .find(|l| {
+                    l.split_whitespace()
+                        .last()
+                        .is_some_and(|d| d.ends_with(&format!("}}/{}", r.path)))
+                })
+                .unwrap_or_else(|| panic!("{layout}: nothing installs {}", r.path));
+            assert!(
+                line.trim_start().starts_with(macro_),
+                "{layout}: {} is installed with {line:?}, not {macro_}",
+                r.path
+            );
+        }
+    }
+}
