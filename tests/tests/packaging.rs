@@ -182,8 +182,12 @@ fn each_package_list_equals_the_manifest() {
 #[test]
 fn the_packages_rc_scripts_are_the_repositorys() {
     let places = "for _wisp in /usr/pkg/sbin/wisp /usr/local/sbin/wisp /usr/sbin/wisp; do";
-    let own_first =
-        |prefix: &str| places.replace("for _wisp in ", &format!("for _wisp in {prefix}/sbin/wisp "));
+    let own_first = |prefix: &str| {
+        places.replace(
+            "for _wisp in ",
+            &format!("for _wisp in {prefix}/sbin/wisp "),
+        )
+    };
     for (layout, copy) in [
         ("pkgsrc", "packaging/pkgsrc/sysutils/wisp/files/{}.sh"),
         (
@@ -419,7 +423,10 @@ fn port_makefiles_parse_and_install_what_the_manifest_lists() {
     );
     assert_eq!(v[..4], ["wisp", "sysutils", "BSD2CLAUSE", "cargo"]);
     assert_eq!(v[4], rcd_names("freebsd-port"));
-    assert_eq!(v[5], "WISP_SYSCONFDIR=/usr/pkg/etc/wisp", "CARGO_ENV (PREFIX=/usr/pkg here)");
+    assert_eq!(
+        v[5], "WISP_SYSCONFDIR=/usr/pkg/etc/wisp",
+        "CARGO_ENV (PREFIX=/usr/pkg here)"
+    );
     // USES=cargo reads Makefile.crates itself.
     let o = Command::new(bmake())
         .current_dir(&port)
