@@ -27,11 +27,39 @@ pub const PACKAGE_CONFIGS: &[&str] = &[
     "/usr/local/etc/wisp/wisp.yaml",
 ];
 
-/// The main configuration file under `root`: `DEFAULT_CONFIG`, else the first package location
-/// that has one, else `DEFAULT_CONFIG` (absent: no configuration).
+/// The configuration directory of the package this binary was built for (pkgsrc's
+/// PKG_SYSCONFDIR, the FreeBSD port's PREFIX/etc/wisp), given at build time as
+/// `WISP_SYSCONFDIR`: a package built with another PREFIX still finds its own file.
+const BUILD_SYSCONFDIR: Option<&str> = option_env!("WISP_SYSCONFDIR");
+
+/// Where the main configuration is looked for, in order: `DEFAULT_CONFIG`, the build's
+/// sysconfdir (only an absolute path; a relative one would depend on the working directory),
+/// then `PACKAGE_CONFIGS`, each once.
+fn config_candidates(sysconfdir: Option<&str>) -> Vec<String> {
+    let mut out = vec![DEFAULT_CONFIG.to_string()];
+    let built = sysconfdir
+        .filter(|d| d.starts_with('/'))
+        .map(|d| format!("{}/wisp.yaml", d.trim_end_matches('/')));
+    for p in built
+        .into_iter()
+        .chain(PACKAGE_CONFIGS.iter().map(|p| p.to_string()))
+    {
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The main configuration file under `root`: the first of `config_candidates` that exists, else
+/// `DEFAULT_CONFIG` (absent: no configuration).
 pub fn default_path(root: &Root) -> PathBuf {
-    std::iter::once(DEFAULT_CONFIG)
-        .chain(PACKAGE_CONFIGS.iter().copied())
+    default_path_in(root, BUILD_SYSCONFDIR)
+}
+
+fn default_path_in(root: &Root, sysconfdir: Option<&str>) -> PathBuf {
+    config_candidates(sysconfdir)
+        .iter()
         .map(|p| root.path(p))
         .find(|p| p.exists())
         .unwrap_or_else(|| root.path(DEFAULT_CONFIG))
@@ -539,6 +567,43 @@ mod tests {
         )
         .unwrap();
         assert!(load(&root, None).unwrap().config.network_config_disabled());
+    }
+
+    #[test]
+    fn the_build_sysconfdir_is_read_after_etc_wisp_and_before_the_usual_prefixes() {
+        let d = dir();
+        let root = Root::new(&d);
+        std::fs::create_dir_all(d.join("opt/pkg/etc/wisp")).unwrap();
+        std::fs::create_dir_all(d.join("usr/pkg/etc/wisp")).unwrap();
+        std::fs::write(d.join("opt/pkg/etc/wisp/wisp.yaml"), "{}\n").unwrap();
+        std::fs::write(d.join("usr/pkg/etc/wisp/wisp.yaml"), "{}\n").unwrap();
+        assert_eq!(
+            default_path_in(&root, Some("/opt/pkg/etc/wisp/")),
+            d.join("opt/pkg/etc/wisp/wisp.yaml")
+        );
+        // Without one (or a relative one) the usual places.
+        for none in [None, Some("opt/pkg/etc/wisp")] {
+            assert_eq!(
+                default_path_in(&root, none),
+                d.join("usr/pkg/etc/wisp/wisp.yaml")
+            );
+        }
+        // The build's own first; one the list already has is not looked at twice.
+        assert_eq!(
+            config_candidates(Some("/usr/local/etc/wisp")),
+            [
+                DEFAULT_CONFIG,
+                "/usr/local/etc/wisp/wisp.yaml",
+                "/usr/pkg/etc/wisp/wisp.yaml"
+            ]
+        );
+        std::fs::write(d.join("etc/wisp/wisp.yaml"), "{}\n").unwrap();
+        assert_eq!(
+            default_path_in(&root, Some("/opt/pkg/etc/wisp")),
+            d.join("etc/wisp/wisp.yaml"),
+            "the image's own file wins"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

@@ -222,3 +222,40 @@ fn manifest_lists_without_installing() {
     let o = install(&["--os", "plan9"], t.path());
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// The newsyslog entry is appended to a file the system shares: after a last line that lacks
+/// its newline it starts a line of its own, and an entry for /var/log/wisp.log already there
+/// (an operator's, with other numbers) is kept as the only one.
+#[test]
+fn the_newsyslog_entry_starts_its_own_line_and_is_known_by_its_log_file() {
+    let entry = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/newsyslog/netbsd.conf"),
+    )
+    .unwrap();
+    let edited = "/var/log/wisp.log\troot:wheel\t600\t9\t*\t*\tNZ\n";
+    let other = "/var/log/wisp.log.old\troot:wheel\t600\t3\t*\t*\tZ\n";
+    for (before, after) in [
+        (
+            "/var/log/messages\t644\t10\t250\t*\tZ".to_string(),
+            format!("/var/log/messages\t644\t10\t250\t*\tZ\n{entry}"),
+        ),
+        (format!("{other}{edited}"), format!("{other}{edited}")),
+        (other.to_string(), format!("{other}{entry}")),
+    ] {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path().join("root");
+        std::fs::create_dir_all(r.join("etc")).unwrap();
+        std::fs::write(r.join("etc/newsyslog.conf"), &before).unwrap();
+        // METALOG mode: no owners to set, so it runs without root.
+        let ml = t.path().join("METALOG");
+        for _ in 0..2 {
+            let o = install(&["--os", "netbsd", "--metalog", ml.to_str().unwrap()], &r);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        assert_eq!(
+            std::fs::read_to_string(r.join("etc/newsyslog.conf")).unwrap(),
+            after,
+            "{before:?}"
+        );
+    }
+}

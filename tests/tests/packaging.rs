@@ -176,9 +176,18 @@ fn each_package_list_equals_the_manifest() {
 }
 
 /// The packages' rc.d scripts are the repository's (the frameworks want them in their own
-/// places: pkgsrc files/NAME.sh, FreeBSD files/NAME.in, OpenBSD pkg/NAME.rc with ${TRUEPREFIX}).
+/// places: pkgsrc files/NAME.sh, FreeBSD files/NAME.in, OpenBSD pkg/NAME.rc), with only the
+/// framework's substitutions: the package's own PREFIX first in the binary lookup (pkgsrc's
+/// @PREFIX@, FreeBSD's %%PREFIX%%, OpenBSD's ${TRUEPREFIX}) and pkgsrc's @RCD_SCRIPTS_SHELL@.
 #[test]
 fn the_packages_rc_scripts_are_the_repositorys() {
+    let places = "for _wisp in /usr/pkg/sbin/wisp /usr/local/sbin/wisp /usr/sbin/wisp; do";
+    let own_first = |prefix: &str| {
+        places.replace(
+            "for _wisp in ",
+            &format!("for _wisp in {prefix}/sbin/wisp "),
+        )
+    };
     for (layout, copy) in [
         ("pkgsrc", "packaging/pkgsrc/sysutils/wisp/files/{}.sh"),
         (
@@ -194,10 +203,20 @@ fn the_packages_rc_scripts_are_the_repositorys() {
         assert!(!rcd.is_empty(), "{layout}");
         for r in rcd {
             let name = Path::new(&r.path).file_name().unwrap().to_str().unwrap();
-            let mut want = read(&r.source);
-            if layout == "openbsd-port" {
-                want = want.replace("/usr/local", "${TRUEPREFIX}");
-            }
+            let original = read(&r.source);
+            let want = match layout {
+                "pkgsrc" => {
+                    assert!(original.starts_with("#!/bin/sh\n") && original.contains(places));
+                    original
+                        .replacen("#!/bin/sh\n", "#!@RCD_SCRIPTS_SHELL@\n", 1)
+                        .replace(places, &own_first("@PREFIX@"))
+                }
+                "freebsd-port" => {
+                    assert!(original.contains(places));
+                    original.replace(places, &own_first("%%PREFIX%%"))
+                }
+                _ => original.replace("/usr/local", "${TRUEPREFIX}"),
+            };
             assert_eq!(read(&copy.replace("{}", name)), want, "{layout}: {name}");
         }
     }
@@ -341,6 +360,10 @@ fn port_makefiles_parse_and_install_what_the_manifest_lists() {
             "RCD_SCRIPTS",
             "CONF_FILES",
             "CARGO_CRATE_DEPENDS",
+            "CARGO_WRKSRC",
+            "CARGO_ARGS",
+            "MAKE_ENV",
+            "ONLY_FOR_PLATFORM",
         ],
     );
     assert_eq!(v[0], "wisp-0.1.0");
@@ -361,6 +384,22 @@ fn port_makefiles_parse_and_install_what_the_manifest_lists() {
         crates,
         "pkgsrc crates"
     );
+    // cargo.mk's default CARGO_WRKSRC (the workspace root, where print-cargo-depends finds
+    // Cargo.lock), the agent chosen by package; the build knows the package's sysconfdir.
+    assert_eq!(v[6], "", "CARGO_WRKSRC is cargo.mk's default");
+    assert_eq!(
+        v[7].split_whitespace().collect::<Vec<_>>(),
+        ["build", "--release", "-p", "wisp"],
+        "CARGO_ARGS (with cargo.mk's DEFAULT_CARGO_ARGS, empty here)"
+    );
+    assert!(
+        v[8].split_whitespace()
+            .any(|e| e == "WISP_SYSCONFDIR=/usr/pkg/etc/wisp"),
+        "MAKE_ENV: {}",
+        v[8]
+    );
+    // The rc.d scripts need NetBSD's rc.subr.
+    assert_eq!(v[9], "NetBSD-*-*");
     let mk = read("packaging/pkgsrc/sysutils/wisp/Makefile");
     assert_eq!(
         install_lines(&mk, "${DESTDIR}${PREFIX}/")
@@ -373,10 +412,21 @@ fn port_makefiles_parse_and_install_what_the_manifest_lists() {
     let v = make_vars(
         &port,
         &stubs,
-        &["PORTNAME", "CATEGORIES", "LICENSE", "USES", "USE_RC_SUBR"],
+        &[
+            "PORTNAME",
+            "CATEGORIES",
+            "LICENSE",
+            "USES",
+            "USE_RC_SUBR",
+            "CARGO_ENV",
+        ],
     );
     assert_eq!(v[..4], ["wisp", "sysutils", "BSD2CLAUSE", "cargo"]);
     assert_eq!(v[4], rcd_names("freebsd-port"));
+    assert_eq!(
+        v[5], "WISP_SYSCONFDIR=/usr/pkg/etc/wisp",
+        "CARGO_ENV (PREFIX=/usr/pkg here)"
+    );
     // USES=cargo reads Makefile.crates itself.
     let o = Command::new(bmake())
         .current_dir(&port)
@@ -596,11 +646,13 @@ fn an_image_install_has_every_file_of_the_manifest_and_one_newsyslog_line() {
     }
 }
 
-/// The rotation entries: /var/log/wisp.log, root-only like the log itself, and no process to
-/// signal where the format has a way to say so (wisp runs briefly and reopens its log each run).
+/// The rotation entries: /var/log/wisp.log, root-only like the log itself, no rotation notice
+/// written into it, and no process to signal where the format has a way to say so (wisp runs
+/// briefly and reopens its log each run).
 #[test]
 fn newsyslog_entries_fit_each_format() {
-    for (os, flags) in [("netbsd", "NZ"), ("freebsd", "NZ"), ("openbsd", "Z")] {
+    // B (all three newsyslogs have it): no "logfile turned over" line in wisp's own log.
+    for (os, flags) in [("netbsd", "BNZ"), ("freebsd", "BNZ"), ("openbsd", "BZ")] {
         let text = read(&format!("packaging/newsyslog/{os}.conf"));
         let f: Vec<&str> = text.split_whitespace().collect();
         assert_eq!(text.lines().count(), 1, "{os}");
@@ -637,4 +689,103 @@ fn archives_install_through_their_own_copy_of_the_installer() {
         "sh \"$pkg/image-hooks/install\" --os \"$os\" --binary \"$pkg/sbin/wisp\" \"$root\""
     ));
     assert!(!p.contains("install -m"), "no file list of its own");
+}
+
+/// The frameworks fetch crates from crates.io only: a Cargo.lock package from anywhere else
+/// (git, another registry) fails the crate lists, naming the package and its source, and
+/// nothing is written.
+#[test]
+fn the_crate_lists_refuse_a_package_not_from_crates_io() {
+    let t = tempfile::tempdir().unwrap();
+    let committed = read("packaging/pkgsrc/sysutils/wisp/cargo-depends.mk");
+    for source in [
+        "git+https://github.com/example/forked?branch=main#0123456789abcdef",
+        "sparse+https://registry.example.net/index/",
+    ] {
+        let lock = t.path().join("Cargo.lock");
+        std::fs::write(
+            &lock,
+            format!(
+                "{}\n[[package]]\nname = \"forked\"\nversion = \"1.2.3\"\nsource = \"{source}\"\n",
+                read("Cargo.lock")
+            ),
+        )
+        .unwrap();
+        for check in [true, false] {
+            let mut c = Command::new("python3");
+            c.arg(repo().join("packaging/cargo-crates"));
+            if check {
+                c.arg("--check");
+            }
+            let o = c.arg("--lock").arg(&lock).output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(1), "{err}");
+            assert!(
+                err.contains("package forked 1.2.3") && err.contains(source),
+                "{err}"
+            );
+        }
+    }
+    assert_eq!(
+        read("packaging/pkgsrc/sysutils/wisp/cargo-depends.mk"),
+        committed,
+        "nothing written"
+    );
+}
+
+/// A port's rows say the modes its framework installs with, and its Makefile installs each kind
+/// of file with the macro that gives that mode. The frameworks' defaults: OpenBSD's
+/// bsd.own.mk (BINMODE 555, NONBINMODE 444 for SHAREMODE and MANMODE, DIRMODE 755; @rcscript
+/// is installed as a script, BINMODE); FreeBSD's ports (BINMODE 555 and MANMODE 444 from
+/// bsd.own.mk, INSTALL_DATA with bsd.port.mk's _SHAREMODE 0644; USE_RC_SUBR as a script).
+#[test]
+fn each_ports_modes_are_what_its_install_macros_give() {
+    for (layout, makefile, bin, man, data, dir) in [
+        (
+            "openbsd-port",
+            "packaging/openbsd/sysutils/wisp/Makefile",
+            "0555",
+            "0444",
+            "0444",
+            "0755",
+        ),
+        (
+            "freebsd-port",
+            "packaging/freebsd/sysutils/wisp/Makefile",
+            "0555",
+            "0444",
+            "0644",
+            "0755",
+        ),
+    ] {
+        let mk = read(makefile);
+        for r in rows(layout) {
+            let (mode, macro_) = match r.kind.as_str() {
+                "bin" => (bin, "${INSTALL_PROGRAM}"),
+                "rcd" => (bin, ""),
+                "man" => (man, "${INSTALL_MAN}"),
+                "conf" | "file" => (data, "${INSTALL_DATA}"),
+                "dir" => (dir, "${INSTALL_DATA_DIR}"),
+                k => panic!("{layout}: a {k} row"),
+            };
+            assert_eq!(r.mode, mode, "{layout}: {}", r.path);
+            if macro_.is_empty() || r.kind == "bin" && layout == "openbsd-port" {
+                // The framework installs it (rc scripts; cargo install's binary, moved).
+                continue;
+            }
+            let line = mk
+                .lines()
+                .find(|l| {
+                    l.split_whitespace()
+                        .last()
+                        .is_some_and(|d| d.ends_with(&format!("}}/{}", r.path)))
+                })
+                .unwrap_or_else(|| panic!("{layout}: nothing installs {}", r.path));
+            assert!(
+                line.trim_start().starts_with(macro_),
+                "{layout}: {} is installed with {line:?}, not {macro_}",
+                r.path
+            );
+        }
+    }
 }

@@ -302,3 +302,103 @@ fn each_script_finds_the_binary_a_package_or_an_image_installed() {
         }
     }
 }
+
+/// OpenBSD's rc.subr kills what rc_start runs once `daemon_timeout` has passed (30 s unless
+/// the script set it before sourcing rc.subr; `wisp_timeout` in rc.conf.local overrides it):
+/// the script sets a long one first. rc_check succeeds once this boot's run has finished, so
+/// `rcctl ls failed` does not list a successful wisp and a later start does not run it again;
+/// a failed run is not marked done. Run with sh, rc.subr stubbed: the stub records the
+/// timeout it was given and runs rc_cmd's start as rc.subr does (rc_check first).
+#[test]
+fn the_openbsd_script_outlasts_rc_subrs_timer_and_reports_a_finished_run() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let stub = d.join("rc.subr");
+    let seen = d.join("timeout");
+    std::fs::write(
+        &stub,
+        format!(
+            "echo \"${{daemon_timeout:-unset}}\" > '{}'\n\
+             [ -z \"${{daemon_timeout}}\" ] && daemon_timeout=30\n\
+             rc_cmd() {{\n\
+             \tcase $1 in\n\
+             \tcheck) rc_check ;;\n\
+             \tstart) rc_check && return 0; rc_start ;;\n\
+             \tesac\n\
+             }}\n",
+            seen.display()
+        ),
+    )
+    .unwrap();
+    let ran = d.join("ran");
+    let fake = d.join("wisp");
+    let done = d.join("wisp.done");
+    let original = text("openbsd", "wisp");
+    for needle in [
+        "/etc/rc.d/rc.subr",
+        "/var/run/wisp.done",
+        "daemon=\"/usr/local/sbin/wisp\"",
+    ] {
+        assert!(original.contains(needle), "{needle}");
+    }
+    let script = original
+        .replace("/etc/rc.d/rc.subr", stub.to_str().unwrap())
+        .replace("/var/run/wisp.done", done.to_str().unwrap())
+        .replace("/etc/wisp/disabled", d.join("disabled").to_str().unwrap())
+        .replace("/usr/local/sbin/wisp", fake.to_str().unwrap());
+    std::fs::write(d.join("script"), script).unwrap();
+    let wisp_exits = |code: i32| {
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\necho \"$*\" >> '{}'\nexit {code}\n",
+                ran.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    };
+    let rc = |action: &str| -> bool {
+        Command::new("sh")
+            .arg(d.join("script"))
+            .arg(action)
+            .status()
+            .unwrap()
+            .success()
+    };
+    let runs = || {
+        std::fs::read_to_string(&ran)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+
+    assert!(!rc("check"), "not done before it ran");
+    let timeout: u64 = std::fs::read_to_string(&seen)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("daemon_timeout is not set before rc.subr"));
+    assert!(timeout >= 3600, "daemon_timeout {timeout}");
+
+    // A failed run: reported as failed, not marked done, run again by the next start.
+    wisp_exits(1);
+    assert!(!rc("start"));
+    assert!(!rc("check"));
+    assert_eq!(runs(), 1);
+
+    wisp_exits(0);
+    assert!(rc("start"));
+    assert_eq!(std::fs::read_to_string(&ran).unwrap(), "init\ninit\n");
+    assert!(rc("check"), "done once this boot's run finished");
+    assert!(rc("start"));
+    assert_eq!(runs(), 2, "not run twice in a boot");
+
+    // Turned off: nothing runs, and that is not a failure.
+    std::fs::remove_file(&done).unwrap();
+    std::fs::write(d.join("disabled"), "").unwrap();
+    assert!(rc("start"));
+    assert!(rc("check"));
+    assert_eq!(runs(), 2);
+}

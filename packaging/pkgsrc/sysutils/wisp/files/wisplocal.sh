@@ -1,4 +1,4 @@
-#!/bin/sh
+#!@RCD_SCRIPTS_SHELL@
 #
 # wisp: find the datasource, run bootcmd (before networking)
 #
@@ -22,7 +22,7 @@ wisp_binary()
 		echo "${wisp_command}"
 		return 0
 	fi
-	for _wisp in /usr/pkg/sbin/wisp /usr/local/sbin/wisp /usr/sbin/wisp; do
+	for _wisp in @PREFIX@/sbin/wisp /usr/pkg/sbin/wisp /usr/local/sbin/wisp /usr/sbin/wisp; do
 		if [ -x "${_wisp}" ]; then
 			echo "${_wisp}"
 			return 0
