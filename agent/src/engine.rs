@@ -98,6 +98,8 @@ pub struct Read {
     /// too, under the module that reads their key, [`DOCUMENT`] for a key no module reads, or
     /// [`DECODING`] for a part that could not be read.
     pub errors: Vec<ItemError>,
+    /// The modules the boot retries (see [`modules::Extras::retried`]); none outside a boot.
+    pub retried: Vec<String>,
 }
 
 impl Read {
@@ -184,6 +186,7 @@ impl Read {
             default_user,
             warnings,
             errors,
+            retried: Vec::new(),
         }
     }
 
@@ -247,6 +250,7 @@ impl Read {
                 parts,
                 instance_id: docs.instance_id,
                 local_hostname: docs.local_hostname,
+                retried: &self.retried,
             },
             planned,
             wanted,

@@ -323,6 +323,17 @@ pub struct Extras<'a> {
     pub parts: &'a [wisp_datasources::userdata::Part],
     pub instance_id: &'a str,
     pub local_hostname: Option<&'a str>,
+    /// The modules this boot retries for the instance (an earlier boot started them and they
+    /// did not finish): a module whose files are right already still runs the tool that makes
+    /// them take effect (a rehash, a reload), which the earlier run may not have reached.
+    pub retried: &'a [String],
+}
+
+impl Extras<'_> {
+    /// Whether `module` is retried in this boot.
+    pub fn is_retry(&self, module: &str) -> bool {
+        self.retried.iter().any(|m| m == module)
+    }
 }
 
 /// Top-level groups and their members.
