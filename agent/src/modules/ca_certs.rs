@@ -634,4 +634,140 @@ mod tests {
             format!("{system}{BEGIN}\n{CERT}{END}\n")
         );
     }
+
+    /// A second test certificate's shape (only the PEM form is checked here).
+    const OTHER: &str = "-----BEGIN CERTIFICATE-----\nAAAABBBB\n-----END CERTIFICATE-----\n";
+
+    fn trusted_doc(certs: &[&str]) -> String {
+        let mut doc = String::from("ca_certs:\n  trusted:\n");
+        for c in certs {
+            doc.push_str("    - |\n");
+            for l in c.lines() {
+                doc.push_str(&format!("      {l}\n"));
+            }
+        }
+        doc
+    }
+
+    #[test]
+    fn a_retry_rehashes_though_the_files_are_right_already() {
+        let t = tempfile::tempdir().unwrap();
+        let p = plan_in(Platform::Freebsd, t.path(), &trusted_doc(&[CERT]), first);
+        assert_eq!(argvs(&p), vec![vec!["certctl", "rehash"]]);
+        // The first run wrote the file and stopped before (or failed in) certctl.
+        assert!(
+            plan_in(Platform::Freebsd, t.path(), &trusted_doc(&[CERT]), first)
+                .actions
+                .is_empty()
+        );
+        let retry = plan_in(
+            Platform::Freebsd,
+            t.path(),
+            &trusted_doc(&[CERT]),
+            |i, o| plan(i, true, o),
+        );
+        assert_eq!(argvs(&retry), vec![vec!["certctl", "rehash"]]);
+        assert_eq!(retry.actions.len(), 1);
+    }
+
+    #[test]
+    fn a_chain_is_one_file_per_certificate_with_a_certificate_header() {
+        let t = tempfile::tempdir().unwrap();
+        let chain = format!("{CERT}{OTHER}");
+        let p = plan_in(
+            Platform::Freebsd,
+            t.path(),
+            &trusted_doc(&[&chain, CERT]),
+            first,
+        );
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        let dir = "/usr/local/share/certs";
+        let files: Vec<String> = (0..3)
+            .map(|n| written(&p, &format!("{dir}/{PREFIX}{n}.pem")).unwrap())
+            .collect();
+        assert_eq!(
+            files,
+            [
+                certctl_file("ca_certs.trusted[0] certificate 1", CERT),
+                certctl_file("ca_certs.trusted[0] certificate 2", OTHER),
+                certctl_file("ca_certs.trusted[1]", CERT),
+            ]
+        );
+        // FreeBSD 14's shell certctl takes a file with exactly one `Certificate:` line.
+        for f in &files {
+            assert_eq!(f.lines().filter(|l| *l == "Certificate:").count(), 1);
+            assert_eq!(f.matches(BEGIN_CERT).count(), 1);
+        }
+    }
+
+    #[test]
+    fn freebsd_untrusts_the_installed_copy_of_a_certificate_taken_away() {
+        let t = tempfile::tempdir().unwrap();
+        plan_in(
+            Platform::Freebsd,
+            t.path(),
+            &trusted_doc(&[CERT, OTHER]),
+            first,
+        );
+        // What FreeBSD 15's certctl rehash installed: the PEM in 64-column lines.
+        let store = t.path().join("etc/ssl/certs");
+        std::fs::create_dir_all(&store).unwrap();
+        std::fs::write(store.join("0a1b2c3d.0"), CERT).unwrap();
+        std::fs::write(store.join("99999999.0"), OTHER).unwrap();
+        std::fs::write(
+            store.join("11111111.0"),
+            "-----BEGIN CERTIFICATE-----\nCCCC\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let p = plan_in(Platform::Freebsd, t.path(), &trusted_doc(&[OTHER]), first);
+        let removed: Vec<&str> = p
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Remove { path, .. } => Some(path.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            removed,
+            [
+                format!("/usr/local/share/certs/{PREFIX}1.pem").as_str(),
+                "/etc/ssl/certs/0a1b2c3d.0"
+            ]
+        );
+        assert_eq!(argvs(&p), vec![vec!["certctl", "rehash"]]);
+    }
+
+    #[test]
+    fn netbsd_without_a_usable_certs_conf_changes_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let p = plan_in(Platform::Netbsd, t.path(), &trusted_doc(&[CERT]), first);
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert_eq!(p.errors.len(), 1);
+        assert!(p.errors[0].reason.contains("is missing"), "{:?}", p.errors);
+        std::fs::create_dir_all(t.path().join("etc/openssl")).unwrap();
+        std::fs::write(
+            t.path().join("etc/openssl/certs.conf"),
+            "netbsd-certctl 20230816\nmanual\n",
+        )
+        .unwrap();
+        let p = plan_in(Platform::Netbsd, t.path(), &trusted_doc(&[CERT]), first);
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert_eq!(p.errors.len(), 1);
+        assert!(p.errors[0].reason.contains("`manual`"), "{:?}", p.errors);
+    }
+
+    #[test]
+    fn openbsd_leaves_a_bundle_with_a_cut_block_alone() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("etc/ssl")).unwrap();
+        let cut = format!("{BEGIN}\n{CERT}### the system's set\n{OTHER}");
+        std::fs::write(t.path().join("etc/ssl/cert.pem"), &cut).unwrap();
+        for doc in [trusted_doc(&[CERT]), "ca_certs: {}\n".to_string()] {
+            let p = plan_in(Platform::Openbsd, t.path(), &doc, first);
+            assert!(p.actions.is_empty(), "{:?}", p.actions);
+            assert_eq!(p.errors[0].item, "/etc/ssl/cert.pem");
+            assert!(p.errors[0].reason.contains("no \"# END wisp ca_certs\""));
+        }
+    }
 }

@@ -345,4 +345,69 @@ russian|Russian Users Accounts:\\\n\
         let p = plan_in(Platform::Freebsd, t.path(), "locale: false\n", first);
         assert!(p.actions.is_empty() && p.errors.is_empty());
     }
+
+    #[test]
+    fn a_retry_rebuilds_the_database_though_login_conf_is_right_already() {
+        let t = root_with(LOGIN_CONF_TEXT);
+        let doc = "locale: en_GB.UTF-8\n";
+        assert_eq!(
+            argvs(&plan_in(Platform::Freebsd, t.path(), doc, first)).len(),
+            1
+        );
+        // cap_mkdb failed or never ran: a plain rerun sees login.conf right, a retry rebuilds.
+        assert!(plan_in(Platform::Freebsd, t.path(), doc, first)
+            .actions
+            .is_empty());
+        let retry = plan_in(Platform::Freebsd, t.path(), doc, |i, o| plan(i, true, o));
+        assert_eq!(argvs(&retry), vec![vec!["cap_mkdb", "/etc/login.conf"]]);
+        assert_eq!(retry.actions.len(), 1);
+    }
+
+    #[test]
+    fn c_and_posix_drop_the_charset_and_unknown_locales_warn() {
+        let with_charset =
+            "default:\\\n\t:charset=UTF-8:\\\n\t:lang=en_US.UTF-8:\\\n\t:umask=022:\n";
+        for name in ["C", "POSIX"] {
+            let t = root_with(with_charset);
+            let p = plan_in(
+                Platform::Freebsd,
+                t.path(),
+                &format!("locale: {name}\n"),
+                first,
+            );
+            assert_eq!(
+                written(&p, LOGIN_CONF).unwrap(),
+                format!("default:\\\n\t:lang={name}:\\\n\t:umask=022:\n")
+            );
+            assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        }
+        assert_eq!(
+            remove_default_capability("default:charset=x:lang=C:\n", "charset"),
+            "default:lang=C:\n"
+        );
+        // A locale the system does not have: set all the same (cloud-init does), with a warning.
+        let t = root_with(LOGIN_CONF_TEXT);
+        let p = plan_in(Platform::Freebsd, t.path(), "locale: xx_YY.UTF-8\n", first);
+        assert!(written(&p, LOGIN_CONF).is_some());
+        assert!(
+            p.warnings[0].contains("/usr/share/locale/xx_YY.UTF-8 does not exist"),
+            "{:?}",
+            p.warnings
+        );
+        std::fs::create_dir_all(t.path().join("usr/share/locale/de_DE.UTF-8")).unwrap();
+        let p = plan_in(Platform::Freebsd, t.path(), "locale: de_DE.UTF-8\n", first);
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn cap_mkdb_names_the_database_after_the_file_under_a_root() {
+        let backend = Platform::Freebsd.backend(Some("/mnt/img".into()));
+        assert_eq!(
+            backend.login_conf_db(),
+            vec![
+                "cap_mkdb".to_string(),
+                "/mnt/img/etc/login.conf".to_string()
+            ]
+        );
+    }
 }

@@ -363,7 +363,11 @@ pub fn with_block(conf: &str, lines: &[String], reset: &[&str]) -> Result<String
     if !lines.is_empty() {
         text.push_str(BEGIN);
         text.push('\n');
-        for l in reset.iter().map(|r| r.to_string()).chain(lines.iter().cloned()) {
+        for l in reset
+            .iter()
+            .map(|r| r.to_string())
+            .chain(lines.iter().cloned())
+        {
             text.push_str(&l);
             text.push('\n');
         }
@@ -428,7 +432,12 @@ fn plan_with(inp: &Inputs<'_>, running: bool, retry: bool, out: &mut Planned) {
                 }
             } else {
                 let mut text = String::from("# Written by wisp from cloud-config (rsyslog).\n");
-                for l in facts.block_reset.iter().map(|r| r.to_string()).chain(lines.clone()) {
+                for l in facts
+                    .block_reset
+                    .iter()
+                    .map(|r| r.to_string())
+                    .chain(lines.clone())
+                {
                     text.push_str(&l);
                     text.push('\n');
                 }
@@ -816,5 +825,140 @@ mod tests {
             vec![("a".to_string(), "h".to_string())]
         );
         assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    #[test]
+    fn a_retry_reloads_though_the_files_are_right_already() {
+        let t = root_with(CONF);
+        let doc = "rsyslog: {remotes: {m: 10.0.0.1}}\n";
+        let p = running(Platform::Netbsd, t.path(), doc);
+        assert_eq!(argvs(&p).len(), 1);
+        // The first run wrote the block and stopped before its reload (a crash, a failed
+        // tool): a plain rerun sees nothing to do, a retry reloads.
+        assert!(running(Platform::Netbsd, t.path(), doc).actions.is_empty());
+        let retry = plan_in(Platform::Netbsd, t.path(), doc, |inp, out| {
+            plan_with(inp, true, true, out)
+        });
+        assert_eq!(argvs(&retry), vec![vec!["/etc/rc.d/syslogd", "reload"]]);
+        assert!(written(&retry, "/etc/syslog.conf").is_none());
+    }
+
+    #[test]
+    fn openbsd_tcp_without_a_port_gets_rsyslogs_514() {
+        let t = root_with(CONF);
+        let p = running(
+            Platform::Openbsd,
+            t.path(),
+            "rsyslog: {remotes: {t: \"@@logs.example\"}}\n",
+        );
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert!(written(&p, "/etc/syslog.conf")
+            .unwrap()
+            .contains("*.*\t@tcp://logs.example:514\n"));
+    }
+
+    #[test]
+    fn marker_lines_and_a_cut_block_are_refused() {
+        let t = root_with(CONF);
+        let doc = format!(
+            "rsyslog:\n  remotes:\n    \"END wisp rsyslog\": 10.0.0.1\n    ok: 10.0.0.2\n  configs:\n    - \"{END}\"\n    - \"{BEGIN}\"\n"
+        );
+        let p = running(Platform::Openbsd, t.path(), &doc);
+        let items: Vec<&str> = p.errors.iter().map(|e| e.item.as_str()).collect();
+        assert_eq!(
+            items,
+            [
+                "rsyslog.configs[0]",
+                "rsyslog.configs[1]",
+                "rsyslog.remotes.END wisp rsyslog"
+            ]
+        );
+        assert!(p.errors.iter().all(|e| e.reason.contains("marker")));
+        assert_eq!(
+            written(&p, "/etc/syslog.conf").unwrap(),
+            format!("{CONF}{BEGIN}\n{RESET}# ok\n*.*\t@10.0.0.2\n{END}\n")
+        );
+        // A BEGIN with no END: the admin's lines after it are not dropped, the file is left.
+        let cut = format!("{CONF}{BEGIN}\n# ok\n*.*\t@10.0.0.2\nmail.*\t/var/log/maillog\n");
+        let t = root_with(&cut);
+        for doc in ["rsyslog: {remotes: {a: 10.0.0.3}}\n", "rsyslog: {}\n"] {
+            let p = running(Platform::Openbsd, t.path(), doc);
+            assert!(p.actions.is_empty(), "{:?}", p.actions);
+            assert_eq!(p.errors.len(), 1);
+            assert_eq!(p.errors[0].item, "/etc/syslog.conf");
+            assert!(p.errors[0].reason.contains("no \"# END wisp rsyslog\""));
+        }
+        // FreeBSD's drop-in: a cut block in syslog.conf is left alone as well.
+        let t = root_with(&format!("include /etc/syslog.d\n{cut}"));
+        let p = running(Platform::Freebsd, t.path(), "rsyslog: {remotes: {a: h}}\n");
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert!(p.errors[0].reason.contains("BEGIN line and no"));
+    }
+
+    #[test]
+    fn block_tags_are_refused_and_wisps_block_resets_them() {
+        let t = root_with(&format!("{CONF}!ppp\n*.*\t/var/log/ppp.log\n"));
+        let doc = "rsyslog:\n  configs:\n    - \"#!sshd\"\n    - \"#+loghost\"\n    - \"!ntpd\"\n    - \"+*\"\n    - \"# a comment\\nkern.*\\t/var/log/kern\"\n";
+        let p = running(Platform::Freebsd, t.path(), doc);
+        let items: Vec<&str> = p.errors.iter().map(|e| e.item.as_str()).collect();
+        assert_eq!(
+            items,
+            [
+                "rsyslog.configs[0]",
+                "rsyslog.configs[1]",
+                "rsyslog.configs[2]",
+                "rsyslog.configs[3]"
+            ]
+        );
+        assert!(p.errors.iter().all(|e| e.reason.contains("block tag")));
+        // After the admin's `!ppp` block, wisp's lines apply to every program again.
+        assert!(written(&p, "/etc/syslog.conf").unwrap().ends_with(&format!(
+            "{BEGIN}\n!*\n+*\n# a comment\nkern.*\t/var/log/kern\n{END}\n"
+        )));
+    }
+
+    #[test]
+    fn each_syslogds_own_forwarding_forms_in_configs() {
+        // NetBSD: @[host] is TLS there, not an address in brackets.
+        let t = root_with(CONF);
+        let p = running(
+            Platform::Netbsd,
+            t.path(),
+            "rsyslog: {configs: [\"*.*\\t@[loghost.example]\", \"*.*\\t@[2001:db8::1]:6514\"]}\n",
+        );
+        assert_eq!(p.errors.len(), 2, "{:?}", p.errors);
+        assert!(p.errors.iter().all(|e| e.reason.contains("TLS on netbsd")));
+        assert!(p.actions.is_empty());
+        // OpenBSD: its udp://, tcp://, tls:// prefixes; no level comparisons.
+        let doc = "rsyslog:\n  configs:\n    - \"*.*\\t@tls://logs.example:6514\"\n    - \"auth.*\\t@udp6://[2001:db8::1]:514\"\n    - \"mail.!info\\t/var/log/m\"\n    - \"mail.=info\\t/var/log/m\"\n    - \"*.*\\t@gopher://h:1\"\n    - \"*.*\\t@tls://-h:1\"\n  remotes:\n    cmp: \"kern.>err @h\"\n";
+        let t = root_with(CONF);
+        let p = running(Platform::Openbsd, t.path(), doc);
+        let items: Vec<&str> = p.errors.iter().map(|e| e.item.as_str()).collect();
+        assert_eq!(
+            items,
+            [
+                "rsyslog.configs[2]",
+                "rsyslog.configs[3]",
+                "rsyslog.configs[4]",
+                "rsyslog.configs[5]",
+                "rsyslog.remotes.cmp"
+            ],
+            "{:?}",
+            p.errors
+        );
+        assert!(p.errors[0].reason.contains("no level comparisons"));
+        assert!(p.errors[4].reason.contains("no level comparisons"));
+        assert_eq!(
+            written(&p, "/etc/syslog.conf").unwrap(),
+            format!("{CONF}{BEGIN}\n{RESET}*.*\t@tls://logs.example:6514\nauth.*\t@udp6://[2001:db8::1]:514\n{END}\n")
+        );
+        // FreeBSD reads comparisons.
+        let t = root_with(CONF);
+        let p = running(
+            Platform::Freebsd,
+            t.path(),
+            "rsyslog: {configs: [\"mail.!info\\t/var/log/m\"]}\n",
+        );
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
     }
 }

@@ -156,7 +156,6 @@ impl Backend for FreeBsd {
             vec!["ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", path],
         )
     }
-    /// cap_mkdb(1) writes `file.db`; `-f` names that database under the root.
     fn login_conf_db(&self) -> Vec<String> {
         // cap_mkdb(1) names the database after the file (`login.conf.db` beside it).
         let conf = format!("{}/etc/login.conf", self.root.as_deref().unwrap_or(""));
