@@ -446,11 +446,7 @@ impl Boot<'_> {
             data.read = Some(engine::Read::new(self.platform, self.config, &data.docs()));
         }
         let instance = &self.instance;
-        let retried = modules::infos()
-            .iter()
-            .filter(|m| instance.runs(m.name, &data.instance_id) > 0)
-            .map(|m| m.name.to_string())
-            .collect();
+        let retried = engine::retried(instance, &data.instance_id);
         if let Some(read) = data.read.as_mut() {
             read.retried = retried;
         }
