@@ -4,15 +4,21 @@
 //! instance.
 //!
 //! - FreeBSD: each certificate in /usr/local/share/certs (a directory of certctl(8)'s default
-//!   search path), then `certctl rehash`. `remove_defaults` is refused: FreeBSD's certctl has no
-//!   persistent way to drop a whole directory from its search path.
+//!   search path) after a `Certificate:` header line (the shell certctl of FreeBSD 14 counts
+//!   those lines and skips a file with none), then `certctl rehash`. A certificate taken away
+//!   is removed from /etc/ssl/certs as well: the C certctl of FreeBSD 15 reads that store back
+//!   on each rehash. `remove_defaults` is an error: not implemented by wisp (it would mean
+//!   copying the base set into an untrusted directory of the running certctl's).
 //! - NetBSD (10+): each certificate in /etc/openssl/wisp-trusted, a `path` line for it in
 //!   /etc/openssl/certs.conf, then `certctl rehash`; `remove_defaults` comments out the other
-//!   `path` lines (the Mozilla set).
+//!   `path` lines (the Mozilla set). No certs.conf (NetBSD 9: no certctl) or a `manual` one
+//!   is an error, and nothing is written.
 //! - OpenBSD: the certificates in a marked block at the end of /etc/ssl/cert.pem; with
 //!   `remove_defaults` the file is the block alone, the original kept once as
 //!   /etc/ssl/cert.pem.wisp-orig.
 //!
+//! An entry with several certificates is one file per certificate. On a retry (an earlier
+//! boot started the module and did not finish) certctl runs even when the files are right.
 //! Certificates of an earlier run that the document no longer lists are removed. Each must be
 //! PEM (`-----BEGIN CERTIFICATE-----`, base64, `-----END CERTIFICATE-----`); any other is
 //! refused by its index, and the others are applied.

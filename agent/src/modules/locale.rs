@@ -1,6 +1,7 @@
 //! `locale` (cloud-init's cc_locale) where the OS has a system-wide setting: FreeBSD's
 //! /etc/login.conf, whose `default` class gets `lang=` (and `charset=` from the locale's
-//! codeset), edited in place with the rest of the file kept byte for byte, then `cap_mkdb`.
+//! codeset; `C` and `POSIX` have none, and a `charset=` there is taken away), edited in place
+//! with the rest of the file kept byte for byte, then `cap_mkdb` (on a retry too).
 //! NetBSD and OpenBSD set no language for every login in login.conf (their login.conf(5) has
 //! no `lang` capability): a warning there. Once per instance, and only when the document sets
 //! `locale` (cloud-init would otherwise apply the distribution's default).
@@ -45,12 +46,7 @@ fn codeset(name: &str) -> Option<&str> {
 /// there is no `default` class.
 pub fn set_default_capability(conf: &str, cap: &str, value: &str) -> Option<String> {
     let lines: Vec<&str> = conf.split_inclusive('\n').collect();
-    let start = lines.iter().position(|l| {
-        !l.starts_with(|c: char| c.is_whitespace() || c == '#')
-            && l.split(':')
-                .next()
-                .is_some_and(|names| names.split('|').any(|n| n.trim() == "default"))
-    })?;
+    let start = default_class_start(&lines)?;
     let mut end = start;
     while end + 1 < lines.len() && lines[end].trim_end_matches(['\n', '\r']).ends_with('\\') {
         end += 1;

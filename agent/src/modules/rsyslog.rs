@@ -9,6 +9,11 @@
 //! forwarding (`@@`) where the syslogd forwards over UDP only (FreeBSD, NetBSD) and a port on
 //! NetBSD, whose `@host` takes none. Keys naming rsyslog's own files, packages or reload command
 //! are warnings: wisp writes the native syslogd's file and reloads it itself.
+//!
+//! wisp's lines start with the tags that end a program or host block (`!*`, `+*`), and lines
+//! that would start one, or read as wisp's markers, are refused: the block stays wisp's and
+//! scopes nothing else. A BEGIN marker with no END is an error and the file is left alone. On a
+//! retry a running syslogd is reloaded even when the file is right already.
 
 use super::{Frequency, Inputs, Planned, Stage};
 use crate::cloudconfig::lenient::{child, describe, entries, Reader};
