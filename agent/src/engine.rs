@@ -98,6 +98,8 @@ pub struct Read {
     /// too, under the module that reads their key, [`DOCUMENT`] for a key no module reads, or
     /// [`DECODING`] for a part that could not be read.
     pub errors: Vec<ItemError>,
+    /// The modules the boot retries (see [`modules::Extras::retried`]); none outside a boot.
+    pub retried: Vec<String>,
 }
 
 impl Read {
@@ -184,6 +186,7 @@ impl Read {
             default_user,
             warnings,
             errors,
+            retried: Vec::new(),
         }
     }
 
@@ -247,11 +250,22 @@ impl Read {
                 parts,
                 instance_id: docs.instance_id,
                 local_hostname: docs.local_hostname,
+                retried: &self.retried,
             },
             planned,
             wanted,
         )
     }
+}
+
+/// The modules an earlier boot started for `instance_id` and did not finish: this boot retries
+/// them ([`modules::Extras::retried`]).
+pub fn retried(state: &InstanceState, instance_id: &str) -> Vec<String> {
+    modules::infos()
+        .iter()
+        .filter(|m| state.runs(m.name, instance_id) > 0)
+        .map(|m| m.name.to_string())
+        .collect()
 }
 
 /// Whether any module of `stage` is due for `instance_id` (else the stage has nothing to do,
@@ -371,6 +385,52 @@ mod tests {
             );
         }
         assert!(state.should_run("users_groups", modules::Frequency::PerInstance, "i-1"));
+    }
+
+    #[test]
+    fn a_module_a_boot_started_and_did_not_finish_is_planned_as_a_retry() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+        let state = InstanceState::new(crate::state::StateDir::new(&root, false));
+        let user = userdata::decode(
+            b"#cloud-config\nlocale: en_US.UTF-8\n",
+            "user-data",
+            &Default::default(),
+        );
+        let docs = Documents {
+            user: Some(&user),
+            vendor: None,
+            metadata_keys: &[],
+            local_hostname: None,
+            instance_id: "i-1",
+            source: "user-data",
+        };
+        // login.conf as the first run left it: written, its database not rebuilt yet.
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(
+            d.path().join("etc/login.conf"),
+            "default:\\\n\t:charset=UTF-8:\\\n\t:lang=en_US.UTF-8:\\\n\t:umask=022:\n",
+        )
+        .unwrap();
+        let mut read = Read::new(Platform::Freebsd, &Config::default(), &docs);
+        let locale = |read: &Read| {
+            read.plan(&root, Platform::Freebsd, &docs, false, None, |m| {
+                m.name == modules::locale::NAME
+            })
+            .planned
+            .actions
+            .len()
+        };
+        read.retried = retried(&state, "i-1");
+        assert_eq!(locale(&read), 0);
+        // The first boot started the module (a crash or a failed cap_mkdb followed).
+        state.start_run(modules::locale::NAME, "i-1").unwrap();
+        read.retried = retried(&state, "i-1");
+        assert_eq!(read.retried, [modules::locale::NAME]);
+        assert_eq!(locale(&read), 1, "cap_mkdb on the retry");
+        assert!(retried(&state, "i-2").is_empty());
+        state.mark_done(modules::locale::NAME, "i-1").unwrap();
+        assert!(retried(&state, "i-1").is_empty());
     }
 
     #[test]

@@ -28,13 +28,24 @@ fn plan(platform: &str, root: &Path, doc: &Path) -> (Option<i32>, String) {
     (o.status.code(), text)
 }
 
+/// The root `root_name` as `platform` has it: `roots/<root_name>-<platform>` where an OS has
+/// files of its own form (NetBSD's and OpenBSD's syslog.conf), else `roots/<root_name>`.
+fn root_for(root_name: &str, platform: &str) -> PathBuf {
+    let own = dir(&format!("tests/fixtures/roots/{root_name}-{platform}"));
+    if own.is_dir() {
+        own
+    } else {
+        dir(&format!("tests/fixtures/roots/{root_name}"))
+    }
+}
+
 fn check(root_name: &str, cases: &[&str]) {
-    let root = dir(&format!("tests/fixtures/roots/{root_name}"));
     let bless = std::env::var_os("WISP_BLESS").is_some();
     let mut failures = Vec::new();
     for case in cases {
         let doc = dir(&format!("tests/fixtures/corpus/{case}.yaml"));
         for platform in PLATFORMS {
+            let root = root_for(root_name, platform);
             let (code, got) = plan(platform, &root, &doc);
             assert!(
                 matches!(code, Some(0 | 2)),
@@ -164,8 +175,9 @@ fn image_with_host_keys() {
     check("image-keys", &["image-host-keys", "host-keys"]);
 }
 
-/// rsyslog, ca_certs and locale against a root with each system's syslog.conf, login.conf,
-/// certctl configuration and bundle: the files and tools of each OS, and the named refusals.
+/// rsyslog, ca_certs and locale against a root with each system's syslog.conf (NetBSD and
+/// OpenBSD in their own forms: `sys-netbsd`, `sys-openbsd`), login.conf, certctl
+/// configuration and bundle: the files and tools of each OS, and the named refusals.
 #[test]
 fn system_files_root() {
     check("sys", &["sys-modules"]);

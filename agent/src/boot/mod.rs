@@ -445,10 +445,14 @@ impl Boot<'_> {
         if data.read.is_none() {
             data.read = Some(engine::Read::new(self.platform, self.config, &data.docs()));
         }
+        let instance = &self.instance;
+        let retried = engine::retried(instance, &data.instance_id);
+        if let Some(read) = data.read.as_mut() {
+            read.retried = retried;
+        }
         let Some(read) = data.read.as_ref() else {
             return empty();
         };
-        let instance = &self.instance;
         let id = &data.instance_id;
         let mut plan = read.plan(
             &self.ctx.root,

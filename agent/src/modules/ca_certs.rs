@@ -4,15 +4,21 @@
 //! instance.
 //!
 //! - FreeBSD: each certificate in /usr/local/share/certs (a directory of certctl(8)'s default
-//!   search path), then `certctl rehash`. `remove_defaults` is refused: FreeBSD's certctl has no
-//!   persistent way to drop a whole directory from its search path.
+//!   search path) after a `Certificate:` header line (the shell certctl of FreeBSD 14 counts
+//!   those lines and skips a file with none), then `certctl rehash`. A certificate taken away
+//!   is removed from /etc/ssl/certs as well: the C certctl of FreeBSD 15 reads that store back
+//!   on each rehash. `remove_defaults` is an error: not implemented by wisp (it would mean
+//!   copying the base set into an untrusted directory of the running certctl's).
 //! - NetBSD (10+): each certificate in /etc/openssl/wisp-trusted, a `path` line for it in
 //!   /etc/openssl/certs.conf, then `certctl rehash`; `remove_defaults` comments out the other
-//!   `path` lines (the Mozilla set).
+//!   `path` lines (the Mozilla set). No certs.conf (NetBSD 9: no certctl) or a `manual` one
+//!   is an error, and nothing is written.
 //! - OpenBSD: the certificates in a marked block at the end of /etc/ssl/cert.pem; with
 //!   `remove_defaults` the file is the block alone, the original kept once as
 //!   /etc/ssl/cert.pem.wisp-orig.
 //!
+//! An entry with several certificates is one file per certificate. On a retry (an earlier
+//! boot started the module and did not finish) certctl runs even when the files are right.
 //! Certificates of an earlier run that the document no longer lists are removed. Each must be
 //! PEM (`-----BEGIN CERTIFICATE-----`, base64, `-----END CERTIFICATE-----`); any other is
 //! refused by its index, and the others are applied.
@@ -41,6 +47,45 @@ const END_CERT: &str = "-----END CERTIFICATE-----";
 pub struct CaCerts {
     pub trusted: Vec<String>,
     pub remove_defaults: bool,
+}
+
+/// The certificates of one `trusted` entry in PEM, each normalised on its own (lines trimmed,
+/// ending in a newline): an entry may hold a chain.
+pub fn split_pems(text: &str) -> Result<Vec<String>, String> {
+    check_pem(text)?;
+    let mut certs = Vec::new();
+    let mut cur = String::new();
+    for l in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        cur.push_str(l);
+        cur.push('\n');
+        if l == END_CERT {
+            certs.push(std::mem::take(&mut cur));
+        }
+    }
+    Ok(certs)
+}
+
+/// The base64 of a PEM certificate's body, on one line: the same certificate whatever its
+/// line lengths.
+fn pem_body(text: &str) -> String {
+    let mut inside = false;
+    let mut body = String::new();
+    for l in text.lines().map(str::trim) {
+        match l {
+            BEGIN_CERT => inside = true,
+            END_CERT => inside = false,
+            l if inside => body.push_str(l),
+            _ => {}
+        }
+    }
+    body
+}
+
+/// A certificate file of wisp's in a certctl directory: a text header with a `Certificate:`
+/// line before the PEM, as the system's own files have (FreeBSD's shell certctl skips a file
+/// without one; PEM readers skip text before BEGIN).
+pub fn certctl_file(item: &str, pem: &str) -> String {
+    format!("Certificate:\n    Added by wisp from cloud-config ({item}).\n{pem}")
 }
 
 /// A certificate in PEM, normalised: its lines trimmed, ending in a newline.
@@ -79,17 +124,31 @@ pub fn check_pem(text: &str) -> Result<String, String> {
     Ok(lines.join("\n") + "\n")
 }
 
-pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
+/// Plans the module; on a `retry` the trust store is rebuilt even when the files are right
+/// already (the run that wrote them may have stopped before its rehash).
+pub fn plan(inp: &Inputs<'_>, retry: bool, out: &mut Planned) {
     let Some(cfg) = &inp.config.ca_certs else {
         return;
     };
-    let mut certs = Vec::new();
+    // Each certificate with the entry it came from.
+    let mut certs: Vec<(String, String)> = Vec::new();
     for (i, c) in cfg.trusted.iter().enumerate().take(MAX_CERTS) {
-        match check_pem(c) {
-            Ok(pem) => certs.push(pem),
+        match split_pems(c) {
+            Ok(pems) => {
+                let many = pems.len() > 1;
+                for (j, pem) in pems.into_iter().enumerate() {
+                    let item = if many {
+                        format!("ca_certs.trusted[{i}] certificate {}", j + 1)
+                    } else {
+                        format!("ca_certs.trusted[{i}]")
+                    };
+                    certs.push((item, pem));
+                }
+            }
             Err(e) => out.error(NAME, &format!("ca_certs.trusted[{i}]"), e),
         }
     }
+    certs.truncate(MAX_CERTS);
     if cfg.trusted.len() > MAX_CERTS {
         out.error(
             NAME,
@@ -99,20 +158,32 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
     }
     let facts = inp.backend.facts();
     match facts.trust {
-        TrustStore::Certctl { dir, config } => {
+        TrustStore::Certctl {
+            dir,
+            config,
+            installed,
+        } => {
             if cfg.remove_defaults && config.is_none() {
                 out.error(
                     NAME,
                     "ca_certs.remove_defaults",
                     format!(
-                        "not supported on {}: its certctl cannot drop the system's set for good",
+                        "not implemented by wisp on {}: the system's certificates stay trusted",
                         facts.name
                     ),
                 );
             }
-            certctl(inp, out, &certs, dir, config, cfg.remove_defaults);
+            let store = Store {
+                dir,
+                config,
+                installed,
+            };
+            certctl(inp, out, &certs, &store, cfg.remove_defaults, retry);
         }
-        TrustStore::Bundle(file) => bundle(inp, out, &certs, file, cfg.remove_defaults),
+        TrustStore::Bundle(file) => {
+            let pems: Vec<String> = certs.into_iter().map(|(_, p)| p).collect();
+            bundle(inp, out, &pems, file, cfg.remove_defaults)
+        }
         TrustStore::None => out.warnings.push(format!(
             "ca_certs: not applicable on {}: wisp manages no trust store there",
             facts.name
@@ -120,24 +191,75 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
     }
 }
 
+/// A certctl trust store (see [`TrustStore::Certctl`]).
+struct Store<'a> {
+    dir: &'a str,
+    config: Option<&'a str>,
+    installed: Option<&'a str>,
+}
+
+/// Whether NetBSD's certs.conf leaves /etc/openssl/certs to the administrator: a `manual`
+/// line (certctl(8)), with which `certctl rehash` changes nothing.
+fn is_manual(certs_conf: &str) -> bool {
+    certs_conf
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some("manual"))
+}
+
 fn certctl(
     inp: &Inputs<'_>,
     out: &mut Planned,
-    certs: &[String],
-    dir: &str,
-    config: Option<&str>,
+    certs: &[(String, String)],
+    store: &Store<'_>,
     remove_defaults: bool,
+    retry: bool,
 ) {
     let wheel = inp.backend.wheel();
+    let dir = store.dir;
+    // certs.conf first: without a usable one certctl would not take the certificates, and
+    // nothing is written.
+    let mut conf_write = None;
+    if let Some(config) = store.config {
+        match out.try_current_text(inp.root, config, None) {
+            Ok(text) if text.is_empty() => {
+                return out.error(
+                    NAME,
+                    config,
+                    format!("{config} is missing: this system has no certctl (NetBSD 10 or later has): nothing changed"),
+                )
+            }
+            Ok(text) if is_manual(&text) => {
+                return out.error(
+                    NAME,
+                    config,
+                    format!("{config} says `manual`: certctl leaves the trust store to the administrator: nothing changed"),
+                )
+            }
+            Ok(text) => {
+                let new = certs_conf(&text, dir, remove_defaults);
+                if new != text {
+                    conf_write = Some((config, new));
+                }
+            }
+            Err(e) => return out.error(NAME, config, format!("not changed: {e}")),
+        }
+    }
     let before = out.actions.len();
-    for (i, pem) in certs.iter().enumerate() {
-        let path = format!("{dir}/{PREFIX}{i}.pem");
-        if out.current(inp.root, &path).as_deref() != Some(pem.as_bytes()) {
+    // The certificates a file of wisp's held before this run, where it changes.
+    let mut dropped = Vec::new();
+    for (n, (item, pem)) in certs.iter().enumerate() {
+        let path = format!("{dir}/{PREFIX}{n}.pem");
+        let text = certctl_file(item, pem);
+        let current = out.current(inp.root, &path);
+        if current.as_deref() != Some(text.as_bytes()) {
+            if let Some(old) = &current {
+                dropped.push(pem_body(&String::from_utf8_lossy(old)));
+            }
             out.actions.push(Action::write(
                 NAME,
-                format!("ca_certs.trusted[{i}]"),
+                item.clone(),
                 &path,
-                pem.clone().into_bytes(),
+                text.into_bytes(),
                 0o644,
                 ("root", wheel),
                 false,
@@ -154,6 +276,9 @@ fn certctl(
                     .and_then(|i| i.parse::<usize>().ok());
                 if index.is_some_and(|i| i >= certs.len()) {
                     let path = format!("{dir}/{n}");
+                    if let Some(old) = out.current(inp.root, &path) {
+                        dropped.push(pem_body(&String::from_utf8_lossy(&old)));
+                    }
                     out.actions.push(Action::Remove {
                         module: NAME,
                         item: path.clone(),
@@ -164,34 +289,61 @@ fn certctl(
         }
         Err(e) => out.error(NAME, dir, e),
     }
-    if let Some(config) = config {
-        // certs.conf is edited: one that cannot be read safely is left alone.
-        match out.try_current_text(inp.root, config, None) {
-            Ok(text) if text.is_empty() => out.error(
-                NAME,
-                config,
-                format!("{config} is missing: this system's certctl is not set up"),
-            ),
-            Ok(text) => {
-                let new = certs_conf(&text, dir, remove_defaults);
-                if new != text {
-                    out.actions.push(Action::write(
-                        NAME,
-                        config,
-                        config,
-                        new.into_bytes(),
-                        0o644,
-                        ("root", wheel),
-                        false,
-                    ));
-                }
-            }
-            Err(e) => out.error(NAME, config, format!("not changed: {e}")),
-        }
+    if let Some(installed) = store.installed {
+        let kept: Vec<String> = certs.iter().map(|(_, p)| pem_body(p)).collect();
+        dropped.retain(|b| !b.is_empty() && !kept.contains(b));
+        untrust_installed(inp, out, installed, &dropped);
     }
-    if out.actions.len() > before {
+    if let Some((config, new)) = conf_write {
+        out.actions.push(Action::write(
+            NAME,
+            config,
+            config,
+            new.into_bytes(),
+            0o644,
+            ("root", wheel),
+            false,
+        ));
+    }
+    if out.actions.len() > before || retry {
         out.actions
             .push(Action::exec(NAME, "certctl", inp.backend.trust_rehash()));
+    }
+}
+
+/// Removes the copies certctl installed of certificates wisp no longer trusts: FreeBSD 15's
+/// certctl reads its own store back on each rehash, so the copy would keep them trusted. Its
+/// files are `<subject hash>.<n>` (the shell certctl's links, which it deletes itself on each
+/// rehash, are not files and are left to it).
+fn untrust_installed(inp: &Inputs<'_>, out: &mut Planned, installed: &str, dropped: &[String]) {
+    if dropped.is_empty() {
+        return;
+    }
+    let names = match crate::rootfs::list(inp.root, installed) {
+        Ok(n) => n.unwrap_or_default(),
+        Err(e) => return out.error(NAME, installed, e),
+    };
+    for n in names {
+        let hashed = n.split_once('.').is_some_and(|(h, c)| {
+            h.len() == 8
+                && h.bytes().all(|b| b.is_ascii_hexdigit())
+                && !c.is_empty()
+                && c.bytes().all(|b| b.is_ascii_digit())
+        });
+        if !hashed {
+            continue;
+        }
+        let path = format!("{installed}/{n}");
+        let Ok(Some(text)) = crate::rootfs::read(inp.root, &path, None) else {
+            continue;
+        };
+        if dropped.contains(&pem_body(&String::from_utf8_lossy(&text))) {
+            out.actions.push(Action::Remove {
+                module: NAME,
+                item: path.clone(),
+                path,
+            });
+        }
     }
 }
 
@@ -233,8 +385,9 @@ pub fn certs_conf(text: &str, dir: &str, remove_defaults: bool) -> String {
     out
 }
 
-/// `text` without wisp's block.
-fn without_block(text: &str) -> String {
+/// `text` without wisp's block; a BEGIN with no END after it is an error (what follows is
+/// not wisp's to drop).
+fn without_block(text: &str) -> Result<String, String> {
     let mut out = String::new();
     let mut inside = false;
     for line in text.split_inclusive('\n') {
@@ -247,7 +400,12 @@ fn without_block(text: &str) -> String {
             out.push_str(line);
         }
     }
-    out
+    if inside {
+        return Err(format!(
+            "wisp's block has a BEGIN line and no {END:?} line after it: edit the file by hand"
+        ));
+    }
+    Ok(out)
 }
 
 fn bundle(inp: &Inputs<'_>, out: &mut Planned, certs: &[String], file: &str, remove: bool) {
@@ -260,7 +418,10 @@ fn bundle(inp: &Inputs<'_>, out: &mut Planned, certs: &[String], file: &str, rem
         }
     };
     let backup = format!("{file}.wisp-orig");
-    let mut system = without_block(&text);
+    let mut system = match without_block(&text) {
+        Ok(s) => s,
+        Err(e) => return out.error(NAME, file, format!("not changed: {e}")),
+    };
     // remove_defaults taken back: the system's set comes back from the copy kept.
     if !remove && system.trim().is_empty() {
         if let Some(kept) = out.current(inp.root, &backup) {
@@ -347,8 +508,7 @@ impl super::Module for CaCertsModule {
     }
 
     fn plan(&self, inp: &Inputs<'_>, run: &mut super::PlanRun<'_>, out: &mut Planned) {
-        let _ = run;
-        plan(inp, out)
+        plan(inp, run.extras.is_retry(NAME), out)
     }
 }
 
@@ -360,6 +520,10 @@ mod tests {
 
     /// A self-signed test certificate (CN "wisp test CA one").
     const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBjTCCATOgAwIBAgIUN1AvqrOgJvHa8dBCQWxMmhkCC6cwCgYIKoZIzj0EAwIw\nGzEZMBcGA1UEAwwQd2lzcCB0ZXN0IENBIG9uZTAgFw0yNjEyMDEwMTI2NDFaGA8y\nMTI2MTEwNzAxMjY0MVowGzEZMBcGA1UEAwwQd2lzcCB0ZXN0IENBIG9uZTBZMBMG\nByqGSM49AgEGCCqGSM49AwEHA0IABJs+WimOxJ7AcuFUYBdR2D2BznEU/pwYe0c1\nFVpVyVDAy+Cz0T1FejNARkRdoNopc5/UNEuIL07yP6q6cMYUP0qjUzBRMB0GA1Ud\nDgQWBBRctRUVJTuVBMBSOZ7vmtbjSceL8TAfBgNVHSMEGDAWgBRctRUVJTuVBMBS\nOZ7vmtbjSceL8TAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIC8r\nXsbLxAU0yfXPf6Zz8PEyNa+pZeTu2774WGieikqTAiEAgJ+NOLP7APCcmGXhrL3k\nZVz7NMHGVaUJbxQCgSscb+s=\n-----END CERTIFICATE-----\n";
+
+    fn first(inp: &Inputs<'_>, out: &mut Planned) {
+        plan(inp, false, out)
+    }
 
     fn doc(remove_defaults: bool) -> String {
         let indented: String = CERT.lines().map(|l| format!("      {l}\n")).collect();
@@ -393,9 +557,12 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{PREFIX}3.pem")), CERT).unwrap();
         std::fs::write(dir.join("someone-else.pem"), CERT).unwrap();
-        let p = plan_in(Platform::Freebsd, t.path(), &doc(false), plan);
+        let p = plan_in(Platform::Freebsd, t.path(), &doc(false), first);
         let file = format!("/usr/local/share/certs/{PREFIX}0.pem");
-        assert_eq!(written(&p, &file).unwrap(), CERT);
+        assert_eq!(
+            written(&p, &file).unwrap(),
+            certctl_file("ca_certs.trusted[0]", CERT)
+        );
         assert!(p
             .actions
             .iter()
@@ -405,11 +572,11 @@ mod tests {
         assert_eq!(p.errors.len(), 1);
         assert_eq!(p.errors[0].item, "ca_certs.trusted[1]");
         assert!(dir.join("someone-else.pem").exists());
-        let again = plan_in(Platform::Freebsd, t.path(), &doc(false), plan);
+        let again = plan_in(Platform::Freebsd, t.path(), &doc(false), first);
         assert!(again.actions.is_empty(), "{:?}", again.actions);
-        let p = plan_in(Platform::Freebsd, t.path(), &doc(true), plan);
+        let p = plan_in(Platform::Freebsd, t.path(), &doc(true), first);
         assert!(p.errors.iter().any(|e| e.item == "ca_certs.remove_defaults"
-            && e.reason.contains("not supported on freebsd")));
+            && e.reason.contains("not implemented by wisp on freebsd")));
     }
 
     #[test]
@@ -419,21 +586,21 @@ mod tests {
         let conf =
             "netbsd-certctl 20230816\n\n# the Mozilla set\npath /usr/share/certs/mozilla/server\n";
         std::fs::write(t.path().join("etc/openssl/certs.conf"), conf).unwrap();
-        let p = plan_in(Platform::Netbsd, t.path(), &doc(true), plan);
+        let p = plan_in(Platform::Netbsd, t.path(), &doc(true), first);
         assert_eq!(
             written(&p, "/etc/openssl/certs.conf").unwrap(),
             format!("netbsd-certctl 20230816\n\n# the Mozilla set\n{DISABLED}path /usr/share/certs/mozilla/server\npath /etc/openssl/wisp-trusted\n")
         );
         assert_eq!(
             written(&p, &format!("/etc/openssl/wisp-trusted/{PREFIX}0.pem")).unwrap(),
-            CERT
+            certctl_file("ca_certs.trusted[0]", CERT)
         );
         assert_eq!(argvs(&p), vec![vec!["certctl", "rehash"]]);
-        assert!(plan_in(Platform::Netbsd, t.path(), &doc(true), plan)
+        assert!(plan_in(Platform::Netbsd, t.path(), &doc(true), first)
             .actions
             .is_empty());
         // Without remove_defaults the system's set is searched again.
-        let p = plan_in(Platform::Netbsd, t.path(), &doc(false), plan);
+        let p = plan_in(Platform::Netbsd, t.path(), &doc(false), first);
         assert_eq!(
             written(&p, "/etc/openssl/certs.conf").unwrap(),
             format!("{conf}path /etc/openssl/wisp-trusted\n")
@@ -447,30 +614,166 @@ mod tests {
         let system =
             "### the system's set\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         std::fs::write(t.path().join("etc/ssl/cert.pem"), system).unwrap();
-        let p = plan_in(Platform::Openbsd, t.path(), &doc(false), plan);
+        let p = plan_in(Platform::Openbsd, t.path(), &doc(false), first);
         assert_eq!(
             written(&p, "/etc/ssl/cert.pem").unwrap(),
             format!("{system}{BEGIN}\n{CERT}{END}\n")
         );
         assert!(argvs(&p).is_empty());
-        assert!(plan_in(Platform::Openbsd, t.path(), &doc(false), plan)
+        assert!(plan_in(Platform::Openbsd, t.path(), &doc(false), first)
             .actions
             .is_empty());
         // remove_defaults: the block alone, the system's bundle kept aside once.
-        let p = plan_in(Platform::Openbsd, t.path(), &doc(true), plan);
+        let p = plan_in(Platform::Openbsd, t.path(), &doc(true), first);
         assert_eq!(written(&p, "/etc/ssl/cert.pem.wisp-orig").unwrap(), system);
         assert_eq!(
             written(&p, "/etc/ssl/cert.pem").unwrap(),
             format!("{BEGIN}\n{CERT}{END}\n")
         );
-        assert!(plan_in(Platform::Openbsd, t.path(), &doc(true), plan)
+        assert!(plan_in(Platform::Openbsd, t.path(), &doc(true), first)
             .actions
             .is_empty());
         // And back.
-        let p = plan_in(Platform::Openbsd, t.path(), &doc(false), plan);
+        let p = plan_in(Platform::Openbsd, t.path(), &doc(false), first);
         assert_eq!(
             written(&p, "/etc/ssl/cert.pem").unwrap(),
             format!("{system}{BEGIN}\n{CERT}{END}\n")
         );
+    }
+
+    /// A second test certificate's shape (only the PEM form is checked here).
+    const OTHER: &str = "-----BEGIN CERTIFICATE-----\nAAAABBBB\n-----END CERTIFICATE-----\n";
+
+    fn trusted_doc(certs: &[&str]) -> String {
+        let mut doc = String::from("ca_certs:\n  trusted:\n");
+        for c in certs {
+            doc.push_str("    - |\n");
+            for l in c.lines() {
+                doc.push_str(&format!("      {l}\n"));
+            }
+        }
+        doc
+    }
+
+    #[test]
+    fn a_retry_rehashes_though_the_files_are_right_already() {
+        let t = tempfile::tempdir().unwrap();
+        let p = plan_in(Platform::Freebsd, t.path(), &trusted_doc(&[CERT]), first);
+        assert_eq!(argvs(&p), vec![vec!["certctl", "rehash"]]);
+        // The first run wrote the file and stopped before (or failed in) certctl.
+        assert!(
+            plan_in(Platform::Freebsd, t.path(), &trusted_doc(&[CERT]), first)
+                .actions
+                .is_empty()
+        );
+        let retry = plan_in(
+            Platform::Freebsd,
+            t.path(),
+            &trusted_doc(&[CERT]),
+            |i, o| plan(i, true, o),
+        );
+        assert_eq!(argvs(&retry), vec![vec!["certctl", "rehash"]]);
+        assert_eq!(retry.actions.len(), 1);
+    }
+
+    #[test]
+    fn a_chain_is_one_file_per_certificate_with_a_certificate_header() {
+        let t = tempfile::tempdir().unwrap();
+        let chain = format!("{CERT}{OTHER}");
+        let p = plan_in(
+            Platform::Freebsd,
+            t.path(),
+            &trusted_doc(&[&chain, CERT]),
+            first,
+        );
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        let dir = "/usr/local/share/certs";
+        let files: Vec<String> = (0..3)
+            .map(|n| written(&p, &format!("{dir}/{PREFIX}{n}.pem")).unwrap())
+            .collect();
+        assert_eq!(
+            files,
+            [
+                certctl_file("ca_certs.trusted[0] certificate 1", CERT),
+                certctl_file("ca_certs.trusted[0] certificate 2", OTHER),
+                certctl_file("ca_certs.trusted[1]", CERT),
+            ]
+        );
+        // FreeBSD 14's shell certctl takes a file with exactly one `Certificate:` line.
+        for f in &files {
+            assert_eq!(f.lines().filter(|l| *l == "Certificate:").count(), 1);
+            assert_eq!(f.matches(BEGIN_CERT).count(), 1);
+        }
+    }
+
+    #[test]
+    fn freebsd_untrusts_the_installed_copy_of_a_certificate_taken_away() {
+        let t = tempfile::tempdir().unwrap();
+        plan_in(
+            Platform::Freebsd,
+            t.path(),
+            &trusted_doc(&[CERT, OTHER]),
+            first,
+        );
+        // What FreeBSD 15's certctl rehash installed: the PEM in 64-column lines.
+        let store = t.path().join("etc/ssl/certs");
+        std::fs::create_dir_all(&store).unwrap();
+        std::fs::write(store.join("0a1b2c3d.0"), CERT).unwrap();
+        std::fs::write(store.join("99999999.0"), OTHER).unwrap();
+        std::fs::write(
+            store.join("11111111.0"),
+            "-----BEGIN CERTIFICATE-----\nCCCC\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let p = plan_in(Platform::Freebsd, t.path(), &trusted_doc(&[OTHER]), first);
+        let removed: Vec<&str> = p
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Remove { path, .. } => Some(path.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            removed,
+            [
+                format!("/usr/local/share/certs/{PREFIX}1.pem").as_str(),
+                "/etc/ssl/certs/0a1b2c3d.0"
+            ]
+        );
+        assert_eq!(argvs(&p), vec![vec!["certctl", "rehash"]]);
+    }
+
+    #[test]
+    fn netbsd_without_a_usable_certs_conf_changes_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let p = plan_in(Platform::Netbsd, t.path(), &trusted_doc(&[CERT]), first);
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert_eq!(p.errors.len(), 1);
+        assert!(p.errors[0].reason.contains("is missing"), "{:?}", p.errors);
+        std::fs::create_dir_all(t.path().join("etc/openssl")).unwrap();
+        std::fs::write(
+            t.path().join("etc/openssl/certs.conf"),
+            "netbsd-certctl 20230816\nmanual\n",
+        )
+        .unwrap();
+        let p = plan_in(Platform::Netbsd, t.path(), &trusted_doc(&[CERT]), first);
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert_eq!(p.errors.len(), 1);
+        assert!(p.errors[0].reason.contains("`manual`"), "{:?}", p.errors);
+    }
+
+    #[test]
+    fn openbsd_leaves_a_bundle_with_a_cut_block_alone() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("etc/ssl")).unwrap();
+        let cut = format!("{BEGIN}\n{CERT}### the system's set\n{OTHER}");
+        std::fs::write(t.path().join("etc/ssl/cert.pem"), &cut).unwrap();
+        for doc in [trusted_doc(&[CERT]), "ca_certs: {}\n".to_string()] {
+            let p = plan_in(Platform::Openbsd, t.path(), &doc, first);
+            assert!(p.actions.is_empty(), "{:?}", p.actions);
+            assert_eq!(p.errors[0].item, "/etc/ssl/cert.pem");
+            assert!(p.errors[0].reason.contains("no \"# END wisp ca_certs\""));
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! `locale` (cloud-init's cc_locale) where the OS has a system-wide setting: FreeBSD's
 //! /etc/login.conf, whose `default` class gets `lang=` (and `charset=` from the locale's
-//! codeset), edited in place with the rest of the file kept byte for byte, then `cap_mkdb`.
+//! codeset; `C` and `POSIX` have none, and a `charset=` there is taken away), edited in place
+//! with the rest of the file kept byte for byte, then `cap_mkdb` (on a retry too).
 //! NetBSD and OpenBSD set no language for every login in login.conf (their login.conf(5) has
 //! no `lang` capability): a warning there. Once per instance, and only when the document sets
 //! `locale` (cloud-init would otherwise apply the distribution's default).
@@ -45,12 +46,7 @@ fn codeset(name: &str) -> Option<&str> {
 /// there is no `default` class.
 pub fn set_default_capability(conf: &str, cap: &str, value: &str) -> Option<String> {
     let lines: Vec<&str> = conf.split_inclusive('\n').collect();
-    let start = lines.iter().position(|l| {
-        !l.starts_with(|c: char| c.is_whitespace() || c == '#')
-            && l.split(':')
-                .next()
-                .is_some_and(|names| names.split('|').any(|n| n.trim() == "default"))
-    })?;
+    let start = default_class_start(&lines)?;
     let mut end = start;
     while end + 1 < lines.len() && lines[end].trim_end_matches(['\n', '\r']).ends_with('\\') {
         end += 1;
@@ -83,7 +79,57 @@ pub fn set_default_capability(conf: &str, cap: &str, value: &str) -> Option<Stri
     Some(out.concat())
 }
 
-pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
+/// `conf` without capability `cap` in the `default` class (unchanged when it has none, or
+/// there is no such class).
+pub fn remove_default_capability(conf: &str, cap: &str) -> String {
+    let lines: Vec<&str> = conf.split_inclusive('\n').collect();
+    let Some(start) = default_class_start(&lines) else {
+        return conf.to_string();
+    };
+    let mut end = start;
+    while end + 1 < lines.len() && lines[end].trim_end_matches(['\n', '\r']).ends_with('\\') {
+        end += 1;
+    }
+    let prefix = format!("{cap}=");
+    let mut out = Vec::new();
+    for (n, line) in lines.iter().enumerate() {
+        if n < start || n > end {
+            out.push(line.to_string());
+            continue;
+        }
+        let fields: Vec<&str> = line.split(':').collect();
+        if !fields.iter().skip(1).any(|f| f.starts_with(&prefix)) {
+            out.push(line.to_string());
+            continue;
+        }
+        let kept: Vec<&str> = fields
+            .iter()
+            .enumerate()
+            .filter(|(i, f)| *i == 0 || !f.starts_with(&prefix))
+            .map(|(_, f)| *f)
+            .collect();
+        let joined = kept.join(":");
+        // A continuation line that held only this capability (`\t:cap=x:\`) goes.
+        if n != start && joined.trim_start().trim_start_matches(':').trim() == "\\" {
+            continue;
+        }
+        out.push(joined);
+    }
+    out.concat()
+}
+
+fn default_class_start(lines: &[&str]) -> Option<usize> {
+    lines.iter().position(|l| {
+        !l.starts_with(|c: char| c.is_whitespace() || c == '#')
+            && l.split(':')
+                .next()
+                .is_some_and(|names| names.split('|').any(|n| n.trim() == "default"))
+    })
+}
+
+/// Plans the module; on a `retry` the database is rebuilt even when login.conf is right
+/// already (the run that wrote it may have stopped before cap_mkdb).
+pub fn plan(inp: &Inputs<'_>, retry: bool, out: &mut Planned) {
     let Some(locale) = &inp.config.locale else {
         return;
     };
@@ -107,10 +153,21 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
             return;
         }
     };
+    let system_locale = locale == "C" || locale == "POSIX";
+    if !system_locale
+        && crate::rootfs::dir_exists(inp.root, &format!("/usr/share/locale/{locale}"), None)
+            != Ok(true)
+    {
+        out.warnings.push(format!(
+            "locale: /usr/share/locale/{locale} does not exist: the system may not know {locale:?}"
+        ));
+    }
     let mut new = conf.clone();
     let mut caps = vec![("lang", locale.as_str())];
-    if let Some(cs) = codeset(locale) {
-        caps.push(("charset", cs));
+    match codeset(locale) {
+        Some(cs) => caps.push(("charset", cs)),
+        // A locale without a codeset has no charset (cloud-init's FreeBSD sets only lang).
+        None => new = remove_default_capability(&new, "charset"),
     }
     for (cap, value) in caps {
         match set_default_capability(&new, cap, value) {
@@ -126,6 +183,13 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
         }
     }
     if new == conf {
+        if retry {
+            out.actions.push(Action::exec(
+                NAME,
+                locale.as_str(),
+                inp.backend.login_conf_db(),
+            ));
+        }
         return;
     }
     out.actions.push(Action::write(
@@ -175,8 +239,7 @@ impl super::Module for Locale {
     }
 
     fn plan(&self, inp: &Inputs<'_>, run: &mut super::PlanRun<'_>, out: &mut Planned) {
-        let _ = run;
-        plan(inp, out)
+        plan(inp, run.extras.is_retry(NAME), out)
     }
 }
 
@@ -197,6 +260,10 @@ russian|Russian Users Accounts:\\\n\
 \t:lang=ru_RU.UTF-8:\\\n\
 \t:tc=default:\n";
 
+    fn first(inp: &Inputs<'_>, out: &mut Planned) {
+        plan(inp, false, out)
+    }
+
     fn root_with(conf: &str) -> tempfile::TempDir {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(t.path().join("etc")).unwrap();
@@ -207,7 +274,7 @@ russian|Russian Users Accounts:\\\n\
     #[test]
     fn freebsd_sets_the_default_class_and_rebuilds_the_database_once() {
         let t = root_with(LOGIN_CONF_TEXT);
-        let p = plan_in(Platform::Freebsd, t.path(), "locale: en_GB.UTF-8\n", plan);
+        let p = plan_in(Platform::Freebsd, t.path(), "locale: en_GB.UTF-8\n", first);
         let want = LOGIN_CONF_TEXT.replace(
             "default:\\\n",
             "default:\\\n\t:charset=UTF-8:\\\n\t:lang=en_GB.UTF-8:\\\n",
@@ -215,12 +282,13 @@ russian|Russian Users Accounts:\\\n\
         assert_eq!(written(&p, LOGIN_CONF).unwrap(), want);
         assert_eq!(argvs(&p), vec![vec!["cap_mkdb", "/etc/login.conf"]]);
         // A rerun changes nothing; another locale replaces the values in place.
-        let again = plan_in(Platform::Freebsd, t.path(), "locale: en_GB.UTF-8\n", plan);
+        let again = plan_in(Platform::Freebsd, t.path(), "locale: en_GB.UTF-8\n", first);
         assert!(again.actions.is_empty(), "{:?}", again.actions);
-        let p = plan_in(Platform::Freebsd, t.path(), "locale: C\n", plan);
+        let p = plan_in(Platform::Freebsd, t.path(), "locale: C\n", first);
         assert_eq!(
             written(&p, LOGIN_CONF).unwrap(),
             want.replace(":lang=en_GB.UTF-8:", ":lang=C:")
+                .replace("\t:charset=UTF-8:\\\n\t:lang=C", "\t:lang=C")
         );
         // The other classes are untouched.
         assert!(written(&p, LOGIN_CONF)
@@ -239,7 +307,7 @@ russian|Russian Users Accounts:\\\n\
             None
         );
         let t = root_with("other:\\\n\t:lang=C:\n");
-        let p = plan_in(Platform::Freebsd, t.path(), "locale: C.UTF-8\n", plan);
+        let p = plan_in(Platform::Freebsd, t.path(), "locale: C.UTF-8\n", first);
         assert!(p.actions.is_empty());
         assert!(
             p.errors[0].reason.contains("no `default` class"),
@@ -253,14 +321,14 @@ russian|Russian Users Accounts:\\\n\
         for bad in ["en_US:lang=x", "en_US.UTF-8\n\t:tc=x", "-C", "", "a b", "ü"] {
             let t = root_with(LOGIN_CONF_TEXT);
             let doc = format!("locale: {:?}\n", bad);
-            let p = plan_in(Platform::Freebsd, t.path(), &doc, plan);
+            let p = plan_in(Platform::Freebsd, t.path(), &doc, first);
             assert!(p.actions.is_empty(), "{bad:?}");
             assert_eq!(p.errors.len(), 1, "{bad:?}");
             assert!(p.errors[0].reason.contains("not a locale name"));
         }
         for os in [Platform::Netbsd, Platform::Openbsd] {
             let t = root_with(LOGIN_CONF_TEXT);
-            let p = plan_in(os, t.path(), "locale: en_US.UTF-8\n", plan);
+            let p = plan_in(os, t.path(), "locale: en_US.UTF-8\n", first);
             assert!(p.actions.is_empty());
             assert!(
                 p.warnings[0].contains(&format!("not applicable on {}", os.name())),
@@ -270,7 +338,72 @@ russian|Russian Users Accounts:\\\n\
         }
         // `false` leaves it alone, as in cloud-init.
         let t = root_with(LOGIN_CONF_TEXT);
-        let p = plan_in(Platform::Freebsd, t.path(), "locale: false\n", plan);
+        let p = plan_in(Platform::Freebsd, t.path(), "locale: false\n", first);
         assert!(p.actions.is_empty() && p.errors.is_empty());
+    }
+
+    #[test]
+    fn a_retry_rebuilds_the_database_though_login_conf_is_right_already() {
+        let t = root_with(LOGIN_CONF_TEXT);
+        let doc = "locale: en_GB.UTF-8\n";
+        assert_eq!(
+            argvs(&plan_in(Platform::Freebsd, t.path(), doc, first)).len(),
+            1
+        );
+        // cap_mkdb failed or never ran: a plain rerun sees login.conf right, a retry rebuilds.
+        assert!(plan_in(Platform::Freebsd, t.path(), doc, first)
+            .actions
+            .is_empty());
+        let retry = plan_in(Platform::Freebsd, t.path(), doc, |i, o| plan(i, true, o));
+        assert_eq!(argvs(&retry), vec![vec!["cap_mkdb", "/etc/login.conf"]]);
+        assert_eq!(retry.actions.len(), 1);
+    }
+
+    #[test]
+    fn c_and_posix_drop_the_charset_and_unknown_locales_warn() {
+        let with_charset =
+            "default:\\\n\t:charset=UTF-8:\\\n\t:lang=en_US.UTF-8:\\\n\t:umask=022:\n";
+        for name in ["C", "POSIX"] {
+            let t = root_with(with_charset);
+            let p = plan_in(
+                Platform::Freebsd,
+                t.path(),
+                &format!("locale: {name}\n"),
+                first,
+            );
+            assert_eq!(
+                written(&p, LOGIN_CONF).unwrap(),
+                format!("default:\\\n\t:lang={name}:\\\n\t:umask=022:\n")
+            );
+            assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        }
+        assert_eq!(
+            remove_default_capability("default:charset=x:lang=C:\n", "charset"),
+            "default:lang=C:\n"
+        );
+        // A locale the system does not have: set all the same (cloud-init does), with a warning.
+        let t = root_with(LOGIN_CONF_TEXT);
+        let p = plan_in(Platform::Freebsd, t.path(), "locale: xx_YY.UTF-8\n", first);
+        assert!(written(&p, LOGIN_CONF).is_some());
+        assert!(
+            p.warnings[0].contains("/usr/share/locale/xx_YY.UTF-8 does not exist"),
+            "{:?}",
+            p.warnings
+        );
+        std::fs::create_dir_all(t.path().join("usr/share/locale/de_DE.UTF-8")).unwrap();
+        let p = plan_in(Platform::Freebsd, t.path(), "locale: de_DE.UTF-8\n", first);
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn cap_mkdb_names_the_database_after_the_file_under_a_root() {
+        let backend = Platform::Freebsd.backend(Some("/mnt/img".into()));
+        assert_eq!(
+            backend.login_conf_db(),
+            vec![
+                "cap_mkdb".to_string(),
+                "/mnt/img/etc/login.conf".to_string()
+            ]
+        );
     }
 }

@@ -9,6 +9,11 @@
 //! forwarding (`@@`) where the syslogd forwards over UDP only (FreeBSD, NetBSD) and a port on
 //! NetBSD, whose `@host` takes none. Keys naming rsyslog's own files, packages or reload command
 //! are warnings: wisp writes the native syslogd's file and reloads it itself.
+//!
+//! wisp's lines start with the tags that end a program or host block (`!*`, `+*`), and lines
+//! that would start one, or read as wisp's markers, are refused: the block stays wisp's and
+//! scopes nothing else. A BEGIN marker with no END is an error and the file is left alone. On a
+//! retry a running syslogd is reloaded even when the file is right already.
 
 use super::{Frequency, Inputs, Planned, Stage};
 use crate::cloudconfig::lenient::{child, describe, entries, Reader};
@@ -107,6 +112,23 @@ pub fn parse_remote(line: &str) -> Result<Remote, String> {
     })
 }
 
+/// A selector in the syslogd's own syntax: OpenBSD's levels take no comparison flags.
+fn native_selector(s: &str, facts: &SyslogFacts, os: &str) -> Result<(), String> {
+    check_selector(s)?;
+    if !facts.level_comparisons && s.contains(['!', '<', '=', '>']) {
+        return Err(format!(
+            "selector {s:?}: the syslogd of {os} takes no level comparisons (!, <, =, >)"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `line` would read as one of wisp's block markers (or another wisp block's).
+fn is_marker(line: &str) -> bool {
+    let t = line.trim();
+    t == BEGIN || t == END || t.starts_with("# BEGIN wisp") || t.starts_with("# END wisp")
+}
+
 /// A selector: `facility.level` parts joined by `;`, facilities by `,`, levels with
 /// comparison flags (`!`, `<`, `=`, `>`).
 fn check_selector(s: &str) -> Result<(), String> {
@@ -164,7 +186,12 @@ pub fn action(remote: &Remote, facts: &SyslogFacts, os: &str) -> Result<String, 
     } else {
         remote.host.clone()
     };
-    match remote.port {
+    // OpenBSD's `@tcp://host` needs its port (syslog.conf(5)): rsyslog's default for `@@`.
+    let port = match remote.port {
+        None if remote.tcp && prefix.ends_with("://") => Some(514),
+        p => p,
+    };
+    match port {
         Some(p) if !facts.udp_port && !remote.tcp => {
             if p == 514 {
                 Ok(format!("{prefix}{host}"))
@@ -188,8 +215,22 @@ fn config_line(line: &str, facts: &SyslogFacts, os: &str) -> Result<String, Stri
         return Err("control characters".into());
     }
     let t = line.trim();
+    if is_marker(t) {
+        return Err("the line reads as one of wisp's block markers".into());
+    }
+    if t.starts_with("#!") || t.starts_with("#+") || t.starts_with("#-") {
+        return Err(format!(
+            "{t:?} is a program or host block tag to the syslogd, not a comment: refused (it \
+             would scope the lines after it)"
+        ));
+    }
     if t.is_empty() || t.starts_with('#') {
         return Ok(line.trim_end().to_string());
+    }
+    if t.starts_with(['!', '+', '-']) {
+        return Err(format!(
+            "{t:?} is a program or host block tag: refused (it would scope the lines after it)"
+        ));
     }
     if t.starts_with('$') {
         return Err("an rsyslog directive ($...): the system's syslogd has none".into());
@@ -207,8 +248,22 @@ fn config_line(line: &str, facts: &SyslogFacts, os: &str) -> Result<String, Stri
     let (Some(selector), Some(target), None) = (words.next(), words.next(), words.next()) else {
         return Err("not a `selector<TAB>action` line".into());
     };
-    check_selector(selector)?;
-    let target = if target.starts_with('@') {
+    native_selector(selector, facts, os)?;
+    let url = target
+        .strip_prefix('@')
+        .and_then(|r| r.split_once("://"))
+        .filter(|(scheme, _)| facts.url_schemes.contains(scheme));
+    let target = if let Some((scheme, rest)) = url {
+        if rest.starts_with('@') {
+            return Err(format!("action {target:?} is not @{scheme}://host[:port]"));
+        }
+        parse_remote(&format!("{selector} @{rest}"))?;
+        format!("@{scheme}://{rest}")
+    } else if target.starts_with("@[") && !facts.bracket_ipv6 {
+        return Err(format!(
+            "{target:?}: @[host] forwards over TLS on {os}, which wisp does not set up"
+        ));
+    } else if target.starts_with('@') {
         let remote = parse_remote(&format!("{selector} {target}"))?;
         action(&remote, facts, os)?
     } else if let Some(path) = target
@@ -264,7 +319,15 @@ fn render(cfg: &Rsyslog, facts: &SyslogFacts, os: &str, out: &mut Planned) -> Ve
             );
             continue;
         }
-        match parse_remote(spec).and_then(|r| Ok((action(&r, facts, os)?, r))) {
+        if is_marker(&format!("# {name}")) {
+            out.error(NAME, &item, "the name reads as one of wisp's block markers");
+            continue;
+        }
+        let parsed = parse_remote(spec).and_then(|r| {
+            native_selector(&r.selector, facts, os)?;
+            Ok((action(&r, facts, os)?, r))
+        });
+        match parsed {
             Ok((action, r)) => {
                 lines.push(format!("# {name}"));
                 lines.push(format!("{}\t{action}", r.selector));
@@ -275,18 +338,28 @@ fn render(cfg: &Rsyslog, facts: &SyslogFacts, os: &str, out: &mut Planned) -> Ve
     lines
 }
 
-/// `conf` with wisp's block replaced by `lines` (taken away when there are none).
-pub fn with_block(conf: &str, lines: &[String]) -> String {
+/// `conf` with wisp's block replaced by `lines` (taken away when there are none), the block
+/// starting with the `reset` lines. A BEGIN with no END after it is an error: what follows
+/// it is not wisp's to drop.
+pub fn with_block(conf: &str, lines: &[String], reset: &[&str]) -> Result<String, String> {
     let mut kept = Vec::new();
     let mut inside = false;
     for l in conf.lines() {
         if l == BEGIN {
+            if inside {
+                return Err("wisp's block marker BEGIN is there twice, with no END between".into());
+            }
             inside = true;
         } else if inside && l == END {
             inside = false;
         } else if !inside {
             kept.push(l);
         }
+    }
+    if inside {
+        return Err(format!(
+            "wisp's block has a BEGIN line and no {END:?} line after it: edit the file by hand"
+        ));
     }
     let mut text = kept.join("\n");
     if !text.is_empty() {
@@ -295,14 +368,18 @@ pub fn with_block(conf: &str, lines: &[String]) -> String {
     if !lines.is_empty() {
         text.push_str(BEGIN);
         text.push('\n');
-        for l in lines {
-            text.push_str(l);
+        for l in reset
+            .iter()
+            .map(|r| r.to_string())
+            .chain(lines.iter().cloned())
+        {
+            text.push_str(&l);
             text.push('\n');
         }
         text.push_str(END);
         text.push('\n');
     }
-    text
+    Ok(text)
 }
 
 /// Whether the syslogd reads the drop-in directory: `include` is a line of `conf`.
@@ -313,13 +390,15 @@ fn reads_dropin(conf: &str, include: &str) -> bool {
     })
 }
 
-pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
+/// Plans the module; on a `retry` a running syslogd is reloaded even when the files are right
+/// already (the run that wrote them may have stopped before its reload).
+pub fn plan(inp: &Inputs<'_>, retry: bool, out: &mut Planned) {
     // Reload only a running syslogd of this very system, as sshd is.
     let running = inp.root.is_host() && inp.root.path(inp.backend.facts().syslog.pidfile).exists();
-    plan_with(inp, running, out)
+    plan_with(inp, running, retry, out)
 }
 
-fn plan_with(inp: &Inputs<'_>, running: bool, out: &mut Planned) {
+fn plan_with(inp: &Inputs<'_>, running: bool, retry: bool, out: &mut Planned) {
     let Some(cfg) = &inp.config.rsyslog else {
         return;
     };
@@ -330,6 +409,14 @@ fn plan_with(inp: &Inputs<'_>, running: bool, out: &mut Planned) {
     // syslog.conf is edited: one that cannot be read safely is left alone.
     let conf = match out.try_current_text(inp.root, facts.conf, None) {
         Ok(c) => c,
+        Err(e) => {
+            out.error(NAME, facts.conf, format!("not changed: {e}"));
+            return;
+        }
+    };
+    // A block cut short (BEGIN, no END): the file is left alone.
+    let without = match with_block(&conf, &[], &[]) {
+        Ok(w) => w,
         Err(e) => {
             out.error(NAME, facts.conf, format!("not changed: {e}"));
             return;
@@ -350,8 +437,13 @@ fn plan_with(inp: &Inputs<'_>, running: bool, out: &mut Planned) {
                 }
             } else {
                 let mut text = String::from("# Written by wisp from cloud-config (rsyslog).\n");
-                for l in &lines {
-                    text.push_str(l);
+                for l in facts
+                    .block_reset
+                    .iter()
+                    .map(|r| r.to_string())
+                    .chain(lines.clone())
+                {
+                    text.push_str(&l);
                     text.push('\n');
                 }
                 if current.as_deref() != Some(text.as_bytes()) {
@@ -368,7 +460,6 @@ fn plan_with(inp: &Inputs<'_>, running: bool, out: &mut Planned) {
                 }
             }
             // A block left from a run before the directory was read.
-            let without = with_block(&conf, &[]);
             if conf.contains(BEGIN) && without != conf {
                 out.actions.push(Action::write(
                     NAME,
@@ -383,7 +474,13 @@ fn plan_with(inp: &Inputs<'_>, running: bool, out: &mut Planned) {
             }
         }
         _ => {
-            let new = with_block(&conf, &lines);
+            let new = match with_block(&conf, &lines, facts.block_reset) {
+                Ok(n) => n,
+                Err(e) => {
+                    out.error(NAME, facts.conf, format!("not changed: {e}"));
+                    return;
+                }
+            };
             let had_block = conf.lines().any(|l| l == BEGIN);
             if new != conf && (had_block || !lines.is_empty()) {
                 out.actions.push(Action::write(
@@ -399,7 +496,7 @@ fn plan_with(inp: &Inputs<'_>, running: bool, out: &mut Planned) {
             }
         }
     }
-    if changed && running {
+    if (changed || retry) && running {
         out.actions.push(Action::exec(
             NAME,
             "syslogd",
@@ -542,8 +639,7 @@ impl super::Module for RsyslogModule {
     }
 
     fn plan(&self, inp: &Inputs<'_>, run: &mut super::PlanRun<'_>, out: &mut Planned) {
-        let _ = run;
-        plan(inp, out)
+        plan(inp, run.extras.is_retry(NAME), out)
     }
 }
 
@@ -554,6 +650,8 @@ mod tests {
     use crate::platform::Platform;
 
     const CONF: &str = "*.notice\t/var/log/messages\nsecurity.*\t/var/log/security\n";
+    /// The lines that open wisp's block on the BSDs: every program, every host.
+    const RESET: &str = "!*\n+*\n";
 
     fn root_with(conf: &str) -> tempfile::TempDir {
         let t = tempfile::tempdir().unwrap();
@@ -564,7 +662,7 @@ mod tests {
 
     /// Plans as if syslogd ran (the reload is planned only for a running one on the host).
     fn running(p: Platform, root: &std::path::Path, doc: &str) -> Planned {
-        plan_in(p, root, doc, |inp, out| plan_with(inp, true, out))
+        plan_in(p, root, doc, |inp, out| plan_with(inp, true, false, out))
     }
 
     #[test]
@@ -612,7 +710,7 @@ mod tests {
         assert_eq!(
             written(&p, "/etc/syslog.conf").unwrap(),
             format!(
-                "{CONF}{BEGIN}\nkern.*\t/var/log/kern.log\n# maas\n*.*\t@10.0.0.1\n# tcp\nauth.*\t@tcp://logs.example:6514\n# v6\n*.*\t@[2001:db8::5]:1514\n{END}\n"
+                "{CONF}{BEGIN}\n{RESET}kern.*\t/var/log/kern.log\n# maas\n*.*\t@10.0.0.1\n# tcp\nauth.*\t@tcp://logs.example:6514\n# v6\n*.*\t@[2001:db8::5]:1514\n{END}\n"
             )
         );
         assert_eq!(argvs(&p), vec![vec!["rcctl", "reload", "syslogd"]]);
@@ -627,7 +725,7 @@ mod tests {
         );
         assert_eq!(
             written(&p, "/etc/syslog.conf").unwrap(),
-            format!("{CONF}{BEGIN}\n# a\n*.*\t@10.0.0.9:5514\n{END}\n")
+            format!("{CONF}{BEGIN}\n{RESET}# a\n*.*\t@10.0.0.9:5514\n{END}\n")
         );
         let p = running(Platform::Openbsd, t.path(), "rsyslog: {}\n");
         assert_eq!(written(&p, "/etc/syslog.conf").unwrap(), CONF);
@@ -641,7 +739,7 @@ mod tests {
         let p = running(Platform::Freebsd, t.path(), doc);
         assert_eq!(
             written(&p, "/etc/syslog.d/wisp-rsyslog.conf").unwrap(),
-            "# Written by wisp from cloud-config (rsyslog).\n# maas\n*.*\t@10.0.0.1:514\n"
+            "# Written by wisp from cloud-config (rsyslog).\n!*\n+*\n# maas\n*.*\t@10.0.0.1:514\n"
         );
         assert!(written(&p, "/etc/syslog.conf").is_none());
         assert_eq!(argvs(&p), vec![vec!["service", "syslogd", "reload"]]);
@@ -668,7 +766,7 @@ mod tests {
         let p = running(Platform::Netbsd, t.path(), doc);
         assert_eq!(
             written(&p, "/etc/syslog.conf").unwrap(),
-            format!("{CONF}{BEGIN}\n# a\n*.*\t@10.0.0.1\n# c\n*.*\t@2001:db8::7\n{END}\n")
+            format!("{CONF}{BEGIN}\n{RESET}# a\n*.*\t@10.0.0.1\n# c\n*.*\t@2001:db8::7\n{END}\n")
         );
         assert_eq!(argvs(&p), vec![vec!["/etc/rc.d/syslogd", "reload"]]);
         assert_eq!(p.errors.len(), 1);
@@ -703,7 +801,7 @@ mod tests {
         // The rest applied.
         assert_eq!(
             written(&p, "/etc/syslog.conf").unwrap(),
-            format!("{CONF}{BEGIN}\nmail.*\t@mailhost\n# ok\n*.*\t@10.0.0.2\n{END}\n")
+            format!("{CONF}{BEGIN}\n{RESET}mail.*\t@mailhost\n# ok\n*.*\t@10.0.0.2\n{END}\n")
         );
     }
 
@@ -732,5 +830,140 @@ mod tests {
             vec![("a".to_string(), "h".to_string())]
         );
         assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    #[test]
+    fn a_retry_reloads_though_the_files_are_right_already() {
+        let t = root_with(CONF);
+        let doc = "rsyslog: {remotes: {m: 10.0.0.1}}\n";
+        let p = running(Platform::Netbsd, t.path(), doc);
+        assert_eq!(argvs(&p).len(), 1);
+        // The first run wrote the block and stopped before its reload (a crash, a failed
+        // tool): a plain rerun sees nothing to do, a retry reloads.
+        assert!(running(Platform::Netbsd, t.path(), doc).actions.is_empty());
+        let retry = plan_in(Platform::Netbsd, t.path(), doc, |inp, out| {
+            plan_with(inp, true, true, out)
+        });
+        assert_eq!(argvs(&retry), vec![vec!["/etc/rc.d/syslogd", "reload"]]);
+        assert!(written(&retry, "/etc/syslog.conf").is_none());
+    }
+
+    #[test]
+    fn openbsd_tcp_without_a_port_gets_rsyslogs_514() {
+        let t = root_with(CONF);
+        let p = running(
+            Platform::Openbsd,
+            t.path(),
+            "rsyslog: {remotes: {t: \"@@logs.example\"}}\n",
+        );
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert!(written(&p, "/etc/syslog.conf")
+            .unwrap()
+            .contains("*.*\t@tcp://logs.example:514\n"));
+    }
+
+    #[test]
+    fn marker_lines_and_a_cut_block_are_refused() {
+        let t = root_with(CONF);
+        let doc = format!(
+            "rsyslog:\n  remotes:\n    \"END wisp rsyslog\": 10.0.0.1\n    ok: 10.0.0.2\n  configs:\n    - \"{END}\"\n    - \"{BEGIN}\"\n"
+        );
+        let p = running(Platform::Openbsd, t.path(), &doc);
+        let items: Vec<&str> = p.errors.iter().map(|e| e.item.as_str()).collect();
+        assert_eq!(
+            items,
+            [
+                "rsyslog.configs[0]",
+                "rsyslog.configs[1]",
+                "rsyslog.remotes.END wisp rsyslog"
+            ]
+        );
+        assert!(p.errors.iter().all(|e| e.reason.contains("marker")));
+        assert_eq!(
+            written(&p, "/etc/syslog.conf").unwrap(),
+            format!("{CONF}{BEGIN}\n{RESET}# ok\n*.*\t@10.0.0.2\n{END}\n")
+        );
+        // A BEGIN with no END: the admin's lines after it are not dropped, the file is left.
+        let cut = format!("{CONF}{BEGIN}\n# ok\n*.*\t@10.0.0.2\nmail.*\t/var/log/maillog\n");
+        let t = root_with(&cut);
+        for doc in ["rsyslog: {remotes: {a: 10.0.0.3}}\n", "rsyslog: {}\n"] {
+            let p = running(Platform::Openbsd, t.path(), doc);
+            assert!(p.actions.is_empty(), "{:?}", p.actions);
+            assert_eq!(p.errors.len(), 1);
+            assert_eq!(p.errors[0].item, "/etc/syslog.conf");
+            assert!(p.errors[0].reason.contains("no \"# END wisp rsyslog\""));
+        }
+        // FreeBSD's drop-in: a cut block in syslog.conf is left alone as well.
+        let t = root_with(&format!("include /etc/syslog.d\n{cut}"));
+        let p = running(Platform::Freebsd, t.path(), "rsyslog: {remotes: {a: h}}\n");
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert!(p.errors[0].reason.contains("BEGIN line and no"));
+    }
+
+    #[test]
+    fn block_tags_are_refused_and_wisps_block_resets_them() {
+        let t = root_with(&format!("{CONF}!ppp\n*.*\t/var/log/ppp.log\n"));
+        let doc = "rsyslog:\n  configs:\n    - \"#!sshd\"\n    - \"#+loghost\"\n    - \"!ntpd\"\n    - \"+*\"\n    - \"# a comment\\nkern.*\\t/var/log/kern\"\n";
+        let p = running(Platform::Freebsd, t.path(), doc);
+        let items: Vec<&str> = p.errors.iter().map(|e| e.item.as_str()).collect();
+        assert_eq!(
+            items,
+            [
+                "rsyslog.configs[0]",
+                "rsyslog.configs[1]",
+                "rsyslog.configs[2]",
+                "rsyslog.configs[3]"
+            ]
+        );
+        assert!(p.errors.iter().all(|e| e.reason.contains("block tag")));
+        // After the admin's `!ppp` block, wisp's lines apply to every program again.
+        assert!(written(&p, "/etc/syslog.conf").unwrap().ends_with(&format!(
+            "{BEGIN}\n!*\n+*\n# a comment\nkern.*\t/var/log/kern\n{END}\n"
+        )));
+    }
+
+    #[test]
+    fn each_syslogds_own_forwarding_forms_in_configs() {
+        // NetBSD: @[host] is TLS there, not an address in brackets.
+        let t = root_with(CONF);
+        let p = running(
+            Platform::Netbsd,
+            t.path(),
+            "rsyslog: {configs: [\"*.*\\t@[loghost.example]\", \"*.*\\t@[2001:db8::1]:6514\"]}\n",
+        );
+        assert_eq!(p.errors.len(), 2, "{:?}", p.errors);
+        assert!(p.errors.iter().all(|e| e.reason.contains("TLS on netbsd")));
+        assert!(p.actions.is_empty());
+        // OpenBSD: its udp://, tcp://, tls:// prefixes; no level comparisons.
+        let doc = "rsyslog:\n  configs:\n    - \"*.*\\t@tls://logs.example:6514\"\n    - \"auth.*\\t@udp6://[2001:db8::1]:514\"\n    - \"mail.!info\\t/var/log/m\"\n    - \"mail.=info\\t/var/log/m\"\n    - \"*.*\\t@gopher://h:1\"\n    - \"*.*\\t@tls://-h:1\"\n  remotes:\n    cmp: \"kern.>err @h\"\n";
+        let t = root_with(CONF);
+        let p = running(Platform::Openbsd, t.path(), doc);
+        let items: Vec<&str> = p.errors.iter().map(|e| e.item.as_str()).collect();
+        assert_eq!(
+            items,
+            [
+                "rsyslog.configs[2]",
+                "rsyslog.configs[3]",
+                "rsyslog.configs[4]",
+                "rsyslog.configs[5]",
+                "rsyslog.remotes.cmp"
+            ],
+            "{:?}",
+            p.errors
+        );
+        assert!(p.errors[0].reason.contains("no level comparisons"));
+        assert!(p.errors[4].reason.contains("no level comparisons"));
+        assert_eq!(
+            written(&p, "/etc/syslog.conf").unwrap(),
+            format!("{CONF}{BEGIN}\n{RESET}*.*\t@tls://logs.example:6514\nauth.*\t@udp6://[2001:db8::1]:514\n{END}\n")
+        );
+        // FreeBSD reads comparisons.
+        let t = root_with(CONF);
+        let p = running(
+            Platform::Freebsd,
+            t.path(),
+            "rsyslog: {configs: [\"mail.!info\\t/var/log/m\"]}\n",
+        );
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
     }
 }

@@ -43,10 +43,14 @@ const FACTS: OsFacts = OsFacts {
         tcp_prefix: None,
         pidfile: "/var/run/syslog.pid",
         reload: &["service", "syslogd", "reload"],
+        url_schemes: &[],
+        level_comparisons: true,
+        block_reset: &["!*", "+*"],
     },
     trust: super::TrustStore::Certctl {
         dir: "/usr/local/share/certs",
         config: None,
+        installed: Some("/etc/ssl/certs"),
     },
     login_conf_locale: true,
 };
@@ -152,13 +156,10 @@ impl Backend for FreeBsd {
             vec!["ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", path],
         )
     }
-    /// cap_mkdb(1) writes `file.db`; `-f` names that database under the root.
     fn login_conf_db(&self) -> Vec<String> {
+        // cap_mkdb(1) names the database after the file (`login.conf.db` beside it).
         let conf = format!("{}/etc/login.conf", self.root.as_deref().unwrap_or(""));
-        match &self.root {
-            Some(_) => vec!["cap_mkdb".into(), "-f".into(), conf.clone(), conf],
-            None => vec!["cap_mkdb".into(), conf],
-        }
+        vec!["cap_mkdb".into(), conf]
     }
     /// certctl(8)'s `-D` is the DESTDIR it works in.
     fn trust_rehash(&self) -> Vec<String> {

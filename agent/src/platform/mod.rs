@@ -187,6 +187,14 @@ pub struct SyslogFacts {
     pub pidfile: &'static str,
     /// Makes a running syslogd read its configuration again.
     pub reload: &'static [&'static str],
+    /// The `proto://` prefixes an `@` action may carry (OpenBSD's `@tcp://host:port`).
+    pub url_schemes: &'static [&'static str],
+    /// Whether a selector's level takes the comparison flags `<`, `=`, `>`, `!` (FreeBSD,
+    /// NetBSD, rsyslog; OpenBSD's syslogd reads a bare level only).
+    pub level_comparisons: bool,
+    /// The lines that end an earlier program (`!prog`) or host (`+host`) block, so that the
+    /// lines after them apply to every program and host: wisp's block starts with them.
+    pub block_reset: &'static [&'static str],
 }
 
 /// How the OS keeps the certificates TLS clients trust.
@@ -199,6 +207,10 @@ pub enum TrustStore {
     Certctl {
         dir: &'static str,
         config: Option<&'static str>,
+        /// The store certctl installs into when it reads it back on each rehash (FreeBSD 15's
+        /// C certctl loads /etc/ssl/certs as a source): a certificate wisp takes away is
+        /// removed there too, or it would stay trusted.
+        installed: Option<&'static str>,
     },
     /// One bundle file (OpenBSD /etc/ssl/cert.pem), where wisp's certificates go in a marked
     /// block.

@@ -34,10 +34,14 @@ const FACTS: OsFacts = OsFacts {
         tcp_prefix: None,
         pidfile: "/var/run/syslogd.pid",
         reload: &["/etc/rc.d/syslogd", "reload"],
+        url_schemes: &[],
+        level_comparisons: true,
+        block_reset: &["!*", "+*"],
     },
     trust: super::TrustStore::Certctl {
         dir: "/etc/openssl/wisp-trusted",
         config: Some("/etc/openssl/certs.conf"),
+        installed: None,
     },
     login_conf_locale: false,
 };

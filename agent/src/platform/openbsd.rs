@@ -31,6 +31,11 @@ const FACTS: OsFacts = OsFacts {
         tcp_prefix: Some("@tcp://"),
         pidfile: "/var/run/syslog.pid",
         reload: &["rcctl", "reload", "syslogd"],
+        url_schemes: &[
+            "udp", "udp4", "udp6", "tcp", "tcp4", "tcp6", "tls", "tls4", "tls6",
+        ],
+        level_comparisons: false,
+        block_reset: &["!*", "+*"],
     },
     trust: super::TrustStore::Bundle("/etc/ssl/cert.pem"),
     login_conf_locale: false,
