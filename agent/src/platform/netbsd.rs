@@ -58,6 +58,8 @@ const PACKAGES: super::PackageFacts = super::PackageFacts {
         flavors: false,
     },
     mirror_file: None,
+    name_chars: "",
+    error_log: Some("/var/db/pkgin/pkg_install-err.log"),
 };
 
 impl Backend for NetBsd {
