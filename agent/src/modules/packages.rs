@@ -1098,4 +1098,141 @@ mod tests {
             ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"]
         );
     }
+
+    use crate::platform::Platform;
+
+    /// A root with the package tools in place and these package entries (`dir/entry`).
+    fn pkg_root(entries: &[&str]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for f in [
+            "usr/pkg/bin/pkgin",
+            "usr/sbin/pkg_add",
+            "usr/local/sbin/pkg",
+            "etc/installurl",
+        ] {
+            let p = d.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "").unwrap();
+        }
+        for e in entries {
+            std::fs::create_dir_all(d.path().join(e)).unwrap();
+        }
+        d
+    }
+
+    fn plan_for(platform: Platform, root: &std::path::Path, doc: &str) -> Planned {
+        super::super::testing::plan_in(platform, root, doc, plan)
+    }
+
+    fn install_names(p: &Planned) -> Vec<String> {
+        p.actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Install { names, .. } => Some(names.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn pkgsrc_s_own_pkg_install_conf_moves_the_database() {
+        // pkg_install.conf in pkgsrc's PREFIX/etc, not NetBSD base's /etc, names the place.
+        let d = pkg_root(&["usr/pkg/pkgdb/curl-8.5.0", "var/db/pkgsrc/vim-9.0"]);
+        std::fs::create_dir_all(d.path().join("usr/pkg/etc")).unwrap();
+        std::fs::write(
+            d.path().join("usr/pkg/etc/pkg_install.conf"),
+            "PKG_DBDIR=/var/db/pkgsrc\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("etc/pkg_install.conf"),
+            "PKG_DBDIR=/nowhere\n",
+        )
+        .unwrap();
+        let p = plan_for(Platform::Netbsd, d.path(), "packages: [curl, vim]\n");
+        assert_eq!(install_names(&p), vec!["curl".to_string()], "{p:?}");
+        let confirm = p.actions.iter().find_map(|a| match a {
+            Action::Install { confirm, .. } => confirm.clone(),
+            _ => None,
+        });
+        assert_eq!(
+            confirm,
+            Some(InstalledCheck::Dir {
+                path: "/var/db/pkgsrc".into(),
+                flavors: false
+            })
+        );
+    }
+
+    #[test]
+    fn each_tool_takes_only_its_own_name_forms() {
+        let d = pkg_root(&["var/db/pkg/vim-9.0.2100-no_x11", "usr/pkg/pkgdb/jq-1.7"]);
+        let doc = "packages: [www/nginx, 'python%3.11', vim--no_x11, jq]\n";
+        // pkgin: none of the three.
+        let p = plan_for(Platform::Netbsd, d.path(), doc);
+        assert_eq!(install_names(&p), Vec::<String>::new(), "{p:?}");
+        assert_eq!(p.errors.len(), 3, "{:?}", p.errors);
+        assert!(p.errors[0].item == "www/nginx" && p.errors[0].reason.contains("'/'"));
+        assert!(p.errors[2].reason.contains("\"--\""), "{:?}", p.errors);
+        // pkg_add: branch and flavor, not an origin (a file path to it); the installed
+        // vim--no_x11 is matched by its stem and flavor.
+        let p = plan_for(Platform::Openbsd, d.path(), doc);
+        assert_eq!(install_names(&p), vec!["python%3.11", "jq"], "{p:?}");
+        assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
+        assert_eq!(p.errors[0].item, "www/nginx");
+        // pkg: the origin.
+        let p = plan_for(Platform::Freebsd, d.path(), doc);
+        assert_eq!(p.errors.len(), 2, "{:?}", p.errors);
+        assert!(
+            install_names(&p).contains(&"www/nginx".to_string()),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn openbsd_version_pins_and_a_missing_installurl_are_warnings() {
+        let d = pkg_root(&[]);
+        std::fs::remove_file(d.path().join("etc/installurl")).unwrap();
+        let p = plan_for(Platform::Openbsd, d.path(), "packages: [[vim, 9.0.2100]]\n");
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert_eq!(install_names(&p), vec!["vim-9.0.2100"]);
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("/etc/installurl does not exist") && w.contains("PKG_PATH")),
+            "{:?}",
+            p.warnings
+        );
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("vim: a version for pkg_add rarely matches")),
+            "{:?}",
+            p.warnings
+        );
+    }
+
+    #[test]
+    fn each_run_has_the_configured_deadline() {
+        let d = pkg_root(&[]);
+        let timeouts = |doc: &str| -> Vec<u64> {
+            plan_for(Platform::Netbsd, d.path(), doc)
+                .actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Install { timeout, .. } => Some(*timeout),
+                    Action::Exec { timeout, .. } => *timeout,
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(
+            timeouts("package_update: true\npackages: [jq]\n"),
+            vec![DEFAULT_TIMEOUT, DEFAULT_TIMEOUT]
+        );
+        assert_eq!(
+            timeouts("package_update: true\npackages: [jq]\npackage_timeout: 90\n"),
+            vec![90, 90]
+        );
+    }
 }
