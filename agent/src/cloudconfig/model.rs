@@ -337,4 +337,26 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn apt_and_snap_say_when_their_proxy_is_taken() {
+        let doc: Mapping = yaml_serde::from_str(
+            "apt: {proxy: 'http://p:3128/', primary: []}\n\
+             snap: {commands: ['snap set system proxy.http=\"http://q:1/\"']}\n",
+        )
+        .unwrap();
+        let mut r = Reader::default();
+        let cc = CloudConfig::read(&mut r, &doc);
+        assert_eq!(cc.packages.http_proxy.as_deref(), Some("http://p:3128/"));
+        assert_eq!(cc.packages.snap_http_proxy.as_deref(), Some("http://q:1/"));
+        let said: Vec<(&str, &str)> = r
+            .problems
+            .iter()
+            .map(|p| (p.path.as_str(), p.message.as_str()))
+            .collect();
+        assert_eq!(
+            said,
+            vec![("apt", PROXY_TAKEN_MESSAGE), ("snap", PROXY_TAKEN_MESSAGE)]
+        );
+    }
 }
