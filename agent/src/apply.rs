@@ -93,19 +93,47 @@ fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outc
         }
         let result = match a {
             Action::Install {
-                argv, names, env, ..
+                argv,
+                names,
+                env,
+                wanted,
+                confirm,
+                timeout,
+                error_log,
+                ..
             } => {
-                let r = install(argv, names, env, ARG_SPACE);
+                let r = install(
+                    &Batch {
+                        argv,
+                        names,
+                        wanted,
+                        env,
+                        limit: std::time::Duration::from_secs(*timeout),
+                        confirm: confirm.as_ref(),
+                        error_log: error_log.as_deref(),
+                        root,
+                    },
+                    ARG_SPACE,
+                );
                 accounts.invalidate();
-                r.map(|ran| format!("ran {}", ran.join("; ")))
+                r
             }
             Action::Exec {
-                argv, stdin, env, ..
+                argv,
+                stdin,
+                env,
+                timeout,
+                ..
             } => {
-                let r = if env.is_empty() {
-                    run(argv, stdin.as_ref().map(|s| s.0.as_bytes()))
-                } else {
-                    run_tool(argv, env)
+                let input = stdin.as_ref().map(|s| s.0.as_bytes());
+                let r = match timeout {
+                    None if env.is_empty() => run(argv, input),
+                    _ => run_tool(
+                        argv,
+                        env,
+                        input,
+                        std::time::Duration::from_secs(timeout.unwrap_or(u64::MAX / 4)),
+                    ),
                 };
                 // Even a failed tool may have changed the account files.
                 accounts.invalidate();
@@ -365,81 +393,267 @@ const KEPT_OUTPUT: usize = 64 * 1024;
 const TAIL_LINES: usize = 3;
 const TAIL_LINE_CHARS: usize = 240;
 
-/// `argv` followed by `names` in runs of at most `space` bytes of names; a run that fails is
-/// done again one name at a time. The runs made, or the names that failed, each with its tool's
-/// output tail.
-fn install(
-    argv: &[String],
-    names: &[String],
-    env: &[EnvVar],
-    space: usize,
-) -> Result<Vec<String>, String> {
-    let mut chunks: Vec<&[String]> = Vec::new();
+/// One install: the tool's argv (the names follow), the names and what each is in the
+/// database, and how each run is bounded and checked.
+struct Batch<'a> {
+    argv: &'a [String],
+    names: &'a [String],
+    wanted: &'a [crate::modules::packages::Package],
+    env: &'a [EnvVar],
+    limit: std::time::Duration,
+    confirm: Option<&'a crate::modules::packages::InstalledCheck>,
+    error_log: Option<&'a str>,
+    root: &'a Root,
+}
+
+/// After this many single runs in a row that failed the same way (the name taken out of the
+/// output), the rest is not tried: a dead mirror fails each name alike, and 1,000 runs of it
+/// would hold the boot for nothing. (Bisecting would need as many runs for scattered bad
+/// names, and pkgin's "all or none" output does not say which name broke a batch.)
+const SAME_FAILURES: usize = 3;
+
+/// The names of `b` in runs of at most `space` bytes of names. A run that fails: the database
+/// is read again and only the names still missing are run one at a time (until
+/// [`SAME_FAILURES`] in a row fail alike, or one runs out of time). At the end the database is
+/// read once more, and a name the tool left missing is failed too (older pkgin exits 0 for a
+/// name it does not know). The runs made, or the names that failed, each with its reason.
+fn install(b: &Batch<'_>, space: usize) -> Result<String, String> {
+    let names = b.names;
+    let mut chunks: Vec<std::ops::Range<usize>> = Vec::new();
     let mut start = 0;
     let mut used = 0;
     for (i, n) in names.iter().enumerate() {
         if i > start && used + n.len() + 1 > space {
-            chunks.push(&names[start..i]);
+            chunks.push(start..i);
             start = i;
             used = 0;
         }
         used += n.len() + 1;
     }
     if start < names.len() {
-        chunks.push(&names[start..]);
+        chunks.push(start..names.len());
     }
-    let shown = |chunk: &[String]| {
-        let mut a = argv.to_vec();
-        a.extend(chunk.iter().cloned());
-        (a.clone(), Action::exec("", "", a).describe())
+    let flavors = matches!(
+        b.confirm,
+        Some(crate::modules::packages::InstalledCheck::Dir { flavors: true, .. })
+    );
+    let read_db = || b.confirm.map(|c| c.read(b.root));
+    let missing_now = |idx: &[usize]| -> Vec<usize> {
+        match read_db() {
+            Some(Ok(have)) => idx
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    b.wanted
+                        .get(i)
+                        .is_none_or(|p| !crate::modules::packages::is_installed(p, &have, flavors))
+                })
+                .collect(),
+            _ => idx.to_vec(),
+        }
+    };
+    let shown = |idx: &[usize]| {
+        let mut a = b.argv.to_vec();
+        a.extend(idx.iter().map(|&i| names[i].clone()));
+        let line = Action::exec("", "", a.clone()).describe();
+        (a, line)
     };
     let mut ran = Vec::new();
-    let mut failed = Vec::new();
+    let mut failed: Vec<(usize, String)> = Vec::new();
+    let mut not_tried: Vec<usize> = Vec::new();
     for chunk in chunks {
-        let (all, line) = shown(chunk);
-        match run_tool(&all, env) {
-            Ok(()) => ran.push(line),
-            Err(e) if chunk.len() == 1 => failed.push(format!("{}: {e}", chunk[0])),
-            Err(e) => {
-                tracing::warn!("{line}: {e}; installing one at a time");
-                for name in chunk {
-                    let (one, line) = shown(std::slice::from_ref(name));
-                    match run_tool(&one, env) {
-                        Ok(()) => ran.push(line),
-                        Err(e) => failed.push(format!("{name}: {e}")),
-                    }
+        let idx: Vec<usize> = chunk.collect();
+        let (all, line) = shown(&idx);
+        let e = match run_tool(&all, b.env, None, b.limit) {
+            Ok(()) => {
+                ran.push(line);
+                continue;
+            }
+            Err(e) => e,
+        };
+        if idx.len() == 1 {
+            failed.push((idx[0], e));
+            continue;
+        }
+        if e.contains(KILLED) {
+            // A stalled tool or mirror: trying each name alone would stall as long again.
+            failed.push((idx[0], format!("the batch: {e}")));
+            not_tried.extend(&idx[1..]);
+            continue;
+        }
+        let retry = missing_now(&idx);
+        tracing::warn!(
+            "{line}: {e}; {} of {} still missing, installing one at a time",
+            retry.len(),
+            idx.len()
+        );
+        let mut same = 0;
+        let mut last = String::new();
+        for (k, &i) in retry.iter().enumerate() {
+            if same >= SAME_FAILURES || last.contains(KILLED) {
+                not_tried.extend(&retry[k..]);
+                break;
+            }
+            let (one, line) = shown(&[i]);
+            match run_tool(&one, b.env, None, b.limit) {
+                Ok(()) => {
+                    ran.push(line);
+                    same = 0;
+                    last.clear();
+                }
+                Err(e) => {
+                    let shape = e.replace(names[i].as_str(), "<name>");
+                    same = if shape == last { same + 1 } else { 1 };
+                    last = shape;
+                    failed.push((i, e));
                 }
             }
         }
     }
-    if failed.is_empty() {
-        Ok(ran)
-    } else {
-        Err(format!(
-            "{} of {} packages failed: {}",
-            failed.len(),
-            names.len(),
-            failed.join("; ")
-        ))
+    // Confirm: what the database lists now.
+    let mut note = String::new();
+    match read_db() {
+        Some(Ok(have)) => {
+            for (i, p) in b.wanted.iter().enumerate() {
+                let known = failed.iter().any(|(f, _)| *f == i) || not_tried.contains(&i);
+                if !known && !crate::modules::packages::is_installed(p, &have, flavors) {
+                    failed.push((
+                        i,
+                        "not in the package database after the install (the tool did not \
+                         say why)"
+                            .to_string(),
+                    ));
+                }
+            }
+        }
+        Some(Err(e)) => note = format!(" (not confirmed: {e})"),
+        None => note = " (not confirmed: the package database cannot be read here)".into(),
     }
+    if failed.is_empty() && not_tried.is_empty() {
+        return Ok(format!("ran {}{note}", ran.join("; ")));
+    }
+    failed.sort_by_key(|(i, _)| *i);
+    let mut msg = format!(
+        "{} of {} packages failed: {}",
+        failed.len() + not_tried.len(),
+        names.len(),
+        failed
+            .iter()
+            .map(|(i, e)| format!("{}: {e}", names[*i]))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    if !not_tried.is_empty() {
+        not_tried.sort_unstable();
+        msg.push_str(&format!(
+            "; not tried after the same failure {SAME_FAILURES} times in a row or a run out \
+             of time: {}",
+            not_tried
+                .iter()
+                .map(|&i| names[i].as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if let Some(log) = b.error_log.and_then(|p| error_log_tail(b.root, p, b.env)) {
+        msg.push_str(&format!("; {log}"));
+    }
+    msg.push_str(&note);
+    Err(msg)
 }
 
-/// Runs a tool with `env` added to its environment and no input; its failure carries the last
-/// lines of its standard error and output. What it prints is read as it comes, only the last
-/// [`KEPT_OUTPUT`] bytes of each stream kept.
-fn run_tool(argv: &[String], env: &[EnvVar]) -> Result<(), String> {
+/// The most of the tool's error log read, and the lines of it quoted.
+const ERROR_LOG_READ: usize = 64 * 1024;
+
+/// The last lines of the tool's error log (pkgin's pkg_install-err.log), read through the
+/// confined root and bounded, credentials redacted; none when there is none.
+fn error_log_tail(root: &Root, path: &str, env: &[EnvVar]) -> Option<String> {
+    // rootfs bounds the read ([`crate::rootfs::MAX_READ`]); only the end is looked at.
+    let bytes = crate::rootfs::read(root, path, None).ok()??;
+    let from = bytes.len().saturating_sub(ERROR_LOG_READ);
+    let t = tail(&bytes[from..], env);
+    (!t.is_empty()).then(|| format!("{path}: {t}"))
+}
+
+/// The mark of a run that ran out of time.
+const KILLED: &str = "s: killed";
+
+/// The last [`TAIL_LINES`] non-empty lines of a tool's output, for its error: credentials
+/// redacted (the proxy's value, and any URL's user part) before each line is cut to
+/// [`TAIL_LINE_CHARS`], so that no cut leaves part of a secret unredacted.
+fn tail(bytes: &[u8], env: &[EnvVar]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .rev()
+        .take(TAIL_LINES)
+        .map(|l| {
+            let mut l = l.to_string();
+            for v in env {
+                if v.value.len() > 1 {
+                    l = l.replace(&v.value, &crate::plan::redact_userinfo(&v.value));
+                }
+            }
+            crate::plan::redact_urls(&l)
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(TAIL_LINE_CHARS)
+                .collect()
+        })
+        .collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join(" / ")
+}
+
+/// How long the output readers are waited for once the tool has ended: a child it left
+/// behind may hold the pipes open for ever.
+const READER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs a tool with `env` added to its environment, `stdin` fed to it, for at most `limit`:
+/// it runs in its own process group, all of which is killed when the time is up ("… still
+/// running after N s: killed"). Its failure carries the last lines of its standard error and
+/// output. What it prints is read as it comes, only the last [`KEPT_OUTPUT`] bytes of each
+/// stream kept.
+fn run_tool(
+    argv: &[String],
+    env: &[EnvVar],
+    stdin: Option<&[u8]>,
+    limit: std::time::Duration,
+) -> Result<(), String> {
     use std::io::Read;
+    use std::os::unix::process::CommandExt;
     let (prog, args) = argv.split_first().ok_or("empty command")?;
+    // The tool's own name (not chroot's) for the errors.
+    let tool = match prog.rsplit('/').next() {
+        Some("chroot") => args.get(1).unwrap_or(prog),
+        _ => prog,
+    };
+    let tool = tool.rsplit('/').next().unwrap_or(tool).to_string();
     let mut cmd = Command::new(prog);
     cmd.args(args)
-        .stdin(Stdio::null())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .process_group(0);
     for v in env {
         cmd.env(v.name, &v.value);
     }
     let mut child = cmd.spawn().map_err(|e| format!("{prog}: {e}"))?;
-    let tail_of = |pipe: Option<Box<dyn Read + Send>>| {
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        let data = data.to_vec();
+        // In a thread: a tool that does not read all of it must not block the wait.
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&data);
+        });
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Vec<u8>)>();
+    let tail_of = |which: usize, pipe: Option<Box<dyn Read + Send>>| {
+        let tx = tx.clone();
         std::thread::spawn(move || {
             let mut kept: Vec<u8> = Vec::new();
             if let Some(mut p) = pipe {
@@ -454,53 +668,66 @@ fn run_tool(argv: &[String], env: &[EnvVar]) -> Result<(), String> {
                     }
                 }
             }
-            kept
-        })
+            let _ = tx.send((which, kept));
+        });
     };
-    let out = tail_of(
+    tail_of(
+        0,
         child
             .stdout
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
-    let err = tail_of(
+    tail_of(
+        1,
         child
             .stderr
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
-    let status = child.wait().map_err(|e| format!("{prog}: {e}"))?;
-    let out = out.join().unwrap_or_default();
-    let err = err.join().unwrap_or_default();
-    if status.success() {
-        return Ok(());
-    }
-    let tail = |bytes: &[u8]| -> String {
-        let text = String::from_utf8_lossy(bytes);
-        let lines: Vec<String> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .rev()
-            .take(TAIL_LINES)
-            .map(|l| {
-                l.chars()
-                    .filter(|c| !c.is_control())
-                    .take(TAIL_LINE_CHARS)
-                    .collect()
-            })
-            .collect();
-        lines.into_iter().rev().collect::<Vec<_>>().join(" / ")
+    drop(tx);
+    let pid = child.id() as libc::pid_t;
+    let kill_group = || {
+        // SAFETY: kill(2) on our own child's process group (made by process_group(0)).
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
     };
-    let mut msg = format!("{prog} failed ({status})");
-    for (what, bytes) in [("stderr", &err), ("stdout", &out)] {
-        let mut t = tail(bytes);
-        // A tool may echo its proxy: the credentials in it stay out of the report.
-        for v in env {
-            if v.value.len() > 1 {
-                t = t.replace(&v.value, &crate::plan::redact_userinfo(&v.value));
+    let start = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait().map_err(|e| format!("{prog}: {e}"))? {
+            Some(status) => break Some(status),
+            None if start.elapsed() >= limit => {
+                kill_group();
+                let _ = child.wait();
+                break None;
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    };
+    // The readers end when the pipes close; a grandchild still holding them is not waited
+    // for beyond the grace (its group is killed then).
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let grace_end = std::time::Instant::now() + READER_GRACE;
+    for _ in 0..2 {
+        let left = grace_end.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((0, bytes)) => out = bytes,
+            Ok((_, bytes)) => err = bytes,
+            Err(_) => {
+                kill_group();
+                break;
             }
         }
+    }
+    let mut msg = match status {
+        Some(s) if s.success() => return Ok(()),
+        Some(s) => format!("{tool} failed ({s})"),
+        None => format!("{tool} still running after {} {KILLED}", limit.as_secs()),
+    };
+    for (what, bytes) in [("stderr", &err), ("stdout", &out)] {
+        let t = tail(bytes, env);
         if !t.is_empty() {
             msg.push_str(&format!("; {what}: {t}"));
         }
@@ -773,20 +1000,35 @@ mod tests {
     /// A stand-in package tool (a script in `dir`): each run's names one line in `dir/runs`,
     /// its `http_proxy` in `dir/proxy`; it fails, printing to both streams, when a name is
     /// `bad…`, and floods its output when one is `loud`.
+    /// A stand-in package tool in a throwaway root: it logs each run's names to /runs and its
+    /// proxy to /proxy, "installs" a name as pkg_install does (an entry `name-1.0` in
+    /// /pkgdb), and, like pkgin, installs what it can of a batch and exits 1 when a name is
+    /// `bad*` (its proxy echoed on stderr); `ghost*` it accepts and does not install (exit 0,
+    /// as older pkgin does for an unknown name); `dead*` fails alike for each name (a dead
+    /// mirror); `loud` floods its stderr; `stall` sleeps; `spawn` leaves a sleeping child
+    /// holding its output.
     fn package_tool(dir: &std::path::Path) -> String {
         use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir.join("pkgdb")).unwrap();
         let tool = dir.join("pkgtool");
         let d = dir.display();
         let script = r#"#!/bin/sh
 shift
 echo "$*" >> DIR/runs
 printf '%s' "$http_proxy" > DIR/proxy
+rc=0
 for n in "$@"; do
     case $n in
-    bad*) echo "resolving $n"; echo "via $http_proxy" >&2; echo "no such package: $n" >&2; exit 1 ;;
+    bad*) echo "resolving $n"; echo "via $http_proxy" >&2; echo "no such package: $n" >&2; rc=1 ;;
+    dead*) echo "pkgin: could not fetch http://u:p/w@mirror.example/All/$n.tgz" >&2; rc=1 ;;
+    ghost*) ;;
     loud) yes 0123456789abcdef | head -c 4000000 >&2; exit 1 ;;
+    stall) sleep 30 ;;
+    spawn) sleep 30 & exit 1 ;;
+    *) : > "DIR/pkgdb/$n-1.0" ;;
     esac
 done
+exit $rc
 "#;
         std::fs::write(&tool, script.replace("DIR", &d.to_string())).unwrap();
         std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -797,33 +1039,80 @@ done
         n.iter().map(|s| s.to_string()).collect()
     }
 
+    /// Installs `names` with the stand-in of `d`, confirmed against its /pkgdb.
+    fn install_in(
+        d: &std::path::Path,
+        names: &[String],
+        env: &[EnvVar],
+        limit: u64,
+        space: usize,
+    ) -> Result<String, String> {
+        let root = Root::new(d);
+        let argv = vec![d.join("pkgtool").display().to_string(), "install".into()];
+        let wanted: Vec<crate::modules::packages::Package> = names
+            .iter()
+            .map(|n| crate::modules::packages::Package {
+                name: n.clone(),
+                version: None,
+            })
+            .collect();
+        let confirm = crate::modules::packages::InstalledCheck::Dir {
+            path: "/pkgdb".into(),
+            flavors: false,
+        };
+        install(
+            &Batch {
+                argv: &argv,
+                names,
+                wanted: &wanted,
+                env,
+                limit: std::time::Duration::from_secs(limit),
+                confirm: Some(&confirm),
+                error_log: Some("/pkg_install-err.log"),
+                root: &root,
+            },
+            space,
+        )
+    }
+
+    fn runs(d: &std::path::Path) -> String {
+        std::fs::read_to_string(d.join("runs")).unwrap_or_default()
+    }
+
     #[test]
-    fn an_install_runs_once_and_fails_only_the_bad_names_with_the_tools_words() {
+    fn a_failed_batch_retries_only_the_missing_names_with_the_tools_words() {
         let d = tempfile::tempdir().unwrap();
-        let tool = package_tool(d.path());
+        package_tool(d.path());
         let env = vec![EnvVar {
             name: "http_proxy",
             value: "http://u:p@proxy:3128/".into(),
         }];
-        let argv = vec![tool.clone(), "install".into()];
-        let ok = install(&argv, &names(&["a", "b"]), &env, ARG_SPACE).unwrap();
-        assert_eq!(ok.len(), 1, "{ok:?}");
+        let ok = install_in(d.path(), &names(&["a", "b"]), &env, 60, ARG_SPACE).unwrap();
+        assert!(
+            ok.starts_with("ran ") && !ok.contains("not confirmed"),
+            "{ok}"
+        );
         assert_eq!(
             std::fs::read_to_string(d.path().join("proxy")).unwrap(),
             "http://u:p@proxy:3128/"
         );
         std::fs::remove_file(d.path().join("runs")).unwrap();
-        let e = install(&argv, &names(&["a", "bad1", "c", "bad2"]), &env, ARG_SPACE).unwrap_err();
-        // All at once, then one by one; both bad names named, each with its output tail.
-        assert_eq!(
-            std::fs::read_to_string(d.path().join("runs")).unwrap(),
-            "a bad1 c bad2
-a
-bad1
-c
-bad2
-"
-        );
+        std::fs::write(
+            d.path().join("pkg_install-err.log"),
+            "pkg_add: bad1: proxy http://u:p@proxy:3128/ said 404\n",
+        )
+        .unwrap();
+        let e = install_in(
+            d.path(),
+            &names(&["c", "bad1", "e", "bad2"]),
+            &env,
+            60,
+            ARG_SPACE,
+        )
+        .unwrap_err();
+        // The batch installed c and e (a partial batch): only the two bad names are tried
+        // again, alone.
+        assert_eq!(runs(d.path()), "c bad1 e bad2\nbad1\nbad2\n");
         assert!(e.starts_with("2 of 4 packages failed: bad1: "), "{e}");
         assert!(
             e.contains(
@@ -832,42 +1121,147 @@ bad2
             ),
             "{e}"
         );
-        assert!(!e.contains("u:p@"), "{e}");
         assert!(
             e.contains("bad2: ") && e.contains("no such package: bad2"),
+            "{e}"
+        );
+        // The tool's own error log's tail goes with it, redacted.
+        assert!(
+            e.contains("/pkg_install-err.log: pkg_add: bad1: proxy http://<redacted>@proxy"),
+            "{e}"
+        );
+        assert!(!e.contains("u:p@"), "{e}");
+    }
+
+    #[test]
+    fn a_tool_that_says_fine_but_installs_nothing_is_failed_by_the_database() {
+        let d = tempfile::tempdir().unwrap();
+        package_tool(d.path());
+        let e = install_in(d.path(), &names(&["a", "ghost1"]), &[], 60, ARG_SPACE).unwrap_err();
+        assert!(
+            e.starts_with("1 of 2 packages failed: ghost1: not in the package database"),
+            "{e}"
+        );
+        assert_eq!(runs(d.path()), "a ghost1\n");
+    }
+
+    #[test]
+    fn the_same_failure_again_and_again_stops_the_single_runs() {
+        let d = tempfile::tempdir().unwrap();
+        package_tool(d.path());
+        let many: Vec<String> = (0..50).map(|i| format!("dead{i}")).collect();
+        let e = install_in(d.path(), &many, &[], 60, ARG_SPACE).unwrap_err();
+        // One batch, then SAME_FAILURES single runs, not 50.
+        assert_eq!(
+            runs(d.path()).lines().count(),
+            1 + SAME_FAILURES,
+            "{}",
+            runs(d.path())
+        );
+        assert!(e.starts_with("50 of 50 packages failed: dead0: "), "{e}");
+        assert!(e.contains("not tried after the same failure"), "{e}");
+        assert!(e.contains("dead3, dead4") && e.contains("dead49"), "{e}");
+        assert!(!e.contains("u:p/w@"), "{e}");
+    }
+
+    #[test]
+    fn a_stalled_tool_is_killed_with_its_group_at_the_deadline() {
+        let d = tempfile::tempdir().unwrap();
+        package_tool(d.path());
+        let t = std::time::Instant::now();
+        let e = install_in(d.path(), &names(&["stall"]), &[], 1, ARG_SPACE).unwrap_err();
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(e.contains("pkgtool still running after 1 s: killed"), "{e}");
+        // A batch that ran out of time is not tried name by name.
+        std::fs::remove_file(d.path().join("runs")).unwrap();
+        let e = install_in(d.path(), &names(&["x", "stall", "y"]), &[], 1, ARG_SPACE).unwrap_err();
+        assert_eq!(runs(d.path()).lines().count(), 1, "{e}");
+        assert!(e.contains("not tried") && e.contains("stall, y"), "{e}");
+    }
+
+    #[test]
+    fn a_child_left_holding_the_output_does_not_hold_the_install() {
+        let d = tempfile::tempdir().unwrap();
+        package_tool(d.path());
+        let t = std::time::Instant::now();
+        let e = install_in(d.path(), &names(&["spawn"]), &[], 60, ARG_SPACE).unwrap_err();
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(
+            e.starts_with("1 of 1 packages failed: spawn: pkgtool failed"),
             "{e}"
         );
     }
 
     #[test]
+    fn an_exec_with_an_environment_still_gets_its_input() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("got");
+        let r = run_tool(
+            &[
+                "/bin/sh".into(),
+                "-c".into(),
+                format!("cat > {}", out.display()),
+            ],
+            &[EnvVar {
+                name: "X",
+                value: "1".into(),
+            }],
+            Some(b"hello"),
+            std::time::Duration::from_secs(30),
+        );
+        assert_eq!(r, Ok(()));
+        assert_eq!(std::fs::read_to_string(out).unwrap(), "hello");
+    }
+
+    #[test]
+    fn a_proxy_password_longer_than_a_line_is_redacted_before_the_cut() {
+        let secret = format!("http://ops:{}@proxy:3128/", "s".repeat(400));
+        let env = vec![EnvVar {
+            name: "http_proxy",
+            value: secret.clone(),
+        }];
+        let t = tail(format!("connecting via {secret}\n").as_bytes(), &env);
+        assert!(!t.contains("sss"), "{t}");
+        // A URL the tool prints with its own credentials, a raw '/' in the password.
+        let t = tail(b"fetch http://me:pa/ss@mirror/x.tgz failed", &[]);
+        assert_eq!(t, "fetch http://<redacted>@mirror/x.tgz failed");
+    }
+
+    #[test]
     fn a_thousand_packages_go_in_runs_that_fit_the_argument_space() {
         let d = tempfile::tempdir().unwrap();
-        let tool = package_tool(d.path());
+        package_tool(d.path());
         let many: Vec<String> = (0..1000)
             .map(|i| format!("package-number-{i:04}"))
             .collect();
-        let argv = vec![tool, "install".into()];
         // 20 bytes a name with its separator: a 4 KiB space takes 204 a run, so 5 runs.
-        let ran = install(&argv, &many, &[], 4096).unwrap();
-        assert_eq!(ran.len(), 5);
-        let runs = std::fs::read_to_string(d.path().join("runs")).unwrap();
+        let ran = install_in(d.path(), &many, &[], 60, 4096).unwrap();
+        assert_eq!(ran.matches("; ").count() + 1, 5, "{ran}");
         let mut seen = Vec::new();
-        for line in runs.lines() {
+        for line in runs(d.path()).lines() {
             assert!(line.len() <= 4096, "{}", line.len());
             seen.extend(line.split(' ').map(str::to_string));
         }
         assert_eq!(seen, many);
         // With the real space, one run.
         std::fs::remove_file(d.path().join("runs")).unwrap();
-        assert_eq!(install(&argv, &many, &[], ARG_SPACE).unwrap().len(), 1);
+        let ran = install_in(d.path(), &many, &[], 60, ARG_SPACE).unwrap();
+        assert_eq!(ran.matches("; ").count(), 0);
     }
 
     #[test]
     fn a_tools_flood_of_output_is_cut_to_its_tail() {
         let d = tempfile::tempdir().unwrap();
-        let tool = package_tool(d.path());
-        let argv = vec![tool, "install".into()];
-        let e = install(&argv, &names(&["loud"]), &[], ARG_SPACE).unwrap_err();
+        package_tool(d.path());
+        let e = install_in(d.path(), &names(&["loud"]), &[], 60, ARG_SPACE).unwrap_err();
         assert!(e.len() < 2000, "{}", e.len());
         assert!(e.contains("0123456789abcdef"), "{e}");
     }

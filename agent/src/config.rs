@@ -373,6 +373,7 @@ const APPLIED_KEYS: &[&str] = &[
     "apt_upgrade",
     "apt_reboot_if_required",
     "package_proxy",
+    "package_timeout",
     "apt_proxy",
     "apt_http_proxy",
     "apt_https_proxy",

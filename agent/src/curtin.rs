@@ -32,6 +32,49 @@ pub struct Seed {
     pub token_secret: String,
     pub endpoint: Option<String>,
     pub network: Option<Value>,
+    /// MAAS's proxy for the package tool (`package_proxy` in the seed).
+    pub package_proxy: Option<String>,
+    /// What was left out, and why (said by the hook; the rest is still seeded).
+    pub warnings: Vec<String>,
+}
+
+/// The proxy MAAS gives curtin: `apt: {proxy}` (maasserver's get_archive_config, for the
+/// archive when MAAS's proxy is on), else apt's `http_proxy`, else curtin's own top-level
+/// `proxy: {http_proxy}`. Only an `http://` URL is taken (the BSDs' package tools speak plain
+/// HTTP to a proxy); a refused one is named by its field, never shown.
+fn package_proxy(
+    map: &yaml_serde::Mapping,
+    name: &str,
+    warnings: &mut Vec<String>,
+) -> Option<String> {
+    let candidates = [
+        ("apt", "proxy"),
+        ("apt", "http_proxy"),
+        ("proxy", "http_proxy"),
+    ];
+    for (section, key) in candidates {
+        let Some(v) = map.get(section).and_then(|s| s.get(key)) else {
+            continue;
+        };
+        let url = v.as_str().map(str::trim).unwrap_or_default();
+        if url.is_empty() {
+            continue;
+        }
+        let ok = url.starts_with("http://")
+            && url.len() <= crate::modules::packages::MAX_URL
+            && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+        if ok {
+            return Some(url.to_string());
+        }
+        warnings.push(format!(
+            "{name}: {section}.{key}: not an http:// URL of at most {} bytes ({} bytes, not \
+             shown): no package proxy seeded",
+            crate::modules::packages::MAX_URL,
+            url.len()
+        ));
+        return None;
+    }
+    None
 }
 
 fn s(v: Option<&Value>) -> Option<String> {
@@ -135,6 +178,8 @@ pub fn seed_from_config(text: &str, name: &str) -> Result<Seed, CurtinError> {
             format!("metadata URL {metadata_url:?} is not http(s)"),
         ));
     }
+    let mut warnings = Vec::new();
+    let package_proxy = package_proxy(map, name, &mut warnings);
     Ok(Seed {
         metadata_url,
         consumer_key,
@@ -142,6 +187,8 @@ pub fn seed_from_config(text: &str, name: &str) -> Result<Seed, CurtinError> {
         token_secret,
         endpoint,
         network: map.get("network").cloned(),
+        package_proxy,
+        warnings,
     })
 }
 
@@ -192,6 +239,9 @@ impl Seed {
         }
         if let Some(n) = &self.network {
             doc.insert("network".into(), n.clone());
+        }
+        if let Some(p) = &self.package_proxy {
+            doc.insert("package_proxy".into(), p.clone().into());
         }
         format!(
             "# wisp seed, written by `wisp curtin-hook` during the MAAS deployment.\n# Read and deleted at first boot. See wisp.yaml(5).\n{}",
@@ -296,6 +346,45 @@ mod tests {
             "http://10.20.0.2:5248/MAAS/metadata/status/8kq3dx"
         );
         assert_eq!(v["network"]["version"], 1);
+        // The fixture's MAAS has no proxy on: none seeded.
+        assert!(v.get("package_proxy").is_none(), "{v:?}");
+    }
+
+    #[test]
+    fn maas_s_proxy_for_curtin_becomes_the_package_proxy() {
+        let with = |extra: &str| {
+            let mut doc: Value = yaml_serde::from_str(&fixture()).unwrap();
+            let extra: Value = yaml_serde::from_str(extra).unwrap();
+            for (k, v) in extra.as_mapping().unwrap() {
+                doc.as_mapping_mut().unwrap().insert(k.clone(), v.clone());
+            }
+            seed_from_config(&yaml_serde::to_string(&doc).unwrap(), "CONFIG").unwrap()
+        };
+        // As maasserver's get_archive_config writes it.
+        let s = with("apt: {preserve_sources_list: false, proxy: 'http://10.20.0.2:8000/'}");
+        assert_eq!(s.package_proxy.as_deref(), Some("http://10.20.0.2:8000/"));
+        let v: Value = yaml_serde::from_str(&s.to_yaml()).unwrap();
+        assert_eq!(v["package_proxy"], "http://10.20.0.2:8000/");
+        // The seed is a wisp.yaml fragment whose package_proxy the packages module reads.
+        let mut r = crate::cloudconfig::lenient::Reader::default();
+        let cc = crate::cloudconfig::model::CloudConfig::read(&mut r, v.as_mapping().unwrap());
+        assert_eq!(
+            cc.packages.package_proxy.as_deref(),
+            Some("http://10.20.0.2:8000/")
+        );
+        // curtin's own proxy key.
+        let s = with("proxy: {http_proxy: 'http://p:3128/', https_proxy: 'http://p:3128/'}");
+        assert_eq!(s.package_proxy.as_deref(), Some("http://p:3128/"));
+        // A bad one is named by its field, not shown, and the rest is still seeded.
+        let s = with("apt: {proxy: 'ftp://u:SeCrEt@p/'}");
+        assert_eq!(s.package_proxy, None);
+        assert_eq!(s.token_key, "ufYb2m8QwX6kPz9rEd");
+        assert!(
+            s.warnings[0].starts_with("CONFIG: apt.proxy: not an http:// URL"),
+            "{:?}",
+            s.warnings
+        );
+        assert!(!s.warnings[0].contains("SeCrEt"));
     }
 }
 

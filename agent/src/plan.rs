@@ -23,8 +23,8 @@ impl Serialize for Secret {
 }
 
 /// One variable of a tool's environment (a proxy for the package tools). A URL's credentials
-/// (`http://user:pass@proxy:3128`) are redacted wherever it is shown.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// (`http://user:pass@proxy:3128`) are redacted wherever it is shown, `Debug` included.
+#[derive(Clone, PartialEq, Eq)]
 pub struct EnvVar {
     pub name: &'static str,
     pub value: String,
@@ -37,6 +37,12 @@ impl EnvVar {
     }
 }
 
+impl std::fmt::Debug for EnvVar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown())
+    }
+}
+
 impl Serialize for EnvVar {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.shown())
@@ -44,15 +50,34 @@ impl Serialize for EnvVar {
 }
 
 /// `scheme://user:pass@host…` → `scheme://<redacted>@host…`; anything else as it is.
+/// Everything between `://` and the last `@` of the URL goes, whatever it holds: a raw
+/// password may have `/`, `?`, `#` or `@` in it, and an `@` only ever ends the user part.
 pub fn redact_userinfo(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://<redacted>{}", &rest[at..]),
-        None => url.to_string(),
+    redact_urls(url)
+}
+
+/// [`redact_userinfo`] for each URL in a text (a tool's output): a URL runs from its `://` to
+/// the next whitespace or quote.
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || "\"'<>`".contains(c))
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(user_end) => {
+                out.push_str("<redacted>");
+                out.push_str(&tail[user_end..end]);
+            }
+            None => out.push_str(&tail[..end]),
+        }
+        rest = &tail[end..];
     }
+    out.push_str(rest);
+    out
 }
 
 fn octal<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
@@ -115,10 +140,16 @@ pub enum Action {
         /// Set in the tool's environment (over what wisp's own has).
         #[serde(skip_serializing_if = "Vec::is_empty")]
         env: Vec<EnvVar>,
+        /// Seconds the tool may take before its process group is killed (package tools).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        timeout: Option<u64>,
     },
     /// Install `names` with `argv` followed by names: as few runs as the argument space
-    /// allows, and when a run fails, each of its names alone, so that one bad name does not
-    /// keep the others out; the failed names are reported with the tool's output tail.
+    /// allows; when a run fails, the database is read again and only the names still missing
+    /// are tried alone (until the tool fails the same way a few times in a row), so that one
+    /// bad name does not keep the others out. At the end the database is read once more and
+    /// a name still missing is failed even when the tool said it was fine. The failed names
+    /// are reported with the tool's output tail.
     Install {
         module: &'static str,
         item: String,
@@ -126,6 +157,17 @@ pub enum Action {
         names: Vec<String>,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         env: Vec<EnvVar>,
+        /// Each name as the database lists it (`names[i]` is `wanted[i]`'s spec).
+        #[serde(skip)]
+        wanted: Vec<crate::modules::packages::Package>,
+        /// Where the installed packages are read after the runs; none: they cannot be (said
+        /// in the outcome).
+        confirm: Option<crate::modules::packages::InstalledCheck>,
+        /// Seconds each run may take before its process group is killed.
+        timeout: u64,
+        /// The tool's own error log (pkgin's), whose tail goes with a failure.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error_log: Option<String>,
     },
     /// Write a file atomically. `in_home`: inside a user's home, so no symlink is followed.
     Write {
@@ -257,6 +299,7 @@ impl Action {
             argv,
             stdin: None,
             env: Vec::new(),
+            timeout: None,
         }
     }
 
@@ -410,6 +453,7 @@ mod tests {
             argv: vec!["chpasswd".into()],
             stdin: Some(Secret("alice:hunter2".into())),
             env: Vec::new(),
+            timeout: None,
         };
         let json = serde_json::to_string(&a).unwrap();
         assert!(!json.contains("hunter2"), "{json}");
@@ -449,6 +493,10 @@ mod tests {
             argv: vec!["pkgin".into(), "-y".into(), "install".into()],
             names: (0..25).map(|i| format!("p{i}")).collect(),
             env: env.clone(),
+            wanted: Vec::new(),
+            confirm: None,
+            timeout: 60,
+            error_log: None,
         };
         let shown = a.describe();
         assert!(
@@ -466,7 +514,28 @@ mod tests {
         assert!(!json.contains("s3cret"), "{json}");
         assert!(json.contains("p24"), "{json}");
         assert_eq!(redact_userinfo("http://proxy:3128"), "http://proxy:3128");
-        assert_eq!(redact_userinfo("http://a@b/c@d"), "http://<redacted>@b/c@d");
+        // Up to the last '@': a raw password may hold '/', '?', '#' or '@'.
+        assert_eq!(redact_userinfo("http://a@b/c@d"), "http://<redacted>@d");
+        for raw in [
+            "http://u:pa/ss@proxy:3128/",
+            "http://u:pa?ss@proxy:3128/",
+            "http://u:pa#ss@proxy:3128/",
+            "http://u:p@ss@proxy:3128/",
+        ] {
+            assert_eq!(
+                redact_userinfo(raw),
+                "http://<redacted>@proxy:3128/",
+                "{raw}"
+            );
+        }
+        // In a tool's output, each URL up to whitespace or a quote.
+        assert_eq!(
+            redact_urls("fetch 'http://u:p/w@px:1/a.tgz' via https://x:y@q/ failed"),
+            "fetch 'http://<redacted>@px:1/a.tgz' via https://<redacted>@q/ failed"
+        );
+        // Debug shows no value's credentials either.
+        let debug = format!("{:?} {a:?}", env[0]);
+        assert!(!debug.contains("s3cret"), "{debug}");
     }
 
     #[test]

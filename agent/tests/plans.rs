@@ -337,3 +337,70 @@ fn packages_against_the_installed_ones() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The final stage's order, as cloud-init's cloud_final_modules: the packages first, then the
+/// deferred files (which may be the packages' configuration), then runcmd.
+#[test]
+fn packages_go_before_deferred_files_and_runcmd() {
+    let root = dir("tests/fixtures/roots/packages");
+    let t = tempfile::tempdir().unwrap();
+    let doc = t.path().join("u.yaml");
+    std::fs::write(
+        &doc,
+        "#cloud-config\nusers: []\nruncmd: [[/usr/pkg/bin/jq, --version]]\n\
+         write_files: [{path: /usr/pkg/etc/jq.conf, content: x, defer: true}]\n\
+         packages: [jq]\n",
+    )
+    .unwrap();
+    for platform in ["netbsd", "openbsd"] {
+        let (plan, _) = common::json_plan(platform, &root, &doc, None);
+        let actions = plan["actions"].as_array().unwrap();
+        let at = |what: &dyn Fn(&serde_json::Value) -> bool| {
+            actions
+                .iter()
+                .position(what)
+                .unwrap_or_else(|| panic!("{platform}: {plan}"))
+        };
+        let install = at(&|a| a["action"] == "install");
+        let deferred = at(&|a| a["action"] == "write" && a["path"] == "/usr/pkg/etc/jq.conf");
+        let runcmd = at(&|a| a["module"] == "runcmd" && a["action"] == "exec");
+        assert!(
+            install < deferred && deferred < runcmd,
+            "{platform}: {plan}"
+        );
+    }
+}
+
+/// MAAS's real vendor-data for a deployed machine carries its proxy only as a snap command:
+/// the package tool gets it from there.
+#[test]
+fn maas_s_vendor_data_proxy_reaches_the_package_tool() {
+    let root = dir("tests/fixtures/roots/packages");
+    let t = tempfile::tempdir().unwrap();
+    let doc = t.path().join("u.yaml");
+    std::fs::write(&doc, "#cloud-config\nusers: []\npackages: [jq]\n").unwrap();
+    let vendor = dir("../../shared/fixtures/vendor-data.yaml");
+    let (plan, _) = common::json_plan("netbsd", &root, &doc, Some(&vendor));
+    let install = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "install")
+        .unwrap_or_else(|| panic!("{plan}"));
+    let env: Vec<&str> = install["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        env,
+        [
+            "http_proxy=http://10.20.0.2:8000/",
+            "HTTP_PROXY=http://10.20.0.2:8000/",
+            "https_proxy=http://10.20.0.2:8000/",
+            "HTTPS_PROXY=http://10.20.0.2:8000/"
+        ],
+        "{plan}"
+    );
+}

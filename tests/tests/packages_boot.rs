@@ -45,7 +45,27 @@ done
 
 const PROXY: &str = "http://ops:pr0xy-pw@127.0.0.1:3128/";
 
+/// A stand-in pkgin as current pkgin behaves with a batch: it installs what the repository has
+/// and exits 1 for the rest (a partial batch).
+const PKGIN_PARTIAL: &str = r#"#!/bin/sh
+printf 'proxy=%s %s\n' "$http_proxy" "$*" >> /pkgin.log
+[ "$2" = install ] || exit 0
+shift 2
+rc=0
+for n in "$@"; do
+    case "$n" in
+    nosuch*) echo "pkgin: $n is not available in the repository" >&2; rc=1 ;;
+    *) : > "/usr/pkg/pkgdb/$n-1.0" ;;
+    esac
+done
+exit $rc
+"#;
+
 fn netbsd_root(mock: &mock_maas::MockMaas) -> tempfile::TempDir {
+    netbsd_root_with(mock, PKGIN)
+}
+
+fn netbsd_root_with(mock: &mock_maas::MockMaas, pkgin: &str) -> tempfile::TempDir {
     let t = linux_root();
     let r = t.path();
     let cfg = format!(
@@ -58,7 +78,7 @@ fn netbsd_root(mock: &mock_maas::MockMaas) -> tempfile::TempDir {
     std::fs::write(r.join("etc/group"), "wheel:x:0:root\n").unwrap();
     std::fs::create_dir_all(r.join("usr/pkg/bin")).unwrap();
     std::fs::create_dir_all(r.join("usr/pkg/pkgdb")).unwrap();
-    std::fs::write(r.join("usr/pkg/bin/pkgin"), PKGIN).unwrap();
+    std::fs::write(r.join("usr/pkg/bin/pkgin"), pkgin).unwrap();
     std::fs::set_permissions(
         r.join("usr/pkg/bin/pkgin"),
         std::fs::Permissions::from_mode(0o755),
@@ -173,5 +193,52 @@ fn a_failing_package_is_reported_to_maas_and_the_others_are_installed() {
         vec![format!("proxy={PROXY} -y install nosuchpkg")],
         "{}",
         stderr(&o)
+    );
+}
+
+#[test]
+fn a_partial_batch_retries_only_what_is_missing_now_and_next_boot() {
+    if !can_apply_linux() {
+        return;
+    }
+    let doc = "#cloud-config\nusers: []\npackages: [curl, nosuchpkg, jq, nosuchother]\n";
+    let ud = doc.to_string();
+    let mock = mock_with(|f| f.machines[0].user_data = Some(ud));
+    let t = netbsd_root_with(&mock, PKGIN_PARTIAL);
+    let r = t.path();
+    let o = wisp(r, &["init"]);
+    // The batch installed curl and jq: only the two missing ones are tried alone.
+    assert_eq!(
+        log(r),
+        format!(
+            "proxy={PROXY} -y install curl nosuchpkg jq nosuchother\n\
+             proxy={PROXY} -y install nosuchpkg\nproxy={PROXY} -y install nosuchother\n"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let finishes = package_finishes(&mock);
+    assert_eq!(finishes.len(), 1, "{finishes:?}");
+    assert_eq!(finishes[0]["result"], "FAIL", "{finishes:?}");
+    let said = finishes[0]["description"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("2 of 4 packages failed: nosuchpkg") && said.contains("nosuchother"),
+        "{said}"
+    );
+    // The next boot retries the failed module: the installed ones are skipped (the database,
+    // not the instance marker, decides), only the two failed ones run, in one batch.
+    let o = wisp(r, &["init"]);
+    let again: Vec<String> = log(r).lines().skip(3).map(str::to_string).collect();
+    assert_eq!(
+        again[0],
+        format!("proxy={PROXY} -y install nosuchpkg nosuchother"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        again
+            .iter()
+            .all(|l| !l.contains("curl") && !l.contains("jq")),
+        "{again:?}"
     );
 }

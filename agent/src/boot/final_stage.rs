@@ -29,30 +29,29 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
         Vec::new()
     } else {
         let is_power = |a: &Action| matches!(a, Action::PowerState { .. });
-        let power = planned
+        let power: Vec<Action> = planned
             .actions
             .iter()
             .filter(|a| is_power(a))
             .cloned()
             .collect();
         planned.retain_actions(|a| !is_power(a));
-        power
+        choose_power(power)
     };
     let mut outcome = boot.run_modules_marking(&planned, EVENT, Some(Stage::Final));
-    if !power.is_empty() {
-        // Marked done before it runs, as the user's commands are: a reboot must not come back
-        // at every boot.
-        boot.mark_module(power_state::NAME);
-        let child = format!("{EVENT}/config-{}", power_state::NAME);
+    if let Some(module) = power.first().map(Action::module) {
+        // power_state is marked done before it runs, as the user's commands are: a reboot
+        // must not come back at every boot. The packages' reboot is the packages module's
+        // (marked with it), so a power_state of the user's is not marked by it.
+        if module == power_state::NAME {
+            boot.mark_module(power_state::NAME);
+        }
+        let child = format!("{EVENT}/config-{module}");
         boot.events
-            .start(&child, &format!("running config-{}", power_state::NAME));
+            .start(&child, &format!("running config-{module}"));
         let what: Vec<String> = power.iter().map(Action::describe).collect();
         // Its finish, with its outcome, is sent once it has run, after the final report.
-        tracing::info!(
-            "{}: after the final report: {}",
-            power_state::NAME,
-            what.join("; ")
-        );
+        tracing::info!("{module}: after the final report: {}", what.join("; "));
         boot.after_report = power;
     }
     boot.mark_stage(Stage::Final);
@@ -81,6 +80,26 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
     StageEnd::ok(outcome)
 }
 
+/// The power change after the report: the user's power_state when there is one (it names
+/// what the machine is to do; any restart also serves the packages' reboot-required), else the
+/// packages' reboot.
+fn choose_power(power: Vec<Action>) -> Vec<Action> {
+    let (own, others): (Vec<Action>, Vec<Action>) = power
+        .into_iter()
+        .partition(|a| a.module() == power_state::NAME);
+    if own.is_empty() {
+        return others;
+    }
+    for a in &others {
+        tracing::info!(
+            "{}: {} not done: power_state's own change goes instead",
+            a.module(),
+            a.describe()
+        );
+    }
+    own
+}
+
 /// cloud-init's final_message: on the console and in the log, at every boot.
 fn print_final_message(boot: &mut Boot<'_>) {
     let configured = boot
@@ -99,4 +118,34 @@ fn print_final_message(boot: &mut Boot<'_>) {
     let text = final_message::render(template, &final_message::Vars::now(&datasource));
     tracing::info!("{}: {text}", final_message::NAME);
     outln!("{text}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn power(module: &'static str, item: &str) -> Action {
+        Action::PowerState {
+            module,
+            item: item.into(),
+            argv: vec!["shutdown".into(), "-p".into(), "now".into()],
+            condition: None,
+            timeout: 30,
+        }
+    }
+
+    #[test]
+    fn the_users_power_state_wins_over_the_packages_reboot() {
+        let pkg = crate::modules::packages::NAME;
+        let both = choose_power(vec![
+            power(pkg, "reboot"),
+            power(power_state::NAME, "poweroff"),
+        ]);
+        assert_eq!(both.len(), 1);
+        assert_eq!(both[0].module(), power_state::NAME);
+        let alone = choose_power(vec![power(pkg, "reboot")]);
+        assert_eq!(alone.len(), 1);
+        assert_eq!(alone[0].module(), pkg);
+        assert!(choose_power(Vec::new()).is_empty());
+    }
 }

@@ -313,31 +313,30 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
     // Last of all, once MAAS has the final report (or it is queued) and the results are saved:
     // power_state's shutdown, which schedules the change and returns. Its outcome goes to the
     // log, the results and MAAS (a scheduled change leaves time to deliver it).
-    if !boot.after_report.is_empty() {
+    if let Some(module) = boot.after_report.first().map(crate::plan::Action::module) {
         let outcomes = crate::apply::execute(&boot.after_report, &ctx.root);
         let failures: Vec<String> = outcomes
             .iter()
             .filter_map(|o| o.error.as_ref().map(|e| format!("{}: {e}", o.item)))
             .collect();
         for f in &failures {
-            tracing::error!("{}: {f}", modules::power_state::NAME);
-            outln!("wisp: {}: {f}", modules::power_state::NAME);
+            tracing::error!("{module}: {f}");
+            outln!("wisp: {module}: {f}");
         }
         let (result, description) = match failures.first() {
             None => (
                 Outcome::Success,
-                format!("config-{} ran successfully", modules::power_state::NAME),
+                format!("config-{module} ran successfully"),
             ),
             Some(f) => (Outcome::Fail, f.clone()),
         };
-        let child = format!(
-            "{}/config-{}",
-            final_stage::EVENT,
-            modules::power_state::NAME
-        );
+        let child = format!("{}/config-{module}", final_stage::EVENT);
         boot.events.finish(&child, &description, result, None);
-        boot.record
-            .module(modules::power_state::NAME, result, &failures);
+        // power_state's result is its change's; the packages' reboot only adds a failure to
+        // what the packages module already recorded.
+        if module == modules::power_state::NAME || result == Outcome::Fail {
+            boot.record.module(module, result, &failures);
+        }
         worst = worst.worst(result);
         if !ctx.dry_run {
             let id = boot.data.as_ref().map(|d| d.instance_id.clone());

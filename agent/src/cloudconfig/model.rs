@@ -91,6 +91,9 @@ pub const NOT_SUPPORTED: &[&str] = &[
 
 /// What the report says of a key of [`LINUX_ONLY`].
 pub const LINUX_ONLY_MESSAGE: &str = "not applied by wisp: it has no meaning on the BSDs";
+/// What the log says of `apt` / `snap` when their proxy was taken for the package tool.
+pub const PROXY_TAKEN_MESSAGE: &str =
+    "only its proxy is taken (for the package tool); the rest has no meaning on the BSDs";
 /// What the report says of a key of [`NOT_SUPPORTED`].
 pub const NOT_SUPPORTED_MESSAGE: &str = "not supported by wisp: not applied";
 
@@ -242,15 +245,27 @@ impl CloudConfig {
                     packages::read_flag(r, path, v, &mut cc.packages.reboot_if_required)
                 }
                 "package_proxy" => cc.packages.package_proxy = packages::read_proxy(r, path, v),
+                "package_timeout" => cc.packages.timeout = packages::read_timeout(r, path, v),
                 "apt_proxy" | "apt_http_proxy" => {
                     cc.packages.http_proxy = packages::read_proxy(r, path, v)
                 }
                 "apt_https_proxy" => cc.packages.https_proxy = packages::read_proxy(r, path, v),
                 // Ubuntu's, but its proxy is MAAS's, which the package tools take too.
-                "apt" => {
-                    packages::read_apt_proxy(r, path, v, &mut cc.packages);
-                    super::shapes::check_ignored(r, path, "apt", v);
-                    r.warn(path, LINUX_ONLY_MESSAGE);
+                "apt" | "snap" => {
+                    let taken = if key == "apt" {
+                        packages::read_apt_proxy(r, path, v, &mut cc.packages)
+                    } else {
+                        packages::read_snap_proxy(v, &mut cc.packages)
+                    };
+                    super::shapes::check_ignored(r, path, &key, v);
+                    r.warn(
+                        path,
+                        if taken {
+                            PROXY_TAKEN_MESSAGE
+                        } else {
+                            LINUX_ONLY_MESSAGE
+                        },
+                    );
                     cc.ignored.push(raw.clone());
                 }
                 "random_seed" => cc.random_seed = random_seed::read_random_seed(r, path, v),
@@ -320,6 +335,28 @@ mod tests {
                 ("apt", LINUX_ONLY_MESSAGE),
                 ("puppet", NOT_SUPPORTED_MESSAGE)
             ]
+        );
+    }
+
+    #[test]
+    fn apt_and_snap_say_when_their_proxy_is_taken() {
+        let doc: Mapping = yaml_serde::from_str(
+            "apt: {proxy: 'http://p:3128/', primary: []}\n\
+             snap: {commands: ['snap set system proxy.http=\"http://q:1/\"']}\n",
+        )
+        .unwrap();
+        let mut r = Reader::default();
+        let cc = CloudConfig::read(&mut r, &doc);
+        assert_eq!(cc.packages.http_proxy.as_deref(), Some("http://p:3128/"));
+        assert_eq!(cc.packages.snap_http_proxy.as_deref(), Some("http://q:1/"));
+        let said: Vec<(&str, &str)> = r
+            .problems
+            .iter()
+            .map(|p| (p.path.as_str(), p.message.as_str()))
+            .collect();
+        assert_eq!(
+            said,
+            vec![("apt", PROXY_TAKEN_MESSAGE), ("snap", PROXY_TAKEN_MESSAGE)]
         );
     }
 }

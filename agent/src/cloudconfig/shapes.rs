@@ -1,6 +1,6 @@
 //! The shapes cloud-init's schema (`schema-cloud-config-v1.json`) gives the keys wisp does not
 //! apply, so that `wisp schema` checks a document meant for Linux machines too: a key wisp
-//! ignores is still refused in a shape cloud-init would refuse (`packages: vim`). Only types
+//! ignores is still refused in a shape cloud-init would refuse (`rsyslog: {remotes: [a, b]}`). Only types
 //! are checked, and only of the sub-keys listed; everything else is left alone.
 
 use yaml_serde::Value;

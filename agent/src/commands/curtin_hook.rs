@@ -35,6 +35,9 @@ pub fn run(_ctx: &Context, args: &CurtinHookArgs) -> anyhow::Result<u8> {
     let text = std::fs::read_to_string(&config)
         .with_context(|| format!("reading {}", config.display()))?;
     let seed = seed_from_config(&text, &config.display().to_string())?;
+    for w in &seed.warnings {
+        tracing::warn!("{w}");
+    }
     let path = target.join(SEED_ON_ESP);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -52,10 +55,13 @@ pub fn run(_ctx: &Context, args: &CurtinHookArgs) -> anyhow::Result<u8> {
         None => "no network config".into(),
     };
     outln!(
-        "wisp curtin-hook: seed written to {}: MAAS {}, reporting to {}, {network}",
+        "wisp curtin-hook: seed written to {}: MAAS {}, reporting to {}, {network}, package proxy {}",
         path.display(),
         seed.metadata_url,
-        seed.endpoint.as_deref().unwrap_or("(the metadata URL)")
+        seed.endpoint.as_deref().unwrap_or("(the metadata URL)"),
+        seed.package_proxy
+            .as_deref()
+            .map_or("none".to_string(), crate::plan::redact_userinfo)
     );
     Ok(0)
 }

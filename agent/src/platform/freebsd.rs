@@ -67,8 +67,10 @@ const PACKAGES: super::PackageFacts = super::PackageFacts {
     update: Some(&["update"]),
     upgrade: &["upgrade", "-y"],
     env: &[("ASSUME_ALWAYS_YES", "yes")],
-    installed: super::InstalledDb::Query(&["/usr/local/sbin/pkg", "query", "-a", "%n-%v"]),
+    installed: super::InstalledDb::Query(&["/usr/local/sbin/pkg", "query", "-a", "%n-%v %o"]),
     mirror_file: None,
+    name_chars: "/",
+    error_log: None,
 };
 
 impl Backend for FreeBsd {
@@ -139,6 +141,7 @@ impl Backend for FreeBsd {
             argv: self.pw(&["usermod", user, if hashed { "-H" } else { "-h" }, "0"]),
             stdin: Some(crate::plan::Secret(format!("{secret}\n"))),
             env: Vec::new(),
+            timeout: None,
         }
     }
     /// -p sets the password's expiry date; a date in the past forces a change.

@@ -188,6 +188,7 @@ impl Backend for Linux {
             argv,
             stdin: Some(crate::plan::Secret(format!("{user}:{secret}\n"))),
             env: Vec::new(),
+            timeout: None,
         }
     }
     fn expire_password(&self, user: &str) -> crate::plan::Action {

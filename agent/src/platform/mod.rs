@@ -223,7 +223,7 @@ pub enum TrustStore {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstalledDb {
     /// One directory per installed package, named `name-version` (pkgsrc: the first of these
-    /// directories that exists, unless `/etc/pkg_install.conf` sets `PKG_DBDIR`), or
+    /// directories that exists, unless `/usr/pkg/etc/pkg_install.conf` sets `PKG_DBDIR`), or
     /// `name-version[-flavor]` (OpenBSD: the version is the first part that starts with a
     /// digit).
     Dirs {
@@ -231,7 +231,7 @@ pub enum InstalledDb {
         flavors: bool,
     },
     /// A database only the tool reads (FreeBSD's SQLite): this read-only query lists
-    /// `name-version` lines, run on the running system or taken from the `--probes` file.
+    /// `name-version origin` lines, run on the running system or taken from the `--probes` file.
     Query(&'static [&'static str]),
 }
 
@@ -253,8 +253,16 @@ pub struct PackageFacts {
     /// Set in the tool's environment always (FreeBSD's `ASSUME_ALWAYS_YES`).
     pub env: &'static [(&'static str, &'static str)],
     pub installed: InstalledDb,
-    /// The file that names the package mirror, which must exist (OpenBSD's installurl(5)).
+    /// The file that names the package mirror, warned about when missing (OpenBSD's
+    /// installurl(5); pkg_add also takes PKG_PATH).
     pub mirror_file: Option<&'static str>,
+    /// What a package name may have beyond letters, digits and `._+-`: `/` for pkg (an
+    /// origin, `www/nginx`), `%` for pkg_add (a branch, `python%3.11`); pkg_add elsewhere
+    /// takes a `/` for a file path, so it is refused there.
+    pub name_chars: &'static str,
+    /// The tool's own log of pkg_add's errors (pkgin(1) FILES), whose tail goes with a
+    /// failure.
+    pub error_log: Option<&'static str>,
 }
 
 /// What each OS does its own way.

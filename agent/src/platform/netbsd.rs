@@ -47,7 +47,7 @@ const FACTS: OsFacts = OsFacts {
 };
 
 /// pkgin(1) on pkgsrc: `-y` answers its questions yes; `update` refreshes the repository's
-/// summary, `full-upgrade` upgrades every package. Installed packages are the directories of
+/// summary, `upgrade` upgrades every package. Installed packages are the directories of
 /// pkg_install's PKG_DBDIR: `${PREFIX}/pkgdb` on current pkgsrc, /var/db/pkg before 2020.
 const PACKAGES: super::PackageFacts = super::PackageFacts {
     tool: "/usr/pkg/bin/pkgin",
@@ -55,13 +55,17 @@ const PACKAGES: super::PackageFacts = super::PackageFacts {
     missing: "pkgin is not installed (bootstrap pkgsrc in the image)",
     install: &["-y", "install"],
     update: Some(&["-y", "update"]),
-    upgrade: &["-y", "full-upgrade"],
+    // pkgin(1) documents `upgrade` as upgrading all packages (since 0.13.0 it does what
+    // `full-upgrade` did, which is no longer documented).
+    upgrade: &["-y", "upgrade"],
     env: &[],
     installed: super::InstalledDb::Dirs {
         dirs: &["/usr/pkg/pkgdb", "/var/db/pkg"],
         flavors: false,
     },
     mirror_file: None,
+    name_chars: "",
+    error_log: Some("/var/db/pkgin/pkg_install-err.log"),
 };
 
 impl Backend for NetBsd {

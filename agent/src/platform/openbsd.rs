@@ -57,6 +57,8 @@ const PACKAGES: super::PackageFacts = super::PackageFacts {
         flavors: true,
     },
     mirror_file: Some("/etc/installurl"),
+    name_chars: "%",
+    error_log: None,
 };
 
 impl Backend for OpenBsd {
