@@ -191,11 +191,16 @@ pub fn plan(inp: &Inputs<'_>, run: &super::PlanRun<'_>, out: &mut Planned) {
 
 // Reading the module's part of a cloud-config document, with cloud-init's leniency.
 
-/// `tries`: cloud-init takes `int(tries)` and falls back to 10 (with a warning) when that
-/// fails; fewer than one is one try. Bounded by [`MAX_TRIES`].
+/// `tries`: cloud-init takes `int(tries)` (a number's whole part: `2.7` is 2; a text must be
+/// a whole number) and falls back to 10 (with a warning) when that fails; fewer than one is
+/// one try. Bounded by [`MAX_TRIES`].
 fn read_tries(r: &mut Reader<'_>, path: &str, v: &Value) -> u32 {
     let n = match v {
-        Value::Number(n) => n.as_i64(),
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite())
+                .map(|f| f.trunc() as i64)
+        }),
         Value::String(s) => s.trim().parse::<i64>().ok(),
         _ => None,
     };
@@ -367,6 +372,12 @@ mod tests {
             problems[0].starts_with("phone_home.tries: "),
             "{problems:?}"
         );
+        // int(2.7) is 2 in cloud-init; int("2.7") fails (the default).
+        let (ph, problems) = read("{url: 'http://h/', tries: 2.7}");
+        assert_eq!(ph.unwrap().tries, 2);
+        assert!(problems.is_empty(), "{problems:?}");
+        let (ph, _) = read("{url: 'http://h/', tries: '2.7'}");
+        assert_eq!(ph.unwrap().tries, DEFAULT_TRIES);
         let (ph, problems) = read("{url: 'http://h/', tries: 1000}");
         assert_eq!(ph.unwrap().tries, MAX_TRIES);
         assert_eq!(problems.len(), 1);

@@ -18,6 +18,13 @@
 //! The selection is kept per thread once the documents are read ([`select`]): every place that
 //! asks for the modules, their stage and frequency ([`super::infos`], [`super::info`],
 //! [`super::plan_modules`]) sees the same, and the tests' threads do not see each other's.
+//! What runs before the documents are read sees wisp's defaults: that is harmless.
+//! [`crate::engine::settle_known_instance`] only marks modules done for the instance, and a
+//! marker is read with the frequency in force when the module is planned (a module a list
+//! makes `always` runs whatever its marker says, one made `once` is done, as it should be on
+//! an instance that is not new); a stage's modules are planned only once the documents, and
+//! so the lists, are read. Carrying the selection in the plan's inputs instead is left for a
+//! change that can touch every caller of [`super::info`].
 
 use std::cell::RefCell;
 
