@@ -319,18 +319,29 @@ pub fn mark_done(
     let mut ran: Vec<&str> = planned.actions.iter().map(|a| a.module()).collect();
     ran.dedup();
     for m in ran {
-        if !outcomes.iter().any(|o| o.module == m && o.error.is_some()) {
+        if modules::failures_are_warnings(m)
+            || !outcomes.iter().any(|o| o.module == m && o.error.is_some())
+        {
             state.mark_done(m, instance_id)?;
         }
     }
     Ok(())
 }
 
-/// FAIL when an action failed, WARN when items were refused or warned about, else SUCCESS.
+/// FAIL when an action failed, WARN when items were refused or warned about (or an action
+/// failed whose failure is a warning: [`modules::failures_are_warnings`]), else SUCCESS.
 pub fn result(planned: &Planned, outcomes: &[ActionOutcome]) -> Outcome {
-    if outcomes.iter().any(|o| o.error.is_some()) {
+    let failed = |o: &&ActionOutcome| o.error.is_some();
+    if outcomes
+        .iter()
+        .filter(failed)
+        .any(|o| !modules::failures_are_warnings(o.module))
+    {
         Outcome::Fail
-    } else if !planned.errors.is_empty() || !planned.warnings.is_empty() {
+    } else if !planned.errors.is_empty()
+        || !planned.warnings.is_empty()
+        || outcomes.iter().any(|o| o.error.is_some())
+    {
         Outcome::Warn
     } else {
         Outcome::Success

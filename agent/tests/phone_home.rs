@@ -16,6 +16,11 @@ type Seen = Arc<Mutex<Vec<(String, String)>>>;
 /// A loopback server that answers 200 to everything and keeps each request's first line and
 /// body.
 fn serve() -> (SocketAddr, Seen) {
+    serve_answering("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+}
+
+/// [`serve`], answering `answer` to everything.
+fn serve_answering(answer: &'static str) -> (SocketAddr, Seen) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -39,8 +44,7 @@ fn serve() -> (SocketAddr, Seen) {
                 first.trim().to_string(),
                 String::from_utf8_lossy(&body).into_owned(),
             ));
-            let _ = (&conn)
-                .write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+            let _ = (&conn).write_all(answer.as_bytes());
         }
     });
     (addr, seen)
@@ -169,4 +173,23 @@ fn without_any_name_hostname_and_fqdn_are_not_available() {
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 1, "{out}");
     assert_eq!(seen[0].1, "hostname=N%2FA&fqdn=N%2FA");
+}
+
+/// Review of issue 13 (2): in `wisp apply` too, a refused POST is a warning (exit status 2,
+/// not 1) and the module is done: the next run does not post again.
+#[test]
+fn a_refused_post_is_a_warning_and_not_made_again() {
+    let (addr, seen) =
+        serve_answering("HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    let t = fresh_root();
+    let r = t.path();
+    let d = doc(addr, "[instance_id]");
+    let (code, out) = run(r, &d, &[], true);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("HTTP 403"), "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    let (code, out) = run(r, &d, &[], true);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(seen.lock().unwrap().len(), 1, "{out}");
 }
