@@ -129,9 +129,10 @@ fn posted_names(
             let text = out.try_current(inp.root, file, None).ok().flatten()?;
             let text = String::from_utf8_lossy(&text);
             let found = if in_rc_conf {
+                // The last assignment wins, as when rc.conf is sourced.
                 text.lines()
-                    .filter_map(|l| l.trim().strip_prefix("hostname="))
-                    .last()
+                    .rev()
+                    .find_map(|l| l.trim().strip_prefix("hostname="))
                     .map(|v| v.trim().trim_matches(['"', '\'']).to_string())
             } else {
                 text.lines().next().map(|l| l.trim().to_string())
