@@ -27,8 +27,9 @@ pub struct Documents<'a> {
 }
 
 /// Vendor-data as a datasource or a file gives it: MAAS's `{cloud-init: …}` map, or a document.
-/// Its parts for another `launch_index` are left out, as cloud-init filters vendor-data too.
-pub fn decode_vendor(raw: &[u8], name: &str, launch_index: Option<i64>) -> anyhow::Result<Decoded> {
+/// Not filtered by launch index: cloud-init filters only user-data (its `get_vendordata` does
+/// not), so every vendor-data part is kept whatever its `launch-index`.
+pub fn decode_vendor(raw: &[u8], name: &str) -> anyhow::Result<Decoded> {
     // Read as PyYAML reads it (`yaml::load`: a repeated key keeps its last value). Too deep a
     // text is not read here: decoding reports it (with its line) as a document.
     let parsed = std::str::from_utf8(raw)
@@ -40,11 +41,7 @@ pub fn decode_vendor(raw: &[u8], name: &str, launch_index: Option<i64>) -> anyho
         }
         _ => raw.to_vec(),
     };
-    let opts = DecodeOptions {
-        launch_index,
-        ..Default::default()
-    };
-    Ok(userdata::decode(&doc, name, &opts))
+    Ok(userdata::decode(&doc, name, &DecodeOptions::default()))
 }
 
 /// The distribution's default user as wisp.yaml gives it (`default_user` or
@@ -336,18 +333,29 @@ pub fn mark_done(
     let mut ran: Vec<&str> = planned.actions.iter().map(|a| a.module()).collect();
     ran.dedup();
     for m in ran {
-        if !outcomes.iter().any(|o| o.module == m && o.error.is_some()) {
+        if modules::failures_are_warnings(m)
+            || !outcomes.iter().any(|o| o.module == m && o.error.is_some())
+        {
             state.mark_done(m, instance_id)?;
         }
     }
     Ok(())
 }
 
-/// FAIL when an action failed, WARN when items were refused or warned about, else SUCCESS.
+/// FAIL when an action failed, WARN when items were refused or warned about (or an action
+/// failed whose failure is a warning: [`modules::failures_are_warnings`]), else SUCCESS.
 pub fn result(planned: &Planned, outcomes: &[ActionOutcome]) -> Outcome {
-    if outcomes.iter().any(|o| o.error.is_some()) {
+    let failed = |o: &&ActionOutcome| o.error.is_some();
+    if outcomes
+        .iter()
+        .filter(failed)
+        .any(|o| !modules::failures_are_warnings(o.module))
+    {
         Outcome::Fail
-    } else if !planned.errors.is_empty() || !planned.warnings.is_empty() {
+    } else if !planned.errors.is_empty()
+        || !planned.warnings.is_empty()
+        || outcomes.iter().any(|o| o.error.is_some())
+    {
         Outcome::Warn
     } else {
         Outcome::Success
@@ -378,7 +386,8 @@ mod tests {
         assert!(!is_new_instance(&state, "i-1", false));
         // Not new: the modules that act only on a new instance are settled, the others not.
         settle_known_instance(&state, "i-1").unwrap();
-        for m in ["ssh_host_keys", "growpart", "power_state"] {
+        // phone_home too (review of issue 13, 4): an upgraded wisp does not phone home again.
+        for m in ["ssh_host_keys", "growpart", "power_state", "phone_home"] {
             assert!(
                 !state.should_run(m, modules::Frequency::PerInstance, "i-1"),
                 "{m}"
@@ -436,7 +445,7 @@ mod tests {
     #[test]
     fn vendor_data_with_a_repeated_key_is_read_as_cloud_init_reads_it() {
         let raw = b"cloud-init: \"#cloud-config\\nhostname: first\\n\"\nother: 1\ncloud-init: \"#cloud-config\\nhostname: last\\n\"\n";
-        let d = decode_vendor(raw, "vendor-data", None).unwrap();
+        let d = decode_vendor(raw, "vendor-data").unwrap();
         assert!(d.problems.is_empty(), "{:?}", d.problems);
         assert_eq!(
             d.cloud_config.get("hostname").and_then(|v| v.as_str()),
@@ -445,16 +454,15 @@ mod tests {
     }
 
     #[test]
-    fn vendor_data_parts_for_another_launch_index_are_left_out() {
+    fn vendor_data_parts_are_kept_whatever_their_launch_index() {
         let raw = b"cloud-init:\n  - {launch-index: 1, content: \"#cloud-config\\nhostname: one\\n\"}\n  - {launch-index: 2, content: \"#cloud-config\\ntimezone: UTC\\n\"}\n";
-        let d = decode_vendor(raw, "vendor-data", Some(1)).unwrap();
+        let d = decode_vendor(raw, "vendor-data").unwrap();
         assert!(d.problems.is_empty(), "{:?}", d.problems);
+        assert!(d.warnings.is_empty(), "{:?}", d.warnings);
         assert_eq!(
             d.cloud_config.get("hostname").and_then(|v| v.as_str()),
             Some("one")
         );
-        assert!(d.cloud_config.get("timezone").is_none());
-        let all = decode_vendor(raw, "vendor-data", None).unwrap();
-        assert!(all.cloud_config.get("timezone").is_some());
+        assert!(d.cloud_config.get("timezone").is_some());
     }
 }

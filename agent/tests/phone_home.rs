@@ -16,6 +16,11 @@ type Seen = Arc<Mutex<Vec<(String, String)>>>;
 /// A loopback server that answers 200 to everything and keeps each request's first line and
 /// body.
 fn serve() -> (SocketAddr, Seen) {
+    serve_answering("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+}
+
+/// [`serve`], answering `answer` to everything.
+fn serve_answering(answer: &'static str) -> (SocketAddr, Seen) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -39,8 +44,7 @@ fn serve() -> (SocketAddr, Seen) {
                 first.trim().to_string(),
                 String::from_utf8_lossy(&body).into_owned(),
             ));
-            let _ = (&conn)
-                .write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+            let _ = (&conn).write_all(answer.as_bytes());
         }
     });
     (addr, seen)
@@ -77,7 +81,7 @@ fn run(root: &Path, doc: &str, flags: &[&str], instance: bool) -> (Option<i32>, 
 fn doc(addr: SocketAddr, post: &str) -> String {
     format!(
         "#cloud-config\nusers: []\nssh_deletekeys: false\n\
-         preserve_hostname: true\nfqdn: web1.example.org\n\
+         preserve_hostname: true\nfqdn: not-posted.example.org\n\
          phone_home:\n  url: 'http://u:hunter2@{addr}/ph/$INSTANCE_ID'\n  post: {post}\n  tries: 2\n"
     )
 }
@@ -93,9 +97,16 @@ fn the_form_is_posted_once_per_instance_with_the_host_keys() {
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f host\n",
     )
     .unwrap();
+    // No datasource name: the system's, as rc.conf keeps it (cloud-init's get_hostname), not
+    // the cloud-config's `fqdn`.
+    let rc = r.join("etc/rc.conf");
+    let mut rc_text = std::fs::read_to_string(&rc).unwrap_or_default();
+    rc_text.push_str("hostname=\"web1.example.org\"\n");
+    std::fs::write(&rc, rc_text).unwrap();
+    // A field given twice is posted once (cloud-init's dict).
     let d = doc(
         addr,
-        "[instance_id, hostname, fqdn, pub_key_ed25519, pub_key_rsa]",
+        "[instance_id, hostname, fqdn, pub_key_ed25519, pub_key_rsa, hostname]",
     );
     // A dry run shows the POST, password redacted, and sends nothing.
     let (code, out) = run(r, &d, &["--dry-run"], true);
@@ -140,4 +151,45 @@ fn a_url_that_is_not_http_is_refused_by_name_and_the_rest_applied() {
     assert!(out.contains("phone_home.url"), "{out}");
     assert!(out.contains("scheme file"), "{out}");
     assert_eq!(std::fs::read(r.join("etc/motd")).unwrap(), b"hi");
+}
+
+/// Review of issue 13 (10): no name from the datasource and none kept by the system: `N/A`.
+#[test]
+fn without_any_name_hostname_and_fqdn_are_not_available() {
+    let (addr, seen) = serve();
+    let t = fresh_root();
+    let r = t.path();
+    let rc = r.join("etc/rc.conf");
+    if let Ok(text) = std::fs::read_to_string(&rc) {
+        let kept: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("hostname="))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&rc, kept).unwrap();
+    }
+    let (code, out) = run(r, &doc(addr, "[hostname, fqdn]"), &[], true);
+    assert_eq!(code, Some(0), "{out}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "{out}");
+    assert_eq!(seen[0].1, "hostname=N%2FA&fqdn=N%2FA");
+}
+
+/// Review of issue 13 (2): in `wisp apply` too, a refused POST is a warning (exit status 2,
+/// not 1) and the module is done: the next run does not post again.
+#[test]
+fn a_refused_post_is_a_warning_and_not_made_again() {
+    let (addr, seen) =
+        serve_answering("HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    let t = fresh_root();
+    let r = t.path();
+    let d = doc(addr, "[instance_id]");
+    let (code, out) = run(r, &d, &[], true);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("HTTP 403"), "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    let (code, out) = run(r, &d, &[], true);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(seen.lock().unwrap().len(), 1, "{out}");
 }

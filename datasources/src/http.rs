@@ -151,14 +151,30 @@ impl HttpClient {
     /// Sends a request and reads the whole answer (up to `max_bytes`), whatever its status.
     /// Redirects are followed (up to five), wherever they lead.
     pub fn send(&self, req: Request<'_>) -> Result<Response, FetchError> {
-        self.send_with(&self.inner, req)
+        self.send_with(&self.inner, req, true)
     }
 
     /// Like [`HttpClient::send`], for metadata: only the server asked may answer. A redirect to
     /// the same scheme, host and port is followed; one to another origin is an error (its
     /// answer would not come from the metadata service, and would not be signed).
     pub fn send_same_origin(&self, req: Request<'_>) -> Result<Response, FetchError> {
-        let resp = self.send_with(&self.same_origin, req)?;
+        self.same_origin_answer(req, true)
+    }
+
+    /// Like [`HttpClient::send_same_origin`], but a 2xx answer's body is not read (the
+    /// connection is dropped): once the status says the request succeeded, nothing the body
+    /// does (too large, trickling past the timeout) can make it fail and be sent again. A
+    /// non-2xx body is read as usual (for the error).
+    pub fn send_same_origin_status(&self, req: Request<'_>) -> Result<Response, FetchError> {
+        self.same_origin_answer(req, false)
+    }
+
+    fn same_origin_answer(
+        &self,
+        req: Request<'_>,
+        success_body: bool,
+    ) -> Result<Response, FetchError> {
+        let resp = self.send_with(&self.same_origin, req, success_body)?;
         if (300..400).contains(&resp.status) {
             return Err(FetchError::Redirected {
                 location: resp.location.clone().unwrap_or_else(|| "nowhere".into()),
@@ -172,6 +188,7 @@ impl HttpClient {
         &self,
         client: &reqwest::blocking::Client,
         req: Request<'_>,
+        success_body: bool,
     ) -> Result<Response, FetchError> {
         let url = req.url.to_string();
         let parsed = url::Url::parse(req.url).map_err(|e| FetchError::InvalidUrl {
@@ -216,6 +233,17 @@ impl HttpClient {
         let content_type = header(reqwest::header::CONTENT_TYPE);
         let location =
             header(reqwest::header::LOCATION).map(|l| printable_prefix(l.as_bytes(), 200));
+        if !success_body && (200..300).contains(&status) {
+            return Ok(Response {
+                url,
+                status,
+                body: Vec::new(),
+                content_type,
+                date,
+                retry_after,
+                location,
+            });
+        }
         if let Some(len) = resp.content_length() {
             if len > req.max_bytes {
                 return Err(FetchError::TooLarge {

@@ -65,14 +65,12 @@ impl Metadata {
 
 impl Metadata {
     /// The instance's launch index, for the user-data parts meant for it
-    /// ([`userdata::DecodeOptions::launch_index`]): ConfigDrive's (OpenStack's) `launch_index`
-    /// in meta_data.json, a number or numeric text. MAAS and NoCloud have none, as in
-    /// cloud-init.
+    /// ([`userdata::DecodeOptions::launch_index`]): as cloud-init's `DataSource.launch_index`,
+    /// the meta-data's `launch-index`, whatever the datasource (a number or numeric text).
+    /// OpenStack's `launch_index` in a ConfigDrive's meta_data.json is not it: cloud-init does
+    /// not copy it to `launch-index` either.
     pub fn launch_index(&self) -> Option<i64> {
-        if self.datasource != "ConfigDrive" {
-            return None;
-        }
-        match self.meta_data.get("launch_index")? {
+        match self.meta_data.get("launch-index")? {
             serde_json::Value::Number(n) => n.as_i64(),
             serde_json::Value::String(s) => s.trim().parse().ok(),
             _ => None,

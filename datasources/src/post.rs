@@ -1,6 +1,9 @@
 //! A form POST to a URL the user gave (cloud-init's `phone_home`): through the one HTTP client
 //! and its retry policy, redirects followed only on the same origin (as for metadata), and the
-//! URL's password never shown.
+//! URL's password never shown: the user and password of the URL are taken out of it and sent
+//! as a Basic `Authorization` header (as Python's requests does with them), so that no error or
+//! log line about the request (each retry's included) can hold them. A query string is shown
+//! as it is, as cloud-init shows it: credentials belong in the URL's user part.
 
 use std::time::Duration;
 
@@ -57,6 +60,30 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// `url` without its user and password, and those as a Basic `Authorization` header value
+/// (each percent-decoded, as Python's requests takes them from a URL). None: the URL has no
+/// user part.
+pub fn split_credentials(url: &str) -> Result<(String, Option<String>), String> {
+    use base64::Engine as _;
+    let mut parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    if parsed.username().is_empty() && parsed.password().is_none() {
+        return Ok((url.to_string(), None));
+    }
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).collect::<Vec<u8>>();
+    let mut pair = decode(parsed.username());
+    pair.push(b':');
+    pair.extend(decode(parsed.password().unwrap_or_default()));
+    let header = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(&pair)
+    );
+    parsed
+        .set_username("")
+        .and_then(|()| parsed.set_password(None))
+        .map_err(|()| "cannot take the credentials out of the URL".to_string())?;
+    Ok((parsed.to_string(), Some(header)))
+}
+
 /// `fields` as an `application/x-www-form-urlencoded` body, in their order.
 pub fn form_body(fields: &[(String, String)]) -> Vec<u8> {
     let mut s = url::form_urlencoded::Serializer::new(String::new());
@@ -68,7 +95,8 @@ pub fn form_body(fields: &[(String, String)]) -> Vec<u8> {
 
 /// POSTs `body` (form-urlencoded) to `url` under `policy`: a connection failure, a timeout, a
 /// 5xx or a 429 is tried again (up to the policy's attempts and deadline); another non-2xx
-/// answer, or a redirect to another origin, ends it. Returns the answer's status.
+/// answer, or a redirect to another origin, ends it. Returns the answer's status. A 2xx
+/// answer's body is not read: the POST has succeeded, and is not sent again.
 pub fn post_form(
     client: &HttpClient,
     url: &str,
@@ -82,18 +110,19 @@ pub fn post_form(
         detail: detail.replace(url, &shown),
     };
     check_url(url).map_err(&fail)?;
+    let (sent, authorization) = split_credentials(url).map_err(&fail)?;
     policy
         .run(|timeout: Duration| {
             let req = Request {
                 method: "POST",
-                url,
-                authorization: None,
+                url: &sent,
+                authorization: authorization.as_deref(),
                 content_type: Some("application/x-www-form-urlencoded"),
                 body: Some(body.to_vec()),
                 timeout,
                 max_bytes: MAX_ANSWER,
             };
-            let resp = match client.send_same_origin(req) {
+            let resp = match client.send_same_origin_status(req) {
                 Ok(r) => r,
                 Err(e) => {
                     let verdict = if e.is_transient() {
@@ -131,12 +160,21 @@ mod tests {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::sync::{Arc, Mutex};
 
-    /// The requests a test server received: first line and body.
+    /// The requests a test server received: first line, header lines and body.
     type Seen = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+    type Headers = Arc<Mutex<Vec<String>>>;
 
     /// A loopback server answering each request with `answers` in turn (the last one again
     /// once they are used up); the bodies it received are returned.
     fn serve(answers: Vec<String>) -> (std::net::SocketAddr, Seen) {
+        let (addr, seen, _) = serve_headers(answers);
+        (addr, seen)
+    }
+
+    /// [`serve`], with the header lines of every request too.
+    fn serve_headers(answers: Vec<String>) -> (std::net::SocketAddr, Seen, Headers) {
+        let headers = Headers::default();
+        let heard = headers.clone();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -152,16 +190,33 @@ mod tests {
                     if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
                         length = v.trim().parse().unwrap_or(0);
                     }
+                    heard.lock().unwrap().push(line.trim().to_string());
                     line.clear();
                 }
                 let mut body = vec![0; length];
                 let _ = reader.read_exact(&mut body);
                 log.lock().unwrap().push((first.trim().to_string(), body));
                 let answer = answers.get(n).or(answers.last()).unwrap();
-                let _ = (&conn).write_all(answer.as_bytes());
+                // `TRICKLE` at the end of an answer: its body comes a byte every 100 ms.
+                match answer.strip_suffix("TRICKLE") {
+                    Some(head) => {
+                        let _ = (&conn).write_all(head.as_bytes());
+                        std::thread::spawn(move || {
+                            for _ in 0..100 {
+                                if (&conn).write_all(b"x").is_err() {
+                                    return;
+                                }
+                                std::thread::sleep(Duration::from_millis(100));
+                            }
+                        });
+                    }
+                    None => {
+                        let _ = (&conn).write_all(answer.as_bytes());
+                    }
+                }
             }
         });
-        (addr, seen)
+        (addr, seen, headers)
     }
 
     const OK: &str = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
@@ -213,6 +268,85 @@ mod tests {
         ]);
         let e = post_form(&client, &format!("http://{addr}/"), b"", &policy(5)).unwrap_err();
         assert!(e.to_string().contains("HTTP 404"), "{e}");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    /// Review of issue 13 (1): the URL's password goes as a Basic header, not in the URL, so
+    /// that neither the final error nor the log line of each retry holds it.
+    #[test]
+    fn credentials_go_in_a_header_and_never_into_logs_or_errors() {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let (addr, seen, headers) = serve_headers(vec![FAIL.into()]);
+        let client = HttpClient::new(&HttpOptions::default()).unwrap();
+        let url = format!("http://us%40er:hun%3Ater2@{addr}/x?id=i-1");
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let e = tracing::subscriber::with_default(subscriber, || {
+            post_form(&client, &url, b"a=b", &policy(3)).unwrap_err()
+        });
+        let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("retrying"), "{log}");
+        for text in [&log, &e.to_string()] {
+            assert!(!text.contains("hun"), "{text}");
+            assert!(!text.contains("ter2"), "{text}");
+        }
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3);
+        assert_eq!(seen[0].0, "POST /x?id=i-1 HTTP/1.1");
+        // base64 of `us@er:hun:ter2`, the percent-decoded user and password.
+        let auth = headers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.to_ascii_lowercase().starts_with("authorization:"))
+            .cloned()
+            .collect::<Vec<_>>();
+        assert_eq!(auth.len(), 3, "{auth:?}");
+        assert!(auth
+            .iter()
+            .all(|h| h.ends_with(": Basic dXNAZXI6aHVuOnRlcjI=")));
+        let (plain, none) = split_credentials("http://h/p").unwrap();
+        assert_eq!((plain.as_str(), none), ("http://h/p", None));
+    }
+
+    /// Review of issue 13 (3): once the status is 2xx the POST has succeeded, whatever its body
+    /// does: one too large, or one that trickles past the timeout, is not read, and the POST
+    /// is not sent again.
+    #[test]
+    fn a_2xx_answer_succeeds_whatever_its_body() {
+        let client = HttpClient::new(&HttpOptions::default()).unwrap();
+        let large = format!(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {n}\r\n\r\n{}",
+            "x".repeat(100_000),
+            n = 100_000
+        );
+        let (addr, seen) = serve(vec![large]);
+        let got = post_form(&client, &format!("http://{addr}/"), b"a=b", &policy(3));
+        assert_eq!(got.unwrap(), 200);
+        assert_eq!(seen.lock().unwrap().len(), 1);
+
+        let slow = "HTTP/1.1 201 Created\r\nContent-Length: 100\r\n\r\nTRICKLE".to_string();
+        let (addr, seen) = serve(vec![slow]);
+        let mut p = policy(3);
+        p.request_timeout = Duration::from_millis(800);
+        let start = std::time::Instant::now();
+        let got = post_form(&client, &format!("http://{addr}/"), b"a=b", &p);
+        assert_eq!(got.unwrap(), 201);
+        assert!(start.elapsed() < Duration::from_secs(3));
         assert_eq!(seen.lock().unwrap().len(), 1);
     }
 

@@ -1,7 +1,7 @@
 //! Launch index (issue 13): parts of a `#cloud-config-archive`, MIME parts and cloud-config
 //! documents may say which instance of a group they are for; as cloud-init's launch-index
-//! filter, a datasource with a launch index (ConfigDrive) keeps only the parts for it and those
-//! that name none, and one without (MAAS, NoCloud) keeps them all.
+//! filter, a datasource whose meta-data has a `launch-index` keeps only the parts for it and
+//! those that name none, and one without keeps them all.
 
 use std::io::Write;
 
@@ -110,23 +110,75 @@ fn mime_headers_and_gzip_parts_carry_the_index_and_the_header_wins() {
     assert!(d.cloud_config.get("hostname").is_none());
 }
 
+/// A scratch directory, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(files: &[(&str, &str)]) -> Scratch {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "wisp-launch-index-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        for (name, text) in files {
+            let path = dir.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Review of issue 13 (7): cloud-init's launch index is the meta-data's `launch-index` for
+/// every datasource (NoCloud's meta-data too); OpenStack's `launch_index` is not copied to it.
 #[test]
-fn only_config_drive_has_a_launch_index() {
-    let md = |ds: &str, meta: serde_json::Value| Metadata {
-        datasource: ds.into(),
-        meta_data: meta,
+fn every_datasource_reads_launch_index_from_its_meta_data() {
+    use wisp_datasources::configdrive::ConfigDrive;
+    use wisp_datasources::nocloud::NoCloud;
+    use wisp_datasources::Datasource;
+    let seed = Scratch::new(&[("meta-data", "instance-id: i-1\nlaunch-index: 2\n")]);
+    let md = NoCloud::from_dir(&seed.0).fetch_metadata().unwrap();
+    assert_eq!(md.launch_index(), Some(2));
+    let seed = Scratch::new(&[("meta-data", "instance-id: i-1\nlaunch-index: '3'\n")]);
+    let md = NoCloud::from_dir(&seed.0).fetch_metadata().unwrap();
+    assert_eq!(md.launch_index(), Some(3));
+    let seed = Scratch::new(&[("meta-data", "instance-id: i-1\n")]);
+    let md = NoCloud::from_dir(&seed.0).fetch_metadata().unwrap();
+    assert_eq!(md.launch_index(), None);
+
+    let md_json = "openstack/latest/meta_data.json";
+    let drive = Scratch::new(&[(md_json, r#"{"uuid": "u-1", "launch_index": 2}"#)]);
+    let md = ConfigDrive::from_dir(&drive.0).fetch_metadata().unwrap();
+    assert_eq!(md.launch_index(), None);
+    let drive = Scratch::new(&[(md_json, r#"{"uuid": "u-1", "launch-index": 4}"#)]);
+    let md = ConfigDrive::from_dir(&drive.0).fetch_metadata().unwrap();
+    assert_eq!(md.launch_index(), Some(4));
+
+    let maas = Metadata {
+        datasource: "MAAS".into(),
+        meta_data: serde_json::json!({"launch-index": 1}),
         ..Default::default()
     };
-    let j = serde_json::json!({"launch_index": 2});
-    assert_eq!(md("ConfigDrive", j.clone()).launch_index(), Some(2));
-    assert_eq!(
-        md("ConfigDrive", serde_json::json!({"launch_index": "7"})).launch_index(),
-        Some(7)
-    );
-    assert_eq!(
-        md("ConfigDrive", serde_json::json!({})).launch_index(),
-        None
-    );
-    assert_eq!(md("MAAS", j.clone()).launch_index(), None);
-    assert_eq!(md("NoCloud", j).launch_index(), None);
+    assert_eq!(maas.launch_index(), Some(1));
+}
+
+/// Review of issue 13 (9): a multipart container's own `Launch-Index` header does not leave
+/// its parts out (cloud-init skips containers and filters only the parts they hold).
+#[test]
+fn a_containers_launch_index_header_is_not_read() {
+    let doc = "Content-Type: multipart/mixed; boundary=XX\nMIME-Version: 1.0\nLaunch-Index: 7\n\n\
+         --XX\nContent-Type: text/cloud-config\n\n#cloud-config\nhostname: kept\n\
+         --XX\nContent-Type: text/cloud-config\nLaunch-Index: 9\n\n#cloud-config\ntimezone: UTC\n\
+         --XX--\n";
+    let d = decode_for(Some(1), doc.as_bytes());
+    assert_eq!(d.cloud_config["hostname"], "kept");
+    assert!(d.cloud_config.get("timezone").is_none());
 }

@@ -262,3 +262,41 @@ fn nocloud_seed_directory() {
     assert!(out.contains("instance-id:    iid-local01"), "{out}");
     assert_eq!(stdout(&m.wisp(&["query", "v1.cloud_name"])), "nocloud\n");
 }
+
+/// Review of issue 13 (7, 8): NoCloud's meta-data `launch-index` is the instance's (as
+/// cloud-init's `DataSource.launch_index` for every datasource): user-data parts for another
+/// index are left out; vendor-data is not filtered (cloud-init filters user-data only).
+#[test]
+fn nocloud_launch_index_filters_user_data_but_not_vendor_data() {
+    let m = Machine::with_config(
+        "datasource_list: [NoCloud]\ndatasource:\n  NoCloud:\n    seedfrom: /seed/\n",
+    );
+    std::fs::create_dir_all(m.path("/seed")).unwrap();
+    std::fs::write(
+        m.path("/seed/meta-data"),
+        "instance-id: iid-local01\nlaunch-index: 1\n",
+    )
+    .unwrap();
+    let archive = "#cloud-config-archive\n\
+        - {launch-index: 1, content: \"#cloud-config\\nhostname: one\\n\"}\n\
+        - {launch-index: 2, content: \"#cloud-config\\ntimezone: UTC\\n\"}\n";
+    std::fs::write(m.path("/seed/user-data"), archive).unwrap();
+    std::fs::write(
+        m.path("/seed/vendor-data"),
+        archive.replace("hostname: one", "ntp: {enabled: true}"),
+    )
+    .unwrap();
+    let o = m.wisp(&["--format", "json", "fetch"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["user_data"]["cloud_config_keys"],
+        serde_json::json!(["hostname"]),
+        "{v}"
+    );
+    assert_eq!(
+        v["vendor_data"]["cloud_config_keys"],
+        serde_json::json!(["ntp", "timezone"]),
+        "{v}"
+    );
+}

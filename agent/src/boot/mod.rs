@@ -113,7 +113,7 @@ impl BootData {
                     .max_user_data_bytes
                     .unwrap_or(wisp_datasources::http::DEFAULT_MAX_BYTES),
                 include_timeout: crate::sources::include_timeout(boot.config),
-                // The parts for this instance of a group (ConfigDrive's launch_index).
+                // The parts for this instance of a group (the meta-data's launch-index).
                 launch_index: md.launch_index(),
                 ..Default::default()
             };
@@ -127,7 +127,8 @@ impl BootData {
             vendor: md
                 .vendor_data
                 .as_deref()
-                .and_then(|raw| engine::decode_vendor(raw, "vendor-data", md.launch_index()).ok()),
+                // Not filtered by launch index, as in cloud-init.
+                .and_then(|raw| engine::decode_vendor(raw, "vendor-data").ok()),
             read: None,
         }
     }
@@ -686,7 +687,7 @@ impl Boot<'_> {
         m: &str,
         marking: Option<Stage>,
     ) -> Outcome {
-        let failures: Vec<String> = outcomes
+        let mut failures: Vec<String> = outcomes
             .iter()
             .filter(|o| o.module == m)
             .filter_map(|o| o.error.as_ref().map(|e| format!("{}: {e}", o.item)))
@@ -697,6 +698,10 @@ impl Boot<'_> {
             .filter(|e| e.module == m)
             .map(|e| format!("{}: {}", e.item, e.reason))
             .collect();
+        if modules::failures_are_warnings(m) {
+            // Reported (a WARN), and the module is done all the same.
+            refused.splice(0..0, failures.drain(..));
+        }
         refused.extend(
             planned
                 .warnings

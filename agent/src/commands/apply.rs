@@ -65,11 +65,7 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
         None => None,
         Some(path) => {
             let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            Some(engine::decode_vendor(
-                &raw,
-                &path.display().to_string(),
-                None,
-            )?)
+            Some(engine::decode_vendor(&raw, &path.display().to_string())?)
         }
     };
     let instance_id = args

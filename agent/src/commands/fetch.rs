@@ -57,7 +57,8 @@ pub fn run(ctx: &Context, args: &FetchArgs) -> anyhow::Result<()> {
             .with_context(|| format!("datasource {}: user-data", ds.name()))?
     };
     let instance = md.instance_data();
-    let decode = |raw: &[u8], name: &str| {
+    // Vendor-data is not filtered by launch index: cloud-init filters only user-data.
+    let decode = |raw: &[u8], name: &str, launch_index: Option<i64>| {
         let opts = DecodeOptions {
             fetcher: Some(&client),
             instance_data: Some(&instance),
@@ -66,13 +67,18 @@ pub fn run(ctx: &Context, args: &FetchArgs) -> anyhow::Result<()> {
                 .max_user_data_bytes
                 .unwrap_or(wisp_datasources::http::DEFAULT_MAX_BYTES),
             include_timeout: sources::include_timeout(&loaded.config),
-            launch_index: md.launch_index(),
+            launch_index,
             ..Default::default()
         };
         userdata::decode(raw, name, &opts)
     };
-    let vendor = md.vendor_data.as_deref().map(|v| decode(v, "vendor-data"));
-    let user = user_data.as_deref().map(|u| decode(u, "user-data"));
+    let vendor = md
+        .vendor_data
+        .as_deref()
+        .map(|v| decode(v, "vendor-data", None));
+    let user = user_data
+        .as_deref()
+        .map(|u| decode(u, "user-data", md.launch_index()));
 
     state::save_fetched(
         &state,

@@ -279,7 +279,20 @@ pub fn runs_user_commands(name: &str) -> bool {
 /// is new; on an instance that booted before (a machine deployed by an older wisp, which had no
 /// marker for it) it is marked done without running ([`crate::engine::settle_known_instance`]).
 pub fn only_on_new_instance(name: &str) -> bool {
-    [ssh_host_keys::NAME, growpart::NAME, power_state::NAME].contains(&name)
+    [
+        ssh_host_keys::NAME,
+        growpart::NAME,
+        power_state::NAME,
+        // Telling a third party that a new instance is up: not again after an upgrade.
+        phone_home::NAME,
+    ]
+    .contains(&name)
+}
+
+/// Whether a failed action of module `name` is a warning, not a failure: the module is done
+/// all the same and not tried again. cloud-init's cc_phone_home logs a failed POST and goes on.
+pub fn failures_are_warnings(name: &str) -> bool {
+    name == phone_home::NAME
 }
 
 /// The modules whose actions module `name` plans as part of its own work: users_groups sets its

@@ -44,11 +44,40 @@ pub struct PhoneHome {
 
 /// `url` with `$INSTANCE_ID` / `${INSTANCE_ID}` replaced. Another `$NAME` is an error, as in
 /// cloud-init (its template renderer fails on a name it has no value for); a `$` followed by
-/// no name is kept.
+/// no name is kept. The URL's user and password are left as they are: a `$` in a password is
+/// not a variable, and is never repeated in an error.
 pub fn substitute(url: &str, instance_id: &str) -> Result<String, String> {
+    let (before, userinfo, after) = split_userinfo(url);
+    Ok(format!(
+        "{}{userinfo}{}",
+        substitute_text(before, instance_id)?,
+        substitute_text(after, instance_id)?
+    ))
+}
+
+/// `url` as (scheme and `//`, user and password with their `@`, the rest): the user part is
+/// what comes before the last `@` of the authority (which ends at the first `/`, `?` or `#`).
+fn split_userinfo(url: &str) -> (&str, &str, &str) {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return (url, "", "");
+    };
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => (
+            &url[..start],
+            &url[start..start + at + 1],
+            &url[start + at + 1..],
+        ),
+        None => (&url[..start], "", &url[start..]),
+    }
+}
+
+fn substitute_text(text: &str, instance_id: &str) -> Result<String, String> {
     let name_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
     let mut out = String::new();
-    let mut rest = url;
+    let mut rest = text;
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
         let after = &rest[i + 1..];
@@ -80,6 +109,41 @@ pub fn substitute(url: &str, instance_id: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// The (fqdn, short name) posted, as cloud-init's `cloud.get_hostname()`: the datasource's
+/// local-hostname; without one, the system's name as the OS keeps it (the root's hostname
+/// file or rc.conf's `hostname`, as the hostname module left it). None: no name anywhere
+/// (posted as `N/A`).
+fn posted_names(
+    inp: &Inputs<'_>,
+    local_hostname: Option<&str>,
+    out: &Planned,
+) -> Option<(String, String)> {
+    use crate::platform::HostnameStore;
+    let name = match local_hostname.map(str::trim).filter(|h| !h.is_empty()) {
+        Some(h) => h.to_string(),
+        None => {
+            let (file, in_rc_conf) = match inp.backend.hostname_store() {
+                HostnameStore::RcConf(f) => (f, true),
+                HostnameStore::File(f) => (f, false),
+            };
+            let text = out.try_current(inp.root, file, None).ok().flatten()?;
+            let text = String::from_utf8_lossy(&text);
+            let found = if in_rc_conf {
+                // The last assignment wins, as when rc.conf is sourced.
+                text.lines()
+                    .rev()
+                    .find_map(|l| l.trim().strip_prefix("hostname="))
+                    .map(|v| v.trim().trim_matches(['"', '\'']).to_string())
+            } else {
+                text.lines().next().map(|l| l.trim().to_string())
+            };
+            found.filter(|h| !h.is_empty() && !h.chars().any(char::is_control))?
+        }
+    };
+    let short = name.split('.').next().unwrap_or(&name).to_string();
+    Some((name, short))
+}
+
 /// Plans the POST: the URL with the instance id, and each field's value or the file it is read
 /// from.
 pub fn plan(inp: &Inputs<'_>, run: &super::PlanRun<'_>, out: &mut Planned) {
@@ -94,7 +158,7 @@ pub fn plan(inp: &Inputs<'_>, run: &super::PlanRun<'_>, out: &mut Planned) {
             return;
         }
     };
-    let names = super::hostname::names(inp, run.extras.local_hostname);
+    let names = posted_names(inp, run.extras.local_hostname, out);
     let text = |v: Option<&str>| FormValue::Text(v.unwrap_or(UNAVAILABLE).to_string());
     let fields = ph
         .post
@@ -128,11 +192,16 @@ pub fn plan(inp: &Inputs<'_>, run: &super::PlanRun<'_>, out: &mut Planned) {
 
 // Reading the module's part of a cloud-config document, with cloud-init's leniency.
 
-/// `tries`: cloud-init takes `int(tries)` and falls back to 10 (with a warning) when that
-/// fails; fewer than one is one try. Bounded by [`MAX_TRIES`].
+/// `tries`: cloud-init takes `int(tries)` (a number's whole part: `2.7` is 2; a text must be
+/// a whole number) and falls back to 10 (with a warning) when that fails; fewer than one is
+/// one try. Bounded by [`MAX_TRIES`].
 fn read_tries(r: &mut Reader<'_>, path: &str, v: &Value) -> u32 {
     let n = match v {
-        Value::Number(n) => n.as_i64(),
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite())
+                .map(|f| f.trunc() as i64)
+        }),
         Value::String(s) => s.trim().parse::<i64>().ok(),
         _ => None,
     };
@@ -233,7 +302,11 @@ fn read_post(r: &mut Reader<'_>, path: &str, v: &Value) -> Option<Vec<String>> {
                         ),
                     );
                 }
-                names.push(name);
+                // cloud-init collects the fields in a dict: a name given twice is posted once,
+                // where it came first.
+                if !names.contains(&name) {
+                    names.push(name);
+                }
             }
             Some(names)
         }
@@ -300,6 +373,12 @@ mod tests {
             problems[0].starts_with("phone_home.tries: "),
             "{problems:?}"
         );
+        // int(2.7) is 2 in cloud-init; int("2.7") fails (the default).
+        let (ph, problems) = read("{url: 'http://h/', tries: 2.7}");
+        assert_eq!(ph.unwrap().tries, 2);
+        assert!(problems.is_empty(), "{problems:?}");
+        let (ph, _) = read("{url: 'http://h/', tries: '2.7'}");
+        assert_eq!(ph.unwrap().tries, DEFAULT_TRIES);
         let (ph, problems) = read("{url: 'http://h/', tries: 1000}");
         assert_eq!(ph.unwrap().tries, MAX_TRIES);
         assert_eq!(problems.len(), 1);
@@ -367,5 +446,34 @@ mod tests {
             .unwrap_err()
             .contains("$INSTANCE "));
         assert!(substitute("http://h/$INSTANCE_ID.json", "i").is_err());
+    }
+
+    /// Review of issue 13 (1): the user part is not substituted, so a `$` in a password is
+    /// kept as it is and never named in an error.
+    #[test]
+    fn the_user_part_of_the_url_is_left_alone() {
+        assert_eq!(
+            substitute("http://u:pa$SECRET@h/$INSTANCE_ID?a=b@c", "i-9").unwrap(),
+            "http://u:pa$SECRET@h/i-9?a=b@c"
+        );
+        assert_eq!(
+            substitute("https://u:x@y@h:8/${INSTANCE_ID}", "i").unwrap(),
+            "https://u:x@y@h:8/i"
+        );
+        let e = substitute("http://u:$SECRET@h/$OTHER", "i").unwrap_err();
+        assert!(!e.contains("SECRET") && e.contains("$OTHER"), "{e}");
+        assert_eq!(
+            substitute("http://h/$INSTANCE_ID", "i").unwrap(),
+            "http://h/i"
+        );
+    }
+
+    /// Review of issue 13 (11): a field given twice is posted once, where it came first (as
+    /// cloud-init's dict of fields).
+    #[test]
+    fn a_field_given_twice_is_posted_once() {
+        let (ph, problems) = read("{url: 'http://h/', post: [fqdn, instance_id, fqdn]}");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(ph.unwrap().post, ["fqdn", "instance_id"]);
     }
 }

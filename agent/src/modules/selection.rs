@@ -18,6 +18,13 @@
 //! The selection is kept per thread once the documents are read ([`select`]): every place that
 //! asks for the modules, their stage and frequency ([`super::infos`], [`super::info`],
 //! [`super::plan_modules`]) sees the same, and the tests' threads do not see each other's.
+//! What runs before the documents are read sees wisp's defaults: that is harmless.
+//! [`crate::engine::settle_known_instance`] only marks modules done for the instance, and a
+//! marker is read with the frequency in force when the module is planned (a module a list
+//! makes `always` runs whatever its marker says, one made `once` is done, as it should be on
+//! an instance that is not new); a stage's modules are planned only once the documents, and
+//! so the lists, are read. Carrying the selection in the plan's inputs instead is left for a
+//! change that can touch every caller of [`super::info`].
 
 use std::cell::RefCell;
 
@@ -97,7 +104,7 @@ impl ModuleLists {
 /// what a list given for that stage replaces.
 fn default_stage(name: &str) -> CloudInitStage {
     match name {
-        "locale" | "ntp" | "timezone" | "runcmd" => CloudInitStage::Config,
+        "locale" | "set_passwords" | "ntp" | "timezone" | "runcmd" => CloudInitStage::Config,
         "package_update_upgrade_install"
         | "write_files_deferred"
         | "scripts_user"
@@ -106,6 +113,54 @@ fn default_stage(name: &str) -> CloudInitStage {
         | "final_message"
         | "power_state" => CloudInitStage::Final,
         _ => CloudInitStage::Init,
+    }
+}
+
+/// Orderings kept within a wisp stage whatever a list says: (the module that runs first, the
+/// one that needs it, whether cloud-init's own lists ask otherwise). users_groups makes the
+/// accounts that set_passwords, ssh and write_files (an `owner`) use; the host keys exist
+/// before they are shown or posted; packages are installed before their deferred files are
+/// written over them and before runcmd uses them. A list asking otherwise gets a warning, but
+/// for cloud-init's stock lists (`write_files` before `users_groups`: cloud-init defers the
+/// files that need a user), whose order is only logged.
+const HARD_ORDER: &[(&str, &str, bool)] = &[
+    (super::users_groups::NAME, super::set_passwords::NAME, false),
+    (super::users_groups::NAME, super::ssh::NAME, false),
+    (super::users_groups::NAME, super::write_files::NAME, true),
+    (
+        super::ssh_host_keys::NAME,
+        super::keys_to_console::NAME,
+        false,
+    ),
+    (super::ssh_host_keys::NAME, super::phone_home::NAME, false),
+    (
+        super::packages::NAME,
+        super::write_files::DEFERRED_NAME,
+        false,
+    ),
+    (super::packages::NAME, super::runcmd::NAME, false),
+];
+
+/// Whether modules `a` and `b` run in the same wisp stage (where their order matters).
+fn same_stage(a: &str, b: &str) -> bool {
+    super::info_default(a).stage == super::info_default(b).stage
+}
+
+/// `modules` with the [`HARD_ORDER`] kept: a module that must run first is moved just before
+/// the first one that needs it.
+fn keep_hard_order<T>(modules: &mut Vec<T>, name: impl Fn(&T) -> &'static str) {
+    // Each module that must run first needs none before it: one pass settles them all, the
+    // second only confirms.
+    for _ in 0..2 {
+        for (first, then, _) in HARD_ORDER {
+            let at = |m: &str, v: &Vec<T>| v.iter().position(|x| name(x) == m);
+            if let (Some(a), Some(b)) = (at(first, modules), at(then, modules)) {
+                if a > b && same_stage(first, then) {
+                    let moved = modules.remove(a);
+                    modules.insert(b, moved);
+                }
+            }
+        }
     }
 }
 
@@ -318,13 +373,22 @@ pub(crate) fn read_list(
             }
             continue;
         };
+        let alias = ALIASES.iter().any(|(a, _)| *a == name);
         for module in modules {
             if listed.iter().any(|l| l.module == module) {
-                r.warn(&p, format!("{raw:?}: {module} is listed already; run once"));
+                // cloud-init's lists name several of its modules that are one of wisp's
+                // (`set_hostname`, `update_hostname`): not worth a warning.
+                if alias {
+                    tracing::info!(entry = %p, "{raw:?}: {module} is listed already; run once");
+                } else {
+                    r.warn(&p, format!("{raw:?}: {module} is listed already; run once"));
+                }
                 continue;
             }
             let stage_of = super::info_default(module).stage;
-            if !stage.covers(stage_of) {
+            // Listed where cloud-init's own lists have it (runcmd in cloud_config_modules):
+            // where wisp runs it is wisp's business, not a warning.
+            if !stage.covers(stage_of) && default_stage(module) != stage {
                 r.warn(
                     &p,
                     format!(
@@ -345,6 +409,22 @@ pub(crate) fn read_list(
                 );
             }
             listed.push(Listed { module, frequency });
+        }
+    }
+    for (first, then, stock) in HARD_ORDER {
+        let at = |m: &str| listed.iter().position(|l| l.module == m);
+        if let (Some(a), Some(b)) = (at(first), at(then)) {
+            if a > b && same_stage(first, then) {
+                let why = format!(
+                    "{then} is listed before {first}: {first} runs first all the same (what \
+                     {then} does needs it)"
+                );
+                if *stock {
+                    tracing::info!(list = %path, "{why}");
+                } else {
+                    r.warn(path, why);
+                }
+            }
         }
     }
     *lists.slot(stage) = Some(listed);
@@ -397,6 +477,7 @@ pub fn resolve(lists: &ModuleLists) -> Vec<(&'static str, Frequency)> {
             ),
         }
     }
+    keep_hard_order(&mut out, |(n, _)| *n);
     out
 }
 
@@ -535,5 +616,69 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["users_groups", "ntp"]
         );
+    }
+
+    /// Review of issue 13 (6): cloud-init's stock lists (Ubuntu's, from its
+    /// config/cloud.cfg.tmpl) give no warning: runcmd listed in cloud_config_modules, and the
+    /// several cloud-init names of one wisp module (resizefs, update_hostname), are not worth
+    /// one.
+    #[test]
+    fn cloud_inits_stock_lists_give_no_warning() {
+        let (lists, problems) = read(
+            "cloud_init_modules: [seed_random, bootcmd, write_files, growpart, resizefs, \
+             disk_setup, mounts, set_hostname, update_hostname, update_etc_hosts, ca_certs, \
+             rsyslog, users_groups, ssh]\n\
+             cloud_config_modules: [wireguard, snap, ubuntu_autoinstall, ssh_import_id, \
+             keyboard, locale, set_passwords, grub_dpkg, apt_pipelining, apt_configure, \
+             ubuntu_pro, ntp, timezone, disable_ec2_metadata, runcmd, byobu]\n\
+             cloud_final_modules: [package_update_upgrade_install, fan, landscape, lxd, \
+             ubuntu_drivers, write_files_deferred, puppet, chef, ansible, mcollective, \
+             salt_minion, reset_rmc, scripts_vendor, scripts_per_once, scripts_per_boot, \
+             scripts_per_instance, scripts_user, ssh_authkey_fingerprints, keys_to_console, \
+             install_hotplug, phone_home, final_message, power_state_change]\n",
+        );
+        assert!(problems.is_empty(), "{problems:#?}");
+        // Every wisp module runs, as without lists.
+        let mut got = names(&lists);
+        let mut all: Vec<&str> = MODULES.iter().map(|m| m.info().name).collect();
+        got.sort_unstable();
+        all.sort_unstable();
+        assert_eq!(got, all);
+        // write_files (before users_groups in cloud-init's list) runs after the users.
+        let got = names(&lists);
+        let at = |m: &str| got.iter().position(|n| *n == m);
+        assert!(at("users_groups") < at("write_files"), "{got:?}");
+    }
+
+    /// Review of issue 13 (5): a list cannot put a module before one it needs in the same
+    /// stage: the order is kept, with a warning.
+    #[test]
+    fn a_list_cannot_order_a_module_before_one_it_needs() {
+        let (lists, problems) = read(
+            "cloud_init_modules: [ssh, set_passwords, users-groups]\n\
+             cloud_final_modules: [runcmd, write_files_deferred, package_update_upgrade_install]\n",
+        );
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(
+            problems[0]
+                .starts_with("cloud_init_modules: set_passwords is listed before users_groups"),
+            "{problems:#?}"
+        );
+        assert!(problems[1].starts_with("cloud_init_modules: ssh is listed before users_groups"));
+        assert!(problems[2].contains("write_files_deferred is listed before package_update"));
+        assert!(problems[3].contains("runcmd is listed before package_update"));
+        let got = names(&lists);
+        let at = |m: &str| got.iter().position(|n| *n == m).unwrap();
+        assert!(at("users_groups") < at("ssh"), "{got:?}");
+        assert!(at("users_groups") < at("set_passwords"), "{got:?}");
+        assert!(at("ssh") < at("ssh_host_keys"), "{got:?}");
+        assert!(
+            at("package_update_upgrade_install") < at("runcmd"),
+            "{got:?}"
+        );
+        assert!(at("runcmd") < at("write_files_deferred"), "{got:?}");
+        // In order: no warning.
+        let (_, problems) = read("cloud_init_modules: [users-groups, ssh]\n");
+        assert!(problems.is_empty(), "{problems:#?}");
     }
 }

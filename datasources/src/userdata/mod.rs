@@ -473,11 +473,8 @@ impl Decoder<'_, '_> {
         }
         let ctype = msg.content_type().unwrap_or_default();
         if ctype.starts_with("multipart/") {
-            if let Some(h) = msg.header("launch-index").map(str::to_string) {
-                if self.selected(self.source, Some(&h), None).is_none() {
-                    return;
-                }
-            }
+            // A container's own `Launch-Index` is not read: cloud-init skips containers when it
+            // takes the parts out, and filters only the parts.
             let Some(boundary) = msg.param("content-type", "boundary") else {
                 self.problem(self.source, format!("{ctype} without a boundary, skipped"));
                 return;
