@@ -12,21 +12,43 @@ pub enum FsKind {
     Fat,
 }
 
+/// The largest sector size a disk has (4Kn): reads of raw devices (BSD character devices) must
+/// be whole sectors at sector offsets, so every read here is this size at a multiple of it.
+const SECTOR: usize = 4096;
+
 /// The filesystem and label of a device or image, if it is ISO 9660 or FAT.
 pub fn read_label(dev: &Path) -> Option<(FsKind, String)> {
     let mut f = std::fs::File::open(dev).ok()?;
-    // ISO 9660: the primary volume descriptor is sector 16 (2048-byte sectors).
-    let mut pvd = [0u8; 2048];
-    if f.seek(SeekFrom::Start(16 * 2048)).is_ok()
-        && f.read_exact(&mut pvd).is_ok()
-        && pvd[0] == 1
-        && &pvd[1..6] == b"CD001"
-    {
-        return Some((FsKind::Iso9660, text(&pvd[40..72])));
+    label_of(&mut f)
+}
+
+/// Reads up to one [`SECTOR`] at `offset` (a multiple of it); how many bytes came (fewer at
+/// the end of an image file).
+fn read_sector(f: &mut (impl Read + Seek), offset: u64, buf: &mut [u8; SECTOR]) -> usize {
+    if f.seek(SeekFrom::Start(offset)).is_err() {
+        return 0;
     }
-    let mut boot = [0u8; 512];
-    f.seek(SeekFrom::Start(0)).ok()?;
-    f.read_exact(&mut boot).ok()?;
+    let mut got = 0;
+    while got < SECTOR {
+        match f.read(&mut buf[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    got
+}
+
+fn label_of(f: &mut (impl Read + Seek)) -> Option<(FsKind, String)> {
+    let mut sector = [0u8; SECTOR];
+    // ISO 9660: the primary volume descriptor is sector 16 (2048-byte sectors), byte 32768.
+    if read_sector(f, 16 * 2048, &mut sector) >= 2048 && sector[0] == 1 && &sector[1..6] == b"CD001"
+    {
+        return Some((FsKind::Iso9660, text(&sector[40..72])));
+    }
+    if read_sector(f, 0, &mut sector) < 512 {
+        return None;
+    }
+    let boot = &sector[..512];
     let jump = boot[0] == 0xEB || boot[0] == 0xE9;
     if !jump || boot[510] != 0x55 || boot[511] != 0xAA {
         return None;
@@ -92,6 +114,49 @@ pub mod tests {
         l[..label.len()].copy_from_slice(label.as_bytes());
         img[at..at + 11].copy_from_slice(&l);
         img
+    }
+
+    /// A raw device as the BSDs have them: reads that are not whole 4096-byte sectors at
+    /// sector offsets fail (EINVAL).
+    struct RawDevice {
+        data: std::io::Cursor<Vec<u8>>,
+    }
+
+    impl Read for RawDevice {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if buf.len() % SECTOR != 0 || self.data.position() % SECTOR as u64 != 0 {
+                return Err(std::io::Error::from_raw_os_error(22));
+            }
+            self.data.read(buf)
+        }
+    }
+
+    impl Seek for RawDevice {
+        fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+            self.data.seek(to)
+        }
+    }
+
+    #[test]
+    fn labels_of_raw_devices_are_read_in_whole_sectors() {
+        let raw = |mut b: Vec<u8>| {
+            b.resize(64 * 1024, 0);
+            RawDevice {
+                data: std::io::Cursor::new(b),
+            }
+        };
+        assert_eq!(
+            label_of(&mut raw(fat("ESP", false))),
+            Some((FsKind::Fat, "ESP".into()))
+        );
+        assert_eq!(
+            label_of(&mut raw(fat("CIDATA", true))),
+            Some((FsKind::Fat, "CIDATA".into()))
+        );
+        assert_eq!(
+            label_of(&mut raw(iso("cidata"))),
+            Some((FsKind::Iso9660, "cidata".into()))
+        );
     }
 
     #[test]

@@ -177,9 +177,23 @@ impl Backend for FreeBsd {
     fn reload_sshd(&self) -> Vec<String> {
         vec!["service".into(), "sshd".into(), "reload".into()]
     }
-    /// `kern.disks` is "cd0 vtbd1 ada0"; FreeBSD has no separate raw devices.
-    fn disk_devices(&self, names: &str) -> Vec<std::path::PathBuf> {
-        super::existing(names.split_whitespace().map(|n| format!("/dev/{n}")))
+    /// `kern.disks` is "cd0 vtbd1 ada0"; FreeBSD has no separate raw devices. GEOM names a
+    /// disk's partitions in /dev after it: GPT `vtbd0p1`, MBR slices `ada0s1` and the BSD
+    /// partitions in them `ada0s1a`.
+    fn seed_devices(&self, names: &str, dev: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for disk in names.split_whitespace() {
+            out.push(format!("/dev/{disk}"));
+            out.extend(
+                dev.iter()
+                    .filter(|n| is_partition_of(disk, n))
+                    .map(|n| format!("/dev/{n}")),
+            );
+        }
+        out
+    }
+    fn partitions_in_dev(&self) -> bool {
+        true
     }
     fn mount_seed(
         &self,
@@ -280,5 +294,27 @@ impl Backend for FreeBsd {
             enable: Some(("/etc/rc.conf", "ntpd_enable", "YES")),
             default_pool: "freebsd.pool.ntp.org",
         }
+    }
+}
+
+/// Whether the /dev name `name` is a partition of `disk`: `p` or `s` and a number, and for a
+/// slice optionally one partition letter (GEOM's PART_GPT, PART_MBR and PART_BSD names).
+fn is_partition_of(disk: &str, name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(disk) else {
+        return false;
+    };
+    let mut chars = rest.chars();
+    let kind = chars.next();
+    let rest = chars.as_str();
+    let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    if digits == 0 {
+        return false;
+    }
+    match (kind, &rest[digits..]) {
+        (Some('p') | Some('s'), "") => true,
+        (Some('s'), letter) => {
+            letter.len() == 1 && letter.chars().all(|c| ('a'..='h').contains(&c))
+        }
+        _ => false,
     }
 }

@@ -211,8 +211,12 @@ impl Backend for Linux {
     fn reload_sshd(&self) -> Vec<String> {
         vec!["systemctl".into(), "reload-or-restart".into(), "ssh".into()]
     }
-    fn disk_devices(&self, names: &str) -> Vec<std::path::PathBuf> {
-        super::existing(names.split_whitespace().map(|n| format!("/dev/{n}")))
+    /// `names` holds the partitions too ([`super::sys_block_names`]).
+    fn seed_devices(&self, names: &str, _dev: &[String]) -> Vec<String> {
+        names
+            .split_whitespace()
+            .map(|n| format!("/dev/{n}"))
+            .collect()
     }
     fn mount_seed(
         &self,

@@ -327,9 +327,17 @@ pub trait Backend {
     fn host_keygen(&self, key_type: &str, path: &str) -> Vec<String>;
     /// Reloads a running sshd after its configuration changed.
     fn reload_sshd(&self) -> Vec<String>;
-    /// The raw devices of the disks the kernel knows, to look for seed volumes on; `names` is
-    /// what the OS's disk-list sysctl said.
-    fn disk_devices(&self, names: &str) -> Vec<std::path::PathBuf>;
+    /// The raw devices to look for seed volumes on — each disk the kernel knows and its
+    /// partitions (the MAAS seed is on the EFI partition of the boot disk, never on a whole
+    /// disk) — whether they exist or not: `names` is what the OS's disk-list sysctl said (on
+    /// Linux the /sys/block disks and their partitions, [`sys_block_names`]); `dev` the names
+    /// in /dev, where the OS finds partitions there only ([`Backend::partitions_in_dev`]).
+    fn seed_devices(&self, names: &str, dev: &[String]) -> Vec<String>;
+    /// Whether [`Backend::seed_devices`] needs the names in /dev (FreeBSD's GEOM partitions
+    /// are nowhere else without running gpart).
+    fn partitions_in_dev(&self) -> bool {
+        false
+    }
     /// The command that lists the running system's interfaces with their link-layer
     /// addresses (parsed by `network::nics::parse_ifconfig`); `None` where wisp renders no
     /// network configuration.
@@ -440,18 +448,12 @@ fn parse_boottime(text: &str) -> Option<f64> {
     Some(sec as f64 + usec as f64 / 1e6)
 }
 
-/// The raw devices of the disks the running system knows: the OS's disk-list sysctl, or
-/// /sys/block on Linux.
+/// The raw devices of the disks the running system knows and of their partitions, those that
+/// exist: the OS's disk-list sysctl (/sys/block on Linux) and, where partitions are found
+/// there, /dev.
 pub fn disks(backend: &dyn Backend) -> Vec<std::path::PathBuf> {
     let names = if backend.disks_sysctl().is_empty() {
-        std::fs::read_dir("/sys/block")
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default()
+        sys_block_names(std::path::Path::new("/sys/block"))
     } else {
         std::process::Command::new("sysctl")
             .args(["-n", backend.disks_sysctl()])
@@ -459,7 +461,43 @@ pub fn disks(backend: &dyn Backend) -> Vec<std::path::PathBuf> {
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default()
     };
-    backend.disk_devices(&names)
+    let dev = if backend.partitions_in_dev() {
+        dir_names(std::path::Path::new("/dev"))
+    } else {
+        Vec::new()
+    };
+    existing(backend.seed_devices(&names, &dev).into_iter())
+}
+
+/// At most this many names are read from a directory (/dev, /sys/block): bounded work.
+const MAX_DIR_NAMES: usize = 4096;
+
+fn dir_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .take(MAX_DIR_NAMES)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Linux's disks and their partitions as sysfs shows them: each /sys/block/DISK, then its
+/// partitions, the DISK/PART entries that hold a `partition` file (vda vda1 vda2 vdb …).
+pub fn sys_block_names(sys_block: &std::path::Path) -> String {
+    let mut out = Vec::new();
+    for disk in dir_names(sys_block) {
+        let parts: Vec<String> = dir_names(&sys_block.join(&disk))
+            .into_iter()
+            .filter(|p| sys_block.join(&disk).join(p).join("partition").is_file())
+            .collect();
+        out.push(disk);
+        out.extend(parts);
+    }
+    out.join(" ")
 }
 
 /// What `room` says about the root partition `device` of `disk`, `partition` being the commands
@@ -657,12 +695,92 @@ mod tests {
     #[test]
     fn disk_lists_become_existing_raw_devices() {
         // Only devices that exist are returned; none of these do here.
-        assert!(Platform::Openbsd
-            .backend(None)
-            .disk_devices("sd0:abc,cd0:")
-            .iter()
-            .all(|p| p.exists()));
+        assert!(existing(
+            Platform::Openbsd
+                .backend(None)
+                .seed_devices("sd0:abc,cd0:", &[])
+                .into_iter()
+        )
+        .iter()
+        .all(|p| p.exists()));
         assert_eq!(block_of(Path::new("/dev/rwd1d")), "/dev/wd1d");
+    }
+
+    #[test]
+    fn seed_devices_include_each_systems_partitions() {
+        // Linux: the disks and partitions /sys/block shows (a fake one here).
+        let sys = tempfile::tempdir().unwrap();
+        for d in ["vda/vda1", "vda/vda2", "vdb/vdb1", "vda/queue", "loop0"] {
+            std::fs::create_dir_all(sys.path().join(d)).unwrap();
+        }
+        for p in ["vda/vda1", "vda/vda2", "vdb/vdb1"] {
+            std::fs::write(sys.path().join(p).join("partition"), "1\n").unwrap();
+        }
+        let names = sys_block_names(sys.path());
+        assert_eq!(names, "loop0 vda vda1 vda2 vdb vdb1");
+        let linux = Platform::Linux.backend(None);
+        assert!(!linux.partitions_in_dev());
+        assert_eq!(
+            linux.seed_devices(&names, &[]),
+            [
+                "/dev/loop0",
+                "/dev/vda",
+                "/dev/vda1",
+                "/dev/vda2",
+                "/dev/vdb",
+                "/dev/vdb1"
+            ]
+        );
+        // FreeBSD: GPT partitions (p), MBR slices (s) and their BSD partitions, from /dev; not
+        // another disk whose name starts alike, nor the GEOM label directories.
+        let freebsd = Platform::Freebsd.backend(None);
+        assert!(freebsd.partitions_in_dev());
+        let dev: Vec<String> = [
+            "vtbd0", "vtbd0p1", "vtbd0p2", "vtbd1", "vtbd10", "vtbd10p1", "ada0", "ada0s1",
+            "ada0s1a", "ada0p", "ada0px", "gpt", "msdosfs", "cd0", "null",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            freebsd.seed_devices("cd0 vtbd0 vtbd1 ada0", &dev),
+            [
+                "/dev/cd0",
+                "/dev/vtbd0",
+                "/dev/vtbd0p1",
+                "/dev/vtbd0p2",
+                "/dev/vtbd1",
+                "/dev/ada0",
+                "/dev/ada0s1",
+                "/dev/ada0s1a"
+            ]
+        );
+        // OpenBSD: the raw whole disk `c` and every other disklabel partition (a GPT disk's
+        // EFI partition is spoofed from `i` on).
+        let openbsd = Platform::Openbsd.backend(None);
+        let sd0 = openbsd.seed_devices("sd0:3f8e2a11b1c7d9e0,cd0:", &[]);
+        assert_eq!(sd0.len(), 32);
+        assert_eq!(sd0[0], "/dev/rsd0c");
+        assert!(sd0.contains(&"/dev/rsd0i".to_string()));
+        assert!(sd0.contains(&"/dev/rsd0a".to_string()));
+        assert!(sd0.contains(&"/dev/rsd0p".to_string()));
+        assert!(sd0.contains(&"/dev/rcd0c".to_string()));
+        assert_eq!(sd0.iter().filter(|d| d.as_str() == "/dev/rsd0c").count(), 1);
+        // NetBSD: the wedges are disks of their own in hw.disknames.
+        let netbsd = Platform::Netbsd.backend(None);
+        assert_eq!(
+            netbsd.seed_devices("wd0 dk0 dk1", &[]),
+            [
+                "/dev/rwd0d",
+                "/dev/rwd0c",
+                "/dev/rwd0",
+                "/dev/rdk0d",
+                "/dev/rdk0c",
+                "/dev/rdk0",
+                "/dev/rdk1d",
+                "/dev/rdk1c",
+                "/dev/rdk1"
+            ]
+        );
     }
 
     #[test]

@@ -139,14 +139,18 @@ impl Backend for NetBsd {
     }
     /// `hw.disknames` is "wd0 cd0 dk0"; the raw whole-disk partition is `d` on x86, `c`
     /// elsewhere; wedges have none.
-    fn disk_devices(&self, names: &str) -> Vec<std::path::PathBuf> {
-        super::existing(names.split_whitespace().flat_map(|n| {
-            [
-                format!("/dev/r{n}d"),
-                format!("/dev/r{n}c"),
-                format!("/dev/r{n}"),
-            ]
-        }))
+    /// The partitions of a GPT disk are wedges, listed as disks of their own.
+    fn seed_devices(&self, names: &str, _dev: &[String]) -> Vec<String> {
+        names
+            .split_whitespace()
+            .flat_map(|n| {
+                [
+                    format!("/dev/r{n}d"),
+                    format!("/dev/r{n}c"),
+                    format!("/dev/r{n}"),
+                ]
+            })
+            .collect()
     }
     fn mount_seed(
         &self,

@@ -143,15 +143,23 @@ impl Backend for OpenBsd {
     fn reload_sshd(&self) -> Vec<String> {
         vec!["rcctl".into(), "reload".into(), "sshd".into()]
     }
-    /// `hw.disknames` is "sd0:duid,cd0:"; the raw whole disk is partition `c`.
-    fn disk_devices(&self, names: &str) -> Vec<std::path::PathBuf> {
-        super::existing(
-            names
-                .split(',')
-                .filter_map(|e| e.split(':').next())
-                .filter(|n| !n.is_empty())
-                .map(|n| format!("/dev/r{n}c")),
-        )
+    /// `hw.disknames` is "sd0:duid,cd0:"; the raw whole disk is partition `c`, the others are
+    /// `a`..`p` of the disklabel. On a GPT disk without an OpenBSD label the kernel makes up
+    /// partitions for the GPT ones from `i` on (the EFI partition as msdos), and the installer
+    /// keeps them: every letter is tried (reading an unused one fails, harmlessly).
+    fn seed_devices(&self, names: &str, _dev: &[String]) -> Vec<String> {
+        names
+            .split(',')
+            .filter_map(|e| e.split(':').next())
+            .filter(|n| !n.is_empty())
+            .flat_map(|n| {
+                std::iter::once(format!("/dev/r{n}c")).chain(
+                    ('a'..='p')
+                        .filter(|l| *l != 'c')
+                        .map(move |l| format!("/dev/r{n}{l}")),
+                )
+            })
+            .collect()
     }
     fn mount_seed(
         &self,
