@@ -152,3 +152,32 @@ fn a_list_cannot_put_ssh_before_the_users() {
         "{warnings}"
     );
 }
+
+/// Final review of issue 13 (1): Ubuntu's stock lists (cloud-init's config/cloud.cfg.tmpl)
+/// plan the packages, the deferred files and runcmd in the same order as no lists: runcmd,
+/// listed in cloud_config_modules, runs where cloud-init's scripts_user runs its script.
+#[test]
+fn cloud_inits_stock_lists_plan_in_wisps_order() {
+    let doc = "#cloud-config\npackages: [curl]\nruncmd: [[true]]\n\
+               write_files: [{path: /etc/late, content: x, defer: true}]\n";
+    let stock = "cloud_init_modules: [seed_random, bootcmd, write_files, growpart, resizefs, \
+                 disk_setup, mounts, set_hostname, update_hostname, update_etc_hosts, ca_certs, \
+                 rsyslog, users_groups, ssh]\n\
+                 cloud_config_modules: [wireguard, snap, ubuntu_autoinstall, ssh_import_id, \
+                 keyboard, locale, set_passwords, grub_dpkg, apt_pipelining, apt_configure, \
+                 ubuntu_pro, ntp, timezone, disable_ec2_metadata, runcmd, byobu]\n\
+                 cloud_final_modules: [package_update_upgrade_install, fan, landscape, lxd, \
+                 ubuntu_drivers, write_files_deferred, puppet, chef, ansible, mcollective, \
+                 salt_minion, reset_rmc, scripts_vendor, scripts_per_once, scripts_per_boot, \
+                 scripts_per_instance, scripts_user, ssh_authkey_fingerprints, keys_to_console, \
+                 install_hotplug, phone_home, final_message, power_state_change]\n";
+    let plain = acting(&plan(doc));
+    let listed = acting(&plan(&format!("{doc}{stock}")));
+    assert_eq!(listed, plain);
+    let at = |m: &str| listed.iter().position(|x| x == m);
+    assert!(
+        at("package_update_upgrade_install") < at("write_files_deferred")
+            && at("write_files_deferred") < at("runcmd"),
+        "{listed:?}"
+    );
+}

@@ -477,6 +477,24 @@ pub fn resolve(lists: &ModuleLists) -> Vec<(&'static str, Frequency)> {
             ),
         }
     }
+    // cloud-init's runcmd (a config module) only writes the script that scripts_user runs in
+    // the final stage, after the deferred files; wisp's runcmd runs the commands itself: one
+    // listed in cloud_config_modules runs where scripts_user sits (or just after the deferred
+    // files). One the final list names is where that list puts it.
+    let config_listed = |m: &str| lists.config.iter().flatten().any(|l| l.module == m);
+    let final_listed = |m: &str| lists.final_.iter().flatten().any(|l| l.module == m);
+    let runcmd = super::runcmd::NAME;
+    if config_listed(runcmd) && !final_listed(runcmd) {
+        if let Some(at) = out.iter().position(|(n, _)| *n == runcmd) {
+            let moved = out.remove(at);
+            let scripts = out.iter().position(|(n, _)| *n == super::scripts_user::NAME);
+            let deferred = out
+                .iter()
+                .position(|(n, _)| *n == super::write_files::DEFERRED_NAME)
+                .map(|d| d + 1);
+            out.insert(scripts.or(deferred).unwrap_or(at), moved);
+        }
+    }
     keep_hard_order(&mut out, |(n, _)| *n);
     out
 }
@@ -648,6 +666,16 @@ mod tests {
         let got = names(&lists);
         let at = |m: &str| got.iter().position(|n| *n == m);
         assert!(at("users_groups") < at("write_files"), "{got:?}");
+        // Review of issue 13 (final, 1): the final stage's order is wisp's own (runcmd, listed
+        // in cloud_config_modules, after the packages and the deferred files, as cloud-init's
+        // scripts_user runs its script).
+        let finals = |names: Vec<&'static str>| -> Vec<&'static str> {
+            names
+                .into_iter()
+                .filter(|n| super::super::info_default(n).stage == Stage::Final)
+                .collect()
+        };
+        assert_eq!(finals(got), finals(names(&ModuleLists::default())));
     }
 
     /// Review of issue 13 (5): a list cannot put a module before one it needs in the same
