@@ -18,6 +18,9 @@ pub struct Outcome {
     pub action: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the action did, when it succeeded (the log's line).
+    #[serde(skip)]
+    pub done: Option<String>,
 }
 
 /// The accounts as the files say, read again only when an action needs user or group ids and a
@@ -224,11 +227,16 @@ fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outc
             Ok(done) => tracing::info!("{}: {done}", a.module()),
             Err(e) => tracing::warn!(module = a.module(), item, error = %e, "failed"),
         }
+        let (done, error) = match result {
+            Ok(d) => (Some(d), None),
+            Err(e) => (None, Some(e)),
+        };
         out.push(Outcome {
             module: a.module(),
             item,
             action: a.describe(),
-            error: result.err(),
+            error,
+            done,
         });
     }
     out

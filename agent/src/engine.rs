@@ -289,18 +289,30 @@ pub fn keep_due(
 }
 
 /// Whether `instance_id` is new to this machine: `recorded_new` is what recording it said
-/// ([`InstanceState::set_instance_id`]); a first boot that stopped before its results were saved
-/// for this id is new still (its host keys may not have been replaced yet). Results of a
-/// trial `wisp apply` (no instance) say nothing either way.
+/// ([`InstanceState::set_instance_id`]). An instance is known once a final stage (or a whole
+/// `wisp apply`) ended for it ([`InstanceState::set_final_finished`]): the stages may run as
+/// separate processes, and one whose predecessor saved results for the id is still in the
+/// instance's first boot (its host keys not replaced yet, its phone_home not sent). Without
+/// that record (a wisp from before it), the results saved for the id say so when they show a
+/// final stage that ended, or come from `wisp apply`. Results of a trial `wisp apply` (no
+/// instance) say nothing either way.
 pub fn is_new_instance(state: &InstanceState, instance_id: &str, recorded_new: bool) -> bool {
     if recorded_new {
         return true;
     }
+    if let Some(finished) = state.final_finished() {
+        return finished.as_deref() != Some(instance_id);
+    }
     match state.results() {
         None => true,
-        Some(r) => r["instance_id"]
-            .as_str()
-            .is_some_and(|id| id != instance_id),
+        Some(r) => match r["instance_id"].as_str() {
+            None => false,
+            Some(id) if id != instance_id => true,
+            Some(_) => {
+                let final_result = r["stages"]["final"]["result"].as_str();
+                r["command"] != "apply" && final_result.is_none_or(|f| f == "running")
+            }
+        },
     }
 }
 
@@ -373,8 +385,33 @@ mod tests {
         let state = InstanceState::new(crate::state::StateDir::new(&root, false));
         // Nothing recorded: new (a first boot, or one cut short before its results).
         assert!(is_new_instance(&state, "i-1", false));
+        // Final review of issue 13 (2): results an earlier stage process saved for the id do
+        // not make it known; a final stage that ended does (an older wisp's results).
         state
             .write_results(&serde_json::json!({"instance_id": "i-1"}))
+            .unwrap();
+        assert!(is_new_instance(&state, "i-1", false));
+        state
+            .write_results(&serde_json::json!({"instance_id": "i-1",
+                "stages": {"final": {"result": "running"}}}))
+            .unwrap();
+        assert!(is_new_instance(&state, "i-1", false));
+        state
+            .write_results(&serde_json::json!({"instance_id": "i-1",
+                "stages": {"final": {"result": "WARN"}}}))
+            .unwrap();
+        assert!(!is_new_instance(&state, "i-1", false));
+        // This wisp's record wins: none ended since the id changed.
+        state.set_instance_id("i-1").unwrap();
+        assert!(is_new_instance(&state, "i-1", false));
+        state.set_final_finished("i-1").unwrap();
+        assert!(!is_new_instance(&state, "i-1", false));
+        state.set_instance_id("i-2").unwrap();
+        assert!(is_new_instance(&state, "i-2", false));
+        std::fs::remove_file(d.path().join("var/db/wisp/final-finished")).ok();
+        state
+            .write_results(&serde_json::json!({"instance_id": "i-1",
+                "stages": {"final": {"result": "WARN"}}}))
             .unwrap();
         assert!(!is_new_instance(&state, "i-1", false));
         assert!(is_new_instance(&state, "i-2", false));

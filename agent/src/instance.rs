@@ -13,6 +13,10 @@ use crate::state::StateDir;
 const INSTANCE_ID: &str = "instance-id";
 const PREVIOUS_INSTANCE_ID: &str = "previous-instance-id";
 const RESULTS: &str = "results.json";
+/// The instance whose final stage has ended (empty: none since the instance id last changed).
+/// The stages may run as separate processes, each saving its results: only the end of a final
+/// stage says the instance's first boot is over.
+const FINAL_FINISHED: &str = "final-finished";
 
 /// How many boots a per-instance (or once) module that keeps failing runs in, for one
 /// instance: after that it is marked done with its failure recorded. Run again at every boot, a
@@ -78,7 +82,28 @@ impl InstanceState {
         }
         self.state
             .write(INSTANCE_ID, format!("{id}\n").as_bytes())?;
+        // A new instance: its final stage has not ended yet.
+        self.state.write(FINAL_FINISHED, b"")?;
         Ok(true)
+    }
+
+    /// Records that a final stage (or a whole `wisp apply`) ended for `id`.
+    pub fn set_final_finished(&self, id: &str) -> io::Result<()> {
+        if self.final_finished().flatten().as_deref() == Some(id) {
+            return Ok(());
+        }
+        self.state
+            .write(FINAL_FINISHED, format!("{id}\n").as_bytes())
+    }
+
+    /// The instance whose final stage ended: `None` when nothing is recorded (a wisp from
+    /// before the record), `Some(None)` when none has ended since the id changed.
+    pub fn final_finished(&self) -> Option<Option<String>> {
+        self.state
+            .read(FINAL_FINISHED)
+            .ok()
+            .flatten()
+            .map(|d| Some(String::from_utf8_lossy(&d).trim().to_string()).filter(|s| !s.is_empty()))
     }
 
     fn marker_name(module: &str) -> String {

@@ -242,3 +242,132 @@ fn a_partial_batch_retries_only_what_is_missing_now_and_next_boot() {
         "{again:?}"
     );
 }
+
+/// A stand-in shutdown(8) that appends its arguments (one run a line) to /shutdown.log, and
+/// a test(1) for the reboot's condition (the shell's own).
+fn with_shutdown_stub(r: &Path) {
+    std::fs::create_dir_all(r.join("sbin")).unwrap();
+    if !r.join("bin/test").exists() {
+        std::fs::write(
+            r.join("bin/test"),
+            "#!/bin/sh
+test \"$@\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(r.join("bin/test"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+    }
+    std::fs::write(
+        r.join("sbin/shutdown"),
+        "#!/bin/sh\necho \"$*\" >> /shutdown.log\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        r.join("sbin/shutdown"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+}
+
+fn shutdowns(r: &Path) -> String {
+    std::fs::read_to_string(r.join("shutdown.log")).unwrap_or_default()
+}
+
+/// Final review of issue 13 (6): the packages' reboot has events of its own
+/// (`…/config-package_update_upgrade_install/reboot`), sent only when the reboot is scheduled;
+/// the packages module's own start/finish is sent once.
+#[test]
+fn the_packages_reboot_is_reported_only_when_it_is_scheduled() {
+    if !can_apply_linux() {
+        return;
+    }
+    let doc = "#cloud-config\nusers: []\npackages: [curl]\npackage_reboot_if_required: true\n";
+    let reboot_events = |mock: &mock_maas::MockMaas| -> Vec<serde_json::Value> {
+        mock.events(SYSTEM_ID)
+            .into_iter()
+            .filter(|e| e["name"] == "modules-final/config-package_update_upgrade_install/reboot")
+            .collect()
+    };
+    // No package asks for a reboot: no reboot, no event for it.
+    let ud = doc.to_string();
+    let mock = mock_with(|f| f.machines[0].user_data = Some(ud));
+    let t = netbsd_root(&mock);
+    let r = t.path();
+    with_shutdown_stub(r);
+    let o = wisp(r, &["init"]);
+    assert_eq!(shutdowns(r), "", "{}", stderr(&o));
+    assert_eq!(
+        package_finishes(&mock).len(),
+        1,
+        "{:#?}",
+        mock.events(SYSTEM_ID)
+    );
+    assert!(
+        reboot_events(&mock).is_empty(),
+        "{:#?}",
+        mock.events(SYSTEM_ID)
+    );
+
+    // One does: the reboot is scheduled and reported under its own name.
+    let ud = doc.to_string();
+    let mock = mock_with(|f| f.machines[0].user_data = Some(ud));
+    let t = netbsd_root(&mock);
+    let r = t.path();
+    with_shutdown_stub(r);
+    std::fs::create_dir_all(r.join("var/run")).unwrap();
+    std::fs::write(r.join("var/run/reboot-required"), "").unwrap();
+    let o = wisp(r, &["init"]);
+    assert_eq!(shutdowns(r), "-r now\n", "{}", stderr(&o));
+    assert_eq!(
+        package_finishes(&mock).len(),
+        1,
+        "{:#?}",
+        mock.events(SYSTEM_ID)
+    );
+    let events = reboot_events(&mock);
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert_eq!(events[0]["event_type"], "start");
+    assert_eq!(events[1]["event_type"], "finish");
+    assert_eq!(events[1]["result"], "SUCCESS");
+    assert!(
+        events[1]["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("reboot scheduled"),
+        "{events:#?}"
+    );
+}
+
+/// Final review of issue 13 (4): `wisp apply` makes one power change, as a boot does: the
+/// user's power_state wins over the packages' reboot.
+#[test]
+fn apply_makes_one_power_change() {
+    if !can_apply_linux() {
+        return;
+    }
+    let mock = mock_with(|_| {});
+    let t = netbsd_root(&mock);
+    let r = t.path();
+    with_shutdown_stub(r);
+    std::fs::create_dir_all(r.join("var/run")).unwrap();
+    std::fs::write(r.join("var/run/reboot-required"), "").unwrap();
+    let doc = r.join("doc.yaml");
+    std::fs::write(
+        &doc,
+        "#cloud-config\nusers: []\npackages: [curl]\npackage_reboot_if_required: true\n\
+         power_state: {mode: poweroff}\n",
+    )
+    .unwrap();
+    let o = wisp(
+        r,
+        &[
+            "apply",
+            "--instance-id",
+            "i-1",
+            "--user-data",
+            doc.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(shutdowns(r), "-p now\n", "{}", stderr(&o));
+}

@@ -9,6 +9,11 @@ use crate::report::Outcome;
 
 pub(super) const EVENT: &str = "modules-final";
 
+/// The event of the packages' reboot, a child of the packages module's.
+pub(super) fn reboot_event(module: &str) -> String {
+    format!("{EVENT}/config-{module}/reboot")
+}
+
 pub fn run(boot: &mut Boot<'_>) -> StageEnd {
     boot.record.stage("final", "running", Vec::new());
     boot.aim_events(None);
@@ -45,10 +50,12 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
         // (marked with it), so a power_state of the user's is not marked by it.
         if module == power_state::NAME {
             boot.mark_module(power_state::NAME);
+            let child = format!("{EVENT}/config-{module}");
+            boot.events
+                .start(&child, &format!("running config-{module}"));
         }
-        let child = format!("{EVENT}/config-{module}");
-        boot.events
-            .start(&child, &format!("running config-{module}"));
+        // The packages' reboot has events of its own (`…/reboot`), sent only when it is
+        // scheduled or fails: the packages module itself finished with the stage.
         let what: Vec<String> = power.iter().map(Action::describe).collect();
         // Its finish, with its outcome, is sent once it has run, after the final report.
         tracing::info!("{module}: after the final report: {}", what.join("; "));
@@ -68,6 +75,15 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
         }
     }
     boot.record.stage("final", outcome.as_str(), Vec::new());
+    // The instance's first boot is over: a later process finds it known
+    // ([`crate::engine::is_new_instance`]).
+    if !boot.ctx.dry_run {
+        if let Some(id) = boot.data.as_ref().map(|d| d.instance_id.clone()) {
+            if let Err(e) = boot.instance.set_final_finished(&id) {
+                tracing::warn!(error = %e, "cannot record the end of the final stage");
+            }
+        }
+    }
     let log = (outcome != Outcome::Success)
         .then(|| crate::log::tail(&boot.ctx.root, LOG_TAIL))
         .flatten();
@@ -83,7 +99,7 @@ pub fn run(boot: &mut Boot<'_>) -> StageEnd {
 /// The power change after the report: the user's power_state when there is one (it names
 /// what the machine is to do; any restart also serves the packages' reboot-required), else the
 /// packages' reboot.
-fn choose_power(power: Vec<Action>) -> Vec<Action> {
+pub(crate) fn choose_power(power: Vec<Action>) -> Vec<Action> {
     let (own, others): (Vec<Action>, Vec<Action>) = power
         .into_iter()
         .partition(|a| a.module() == power_state::NAME);

@@ -13,7 +13,7 @@
 //! nothing and changes nothing in MAAS: no event, no user-data GET.
 
 pub mod events;
-mod final_stage;
+pub(crate) mod final_stage;
 mod local;
 mod network;
 pub mod record;
@@ -331,8 +331,29 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> anyhow::Result<u8> {
             ),
             Some(f) => (Outcome::Fail, f.clone()),
         };
-        let child = format!("{}/config-{module}", final_stage::EVENT);
-        boot.events.finish(&child, &description, result, None);
+        if module == modules::power_state::NAME {
+            let child = format!("{}/config-{module}", final_stage::EVENT);
+            boot.events.finish(&child, &description, result, None);
+        } else {
+            // The packages' reboot: reported when it was scheduled or failed, not when its
+            // condition (the reboot-required marker) said it is not needed.
+            let scheduled = outcomes
+                .iter()
+                .any(|o| o.done.as_deref().is_some_and(|d| d.starts_with("ran ")));
+            if scheduled || result == Outcome::Fail {
+                let child = final_stage::reboot_event(module);
+                boot.events
+                    .start(&child, "rebooting: a package asks for it");
+                let description = if scheduled && result != Outcome::Fail {
+                    "reboot scheduled (a package asks for it)".to_string()
+                } else {
+                    description
+                };
+                boot.events.finish(&child, &description, result, None);
+            } else {
+                tracing::info!("{module}: no reboot needed");
+            }
+        }
         // power_state's result is its change's; the packages' reboot only adds a failure to
         // what the packages module already recorded.
         if module == modules::power_state::NAME || result == Outcome::Fail {

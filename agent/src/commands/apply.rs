@@ -150,6 +150,8 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
         .into_iter()
         .partition(|a| matches!(a, crate::plan::Action::PowerState { .. }));
     planned.actions = rest;
+    // One power change, as at boot: the user's power_state, else the packages' reboot.
+    let power = crate::boot::final_stage::choose_power(power);
     let outcomes = crate::apply::execute(&planned.actions, &ctx.root);
     let result = engine::result(&planned, &outcomes);
     // Generated passwords go to the console once, and only if they were really set.
@@ -163,7 +165,10 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
     }
     if let Some(id) = &args.instance_id {
         engine::mark_done(&planned, &outcomes, &instance, id)?;
-        if !power.is_empty() {
+        if power
+            .iter()
+            .any(|a| a.module() == modules::power_state::NAME)
+        {
             // Marked before it runs, as at boot: a reboot must not come back to it.
             instance
                 .mark_done(modules::power_state::NAME, id)
@@ -183,6 +188,12 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<u8> {
     });
     if let Err(e) = instance.write_results(&record) {
         tracing::warn!(error = %e, "cannot record the results");
+    }
+    // Every stage's modules ran: the instance is known from now on.
+    if let Some(id) = &args.instance_id {
+        if let Err(e) = instance.set_final_finished(id) {
+            tracing::warn!(error = %e, "cannot record the end of the run");
+        }
     }
     match ctx.format {
         Format::Json => outln!(

@@ -487,7 +487,9 @@ pub fn resolve(lists: &ModuleLists) -> Vec<(&'static str, Frequency)> {
     if config_listed(runcmd) && !final_listed(runcmd) {
         if let Some(at) = out.iter().position(|(n, _)| *n == runcmd) {
             let moved = out.remove(at);
-            let scripts = out.iter().position(|(n, _)| *n == super::scripts_user::NAME);
+            let scripts = out
+                .iter()
+                .position(|(n, _)| *n == super::scripts_user::NAME);
             let deferred = out
                 .iter()
                 .position(|(n, _)| *n == super::write_files::DEFERRED_NAME)
