@@ -49,36 +49,13 @@ impl Serialize for EnvVar {
     }
 }
 
-/// `scheme://user:pass@host…` → `scheme://<redacted>@host…`; anything else as it is.
-/// Everything between `://` and the last `@` of the URL goes, whatever it holds: a raw
-/// password may have `/`, `?`, `#` or `@` in it, and an `@` only ever ends the user part.
+/// `scheme://user:pass@host…` → `scheme://<redacted>@host…`; anything else as it is (the one
+/// redactor, [`wisp_datasources::redact`]).
 pub fn redact_userinfo(url: &str) -> String {
     redact_urls(url)
 }
 
-/// [`redact_userinfo`] for each URL in a text (a tool's output): a URL runs from its `://` to
-/// the next whitespace or quote.
-pub fn redact_urls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("://") {
-        let (head, tail) = rest.split_at(at + 3);
-        out.push_str(head);
-        let end = tail
-            .find(|c: char| c.is_whitespace() || "\"'<>`".contains(c))
-            .unwrap_or(tail.len());
-        match tail[..end].rfind('@') {
-            Some(user_end) => {
-                out.push_str("<redacted>");
-                out.push_str(&tail[user_end..end]);
-            }
-            None => out.push_str(&tail[..end]),
-        }
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
-}
+pub use wisp_datasources::redact::redact_urls;
 
 fn octal<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{mode:04o}"))

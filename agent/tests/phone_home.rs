@@ -193,3 +193,38 @@ fn a_refused_post_is_a_warning_and_not_made_again() {
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(seen.lock().unwrap().len(), 1, "{out}");
 }
+
+/// Final review of issue 13 (3): a token alone in the URL's user part, and a token in its
+/// query, are in no plan, output, log or result (the POST itself still carries both).
+#[test]
+fn a_token_in_the_user_part_or_the_query_is_shown_nowhere() {
+    let (addr, seen) =
+        serve_answering("HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    let t = fresh_root();
+    let r = t.path();
+    let d = format!(
+        "#cloud-config\nusers: []\nssh_deletekeys: false\n\
+         phone_home:\n  url: 'http://T0KEN1@{addr}/ph/$INSTANCE_ID?key=S3CRETQ'\n  \
+         post: [instance_id]\n  tries: 1\n"
+    );
+    let (_, plan) = run(r, &d, &["--dry-run", "--format", "json"], true);
+    assert!(plan.contains("<redacted>@"), "{plan}");
+    let (_, out) = run(r, &d, &[], true);
+    assert!(out.contains("HTTP 403"), "{out}");
+    let results = std::fs::read_to_string(r.join("var/db/wisp/results.json")).unwrap_or_default();
+    let log = std::fs::read_to_string(r.join("var/log/wisp.log")).unwrap_or_default();
+    for (what, text) in [
+        ("plan", &plan),
+        ("output", &out),
+        ("results", &results),
+        ("log", &log),
+    ] {
+        assert!(
+            !text.contains("T0KEN1") && !text.contains("S3CRETQ"),
+            "{what}: {text}"
+        );
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0, "POST /ph/i-42?key=S3CRETQ HTTP/1.1");
+}

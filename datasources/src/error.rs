@@ -59,6 +59,22 @@ impl FetchError {
         }
     }
 
+    /// The error with its URL shown as `shown` (a redacted form: [`crate::redact`]), for a
+    /// URL that may carry a secret (each retry's log line is made from the error).
+    pub fn with_url(mut self, shown: &str) -> FetchError {
+        match &mut self {
+            FetchError::InvalidUrl { url, .. }
+            | FetchError::Connect { url, .. }
+            | FetchError::Timeout { url, .. }
+            | FetchError::Status { url, .. }
+            | FetchError::TooLarge { url, .. }
+            | FetchError::Body { url, .. }
+            | FetchError::Redirected { url, .. }
+            | FetchError::Html { url } => *url = shown.to_string(),
+        }
+        self
+    }
+
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             FetchError::Status { retry_after, .. } => *retry_after,

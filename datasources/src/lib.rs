@@ -12,6 +12,7 @@ pub mod maas;
 pub mod nocloud;
 pub mod oauth;
 pub mod post;
+pub mod redact;
 pub mod retry;
 pub mod shape;
 pub mod userdata;

@@ -2,8 +2,8 @@
 //! and its retry policy, redirects followed only on the same origin (as for metadata), and the
 //! URL's password never shown: the user and password of the URL are taken out of it and sent
 //! as a Basic `Authorization` header (as Python's requests does with them), so that no error or
-//! log line about the request (each retry's included) can hold them. A query string is shown
-//! as it is, as cloud-init shows it: credentials belong in the URL's user part.
+//! log line about the request (each retry's included) can hold them. Where the URL is shown,
+//! its whole user part and its query's values are hidden ([`crate::redact`]).
 
 use std::time::Duration;
 
@@ -46,42 +46,32 @@ pub fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `url` for logs and errors: a password in it replaced by `<redacted>`. A text that does not
-/// parse is shown as `<invalid URL>` (it could hold anything).
+/// `url` for logs, errors, plans and events: its user part and query values hidden
+/// ([`crate::redact::redact_url_and_query`]).
 pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("<redacted>"));
-            }
-            u.to_string()
-        }
-        Err(_) => "<invalid URL>".into(),
-    }
+    crate::redact::redact_url_and_query(url)
 }
 
-/// `url` without its user and password, and those as a Basic `Authorization` header value
-/// (each percent-decoded, as Python's requests takes them from a URL). None: the URL has no
-/// user part.
+/// `url` without its user part, and that part as a Basic `Authorization` header value (user
+/// and password each percent-decoded, as Python's requests takes them from a URL; a token
+/// alone is the user, with an empty password). None: the URL has no user part. The part is
+/// found as the redactor finds it ([`crate::redact::split_userinfo`]).
 pub fn split_credentials(url: &str) -> Result<(String, Option<String>), String> {
     use base64::Engine as _;
-    let mut parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
-    if parsed.username().is_empty() && parsed.password().is_none() {
+    let (scheme, userinfo, rest) = crate::redact::split_userinfo(url);
+    let Some(userinfo) = userinfo.strip_suffix('@') else {
         return Ok((url.to_string(), None));
-    }
+    };
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
     let decode = |s: &str| percent_encoding::percent_decode_str(s).collect::<Vec<u8>>();
-    let mut pair = decode(parsed.username());
+    let mut pair = decode(user);
     pair.push(b':');
-    pair.extend(decode(parsed.password().unwrap_or_default()));
+    pair.extend(decode(password));
     let header = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(&pair)
     );
-    parsed
-        .set_username("")
-        .and_then(|()| parsed.set_password(None))
-        .map_err(|()| "cannot take the credentials out of the URL".to_string())?;
-    Ok((parsed.to_string(), Some(header)))
+    Ok((format!("{scheme}{rest}"), Some(header)))
 }
 
 /// `fields` as an `application/x-www-form-urlencoded` body, in their order.
@@ -111,6 +101,9 @@ pub fn post_form(
     };
     check_url(url).map_err(&fail)?;
     let (sent, authorization) = split_credentials(url).map_err(&fail)?;
+    // The client's errors name the URL sent (no user part, but its query): shown redacted,
+    // in each retry's log line too.
+    let sent_shown = redact(&sent);
     policy
         .run(|timeout: Duration| {
             let req = Request {
@@ -130,13 +123,13 @@ pub fn post_form(
                     } else {
                         Verdict::Stop
                     };
-                    return Err((e, verdict));
+                    return Err((e.with_url(&sent_shown), verdict));
                 }
             };
             if resp.is_success() {
                 return Ok(resp.status);
             }
-            let e: FetchError = resp.into_error();
+            let e: FetchError = resp.into_error().with_url(&sent_shown);
             let verdict = if e.is_transient() {
                 Verdict::Retry
             } else {
@@ -261,7 +254,7 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("HTTP 500"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
-        assert!(text.contains("u:%3Credacted%3E@"), "{text}");
+        assert!(text.contains("http://<redacted>@"), "{text}");
 
         let (addr, seen) = serve(vec![
             "HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".into(),
@@ -380,7 +373,7 @@ mod tests {
             assert!(e.contains(why), "{url}: {e}");
         }
         assert!(check_url("https://example.org:8443/p?q=1").is_ok());
-        assert_eq!(redact("http://a:b@h/"), "http://a:%3Credacted%3E@h/");
+        assert_eq!(redact("http://a:b@h/"), "http://<redacted>@h/");
         assert_eq!(redact("http://h/x"), "http://h/x");
     }
 }

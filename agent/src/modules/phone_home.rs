@@ -47,31 +47,12 @@ pub struct PhoneHome {
 /// no name is kept. The URL's user and password are left as they are: a `$` in a password is
 /// not a variable, and is never repeated in an error.
 pub fn substitute(url: &str, instance_id: &str) -> Result<String, String> {
-    let (before, userinfo, after) = split_userinfo(url);
+    let (before, userinfo, after) = wisp_datasources::redact::split_userinfo(url);
     Ok(format!(
         "{}{userinfo}{}",
         substitute_text(before, instance_id)?,
         substitute_text(after, instance_id)?
     ))
-}
-
-/// `url` as (scheme and `//`, user and password with their `@`, the rest): the user part is
-/// what comes before the last `@` of the authority (which ends at the first `/`, `?` or `#`).
-fn split_userinfo(url: &str) -> (&str, &str, &str) {
-    let Some(start) = url.find("://").map(|i| i + 3) else {
-        return (url, "", "");
-    };
-    let authority_end = url[start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| start + i);
-    match url[start..authority_end].rfind('@') {
-        Some(at) => (
-            &url[..start],
-            &url[start..start + at + 1],
-            &url[start + at + 1..],
-        ),
-        None => (&url[..start], "", &url[start..]),
-    }
 }
 
 fn substitute_text(text: &str, instance_id: &str) -> Result<String, String> {
