@@ -96,6 +96,29 @@ impl Event {
     }
 }
 
+/// The longest event description sent, in bytes: a module's errors (thousands of package
+/// names, say) would otherwise make an event MAAS stores and shows whole.
+pub const MAX_DESCRIPTION: usize = 4096;
+
+/// `description` cut to [`MAX_DESCRIPTION`] bytes (at a character boundary), saying how much
+/// was left out.
+pub fn bounded_description(description: &str) -> std::borrow::Cow<'_, str> {
+    if description.len() <= MAX_DESCRIPTION {
+        return description.into();
+    }
+    // Room for the note.
+    let mut end = MAX_DESCRIPTION - 128;
+    while !description.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{} … ({} bytes more; the whole text is in the log and results)",
+        &description[..end],
+        description.len() - end
+    )
+    .into()
+}
+
 /// Where events go; see the module documentation.
 pub enum EventSink {
     None,
@@ -107,7 +130,7 @@ impl EventSink {
     pub fn start(&self, name: &str, description: &str) {
         self.emit(json!({
             "name": name,
-            "description": description,
+            "description": bounded_description(description),
             "event_type": "start",
             "origin": "cloudinit",
             "timestamp": now(),
@@ -124,7 +147,7 @@ impl EventSink {
     ) {
         let mut event = json!({
             "name": name,
-            "description": description,
+            "description": bounded_description(description),
             "event_type": "finish",
             "origin": "cloudinit",
             "timestamp": now(),
@@ -565,6 +588,18 @@ mod tests {
             open: Vec::new(),
             left_open: Vec::new(),
         }
+    }
+
+    /// Final review of issue 13 (8): every description is bounded, cut at a character.
+    #[test]
+    fn a_long_description_is_cut_with_a_note() {
+        let short = "config-ntp ran successfully";
+        assert_eq!(bounded_description(short), short);
+        let long = "é".repeat(10_000);
+        let cut = bounded_description(&long);
+        assert!(cut.len() <= MAX_DESCRIPTION, "{}", cut.len());
+        assert!(cut.starts_with("éé") && cut.ends_with("the whole text is in the log and results)"));
+        assert!(cut.contains("bytes more"), "{cut}");
     }
 
     #[test]
