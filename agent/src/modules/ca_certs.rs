@@ -148,12 +148,22 @@ pub fn plan(inp: &Inputs<'_>, retry: bool, out: &mut Planned) {
             Err(e) => out.error(NAME, &format!("ca_certs.trusted[{i}]"), e),
         }
     }
-    certs.truncate(MAX_CERTS);
+    if certs.len() > MAX_CERTS {
+        // Entries holding several certificates (a chain) can pass the limit: each left out is
+        // named.
+        for (item, _) in certs.drain(MAX_CERTS..) {
+            out.error(
+                NAME,
+                &item,
+                format!("more than {MAX_CERTS} certificates in all: not added"),
+            );
+        }
+    }
     if cfg.trusted.len() > MAX_CERTS {
         out.error(
             NAME,
             "ca_certs.trusted",
-            format!("more than {MAX_CERTS} certificates: the rest are not added"),
+            format!("more than {MAX_CERTS} entries: the rest are not added"),
         );
     }
     let facts = inp.backend.facts();
@@ -703,6 +713,26 @@ mod tests {
         for f in &files {
             assert_eq!(f.lines().filter(|l| *l == "Certificate:").count(), 1);
             assert_eq!(f.matches(BEGIN_CERT).count(), 1);
+        }
+    }
+
+    /// Final review of issue 13 (9): certificates past the limit after chains are split are
+    /// named in an error each, not dropped in silence.
+    #[test]
+    fn certificates_past_the_limit_are_named() {
+        let t = tempfile::tempdir().unwrap();
+        let chain = format!("{CERT}{OTHER}");
+        let entries: Vec<&str> = (0..MAX_CERTS / 2 + 1).map(|_| chain.as_str()).collect();
+        let p = plan_in(Platform::Freebsd, t.path(), &trusted_doc(&entries), first);
+        let last = MAX_CERTS / 2;
+        let errors: Vec<String> = p.errors.iter().map(|e| format!("{e:?}")).collect();
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        for n in [1, 2] {
+            let item = format!("ca_certs.trusted[{last}] certificate {n}");
+            assert!(
+                errors.iter().any(|e| e.contains(&item) && e.contains("not added")),
+                "{item}: {errors:#?}"
+            );
         }
     }
 
