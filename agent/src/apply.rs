@@ -2,9 +2,6 @@
 //! module and item, and the others still run. Tools run with argv, never through a shell;
 //! secrets go on their standard input.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use serde::Serialize;
 
 use crate::accounts::Accounts;
@@ -129,14 +126,15 @@ fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outc
                 ..
             } => {
                 let input = stdin.as_ref().map(|s| s.0.as_bytes());
+                // The user's commands run as long as they take; a system tool is bounded.
+                let limit = match timeout {
+                    Some(t) => Some(std::time::Duration::from_secs(*t)),
+                    None if crate::modules::runs_user_commands(a.module()) => None,
+                    None => Some(default_exec_limit()),
+                };
                 let r = match timeout {
-                    None if env.is_empty() => run(argv, input),
-                    _ => run_tool(
-                        argv,
-                        env,
-                        input,
-                        std::time::Duration::from_secs(timeout.unwrap_or(u64::MAX / 4)),
-                    ),
+                    None if env.is_empty() => run_limited(argv, input, limit).map(|_| ()),
+                    _ => run_tool(argv, env, input, limit),
                 };
                 // Even a failed tool may have changed the account files.
                 accounts.invalidate();
@@ -326,65 +324,82 @@ fn power_state(
     run(argv, None).map(|()| format!("ran {shown}"))
 }
 
-/// Runs a tool with no input or output for at most `limit`: its exit code, or `None` when it
-/// had to be killed (or was ended by a signal).
+/// Runs a tool with no input for at most `limit` (its output dropped): its exit code, or
+/// `None` when it had to be killed (or was ended by a signal).
 fn run_bounded(argv: &[String], limit: std::time::Duration) -> Result<Option<i32>, String> {
-    let (prog, args) = argv.split_first().ok_or("empty command")?;
-    let mut child = Command::new(prog)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("{prog}: {e}"))?;
-    let start = std::time::Instant::now();
-    loop {
-        match child.try_wait().map_err(|e| format!("{prog}: {e}"))? {
-            Some(status) => return Ok(status.code()),
-            None if start.elapsed() >= limit => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Ok(None);
-            }
-            None => std::thread::sleep(std::time::Duration::from_millis(20)),
-        }
+    let ran = crate::runner::run(
+        argv,
+        &[],
+        None,
+        &crate::runner::Limits {
+            time: Some(limit),
+            keep: 0,
+        },
+    )?;
+    Ok(ran.status.and_then(|s| s.code()))
+}
+
+/// How long a system tool wisp runs (an `Exec` action without a limit of its own: a rehash,
+/// a reload, an account tool) may take before its process group is killed: a hung reload
+/// must not hold the boot. The user's own commands (runcmd, scripts, bootcmd, boothooks) have
+/// no limit, as in cloud-init.
+pub const DEFAULT_EXEC_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+#[cfg(test)]
+thread_local! {
+    /// A shorter [`DEFAULT_EXEC_LIMIT`] for the tests.
+    static TEST_EXEC_LIMIT: std::cell::Cell<Option<std::time::Duration>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// [`DEFAULT_EXEC_LIMIT`] (shorter in tests).
+fn default_exec_limit() -> std::time::Duration {
+    #[cfg(test)]
+    if let Some(l) = TEST_EXEC_LIMIT.with(std::cell::Cell::get) {
+        return l;
     }
+    DEFAULT_EXEC_LIMIT
 }
 
 fn run(argv: &[String], stdin: Option<&[u8]>) -> Result<(), String> {
     run_capture(argv, stdin).map(|_| ())
 }
 
-/// Runs a tool and returns its standard output.
+/// Runs a tool (at most [`DEFAULT_EXEC_LIMIT`]) and returns its standard output (at most
+/// [`KEPT_OUTPUT`] bytes: the tail).
 fn run_capture(argv: &[String], stdin: Option<&[u8]>) -> Result<Vec<u8>, String> {
-    let (prog, args) = argv.split_first().ok_or("empty command")?;
-    let mut child = Command::new(prog)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{prog}: {e}"))?;
-    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(data)
-            .map_err(|e| format!("{prog}: writing its input: {e}"))?;
-    }
-    let output = child
-        .wait_with_output()
-        .map_err(|e| format!("{prog}: {e}"))?;
-    if output.status.success() {
-        return Ok(output.stdout);
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    run_limited(argv, stdin, Some(default_exec_limit()))
+}
+
+/// [`run_capture`] for at most `limit` (None: as long as it takes).
+fn run_limited(
+    argv: &[String],
+    stdin: Option<&[u8]>,
+    limit: Option<std::time::Duration>,
+) -> Result<Vec<u8>, String> {
+    let prog = argv.first().map(String::as_str).unwrap_or_default();
+    let ran = crate::runner::run(
+        argv,
+        &[],
+        stdin,
+        &crate::runner::Limits {
+            time: limit,
+            keep: KEPT_OUTPUT,
+        },
+    )?;
+    let status = match ran.status {
+        Some(s) if s.success() => return Ok(ran.stdout),
+        Some(s) => s.to_string(),
+        None => format!(
+            "still running after {} {KILLED}",
+            limit.map_or(0, |l| l.as_secs())
+        ),
+    };
+    let stderr = String::from_utf8_lossy(&ran.stderr);
     let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
     Err(format!(
-        "{prog} failed ({}): {}",
-        output.status,
+        "{prog} failed ({status}): {}",
         tail.join(" / ").trim()
     ))
 }
@@ -485,7 +500,7 @@ fn install(b: &Batch<'_>, space: usize) -> Result<String, String> {
     for chunk in chunks {
         let idx: Vec<usize> = chunk.collect();
         let (all, line) = shown(&idx);
-        let e = match run_tool(&all, b.env, None, b.limit) {
+        let e = match run_tool(&all, b.env, None, Some(b.limit)) {
             Ok(()) => {
                 ran.push(line);
                 continue;
@@ -516,7 +531,7 @@ fn install(b: &Batch<'_>, space: usize) -> Result<String, String> {
                 break;
             }
             let (one, line) = shown(&[i]);
-            match run_tool(&one, b.env, None, b.limit) {
+            match run_tool(&one, b.env, None, Some(b.limit)) {
                 Ok(()) => {
                     ran.push(line);
                     same = 0;
@@ -569,7 +584,10 @@ fn install(b: &Batch<'_>, space: usize) -> Result<String, String> {
         msg.push_str(&format!(
             "; not tried after the same failure {SAME_FAILURES} times in a row or a run out \
              of time: {}",
-            first_names(not_tried.iter().map(|&i| names[i].as_str()), not_tried.len())
+            first_names(
+                not_tried.iter().map(|&i| names[i].as_str()),
+                not_tried.len()
+            )
         ));
     }
     if let Some(log) = b.error_log.and_then(|p| error_log_tail(b.root, p, b.env)) {
@@ -623,23 +641,15 @@ fn tail(bytes: &[u8], env: &[EnvVar]) -> String {
     lines.into_iter().rev().collect::<Vec<_>>().join(" / ")
 }
 
-/// How long the output readers are waited for once the tool has ended: a child it left
-/// behind may hold the pipes open for ever.
-const READER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Runs a tool with `env` added to its environment, `stdin` fed to it, for at most `limit`:
-/// it runs in its own process group, all of which is killed when the time is up ("… still
-/// running after N s: killed"). Its failure carries the last lines of its standard error and
-/// output. What it prints is read as it comes, only the last [`KEPT_OUTPUT`] bytes of each
-/// stream kept.
+/// Runs a tool with `env` added to its environment, `stdin` fed to it, for at most `limit`
+/// ([`crate::runner`]: its process group is killed when the time is up, "… still running
+/// after N s: killed"). Its failure carries the last lines of its standard error and output.
 fn run_tool(
     argv: &[String],
     env: &[EnvVar],
     stdin: Option<&[u8]>,
-    limit: std::time::Duration,
+    limit: Option<std::time::Duration>,
 ) -> Result<(), String> {
-    use std::io::Read;
-    use std::os::unix::process::CommandExt;
     let (prog, args) = argv.split_first().ok_or("empty command")?;
     // The tool's own name (not chroot's) for the errors.
     let tool = match prog.rsplit('/').next() {
@@ -647,103 +657,25 @@ fn run_tool(
         _ => prog,
     };
     let tool = tool.rsplit('/').next().unwrap_or(tool).to_string();
-    let mut cmd = Command::new(prog);
-    cmd.args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    for v in env {
-        cmd.env(v.name, &v.value);
-    }
-    let mut child = cmd.spawn().map_err(|e| format!("{prog}: {e}"))?;
-    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        let data = data.to_vec();
-        // In a thread: a tool that does not read all of it must not block the wait.
-        std::thread::spawn(move || {
-            let _ = pipe.write_all(&data);
-        });
-    }
-    let (tx, rx) = std::sync::mpsc::channel::<(usize, Vec<u8>)>();
-    let tail_of = |which: usize, pipe: Option<Box<dyn Read + Send>>| {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            let mut kept: Vec<u8> = Vec::new();
-            if let Some(mut p) = pipe {
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = p.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    kept.extend_from_slice(&buf[..n]);
-                    if kept.len() > KEPT_OUTPUT {
-                        kept.drain(..kept.len() - KEPT_OUTPUT);
-                    }
-                }
-            }
-            let _ = tx.send((which, kept));
-        });
-    };
-    tail_of(
-        0,
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    tail_of(
-        1,
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    drop(tx);
-    let pid = child.id() as libc::pid_t;
-    let kill_group = || {
-        // SAFETY: kill(2) on our own child's process group (made by process_group(0)).
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-    };
-    let start = std::time::Instant::now();
-    let status = loop {
-        match child.try_wait().map_err(|e| format!("{prog}: {e}"))? {
-            Some(status) => break Some(status),
-            None if start.elapsed() >= limit => {
-                kill_group();
-                let _ = child.wait();
-                break None;
-            }
-            None => std::thread::sleep(std::time::Duration::from_millis(20)),
-        }
-    };
-    // The readers end when the pipes close; a grandchild still holding them is not waited
-    // for beyond the grace (its group is killed then).
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let grace_end = std::time::Instant::now() + READER_GRACE;
-    for _ in 0..2 {
-        let left = grace_end.saturating_duration_since(std::time::Instant::now());
-        match rx.recv_timeout(left) {
-            Ok((0, bytes)) => out = bytes,
-            Ok((_, bytes)) => err = bytes,
-            Err(_) => {
-                kill_group();
-                break;
-            }
-        }
-    }
-    let mut msg = match status {
+    let vars: Vec<(&str, &str)> = env.iter().map(|v| (v.name, v.value.as_str())).collect();
+    let ran = crate::runner::run(
+        argv,
+        &vars,
+        stdin,
+        &crate::runner::Limits {
+            time: limit,
+            keep: KEPT_OUTPUT,
+        },
+    )?;
+    let mut msg = match ran.status {
         Some(s) if s.success() => return Ok(()),
         Some(s) => format!("{tool} failed ({s})"),
-        None => format!("{tool} still running after {} {KILLED}", limit.as_secs()),
+        None => format!(
+            "{tool} still running after {} {KILLED}",
+            limit.map_or(0, |l| l.as_secs())
+        ),
     };
-    for (what, bytes) in [("stderr", &err), ("stdout", &out)] {
+    for (what, bytes) in [("stderr", &ran.stderr), ("stdout", &ran.stdout)] {
         let t = tail(bytes, env);
         if !t.is_empty() {
             msg.push_str(&format!("; {what}: {t}"));
@@ -1150,6 +1082,37 @@ exit $rc
         assert!(!e.contains("u:p@"), "{e}");
     }
 
+    /// Final review of issue 13 (12): a system tool without a limit of its own (a hung
+    /// reload) is killed at the default limit; the user's commands run as long as they take.
+    #[test]
+    fn a_hung_exec_is_killed_at_the_default_limit() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+        TEST_EXEC_LIMIT.with(|l| l.set(Some(std::time::Duration::from_millis(300))));
+        let sh = |module, script: &str| {
+            Action::exec(
+                module,
+                "x",
+                vec!["/bin/sh".into(), "-c".into(), script.into()],
+            )
+        };
+        let t = std::time::Instant::now();
+        let out = execute(&[sh("rsyslog", "sleep 30 & sleep 30")], &root);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            t.elapsed()
+        );
+        let e = out[0].error.as_deref().unwrap_or_default();
+        assert!(
+            e.contains("still running after") && e.contains("killed"),
+            "{e}"
+        );
+        let out = execute(&[sh(crate::modules::runcmd::NAME, "sleep 1")], &root);
+        assert_eq!(out[0].error, None);
+        TEST_EXEC_LIMIT.with(|l| l.set(None));
+    }
+
     #[test]
     fn a_tool_that_says_fine_but_installs_nothing_is_failed_by_the_database() {
         let d = tempfile::tempdir().unwrap();
@@ -1179,7 +1142,10 @@ exit $rc
         assert!(e.contains("not tried after the same failure"), "{e}");
         // Final review of issue 13 (8): the names not tried are bounded: the first ones and
         // a count.
-        assert!(e.contains("dead3, dead4") && e.contains("dead22 and 27 more"), "{e}");
+        assert!(
+            e.contains("dead3, dead4") && e.contains("dead22 and 27 more"),
+            "{e}"
+        );
         assert!(!e.contains("dead23"), "{e}");
         assert!(!e.contains("u:p/w@"), "{e}");
     }
@@ -1235,7 +1201,7 @@ exit $rc
                 value: "1".into(),
             }],
             Some(b"hello"),
-            std::time::Duration::from_secs(30),
+            Some(std::time::Duration::from_secs(30)),
         );
         assert_eq!(r, Ok(()));
         assert_eq!(std::fs::read_to_string(out).unwrap(), "hello");

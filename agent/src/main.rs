@@ -24,6 +24,7 @@ mod rcconf;
 mod report;
 mod root;
 mod rootfs;
+mod runner;
 mod sources;
 mod standin;
 mod state;

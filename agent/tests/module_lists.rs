@@ -77,7 +77,9 @@ fn an_unknown_module_is_a_warning_and_the_rest_goes_on() {
     // Run on the BSDs by cloud-init, but wisp has no equivalent (final review of issue 13,
     // 10): a warning.
     assert!(
-        warnings.contains("cloud_final_modules[2]: module \\\"scripts_vendor\\\" is not supported by wisp"),
+        warnings.contains(
+            "cloud_final_modules[2]: module \\\"scripts_vendor\\\" is not supported by wisp"
+        ),
         "{warnings}"
     );
     assert!(acting(&p).contains(&"runcmd".to_string()));

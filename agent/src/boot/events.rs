@@ -598,7 +598,9 @@ mod tests {
         let long = "é".repeat(10_000);
         let cut = bounded_description(&long);
         assert!(cut.len() <= MAX_DESCRIPTION, "{}", cut.len());
-        assert!(cut.starts_with("éé") && cut.ends_with("the whole text is in the log and results)"));
+        assert!(
+            cut.starts_with("éé") && cut.ends_with("the whole text is in the log and results)")
+        );
         assert!(cut.contains("bytes more"), "{cut}");
     }
 

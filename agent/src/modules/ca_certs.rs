@@ -730,7 +730,9 @@ mod tests {
         for n in [1, 2] {
             let item = format!("ca_certs.trusted[{last}] certificate {n}");
             assert!(
-                errors.iter().any(|e| e.contains(&item) && e.contains("not added")),
+                errors
+                    .iter()
+                    .any(|e| e.contains(&item) && e.contains("not added")),
                 "{item}: {errors:#?}"
             );
         }

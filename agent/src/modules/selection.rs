@@ -628,7 +628,10 @@ mod tests {
     fn names_that_are_no_cloud_init_module_are_unknown() {
         let (_, problems) = read("cloud_final_modules: [write_metadata, growpart_legacy]\n");
         assert_eq!(problems.len(), 2, "{problems:#?}");
-        assert!(problems.iter().all(|p| p.contains("unknown module")), "{problems:#?}");
+        assert!(
+            problems.iter().all(|p| p.contains("unknown module")),
+            "{problems:#?}"
+        );
     }
 
     #[test]

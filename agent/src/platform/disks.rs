@@ -14,66 +14,35 @@ const MAX_OUTPUT: usize = 1 << 20;
 /// How long a disk tool may run: a hung `gpart` or `dkctl` must not stall the boot.
 const PROBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The output of `argv` run on this system (no shell), bounded in size and in time: a tool
-/// still running after `limit` is killed, and that is an error.
+/// The output of `argv` run on this system (no shell), bounded in size and in time
+/// ([`crate::runner`]): a tool still running after `limit` is killed (its process group), and
+/// that is an error.
 fn host_output(argv: &[&str], limit: std::time::Duration) -> Result<String, String> {
-    use std::io::Read;
     let line = argv.join(" ");
-    let (prog, args) = argv.split_first().ok_or("no command")?;
-    let mut child = std::process::Command::new(prog)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("`{line}`: {e}"))?;
-    // Read in a thread (no more than the bound), so the wait below can give up in time.
-    let stdout = child.stdout.take();
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let read = match stdout {
-            Some(s) => s
-                .take(MAX_OUTPUT as u64 + 1)
-                .read_to_end(&mut out)
-                .map(|_| ()),
-            None => Ok(()),
-        };
-        (read, out)
-    });
-    let start = std::time::Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Ok(status),
-            Ok(None) if start.elapsed() >= limit => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break Err(format!(
-                    "`{line}`: still running after {} s: killed",
-                    limit.as_secs_f64()
-                ));
-            }
-            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break Err(format!("`{line}`: {e}"));
-            }
-        }
+    let owned: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
+    let ran = crate::runner::run(
+        &owned,
+        &[],
+        None,
+        &crate::runner::Limits {
+            time: Some(limit),
+            keep: MAX_OUTPUT,
+        },
+    )
+    .map_err(|e| format!("`{line}`: {e}"))?;
+    let Some(status) = ran.status else {
+        return Err(format!(
+            "`{line}`: still running after {} s: killed",
+            limit.as_secs_f64()
+        ));
     };
-    // Killed: the reader is left to end on its own (something the tool started may still
-    // hold the pipe). Exited: its end of the pipe is closed, and the reader ends.
-    let status = status?;
-    let (read, out) = reader
-        .join()
-        .map_err(|_| format!("`{line}`: reading its output failed"))?;
-    read.map_err(|e| format!("`{line}`: {e}"))?;
-    if out.len() > MAX_OUTPUT {
+    if ran.stdout_len > MAX_OUTPUT {
         return Err(format!("`{line}`: more than {MAX_OUTPUT} bytes of output"));
     }
     if !status.success() {
         return Err(format!("`{line}` failed ({status})"));
     }
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    Ok(String::from_utf8_lossy(&ran.stdout).into_owned())
 }
 
 /// Free space after the root partition below this many sectors (1 MiB of 512-byte sectors)
