@@ -80,6 +80,10 @@ fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outc
     let root = accounts.root;
     let mut out = Vec::new();
     let mut ptmp_checked = false;
+    // The package module's runs (update, upgrade, installs) share one budget: their per-run
+    // limit (`package_timeout`) also bounds them all together, so that the module ends within
+    // it — below OpenBSD's rc limit (daemon_timeout 3600 s) with the default 1800 s.
+    let mut package_deadline: Option<std::time::Instant> = None;
     for a in actions {
         // Before the first account change: the BSDs' useradd and friends lock the password
         // file through /etc/ptmp as well, and a stale one would fail them too.
@@ -102,13 +106,17 @@ fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outc
                 error_log,
                 ..
             } => {
+                let limit = std::time::Duration::from_secs(*timeout);
+                let deadline =
+                    *package_deadline.get_or_insert_with(|| std::time::Instant::now() + limit);
                 let r = install(
                     &Batch {
                         argv,
                         names,
                         wanted,
                         env,
-                        limit: std::time::Duration::from_secs(*timeout),
+                        limit,
+                        deadline,
                         confirm: confirm.as_ref(),
                         error_log: error_log.as_deref(),
                         root,
@@ -127,14 +135,27 @@ fn execute_with(actions: &[Action], accounts: &mut LazyAccounts<'_>) -> Vec<Outc
             } => {
                 let input = stdin.as_ref().map(|s| s.0.as_bytes());
                 // The user's commands run as long as they take; a system tool is bounded.
-                let limit = match timeout {
+                let mut limit = match timeout {
                     Some(t) => Some(std::time::Duration::from_secs(*t)),
                     None if crate::modules::runs_user_commands(a.module()) => None,
                     None => Some(default_exec_limit()),
                 };
-                let r = match timeout {
-                    None if env.is_empty() => run_limited(argv, input, limit).map(|_| ()),
-                    _ => run_tool(argv, env, input, limit),
+                let packages = a.module() == crate::modules::packages::NAME;
+                if let (true, Some(l)) = (packages, limit) {
+                    let deadline =
+                        *package_deadline.get_or_insert_with(|| std::time::Instant::now() + l);
+                    limit =
+                        Some(l.min(deadline.saturating_duration_since(std::time::Instant::now())));
+                }
+                let r = match limit {
+                    Some(l) if l.is_zero() => Err(format!(
+                        "not run: the package runs' time ({} s in all) is spent",
+                        timeout.unwrap_or_default()
+                    )),
+                    _ => match timeout {
+                        None if env.is_empty() => run_limited(argv, input, limit).map(|_| ()),
+                        _ => run_tool(argv, env, input, limit),
+                    },
                 };
                 // Even a failed tool may have changed the account files.
                 accounts.invalidate();
@@ -424,6 +445,8 @@ struct Batch<'a> {
     wanted: &'a [crate::modules::packages::Package],
     env: &'a [EnvVar],
     limit: std::time::Duration,
+    /// When the module's time is spent: no run goes past it.
+    deadline: std::time::Instant,
     confirm: Option<&'a crate::modules::packages::InstalledCheck>,
     error_log: Option<&'a str>,
     root: &'a Root,
@@ -497,10 +520,22 @@ fn install(b: &Batch<'_>, space: usize) -> Result<String, String> {
     let mut ran = Vec::new();
     let mut failed: Vec<(usize, String)> = Vec::new();
     let mut not_tried: Vec<usize> = Vec::new();
+    // The limit of the next run: the per-run limit, or less when the module's time is nearly
+    // spent (None: spent).
+    let next_limit = || {
+        let left = b
+            .deadline
+            .saturating_duration_since(std::time::Instant::now());
+        (!left.is_zero()).then(|| b.limit.min(left))
+    };
     for chunk in chunks {
         let idx: Vec<usize> = chunk.collect();
+        let Some(limit) = next_limit() else {
+            not_tried.extend(&idx);
+            continue;
+        };
         let (all, line) = shown(&idx);
-        let e = match run_tool(&all, b.env, None, Some(b.limit)) {
+        let e = match run_tool(&all, b.env, None, Some(limit)) {
             Ok(()) => {
                 ran.push(line);
                 continue;
@@ -526,12 +561,13 @@ fn install(b: &Batch<'_>, space: usize) -> Result<String, String> {
         let mut same = 0;
         let mut last = String::new();
         for (k, &i) in retry.iter().enumerate() {
-            if same >= SAME_FAILURES || last.contains(KILLED) {
+            let limit = next_limit();
+            if same >= SAME_FAILURES || last.contains(KILLED) || limit.is_none() {
                 not_tried.extend(&retry[k..]);
                 break;
             }
             let (one, line) = shown(&[i]);
-            match run_tool(&one, b.env, None, Some(b.limit)) {
+            match run_tool(&one, b.env, None, limit) {
                 Ok(()) => {
                     ran.push(line);
                     same = 0;
@@ -1016,6 +1052,7 @@ exit $rc
                 wanted: &wanted,
                 env,
                 limit: std::time::Duration::from_secs(limit),
+                deadline: std::time::Instant::now() + std::time::Duration::from_secs(limit * 10),
                 confirm: Some(&confirm),
                 error_log: Some("/pkg_install-err.log"),
                 root: &root,
@@ -1080,6 +1117,34 @@ exit $rc
             "{e}"
         );
         assert!(!e.contains("u:p@"), "{e}");
+    }
+
+    /// Final review of issue 13 (7): the package module's runs share one budget, their
+    /// per-run limit: a run gets what is left of it, and none starts once it is spent.
+    #[test]
+    fn the_package_runs_share_their_time_limit() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+        let pkg = |script: &str| Action::Exec {
+            module: crate::modules::packages::NAME,
+            item: "update".into(),
+            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+            stdin: None,
+            env: Vec::new(),
+            timeout: Some(2),
+        };
+        let t = std::time::Instant::now();
+        let out = execute(&[pkg("sleep 1.2"), pkg("sleep 5"), pkg("true")], &root);
+        assert!(
+            t.elapsed() < std::time::Duration::from_millis(3500),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(out[0].error, None);
+        let e = out[1].error.as_deref().unwrap_or_default();
+        assert!(e.contains("killed"), "{e}");
+        let e = out[2].error.as_deref().unwrap_or_default();
+        assert!(e.contains("is spent"), "{e}");
     }
 
     /// Final review of issue 13 (12): a system tool without a limit of its own (a hung
