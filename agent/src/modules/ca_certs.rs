@@ -7,8 +7,10 @@
 //!   search path) after a `Certificate:` header line (the shell certctl of FreeBSD 14 counts
 //!   those lines and skips a file with none), then `certctl rehash`. A certificate taken away
 //!   is removed from /etc/ssl/certs as well: the C certctl of FreeBSD 15 reads that store back
-//!   on each rehash. `remove_defaults` is an error: not implemented by wisp (it would mean
-//!   copying the base set into an untrusted directory of the running certctl's).
+//!   on each rehash. `remove_defaults` puts a copy of each file of the base set
+//!   (/usr/share/certs/trusted) in /usr/share/certs/untrusted, which the shell certctl of
+//!   14.x (`UNTRUSTPATH`) and the C certctl of 15 both read as untrusted, then rehashes;
+//!   without it the copies (and certctl's installed untrusted copies of them) are removed.
 //! - NetBSD (10+): each certificate in /etc/openssl/wisp-trusted, a `path` line for it in
 //!   /etc/openssl/certs.conf, then `certctl rehash`; `remove_defaults` comments out the other
 //!   `path` lines (the Mozilla set). No certs.conf (NetBSD 9: no certctl) or a `manual` one
@@ -172,8 +174,9 @@ pub fn plan(inp: &Inputs<'_>, retry: bool, out: &mut Planned) {
             dir,
             config,
             installed,
+            untrust,
         } => {
-            if cfg.remove_defaults && config.is_none() {
+            if cfg.remove_defaults && config.is_none() && untrust.is_none() {
                 out.error(
                     NAME,
                     "ca_certs.remove_defaults",
@@ -187,6 +190,7 @@ pub fn plan(inp: &Inputs<'_>, retry: bool, out: &mut Planned) {
                 dir,
                 config,
                 installed,
+                untrust,
             };
             certctl(inp, out, &certs, &store, cfg.remove_defaults, retry);
         }
@@ -206,6 +210,7 @@ struct Store<'a> {
     dir: &'a str,
     config: Option<&'a str>,
     installed: Option<&'a str>,
+    untrust: Option<crate::platform::Untrust>,
 }
 
 /// Whether NetBSD's certs.conf leaves /etc/openssl/certs to the administrator: a `manual`
@@ -299,10 +304,13 @@ fn certctl(
         }
         Err(e) => out.error(NAME, dir, e),
     }
+    let kept: Vec<String> = certs.iter().map(|(_, p)| pem_body(p)).collect();
     if let Some(installed) = store.installed {
-        let kept: Vec<String> = certs.iter().map(|(_, p)| pem_body(p)).collect();
         dropped.retain(|b| !b.is_empty() && !kept.contains(b));
         untrust_installed(inp, out, installed, &dropped);
+    }
+    if let Some(untrust) = store.untrust {
+        untrust_defaults(inp, out, &untrust, remove_defaults, &kept);
     }
     if let Some((config, new)) = conf_write {
         out.actions.push(Action::write(
@@ -319,6 +327,89 @@ fn certctl(
         out.actions
             .push(Action::exec(NAME, "certctl", inp.backend.trust_rehash()));
     }
+}
+
+/// The prefix of wisp's copies of the base set in the untrusted directory.
+pub const UNTRUSTED_PREFIX: &str = "wisp-default-";
+
+/// FreeBSD's `remove_defaults`: a copy of each file of the base set (`untrust.base`) in
+/// `untrust.dir`, which both certctls read as untrusted, so that `certctl rehash` leaves them
+/// out of /etc/ssl/certs; a certificate the document trusts itself is not copied. Without
+/// `remove_defaults` (or once a base file is gone) wisp's copies are removed, with the
+/// untrusted copies certctl installed of them (the C certctl reads those back), and the base
+/// set is trusted again on the rehash.
+fn untrust_defaults(
+    inp: &Inputs<'_>,
+    out: &mut Planned,
+    untrust: &crate::platform::Untrust,
+    remove_defaults: bool,
+    kept: &[String],
+) {
+    let wheel = inp.backend.wheel();
+    let cert_file = |n: &str| [".pem", ".crt", ".cer"].iter().any(|e| n.ends_with(e));
+    let mut wanted: Vec<String> = Vec::new();
+    if remove_defaults {
+        let names = match crate::rootfs::list(inp.root, untrust.base) {
+            Ok(n) => n.unwrap_or_default(),
+            Err(e) => return out.error(NAME, untrust.base, e),
+        };
+        if names.is_empty() {
+            out.warnings.push(format!(
+                "ca_certs.remove_defaults: {} has no certificates: nothing to distrust",
+                untrust.base
+            ));
+        }
+        for n in names.iter().filter(|n| cert_file(n)) {
+            let base = format!("{}/{n}", untrust.base);
+            let text = match crate::rootfs::read(inp.root, &base, None) {
+                Ok(Some(t)) => t,
+                Ok(None) => continue,
+                Err(e) => {
+                    out.error(NAME, &base, e);
+                    continue;
+                }
+            };
+            let body = pem_body(&String::from_utf8_lossy(&text));
+            if body.is_empty() || kept.contains(&body) {
+                continue;
+            }
+            let copy = format!("{}/{UNTRUSTED_PREFIX}{n}", untrust.dir);
+            if out.current(inp.root, &copy).as_deref() != Some(&text[..]) {
+                out.actions.push(Action::write(
+                    NAME,
+                    "ca_certs.remove_defaults",
+                    &copy,
+                    text,
+                    0o444,
+                    ("root", wheel),
+                    false,
+                ));
+            }
+            wanted.push(copy);
+        }
+    }
+    // Copies of an earlier run no longer wanted.
+    let names = match crate::rootfs::list(inp.root, untrust.dir) {
+        Ok(n) => n.unwrap_or_default(),
+        Err(e) => return out.error(NAME, untrust.dir, e),
+    };
+    let mut dropped = Vec::new();
+    for n in names.iter().filter(|n| n.starts_with(UNTRUSTED_PREFIX)) {
+        let path = format!("{}/{n}", untrust.dir);
+        if wanted.contains(&path) {
+            continue;
+        }
+        if let Some(old) = out.current(inp.root, &path) {
+            dropped.push(pem_body(&String::from_utf8_lossy(&old)));
+        }
+        out.actions.push(Action::Remove {
+            module: NAME,
+            item: "ca_certs.remove_defaults".into(),
+            path,
+        });
+    }
+    dropped.retain(|b| !b.is_empty());
+    untrust_installed(inp, out, untrust.installed, &dropped);
 }
 
 /// Removes the copies certctl installed of certificates wisp no longer trusts: FreeBSD 15's
@@ -584,9 +675,74 @@ mod tests {
         assert!(dir.join("someone-else.pem").exists());
         let again = plan_in(Platform::Freebsd, t.path(), &doc(false), first);
         assert!(again.actions.is_empty(), "{:?}", again.actions);
-        let p = plan_in(Platform::Freebsd, t.path(), &doc(true), first);
-        assert!(p.errors.iter().any(|e| e.item == "ca_certs.remove_defaults"
-            && e.reason.contains("not implemented by wisp on freebsd")));
+    }
+
+    /// Final review of issue 13 (5): FreeBSD's remove_defaults copies the base set into
+    /// /usr/share/certs/untrusted (which the shell certctl of 14.x and the C certctl of 15
+    /// both read as untrusted) and rehashes; a certificate the document trusts is not copied;
+    /// dropping remove_defaults removes the copies (and certctl's installed untrusted copy).
+    #[test]
+    fn freebsd_remove_defaults_distrusts_the_base_set_and_is_reversible() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        let base = r.join("usr/share/certs/trusted");
+        std::fs::create_dir_all(&base).unwrap();
+        std::fs::create_dir_all(r.join("usr/share/certs/untrusted")).unwrap();
+        std::fs::create_dir_all(r.join("etc/ssl/untrusted")).unwrap();
+        let base_other = format!("##\n## Some Root CA\nCertificate:\n    Data:\n{OTHER}");
+        std::fs::write(base.join("Some_Root_CA.pem"), &base_other).unwrap();
+        // The document trusts this one itself: it stays trusted.
+        std::fs::write(
+            base.join("Test_CA_One.pem"),
+            format!("Certificate:\n{CERT}"),
+        )
+        .unwrap();
+        std::fs::write(base.join("README"), "not a certificate file").unwrap();
+        let p = plan_in(Platform::Freebsd, r, &doc(true), first);
+        assert!(
+            !p.errors
+                .iter()
+                .any(|e| e.item == "ca_certs.remove_defaults"),
+            "{:?}",
+            p.errors
+        );
+        let copy = format!("/usr/share/certs/untrusted/{UNTRUSTED_PREFIX}Some_Root_CA.pem");
+        assert_eq!(written(&p, &copy).unwrap(), base_other);
+        let untrusted: Vec<&str> = p
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Write { path, .. } if path.starts_with("/usr/share/certs/untrusted") => {
+                    Some(path.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(untrusted, [copy.as_str()]);
+        assert_eq!(argvs(&p), vec![vec!["certctl", "rehash"]]);
+        // As applied (and certctl's installed untrusted copy): a second run changes nothing.
+        for a in &p.actions {
+            if let Action::Write { path, content, .. } = a {
+                let f = r.join(path.trim_start_matches('/'));
+                std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+                std::fs::write(f, content).unwrap();
+            }
+        }
+        std::fs::write(r.join("etc/ssl/untrusted/0123abcd.0"), OTHER).unwrap();
+        let again = plan_in(Platform::Freebsd, r, &doc(true), first);
+        assert!(again.actions.is_empty(), "{:?}", again.actions);
+        // remove_defaults dropped: the copies go, the base set is trusted again.
+        let p = plan_in(Platform::Freebsd, r, &doc(false), first);
+        let removed: Vec<&str> = p
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Remove { path, .. } => Some(path.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(removed, [copy.as_str(), "/etc/ssl/untrusted/0123abcd.0"]);
+        assert_eq!(argvs(&p), vec![vec!["certctl", "rehash"]]);
     }
 
     #[test]

@@ -51,6 +51,11 @@ const FACTS: OsFacts = OsFacts {
         dir: "/usr/local/share/certs",
         config: None,
         installed: Some("/etc/ssl/certs"),
+        untrust: Some(super::Untrust {
+            base: "/usr/share/certs/trusted",
+            dir: "/usr/share/certs/untrusted",
+            installed: "/etc/ssl/untrusted",
+        }),
     },
     login_conf_locale: true,
 };

@@ -211,12 +211,29 @@ pub enum TrustStore {
         /// C certctl loads /etc/ssl/certs as a source): a certificate wisp takes away is
         /// removed there too, or it would stay trusted.
         installed: Option<&'static str>,
+        /// Where `remove_defaults` puts copies of the system's own set so that certctl treats
+        /// them as untrusted (FreeBSD); `None`: `config`'s `path` lines are used instead.
+        untrust: Option<Untrust>,
     },
     /// One bundle file (OpenBSD /etc/ssl/cert.pem), where wisp's certificates go in a marked
     /// block.
     Bundle(&'static str),
     /// Not applied here.
     None,
+}
+
+/// FreeBSD's way to distrust the base set: a copy of each of its files in a directory every
+/// certctl reads as untrusted — `/usr/share/certs/untrusted`, the first of the shell certctl's
+/// (14.x) `UNTRUSTPATH` and of the C certctl's (15) untrusted paths — then `certctl rehash`.
+#[derive(Debug, Clone, Copy)]
+pub struct Untrust {
+    /// The base set (`/usr/share/certs/trusted`).
+    pub base: &'static str,
+    /// The untrusted directory the copies go in.
+    pub dir: &'static str,
+    /// Where certctl installs the untrusted ones (`/etc/ssl/untrusted`): the C certctl reads
+    /// it back on each rehash, so a copy taken away is removed there too.
+    pub installed: &'static str,
 }
 
 /// How the installed packages are known without running the package tool.

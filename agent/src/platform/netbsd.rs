@@ -42,6 +42,7 @@ const FACTS: OsFacts = OsFacts {
         dir: "/etc/openssl/wisp-trusted",
         config: Some("/etc/openssl/certs.conf"),
         installed: None,
+        untrust: None,
     },
     login_conf_locale: false,
 };
