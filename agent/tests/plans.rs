@@ -162,7 +162,7 @@ fn plans_never_show_the_phone_home_password() {
             );
             assert!(!all.contains("s3cret-ph"), "{platform} {format}:\n{all}");
             assert!(
-                all.contains("deploy:%3Credacted%3E@hooks.example.org"),
+                all.contains("https://<redacted>@hooks.example.org") && !all.contains("deploy:"),
                 "{all}"
             );
         }
