@@ -293,8 +293,8 @@ pub fn keep_due(
 /// `wisp apply`) ended for it ([`InstanceState::set_final_finished`]): the stages may run as
 /// separate processes, and one whose predecessor saved results for the id is still in the
 /// instance's first boot (its host keys not replaced yet, its phone_home not sent). Without
-/// that record (a wisp from before it), the results saved for the id say so when they show a
-/// final stage that ended, or come from `wisp apply`. Results of a trial `wisp apply` (no
+/// that record (a wisp from before it), the results saved for the id say so unless they
+/// show stages of which the final one has not ended. Results of a trial `wisp apply` (no
 /// instance) say nothing either way.
 pub fn is_new_instance(state: &InstanceState, instance_id: &str, recorded_new: bool) -> bool {
     if recorded_new {
@@ -309,8 +309,11 @@ pub fn is_new_instance(state: &InstanceState, instance_id: &str, recorded_new: b
             None => false,
             Some(id) if id != instance_id => true,
             Some(_) => {
+                // Results without stages are an older wisp's or an apply's: known.
                 let final_result = r["stages"]["final"]["result"].as_str();
-                r["command"] != "apply" && final_result.is_none_or(|f| f == "running")
+                r["command"] != "apply"
+                    && r["stages"].is_object()
+                    && final_result.is_none_or(|f| f == "running")
             }
         },
     }
@@ -388,7 +391,8 @@ mod tests {
         // Final review of issue 13 (2): results an earlier stage process saved for the id do
         // not make it known; a final stage that ended does (an older wisp's results).
         state
-            .write_results(&serde_json::json!({"instance_id": "i-1"}))
+            .write_results(&serde_json::json!({"instance_id": "i-1",
+                "stages": {"local": {"result": "SUCCESS"}}}))
             .unwrap();
         assert!(is_new_instance(&state, "i-1", false));
         state
@@ -396,6 +400,11 @@ mod tests {
                 "stages": {"final": {"result": "running"}}}))
             .unwrap();
         assert!(is_new_instance(&state, "i-1", false));
+        // An older wisp's results, without stages: known.
+        state
+            .write_results(&serde_json::json!({"instance_id": "i-1"}))
+            .unwrap();
+        assert!(!is_new_instance(&state, "i-1", false));
         state
             .write_results(&serde_json::json!({"instance_id": "i-1",
                 "stages": {"final": {"result": "WARN"}}}))
