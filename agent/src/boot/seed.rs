@@ -88,12 +88,12 @@ fn has_seed(esp: &Path) -> bool {
 fn import_from(root: &Root, esp: &Path, at: &Path) -> bool {
     match crate::curtin::import_from_esp(at, root) {
         Ok(true) => {
-            tracing::info!(esp = %esp.display(), "MAAS seed imported from the EFI partition");
+            tracing::info!(from = %esp.display(), "MAAS seed imported from the EFI partition");
             true
         }
         Ok(false) => false,
         Err(e) => {
-            tracing::warn!(esp = %esp.display(), error = %e, "importing the MAAS seed");
+            tracing::warn!(from = %esp.display(), error = %e, "importing the MAAS seed");
             false
         }
     }
