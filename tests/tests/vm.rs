@@ -5,6 +5,8 @@
 //! exits 4: not installed and nothing to install it with) — except under CI, where a skip fails
 //! unless WISP_VM_SKIP=1 says it is meant.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -351,11 +353,9 @@ fn a_killed_harness_takes_qemu_and_the_mock_with_it() {
 fn set_up_errors_exit_2_with_the_reason() {
     let _one = ONE_VM_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let work = Work::new();
-    // A stand-in wisp: the image case must fail on the image, never wait for a cross build.
-    let fake_wisp = work.path().join("wisp");
-    std::fs::write(&fake_wisp, "#!/bin/sh\nexit 0\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&fake_wisp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // This host's wisp (it runs the curtin hook here): the image case must fail on the image,
+    // never wait for a cross build of the guest's.
+    let host_wisp = common::wisp_bin();
     let logs = work.path().join("logs");
     std::fs::create_dir(&logs).unwrap();
     let run = |args: &[&str]| {
@@ -391,7 +391,7 @@ fn set_up_errors_exit_2_with_the_reason() {
         "--os",
         "freebsd",
         "--wisp",
-        fake_wisp.to_str().unwrap(),
+        host_wisp.to_str().unwrap(),
         "--work",
         w.to_str().unwrap(),
     ]);
