@@ -9,9 +9,10 @@ packer {
   }
 }
 
+# cross/build's archive for the image's OpenBSD release: gzipped (the base system has no xz).
 variable "wisp_archive" {
   type    = string
-  default = "dist/wisp-0.1.0-x86_64-unknown-openbsd.tar.xz"
+  default = "dist/wisp-0.1.0-x86_64-unknown-openbsd-7.8.tgz"
 }
 
 source "vmm" "openbsd" {
@@ -32,10 +33,10 @@ build {
   sources = ["source.vmm.openbsd"]
   provisioner "file" {
     source      = var.wisp_archive
-    destination = "/tmp/wisp.tar.xz"
+    destination = "/tmp/wisp.tgz"
   }
   provisioner "shell" {
     script           = "image-hooks/packer/provision.sh"
-    environment_vars = ["WISP_ARCHIVE=/tmp/wisp.tar.xz"]
+    environment_vars = ["WISP_ARCHIVE=/tmp/wisp.tgz"]
   }
 }

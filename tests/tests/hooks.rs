@@ -179,6 +179,54 @@ fn ganeti_hook_installs_wisp_and_seeds_the_instance() {
 }
 
 #[test]
+fn packer_provisioner_unpacks_openbsds_gzipped_archive() {
+    // OpenBSD's base has gzip, not xz: cross/build gzips its archives, provision.sh reads the
+    // format from the first bytes.
+    let t = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let o = Command::new("bash")
+        .arg(repo.join("cross/build"))
+        .args(["package", "x86_64-unknown-openbsd"])
+        .arg(common::wisp_bin())
+        .arg("7.8")
+        .env("WISP_DIST", t.path())
+        .env("WISP_XZ_LEVEL", "0")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let archive = t.path().join("wisp-0.1.0-x86_64-unknown-openbsd-7.8.tgz");
+    let root = t.path().join("image");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    let o = Command::new("sh")
+        .arg(hook("packer/provision.sh"))
+        .env("WISP_ARCHIVE", &archive)
+        .env("WISP_ROOT", &root)
+        .env("WISP_OS", "openbsd")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(root.join("etc/rc.d/wisp").exists());
+    assert!(root.join("usr/local/sbin/wisp").exists());
+    // Anything else is named, not unpacked.
+    let junk = t.path().join("junk.tgz");
+    std::fs::write(&junk, "not an archive").unwrap();
+    let o = Command::new("sh")
+        .arg(hook("packer/provision.sh"))
+        .env("WISP_ARCHIVE", &junk)
+        .env("WISP_ROOT", &root)
+        .env("WISP_OS", "openbsd")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("neither gzip nor xz"));
+}
+
+#[test]
 fn packer_provisioner_installs_from_a_release_archive_and_leaves_it_clean() {
     let t = tempfile::tempdir().unwrap();
     // A release archive made by cross/build (with this machine's binary in it).

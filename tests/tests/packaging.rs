@@ -172,7 +172,52 @@ fn each_package_list_equals_the_manifest() {
         let listed: BTreeSet<String> = lines.iter().map(|l| l.to_string()).collect();
         assert_eq!(lines.len(), listed.len(), "{layout}: a repeated line");
         assert_eq!(listed, expected_plist(layout), "{layout}");
+        if layout == "openbsd-port" {
+            openbsd_samples_follow_their_examples(&lines);
+        }
     }
+}
+
+/// OpenBSD's pkg_add copies an `@sample` file from the file listed just before it (pkg_create(1)),
+/// and makes an `@sample` directory before the samples in it.
+fn openbsd_samples_follow_their_examples(lines: &[&str]) {
+    let mut dirs: Vec<&str> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(target) = line.strip_prefix("@sample ") else {
+            continue;
+        };
+        if target.ends_with('/') {
+            dirs.push(target);
+            continue;
+        }
+        let name = target.rsplit('/').next().unwrap();
+        let before = if i > 0 { lines[i - 1] } else { "" };
+        assert!(
+            before.starts_with("share/examples/") && before.ends_with(&format!("/{name}")),
+            "OpenBSD PLIST: {line} must follow its example file, not {before:?}"
+        );
+        let dir = &target[..target.len() - name.len()];
+        assert!(
+            dir == "${SYSCONFDIR}/" || dirs.contains(&dir),
+            "OpenBSD PLIST: @sample {dir} must come before {line}"
+        );
+    }
+}
+
+#[test]
+fn an_openbsd_sample_out_of_place_is_caught() {
+    let bad = [
+        "share/examples/wisp/wisp.yaml",
+        "@sample ${SYSCONFDIR}/wisp/",
+        "@sample ${SYSCONFDIR}/wisp/wisp.yaml",
+    ];
+    assert!(std::panic::catch_unwind(|| openbsd_samples_follow_their_examples(&bad)).is_err());
+    let good = [
+        "@sample ${SYSCONFDIR}/wisp/",
+        "share/examples/wisp/wisp.yaml",
+        "@sample ${SYSCONFDIR}/wisp/wisp.yaml",
+    ];
+    openbsd_samples_follow_their_examples(&good);
 }
 
 /// The packages' rc.d scripts are the repository's (the frameworks want them in their own
@@ -462,11 +507,16 @@ fn port_makefiles_parse_and_install_what_the_manifest_lists() {
             "MODULES",
             "CONFIGURE_STYLE",
             "PERMIT_PACKAGE",
+            "MODCARGO_BUILD_ARGS",
+            "MODCARGO_INSTALL_ARGS",
             "MODCARGO_CRATES",
         ],
     );
     assert_eq!(v[..4], ["sysutils", "devel/cargo", "cargo", "Yes"]);
-    let pairs: Vec<String> = v[4]
+    // devel/cargo's `cargo build` and `cargo install`: the agent alone, Cargo.lock's versions.
+    assert_eq!(v[4], "--package wisp --locked");
+    assert_eq!(v[5], "--locked");
+    let pairs: Vec<String> = v[6]
         .split_whitespace()
         .collect::<Vec<_>>()
         .chunks(2)
@@ -529,7 +579,7 @@ fn the_installer_lists_the_manifest() {
 
 fn tar_list(archive: &Path) -> BTreeSet<String> {
     let o = Command::new("tar")
-        .arg("-tJf")
+        .arg("-tf")
         .arg(archive)
         .output()
         .unwrap();
@@ -573,8 +623,73 @@ fn each_archive_holds_what_the_manifest_lists_for_its_os() {
         ] {
             want.insert(format!("{name}/{f}"));
         }
-        assert_eq!(tar_list(&dist.join(format!("{name}.tar.xz"))), want, "{os}");
+        // OpenBSD's base has gzip only: its archive is a .tgz.
+        let ext = if os == "openbsd" { "tgz" } else { "tar.xz" };
+        let archive = dist.join(format!("{name}.{ext}"));
+        let magic = std::fs::read(&archive).unwrap()[..2].to_vec();
+        assert_eq!(
+            magic,
+            if os == "openbsd" {
+                vec![0x1f, 0x8b]
+            } else {
+                vec![0xfd, 0x37]
+            }
+        );
+        assert_eq!(tar_list(&archive), want, "{os}");
     }
+}
+
+/// The archive names the Packer templates upload are those cross/build writes (OpenBSD's with
+/// the release of the template's install ISO, gzipped).
+#[test]
+fn packer_templates_name_the_archives_cross_build_writes() {
+    let t = tempfile::tempdir().unwrap();
+    let bin = t.path().join("wisp");
+    std::fs::write(&bin, "#!/bin/sh\n").unwrap();
+    let written = |target: &str, release: Option<&str>| -> String {
+        let dist = t.path().join(format!("{target}{}", release.unwrap_or("")));
+        let o = Command::new("bash")
+            .arg(repo().join("cross/build"))
+            .args(["package", target])
+            .arg(&bin)
+            .args(release)
+            .env("WISP_DIST", &dist)
+            .env("WISP_XZ_LEVEL", "0")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let names: Vec<String> = std::fs::read_dir(&dist)
+            .unwrap()
+            .map(|e| format!("dist/{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        names[0].clone()
+    };
+    let hcl = read("image-hooks/packer/openbsd.pkr.hcl");
+    let iso = hcl.split("iso_image    = \"install").nth(1).unwrap();
+    let release = format!("{}.{}", &iso[..1], &iso[1..2]);
+    assert!(hcl.contains(&format!(
+        "default = \"{}\"",
+        written("x86_64-unknown-openbsd", Some(&release))
+    )));
+    let hcl = read("image-hooks/packer/bsd-qemu.pkr.hcl");
+    for os in ["netbsd", "freebsd"] {
+        let name = written(&format!("x86_64-unknown-{os}"), None);
+        assert_eq!(
+            name,
+            "dist/wisp-0.1.0-x86_64-unknown-${var.os}.tar.xz".replace("${var.os}", os)
+        );
+    }
+    assert!(hcl.contains("source      = \"dist/wisp-0.1.0-x86_64-unknown-${var.os}.tar.xz\""));
+    // A release that is not built is refused.
+    let o = Command::new("bash")
+        .arg(repo().join("cross/build"))
+        .args(["package", "x86_64-unknown-openbsd"])
+        .arg(&bin)
+        .arg("6.0")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
 }
 
 fn is_root() -> bool {

@@ -323,7 +323,7 @@ fn the_openbsd_script_outlasts_rc_subrs_timer_and_reports_a_finished_run() {
              rc_cmd() {{\n\
              \tcase $1 in\n\
              \tcheck) rc_check ;;\n\
-             \tstart) rc_check && return 0; rc_start ;;\n\
+             \tstart) rc_check && return 0; rc_start >/dev/null 2>&1 ;;\n\
              \tesac\n\
              }}\n",
             seen.display()
@@ -333,6 +333,8 @@ fn the_openbsd_script_outlasts_rc_subrs_timer_and_reports_a_finished_run() {
     let ran = d.join("ran");
     let fake = d.join("wisp");
     let done = d.join("wisp.done");
+    let console = d.join("console");
+    std::fs::write(&console, "").unwrap();
     let original = text("openbsd", "wisp");
     for needle in [
         "/etc/rc.d/rc.subr",
@@ -345,13 +347,14 @@ fn the_openbsd_script_outlasts_rc_subrs_timer_and_reports_a_finished_run() {
         .replace("/etc/rc.d/rc.subr", stub.to_str().unwrap())
         .replace("/var/run/wisp.done", done.to_str().unwrap())
         .replace("/etc/wisp/disabled", d.join("disabled").to_str().unwrap())
-        .replace("/usr/local/sbin/wisp", fake.to_str().unwrap());
+        .replace("/usr/local/sbin/wisp", fake.to_str().unwrap())
+        .replace("/dev/console", console.to_str().unwrap());
     std::fs::write(d.join("script"), script).unwrap();
     let wisp_exits = |code: i32| {
         std::fs::write(
             &fake,
             format!(
-                "#!/bin/sh\necho \"$*\" >> '{}'\nexit {code}\n",
+                "#!/bin/sh\necho \"$*\" >> '{}'\necho wisp says {code}\nexit {code}\n",
                 ran.display()
             ),
         )
@@ -391,6 +394,11 @@ fn the_openbsd_script_outlasts_rc_subrs_timer_and_reports_a_finished_run() {
     wisp_exits(0);
     assert!(rc("start"));
     assert_eq!(std::fs::read_to_string(&ran).unwrap(), "init\ninit\n");
+    // rc.subr discards rc_start's output: wisp's own reaches the console.
+    assert_eq!(
+        std::fs::read_to_string(&console).unwrap(),
+        "wisp says 1\nwisp says 0\n"
+    );
     assert!(rc("check"), "done once this boot's run finished");
     assert!(rc("start"));
     assert_eq!(runs(), 2, "not run twice in a boot");

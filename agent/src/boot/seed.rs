@@ -3,10 +3,11 @@
 //! by label. Only on the running system (never under `--root`, never in a dry run): each is
 //! imported root-only into /var/db/wisp, where the datasources find it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::config::Config;
+use crate::platform::disks::{parse_mount_table, Mounted, Probe};
 use crate::platform::{self, Platform};
 use crate::root::Root;
 use crate::sources;
@@ -15,15 +16,17 @@ use crate::volumes::{self, FsKind};
 /// Where volumes are mounted while their seed is copied.
 const MOUNT_POINT: &str = "/var/db/wisp/mnt";
 
+/// Runs a mount tool (argv, bounded in time); a failure is logged with the command.
 fn run_tool(argv: &[String]) -> bool {
-    let Some((prog, args)) = argv.split_first() else {
-        return false;
-    };
     tracing::info!(command = %argv.join(" "), "mounting");
-    Command::new(prog)
-        .args(args)
-        .status()
-        .is_ok_and(|s| s.success())
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    match Probe::Host.output(&args) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "mounting a seed volume");
+            false
+        }
+    }
 }
 
 fn unmount(dir: &Path) {
@@ -41,8 +44,63 @@ fn mount_point(root: &Root) -> Option<std::path::PathBuf> {
     }
 }
 
-/// The MAAS seed: from `esp` when given, else from the FAT partitions of the disks (running
-/// system only), mounted read-write because the seed is deleted from there once imported.
+/// Where the MAAS seed may be, in the order they are tried.
+#[derive(Debug, PartialEq, Eq)]
+enum EspSource {
+    /// A FAT file system mounted already (bsdinstall's and the Linux installers' fstab mount
+    /// the ESP on /boot/efi): it cannot be mounted a second time ("Device busy"), and the seed
+    /// is read, and deleted, there.
+    Mounted(PathBuf),
+    /// A device that is not mounted: probed read-only, mounted read-write only to move a seed
+    /// found there.
+    Device(PathBuf),
+}
+
+/// The mounted FAT file systems first, then the candidate devices the mount table does not
+/// show (by the name it gives them, [`platform::Backend::block_device`]).
+fn esp_sources(
+    backend: &dyn platform::Backend,
+    table: &[Mounted],
+    devices: Vec<PathBuf>,
+) -> Vec<EspSource> {
+    let mut out: Vec<EspSource> = table
+        .iter()
+        .filter(|m| m.is_fat())
+        .map(|m| EspSource::Mounted(PathBuf::from(&m.point)))
+        .collect();
+    out.extend(
+        devices
+            .into_iter()
+            .filter(|d| {
+                let name = backend.block_device(d);
+                !table.iter().any(|m| m.device == name)
+            })
+            .map(EspSource::Device),
+    );
+    out
+}
+
+fn has_seed(esp: &Path) -> bool {
+    std::fs::symlink_metadata(esp.join(crate::curtin::SEED_ON_ESP)).is_ok()
+}
+
+/// Moves the seed found in `esp` (mounted at `at`); true when it is imported.
+fn import_from(root: &Root, esp: &Path, at: &Path) -> bool {
+    match crate::curtin::import_from_esp(at, root) {
+        Ok(true) => {
+            tracing::info!(from = %esp.display(), "MAAS seed imported from the EFI partition");
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            tracing::warn!(from = %esp.display(), error = %e, "importing the MAAS seed");
+            false
+        }
+    }
+}
+
+/// The MAAS seed: from `esp` when given, else from the FAT file systems mounted already and
+/// the FAT partitions of the disks (running system only).
 pub fn import_maas_seed(root: &Root, platform: Platform, esp: Option<&Path>) {
     if root.path(crate::curtin::SEED_IMPORTED).exists() {
         return;
@@ -59,27 +117,46 @@ pub fn import_maas_seed(root: &Root, platform: Platform, esp: Option<&Path>) {
         return;
     }
     let backend = platform.backend(None);
-    for dev in platform::disks(backend.as_ref()) {
+    let table = match Probe::Host.output(&["mount"]) {
+        Ok(text) => parse_mount_table(&text),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the mount table");
+            Vec::new()
+        }
+    };
+    for source in esp_sources(backend.as_ref(), &table, platform::disks(backend.as_ref())) {
+        let dev = match source {
+            EspSource::Mounted(point) => {
+                if has_seed(&point) && import_from(root, &point, &point) {
+                    return;
+                }
+                continue;
+            }
+            EspSource::Device(dev) => dev,
+        };
         if !matches!(volumes::read_label(&dev), Some((FsKind::Fat, _))) {
             continue;
         }
         let Some(mnt) = mount_point(root) else {
             return;
         };
-        if !run_tool(&backend.mount_esp(&dev, &mnt.display().to_string())) {
+        let mnt_arg = mnt.display().to_string();
+        if !run_tool(&backend.mount_seed(FsKind::Fat, &dev, &mnt_arg)) {
             continue;
         }
-        let imported = crate::curtin::import_from_esp(&mnt, root);
+        let found = has_seed(&mnt);
         unmount(&mnt);
-        match imported {
-            Ok(true) => {
-                tracing::info!(device = %dev.display(), "MAAS seed imported from the EFI partition");
-                return;
-            }
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(device = %dev.display(), error = %e, "importing the MAAS seed")
-            }
+        if !found {
+            continue;
+        }
+        // Read-write only now: the seed holds credentials and is deleted once moved.
+        if !run_tool(&backend.mount_esp(&dev, &mnt_arg)) {
+            continue;
+        }
+        let imported = import_from(root, &dev, &mnt);
+        unmount(&mnt);
+        if imported {
+            return;
         }
     }
 }
@@ -135,5 +212,50 @@ pub fn discover(root: &Root, platform: Platform, config: &Config) {
         }
         unmount(&mnt);
         return;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::disks::parse_mount_table;
+
+    #[test]
+    fn a_mounted_esp_is_read_where_it_is_and_not_mounted_again() {
+        // FreeBSD, bsdinstall's UEFI layout: the ESP is on /boot/efi by fstab.
+        let freebsd = Platform::Freebsd.backend(None);
+        let table = parse_mount_table(
+            "/dev/vtbd0p2 on / (ufs, local, soft-updates)\n\
+             devfs on /dev (devfs)\n\
+             /dev/vtbd0p1 on /boot/efi (msdosfs, local)\n",
+        );
+        let devices = ["/dev/vtbd0", "/dev/vtbd0p1", "/dev/vtbd1p1"].map(PathBuf::from);
+        assert_eq!(
+            esp_sources(freebsd.as_ref(), &table, devices.to_vec()),
+            [
+                EspSource::Mounted("/boot/efi".into()),
+                EspSource::Device("/dev/vtbd0".into()),
+                EspSource::Device("/dev/vtbd1p1".into()),
+            ]
+        );
+        // NetBSD: the raw wedge the disk list names is mounted as its block device.
+        let netbsd = Platform::Netbsd.backend(None);
+        let table = parse_mount_table(
+            "/dev/dk1 on / type ffs (log, local)\n/dev/dk0 on /boot/efi type msdos (local)\n",
+        );
+        let devices = ["/dev/rdk0", "/dev/rdk1", "/dev/rdk2"].map(PathBuf::from);
+        assert_eq!(
+            esp_sources(netbsd.as_ref(), &table, devices.to_vec()),
+            [
+                EspSource::Mounted("/boot/efi".into()),
+                EspSource::Device("/dev/rdk2".into()),
+            ]
+        );
+        // Nothing mounted: every device, in order.
+        let linux = Platform::Linux.backend(None);
+        assert_eq!(
+            esp_sources(linux.as_ref(), &[], vec![PathBuf::from("/dev/vda15")]),
+            [EspSource::Device("/dev/vda15".into())]
+        );
     }
 }

@@ -156,6 +156,50 @@ pub fn parse_mount(text: &str) -> Option<RootMount> {
     })
 }
 
+/// A line of the mount table as `mount` (no arguments) prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mounted {
+    pub device: String,
+    pub point: String,
+    pub fstype: String,
+}
+
+impl Mounted {
+    /// A FAT file system: NetBSD's and OpenBSD's `msdos`, FreeBSD's `msdosfs`, Linux's
+    /// `vfat`.
+    pub fn is_fat(&self) -> bool {
+        matches!(self.fstype.as_str(), "msdos" | "msdosfs" | "vfat")
+    }
+}
+
+/// At most this many mount table lines are looked at.
+const MAX_MOUNTS: usize = 1024;
+
+/// The mount table as each system's `mount` prints it: `device on point type fstype (options)`
+/// on NetBSD, OpenBSD and Linux, `device on point (fstype, options)` on FreeBSD. Lines of
+/// another form (a mount point with blanks) are skipped.
+pub fn parse_mount_table(text: &str) -> Vec<Mounted> {
+    text.lines()
+        .take(MAX_MOUNTS)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 4 || f[1] != "on" {
+                return None;
+            }
+            let fstype = if f[3] == "type" {
+                *f.get(4)?
+            } else {
+                f[3].strip_prefix('(')?.trim_end_matches([',', ')'])
+            };
+            Some(Mounted {
+                device: f[0].to_string(),
+                point: f[2].to_string(),
+                fstype: fstype.to_string(),
+            })
+        })
+        .collect()
+}
+
 /// One partition of a table, in sectors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
@@ -375,6 +419,36 @@ pub fn parse_gpt_show(text: &str, disk: &str) -> Result<Table, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_tables_of_each_system() {
+        let freebsd = "/dev/vtbd0p2 on / (ufs, local, soft-updates)\n\
+                       devfs on /dev (devfs)\n\
+                       /dev/gpt/efiboot0 on /boot/efi (msdosfs, local)\n";
+        let m = parse_mount_table(freebsd);
+        assert_eq!(m.len(), 3);
+        assert_eq!(
+            m[2],
+            Mounted {
+                device: "/dev/gpt/efiboot0".into(),
+                point: "/boot/efi".into(),
+                fstype: "msdosfs".into()
+            }
+        );
+        assert!(m[2].is_fat() && !m[0].is_fat() && m[1].fstype == "devfs");
+        let netbsd =
+            "/dev/dk1 on / type ffs (log, local)\n/dev/dk0 on /boot/efi type msdos (local)\n";
+        let m = parse_mount_table(netbsd);
+        assert_eq!(
+            (m[1].device.as_str(), m[1].point.as_str()),
+            ("/dev/dk0", "/boot/efi")
+        );
+        assert!(m[1].is_fat());
+        let linux = "/dev/vda15 on /boot/efi type vfat (rw,relatime,fmask=0077)\nnonsense\n";
+        let m = parse_mount_table(linux);
+        assert_eq!(m.len(), 1);
+        assert!(m[0].is_fat());
+    }
 
     #[test]
     fn a_hung_tool_is_killed_and_named() {

@@ -375,6 +375,11 @@ pub trait Backend {
         raw: &std::path::Path,
         dir: &str,
     ) -> Vec<String>;
+    /// The name the mount table gives a raw device (NetBSD's and OpenBSD's `/dev/rX` is
+    /// mounted as `/dev/X`).
+    fn block_device(&self, raw: &std::path::Path) -> String {
+        raw.display().to_string()
+    }
     /// Mounts an EFI system partition read-write on `dir`: the MAAS seed is removed from it once
     /// imported.
     fn mount_esp(&self, raw: &std::path::Path, dir: &str) -> Vec<String> {
@@ -784,20 +789,19 @@ mod tests {
         assert_eq!(sd0.iter().filter(|d| d.as_str() == "/dev/rsd0c").count(), 1);
         // NetBSD: the wedges are disks of their own in hw.disknames.
         let netbsd = Platform::Netbsd.backend(None);
+        let nb = netbsd.seed_devices("wd0 dk0 dk1", &[]);
         assert_eq!(
-            netbsd.seed_devices("wd0 dk0 dk1", &[]),
-            [
-                "/dev/rwd0d",
-                "/dev/rwd0c",
-                "/dev/rwd0",
-                "/dev/rdk0d",
-                "/dev/rdk0c",
-                "/dev/rdk0",
-                "/dev/rdk1d",
-                "/dev/rdk1c",
-                "/dev/rdk1"
-            ]
+            nb[..3],
+            ["/dev/rwd0d", "/dev/rwd0c", "/dev/rwd0"].map(String::from)
         );
+        assert!(nb.contains(&"/dev/rdk0".to_string()));
+        assert!(nb.contains(&"/dev/rdk1".to_string()));
+        // An MBR disk without wedges: its FAT partitions are disklabel letters e to p.
+        for l in ['e', 'f', 'i', 'p'] {
+            assert!(nb.contains(&format!("/dev/rwd0{l}")), "{l}: {nb:?}");
+        }
+        assert!(!nb.contains(&"/dev/rwd0a".to_string()));
+        assert!(!nb.contains(&"/dev/rwd0q".to_string()));
     }
 
     #[test]

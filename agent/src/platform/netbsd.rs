@@ -7,6 +7,10 @@ use super::{
 };
 use crate::cloudconfig::model::UserSpec;
 
+/// The disklabel letters disklabel(8) gives to the non-NetBSD partitions of an MBR disk
+/// (`a`–`d` are root, swap, the NetBSD part and the whole disk on x86).
+const MBR_LABEL_LETTERS: [char; 12] = ['e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', 'p'];
+
 pub struct NetBsd {
     pub root: Option<String>,
 }
@@ -140,7 +144,10 @@ impl Backend for NetBsd {
     }
     /// `hw.disknames` is "wd0 cd0 dk0"; the raw whole-disk partition is `d` on x86, `c`
     /// elsewhere; wedges have none.
-    /// The partitions of a GPT disk are wedges, listed as disks of their own.
+    /// The partitions of a GPT disk are wedges, listed as disks of their own. On an MBR disk
+    /// without wedges, the FAT partitions of the MBR get disklabel letters after the
+    /// NetBSD ones (`e` to `p`, [`MBR_LABEL_LETTERS`]): each is tried (devices that do not
+    /// exist are dropped).
     fn seed_devices(&self, names: &str, _dev: &[String]) -> Vec<String> {
         names
             .split_whitespace()
@@ -150,6 +157,8 @@ impl Backend for NetBsd {
                     format!("/dev/r{n}c"),
                     format!("/dev/r{n}"),
                 ]
+                .into_iter()
+                .chain(MBR_LABEL_LETTERS.map(|l| format!("/dev/r{n}{l}")))
             })
             .collect()
     }
@@ -160,6 +169,9 @@ impl Backend for NetBsd {
         dir: &str,
     ) -> Vec<String> {
         super::bsd_mount_seed(kind, raw, dir)
+    }
+    fn block_device(&self, raw: &std::path::Path) -> String {
+        super::block_of(raw)
     }
     /// NetBSD prints `address: MAC` for each NIC.
     fn nic_list(&self) -> Option<Vec<String>> {

@@ -169,6 +169,9 @@ impl Backend for OpenBsd {
     ) -> Vec<String> {
         super::bsd_mount_seed(kind, raw, dir)
     }
+    fn block_device(&self, raw: &std::path::Path) -> String {
+        super::block_of(raw)
+    }
     /// OpenBSD prints `lladdr MAC`.
     fn nic_list(&self) -> Option<Vec<String>> {
         Some(vec!["/sbin/ifconfig".into(), "-a".into()])
