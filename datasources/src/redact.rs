@@ -18,16 +18,18 @@ pub fn redact_urls(text: &str) -> String {
     while let Some(at) = rest.find("://") {
         let (head, tail) = rest.split_at(at + 3);
         out.push_str(head);
-        let end = tail
+        // The user part first: a password may hold a quote or `<`, so the last `@` before
+        // the next whitespace ends it, and only the rest ends at a quote.
+        let word_end = tail.find(char::is_whitespace).unwrap_or(tail.len());
+        let user_end = tail[..word_end].rfind('@');
+        let host_start = user_end.unwrap_or(0);
+        let end = tail[host_start..]
             .find(|c: char| c.is_whitespace() || "\"'<>`".contains(c))
-            .unwrap_or(tail.len());
-        match tail[..end].rfind('@') {
-            Some(user_end) => {
-                out.push_str("<redacted>");
-                out.push_str(&tail[user_end..end]);
-            }
-            None => out.push_str(&tail[..end]),
+            .map_or(tail.len(), |i| host_start + i);
+        if user_end.is_some() {
+            out.push_str("<redacted>");
         }
+        out.push_str(&tail[host_start..end]);
         rest = &tail[end..];
     }
     out.push_str(rest);
@@ -41,7 +43,14 @@ pub fn redact_url_and_query(url: &str) -> String {
     if url::Url::parse(url).is_err() {
         return "<invalid URL>".into();
     }
-    let shown = redact_urls(url);
+    // One URL: its user part is the authority's (a password may hold a quote, `<` or a
+    // space, which would end a URL in free text).
+    let (scheme, user, rest) = split_userinfo(url);
+    let shown = if user.is_empty() {
+        url.to_string()
+    } else {
+        format!("{scheme}<redacted>@{rest}")
+    };
     let Some(q) = shown.find('?') else {
         return shown;
     };
@@ -103,6 +112,39 @@ mod tests {
             "https://<redacted>@h/p?id=<redacted>&token=<redacted>&flag#frag"
         );
         assert_eq!(redact_url_and_query("not a url s3cret"), "<invalid URL>");
+    }
+
+    /// Last review (1): a password holding a quote, `<`, a backtick or a space is hidden whole.
+    #[test]
+    fn a_password_with_quotes_or_spaces_is_hidden() {
+        for pw in [
+            "s3cr'etpw",
+            "s3cr\"etpw",
+            "s3cr<etpw",
+            "s3cr`etpw",
+            "s3cr etpw",
+        ] {
+            let url = format!("https://maas:{pw}@example.org/p?x");
+            let shown = redact_url_and_query(&url);
+            assert!(!shown.contains("etpw"), "{url} -> {shown}");
+            assert!(
+                shown.starts_with("https://<redacted>@example.org/p?x"),
+                "{shown}"
+            );
+            if !pw.contains(' ') {
+                let text = format!("fetching {url} failed");
+                let shown = redact_urls(&text);
+                assert_eq!(
+                    shown, "fetching https://<redacted>@example.org/p?x failed",
+                    "{text}"
+                );
+            }
+        }
+        // A quote after the URL still ends it.
+        assert_eq!(
+            redact_urls("'https://u:pw@h/p' and 'x@y'"),
+            "'https://<redacted>@h/p' and 'x@y'"
+        );
     }
 
     #[test]
