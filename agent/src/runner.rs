@@ -124,7 +124,9 @@ pub fn run(
         }
     };
     // The readers end when the pipes close; a grandchild still holding them is not waited
-    // for beyond the grace (its group is killed then).
+    // for beyond the grace. A timed system tool's group is killed then; a user command's (no
+    // limit) is left running, as cloud-init leaves `nohup server &` of a runcmd: its readers
+    // are left to end when it does.
     let mut ran = Ran {
         status,
         stdout: Vec::new(),
@@ -141,7 +143,9 @@ pub fn run(
             }
             Ok((_, bytes, _)) => ran.stderr = bytes,
             Err(_) => {
-                kill_group();
+                if limits.time.is_some() {
+                    kill_group();
+                }
                 break;
             }
         }
@@ -172,6 +176,100 @@ mod tests {
         .unwrap();
         assert!(ran.status.is_none());
         assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    }
+
+    fn alive(pid: libc::pid_t) -> bool {
+        // SAFETY: kill(2) with signal 0 only checks that the process exists.
+        unsafe { libc::kill(pid, 0) == 0 }
+    }
+
+    /// Reads the pid a test's script wrote (it may take a moment to appear).
+    fn pid_in(file: &std::path::Path) -> libc::pid_t {
+        for _ in 0..250 {
+            if let Some(pid) = std::fs::read_to_string(file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                return pid;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no pid in {}", file.display());
+    }
+
+    /// Kills the background sleep when the test ends, whatever its outcome.
+    struct KillOnDrop(libc::pid_t);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) on the test's own background process.
+            unsafe {
+                libc::kill(self.0, libc::SIGKILL);
+            }
+        }
+    }
+
+    /// The timed tool's background child is killed with it (its process group).
+    #[test]
+    fn a_timed_tools_background_child_is_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!("sleep 120 & echo $! > {}; sleep 5", pidfile.display());
+        let ran = run(
+            &argv(&["/bin/sh", "-c", &script]),
+            &[],
+            None,
+            &Limits {
+                time: Some(Duration::from_millis(300)),
+                keep: 1024,
+            },
+        )
+        .unwrap();
+        let pid = pid_in(&pidfile);
+        let _cleanup = KillOnDrop(pid);
+        assert!(ran.status.is_none());
+        // Killed, it may linger as a zombie of init's a moment: wait for it to go.
+        let gone = (0..250).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            !alive(pid) || zombie(pid)
+        });
+        assert!(gone, "the background sleep {pid} is still running");
+    }
+
+    fn zombie(pid: libc::pid_t) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
+    }
+
+    /// Last review (2): a user command's background job (no time limit) outlives it, as in
+    /// cloud-init: `runcmd: ["nohup myserver &"]` keeps running.
+    #[test]
+    fn a_user_commands_background_job_is_left_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!("sleep 60 & echo $! > {}", pidfile.display());
+        let t = Instant::now();
+        let ran = run(
+            &argv(&["/bin/sh", "-c", &script]),
+            &[],
+            None,
+            &Limits {
+                time: None,
+                keep: 1024,
+            },
+        )
+        .unwrap();
+        let pid = pid_in(&pidfile);
+        let _cleanup = KillOnDrop(pid);
+        assert!(ran.status.is_some_and(|s| s.success()));
+        assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            alive(pid) && !zombie(pid),
+            "the background job {pid} was killed"
+        );
     }
 
     #[test]
