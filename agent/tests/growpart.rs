@@ -115,6 +115,27 @@ fn on_by_default_and_off_when_asked() {
     );
 }
 
+/// Last review (3): the growing tools are not killed at the system tools' 600 s (growfs on a
+/// huge slow disk; killed half-way, a rerun finds the partition grown and never grows the file
+/// system): each carries a limit of a day.
+#[test]
+fn the_growing_tools_have_a_days_limit() {
+    let root = grow_root();
+    for (os, n) in [("freebsd", 3), ("netbsd", 2)] {
+        let p = plan(os, &root, "", Some("root-last"));
+        let execs: Vec<&serde_json::Value> = p["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["module"] == "growpart" && a["argv"].is_array())
+            .collect();
+        assert_eq!(execs.len(), n, "{os}: {p}");
+        for a in execs {
+            assert_eq!(a["timeout"], 86400, "{os}: {a}");
+        }
+    }
+}
+
 #[test]
 fn bad_values_are_named_and_the_rest_is_applied() {
     let root = grow_root();

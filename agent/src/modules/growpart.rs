@@ -131,12 +131,30 @@ pub fn plan(inp: &Inputs<'_>, out: &mut Planned) {
                 check_fstab_for_resize_root(inp, out);
             }
             for argv in partition {
-                out.actions.push(Action::exec(NAME, disk.clone(), argv));
+                out.actions.push(grow_exec(disk.clone(), argv));
             }
             if let (true, FsGrowth::Now(argv)) = (resize_fs, fs) {
-                out.actions.push(Action::exec(NAME, device, argv));
+                out.actions.push(grow_exec(device, argv));
             }
         }
+    }
+}
+
+/// How long one growing tool (gpart/gpt resize, growfs, resize_ffs) may take: a day, not the
+/// system tools' 600 s. growfs on a huge slow disk takes long, and one killed half-way is not
+/// redone: a rerun finds the partition grown and plans nothing, leaving the file system small.
+/// A day still ends a tool that hung for good.
+pub const GROW_LIMIT_SECS: u64 = 24 * 60 * 60;
+
+/// A growing tool's run, with its own [`GROW_LIMIT_SECS`].
+fn grow_exec(item: String, argv: Vec<String>) -> Action {
+    Action::Exec {
+        module: NAME,
+        item,
+        argv,
+        stdin: None,
+        env: Vec::new(),
+        timeout: Some(GROW_LIMIT_SECS),
     }
 }
 
