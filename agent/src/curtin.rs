@@ -391,6 +391,16 @@ mod tests {
 /// Moves the seed from a mounted EFI partition into wisp's state (root-only) and deletes it
 /// from the partition. `Ok(false)` when there is none.
 pub fn import_from_esp(esp: &std::path::Path, root: &crate::root::Root) -> std::io::Result<bool> {
+    import_from_esp_removing(esp, root, |p| std::fs::remove_file(p))
+}
+
+/// [`import_from_esp`] with the seed's removal given (the tests make it fail as on a
+/// read-only ESP).
+fn import_from_esp_removing(
+    esp: &std::path::Path,
+    root: &crate::root::Root,
+    remove: impl Fn(&std::path::Path) -> std::io::Result<()>,
+) -> std::io::Result<bool> {
     let src = esp.join(SEED_ON_ESP);
     match std::fs::symlink_metadata(&src) {
         Ok(m) if m.is_file() && m.len() <= 1024 * 1024 => {}
@@ -409,8 +419,18 @@ pub fn import_from_esp(esp: &std::path::Path, root: &crate::root::Root) -> std::
         crate::fsutil::ensure_dir(dir, 0o700)?;
     }
     crate::fsutil::write_atomic(&dest, &data, 0o600)?;
-    // FAT has no permissions: the credentials must not stay there.
-    std::fs::remove_file(&src)?;
+    // FAT has no permissions: the credentials must not stay there. The import is done
+    // either way (a later boot does not import again): an ESP mounted read-only keeps the
+    // seed, which is said so that someone removes it.
+    if let Err(e) = remove(&src) {
+        tracing::warn!(
+            seed = %src.display(),
+            error = %e,
+            "MAAS seed imported; could not remove the seed from the EFI partition \
+             (read-only?): remove it by hand"
+        );
+        return Ok(true);
+    }
     if let Some(dir) = src.parent() {
         let _ = std::fs::remove_dir(dir);
     }
@@ -457,5 +477,23 @@ mod import_tests {
         // Nothing left: nothing to import.
         assert!(!import_from_esp(&esp, &root).unwrap());
         std::fs::remove_dir_all(d).unwrap();
+    }
+
+    /// Last review (6): an ESP mounted read-only keeps the seed, but it is imported all the
+    /// same (a warning says to remove it), not reported as a failed import.
+    #[test]
+    fn a_seed_that_cannot_be_removed_is_still_imported() {
+        let d = tempfile::tempdir().unwrap();
+        let esp = d.path().join("esp");
+        std::fs::create_dir_all(esp.join("wisp")).unwrap();
+        std::fs::write(esp.join(SEED_ON_ESP), "datasource_list: [MAAS]\n").unwrap();
+        let root = crate::root::Root::new(d.path().join("root"));
+        let read_only = |_: &std::path::Path| Err(std::io::Error::from_raw_os_error(libc::EROFS));
+        assert!(import_from_esp_removing(&esp, &root, read_only).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(root.path(SEED_IMPORTED)).unwrap(),
+            "datasource_list: [MAAS]\n"
+        );
+        assert!(esp.join(SEED_ON_ESP).exists());
     }
 }

@@ -84,6 +84,35 @@ fn has_seed(esp: &Path) -> bool {
     std::fs::symlink_metadata(esp.join(crate::curtin::SEED_ON_ESP)).is_ok()
 }
 
+/// A seed on a FAT file system mounted already is taken only when root alone could have put it
+/// there: the seed and its directory owned by root and not writable by group or others. FAT
+/// has no owners of its own, so these are the mount's (`mount_msdosfs -u/-g/-m`, vfat's
+/// `uid=`/`umask=`): a stick a user mounted, or one mounted for all to write, is not searched
+/// (a seed planted there would point the machine at another MAAS).
+fn planted_by_root(esp: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let seed = esp.join(crate::curtin::SEED_ON_ESP);
+    let dir = seed.parent().unwrap_or(esp).to_path_buf();
+    for path in [dir, seed] {
+        let m = std::fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if m.uid() != 0 {
+            return Err(format!(
+                "{} is owned by uid {}, not root",
+                path.display(),
+                m.uid()
+            ));
+        }
+        if m.mode() & 0o022 != 0 {
+            return Err(format!(
+                "{} is writable by group or others (mode {:o})",
+                path.display(),
+                m.mode() & 0o7777
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Moves the seed found in `esp` (mounted at `at`); true when it is imported.
 fn import_from(root: &Root, esp: &Path, at: &Path) -> bool {
     match crate::curtin::import_from_esp(at, root) {
@@ -127,7 +156,14 @@ pub fn import_maas_seed(root: &Root, platform: Platform, esp: Option<&Path>) {
     for source in esp_sources(backend.as_ref(), &table, platform::disks(backend.as_ref())) {
         let dev = match source {
             EspSource::Mounted(point) => {
-                if has_seed(&point) && import_from(root, &point, &point) {
+                if !has_seed(&point) {
+                    continue;
+                }
+                if let Err(e) = planted_by_root(&point) {
+                    tracing::warn!(error = %e, "MAAS seed not imported from a mounted FAT file system");
+                    continue;
+                }
+                if import_from(root, &point, &point) {
                     return;
                 }
                 continue;
@@ -219,6 +255,47 @@ pub fn discover(root: &Root, platform: Platform, config: &Config) {
 mod tests {
     use super::*;
     use crate::platform::disks::parse_mount_table;
+
+    /// Last review (4): a seed on a mounted FAT file system that a user owns or may write is
+    /// refused; one root alone could write is taken.
+    #[test]
+    fn a_mounted_seed_is_taken_only_when_root_alone_could_write_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let esp = d.path();
+        let seed = esp.join(crate::curtin::SEED_ON_ESP);
+        let dir = seed.parent().unwrap().to_path_buf();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&seed, "x").unwrap();
+        let mode = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        mode(&dir, 0o755);
+        mode(&seed, 0o644);
+        // SAFETY: geteuid(2) has no preconditions.
+        let as_root = unsafe { libc::geteuid() } == 0;
+        assert_eq!(planted_by_root(esp).is_ok(), as_root);
+        if !as_root {
+            return;
+        }
+        mode(&seed, 0o666);
+        let e = planted_by_root(esp).unwrap_err();
+        assert!(
+            e.contains("maas-seed.yaml is writable by group or others"),
+            "{e}"
+        );
+        mode(&seed, 0o644);
+        mode(&dir, 0o775);
+        let e = planted_by_root(esp).unwrap_err();
+        assert!(e.contains("wisp is writable by group or others"), "{e}");
+        mode(&dir, 0o755);
+        std::os::unix::fs::chown(&dir, Some(65534), None).unwrap();
+        let e = planted_by_root(esp).unwrap_err();
+        assert!(e.contains("wisp is owned by uid 65534, not root"), "{e}");
+        std::os::unix::fs::chown(&dir, Some(0), None).unwrap();
+        std::os::unix::fs::chown(&seed, Some(65534), None).unwrap();
+        assert!(planted_by_root(esp).is_err());
+    }
 
     #[test]
     fn a_mounted_esp_is_read_where_it_is_and_not_mounted_again() {
