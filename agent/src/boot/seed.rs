@@ -80,6 +80,21 @@ fn esp_sources(
     out
 }
 
+/// FreeBSD mounts the ESP by its label (`/dev/gpt/efiboot0`, `/dev/msdosfs/EFISYS`) where the
+/// disk list names the partition (`/dev/vtbd0p1`): each label in the table is replaced by the
+/// provider `glabel status` gives for it, so that a mounted partition is not mounted a second
+/// time under its other name (which would also skip [`planted_by_root`]'s check).
+fn resolve_labels(table: &mut [Mounted], glabel_status: &str) {
+    for m in table.iter_mut() {
+        let Some(label) = m.device.strip_prefix("/dev/").filter(|l| l.contains('/')) else {
+            continue;
+        };
+        if let Some(provider) = crate::platform::disks::parse_glabel_status(glabel_status, label) {
+            m.device = format!("/dev/{provider}");
+        }
+    }
+}
+
 fn has_seed(esp: &Path) -> bool {
     std::fs::symlink_metadata(esp.join(crate::curtin::SEED_ON_ESP)).is_ok()
 }
@@ -146,13 +161,24 @@ pub fn import_maas_seed(root: &Root, platform: Platform, esp: Option<&Path>) {
         return;
     }
     let backend = platform.backend(None);
-    let table = match Probe::Host.output(&["mount"]) {
+    let mut table = match Probe::Host.output(&["mount"]) {
         Ok(text) => parse_mount_table(&text),
         Err(e) => {
             tracing::warn!(error = %e, "reading the mount table");
             Vec::new()
         }
     };
+    let labelled = |m: &Mounted| {
+        m.device
+            .strip_prefix("/dev/")
+            .is_some_and(|l| l.contains('/'))
+    };
+    if matches!(platform, Platform::Freebsd) && table.iter().any(labelled) {
+        match Probe::Host.output(&["glabel", "status"]) {
+            Ok(text) => resolve_labels(&mut table, &text),
+            Err(e) => tracing::warn!(error = %e, "reading the GEOM labels"),
+        }
+    }
     for source in esp_sources(backend.as_ref(), &table, platform::disks(backend.as_ref())) {
         let dev = match source {
             EspSource::Mounted(point) => {
@@ -312,6 +338,24 @@ mod tests {
             [
                 EspSource::Mounted("/boot/efi".into()),
                 EspSource::Device("/dev/vtbd0".into()),
+                EspSource::Device("/dev/vtbd1p1".into()),
+            ]
+        );
+        // Last review (5): mounted by its GPT label, the ESP is matched through glabel(8).
+        let mut table = parse_mount_table(
+            "/dev/vtbd0p2 on / (ufs, local)\n/dev/gpt/efiboot0 on /boot/efi (msdosfs, local)\n",
+        );
+        resolve_labels(
+            &mut table,
+            "                                      Name  Status  Components\n\
+             gptid/3f6c0e2a-0000-11ef-8000-000000000000     N/A  vtbd0p1\n\
+                                          gpt/efiboot0     N/A  vtbd0p1\n",
+        );
+        let devices = ["/dev/vtbd0p1", "/dev/vtbd1p1"].map(PathBuf::from);
+        assert_eq!(
+            esp_sources(freebsd.as_ref(), &table, devices.to_vec()),
+            [
+                EspSource::Mounted("/boot/efi".into()),
                 EspSource::Device("/dev/vtbd1p1".into()),
             ]
         );

@@ -176,28 +176,43 @@ impl Mounted {
 const MAX_MOUNTS: usize = 1024;
 
 /// The mount table as each system's `mount` prints it: `device on point type fstype (options)`
-/// on NetBSD, OpenBSD and Linux, `device on point (fstype, options)` on FreeBSD. Lines of
-/// another form (a mount point with blanks) are skipped.
+/// on NetBSD, OpenBSD and Linux, `device on point (fstype, options)` on FreeBSD. A mount point
+/// may hold blanks, so a line is read from its right end (the options, then the type); a
+/// point that holds ` type `, ` (` or ` on ` itself could be read more than one way, and its
+/// line is skipped.
 pub fn parse_mount_table(text: &str) -> Vec<Mounted> {
     text.lines()
         .take(MAX_MOUNTS)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() < 4 || f[1] != "on" {
-                return None;
-            }
-            let fstype = if f[3] == "type" {
-                *f.get(4)?
-            } else {
-                f[3].strip_prefix('(')?.trim_end_matches([',', ')'])
-            };
-            Some(Mounted {
-                device: f[0].to_string(),
-                point: f[2].to_string(),
-                fstype: fstype.to_string(),
-            })
-        })
+        .filter_map(parse_mount_line)
         .collect()
+}
+
+fn parse_mount_line(line: &str) -> Option<Mounted> {
+    let (device, rest) = line.split_once(" on ")?;
+    if device.is_empty() || device.contains(char::is_whitespace) {
+        return None;
+    }
+    let (head, options) = match rest.strip_suffix(')').and_then(|r| r.rsplit_once(" (")) {
+        Some((head, options)) => (head, Some(options)),
+        None => (rest, None),
+    };
+    let one_word = |w: &str| !w.is_empty() && !w.contains(char::is_whitespace);
+    let (point, fstype) = match head.rsplit_once(" type ") {
+        Some((point, fstype)) if one_word(fstype) => (point, fstype),
+        // FreeBSD: the type is the options' first item.
+        _ => (head, options?.split(',').next()?.trim()),
+    };
+    if !point.starts_with('/')
+        || !one_word(fstype)
+        || [" type ", " (", " on "].iter().any(|s| point.contains(s))
+    {
+        return None;
+    }
+    Some(Mounted {
+        device: device.to_string(),
+        point: point.to_string(),
+        fstype: fstype.to_string(),
+    })
 }
 
 /// One partition of a table, in sectors.
@@ -448,6 +463,38 @@ mod tests {
         let m = parse_mount_table(linux);
         assert_eq!(m.len(), 1);
         assert!(m[0].is_fat());
+    }
+
+    /// Last review (5): mount points with blanks are read from the right; a point that holds
+    /// the table's own words is skipped, not misread.
+    #[test]
+    fn mount_points_with_blanks() {
+        let m = parse_mount_table(
+            "/dev/dk3 on /mnt/my stick type msdos (local)\n\
+             /dev/da0s1 on /media/USB DISK (msdosfs, local, nosuid)\n\
+             /dev/sdb1 on /media/a b type vfat (rw,nosuid)\n",
+        );
+        let read: Vec<(&str, &str, &str)> = m
+            .iter()
+            .map(|m| (m.device.as_str(), m.point.as_str(), m.fstype.as_str()))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                ("/dev/dk3", "/mnt/my stick", "msdos"),
+                ("/dev/da0s1", "/media/USB DISK", "msdosfs"),
+                ("/dev/sdb1", "/media/a b", "vfat"),
+            ]
+        );
+        // Points that spell the table's own words: no reading is sure, none is made.
+        for line in [
+            "/dev/da0s1 on /media/x type msdos y (msdosfs, local)",
+            "/dev/da0s1 on /media/x (msdosfs, y (ufs, local)",
+            "/dev/dk3 on /mnt/a on b type msdos (local)",
+            "/dev/dk3 on /mnt/a (b type msdos (local)",
+        ] {
+            assert_eq!(parse_mount_table(line), [], "{line}");
+        }
     }
 
     #[test]
