@@ -336,48 +336,16 @@ const WISP_KEYS: &[&str] = &[
     "max_user_data_bytes",
 ];
 
-/// The cloud-config keys wisp's modules apply. [`CONFIG_KEYS`], [`LINUX_ONLY`] and [`NOT_SUPPORTED`] hold the
-/// rest of what the cloud-config reader accepts; a test checks that the reader knows each of
-/// these, so a renamed key shows up there rather than as a false warning at boot.
-const APPLIED_KEYS: &[&str] = &[
-    "users",
-    "user",
-    "groups",
-    "ssh_authorized_keys",
-    "disable_root",
-    "disable_root_opts",
-    "ssh_pwauth",
-    "chpasswd",
-    "password",
-    "hostname",
-    "fqdn",
-    "prefer_fqdn_over_hostname",
-    "preserve_hostname",
-    "manage_etc_hosts",
-    "write_files",
-    "ntp",
-    "timezone",
-    "growpart",
-    "resize_rootfs",
-    "bootcmd",
-    "runcmd",
-    "power_state",
-    "phone_home",
-    "final_message",
-    "random_seed",
-    "packages",
-    "package_update",
-    "package_upgrade",
-    "package_reboot_if_required",
-    "apt_update",
-    "apt_upgrade",
-    "apt_reboot_if_required",
-    "package_proxy",
-    "package_timeout",
-    "apt_proxy",
-    "apt_http_proxy",
-    "apt_https_proxy",
-];
+/// The cloud-config keys wisp's modules apply: what each module says it reads
+/// ([`crate::modules::ModuleInfo::keys`]), so a module's new key is known here without a second
+/// list. [`CONFIG_KEYS`], [`LINUX_ONLY`] and [`NOT_SUPPORTED`] hold the rest of what the
+/// cloud-config reader accepts; a test checks that the reader knows each of these, so a renamed
+/// key shows up there rather than as a false warning at boot.
+fn applied_keys() -> impl Iterator<Item = &'static str> {
+    crate::modules::MODULES
+        .iter()
+        .flat_map(|m| m.info().keys.iter().copied())
+}
 
 /// cloud-init's own system-configuration keys (its `cloud.cfg`, and what MAAS and curtin drop
 /// into `cloud.cfg.d`): an image's existing snippets carry them, and they are not typos even
@@ -415,7 +383,6 @@ fn known_top_level(key: &str) -> bool {
     let key = norm_key(key);
     [
         WISP_KEYS,
-        APPLIED_KEYS,
         CONFIG_KEYS,
         LINUX_ONLY,
         NOT_SUPPORTED,
@@ -424,6 +391,7 @@ fn known_top_level(key: &str) -> bool {
     ]
     .iter()
     .any(|list| list.contains(&key.as_str()))
+        || applied_keys().any(|k| k == key)
 }
 
 /// Levenshtein distance, for "did you mean": keys are short, so the plain table is enough.
@@ -479,14 +447,17 @@ fn unknown_keys(path: &Path, text: &str, doc: &Mapping) -> Vec<String> {
     for k in doc.keys() {
         let key = name(k);
         if !known_top_level(&key) {
-            let candidates = WISP_KEYS
-                .iter()
-                .chain(APPLIED_KEYS)
-                .chain(CLOUD_INIT_SYSTEM_KEYS)
-                .chain(CONFIG_KEYS)
-                .chain(LINUX_ONLY)
-                .chain(NOT_SUPPORTED)
-                .copied();
+            let candidates = WISP_KEYS.iter().copied().chain(applied_keys()).chain(
+                [
+                    CLOUD_INIT_SYSTEM_KEYS,
+                    CONFIG_KEYS,
+                    LINUX_ONLY,
+                    NOT_SUPPORTED,
+                ]
+                .into_iter()
+                .flatten()
+                .copied(),
+            );
             warn(key.clone(), suggestion(&key, candidates));
         }
     }
@@ -844,8 +815,8 @@ mod tests {
 
     #[test]
     fn the_cloud_config_reader_knows_each_applied_key() {
-        // APPLIED_KEYS must stay what the modules read: none may be an unknown key to them.
-        for key in APPLIED_KEYS {
+        // The modules' keys must be what the reader takes: none may be an unknown key to it.
+        for key in applied_keys() {
             let mut doc = Mapping::new();
             doc.insert(Value::String(key.to_string()), Value::Null);
             let mut r = crate::cloudconfig::Reader::default();
