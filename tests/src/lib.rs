@@ -14,6 +14,7 @@
 
 pub mod machines;
 pub mod metadata;
+pub mod post_sink;
 pub mod roots;
 pub mod server;
 

@@ -4,10 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
 
 use common::*;
 
@@ -23,42 +21,16 @@ fn wisp(root: &Path, args: &[&str]) -> Output {
 }
 
 /// The requests a test server received: first line and body.
-type Seen = Arc<Mutex<Vec<(String, String)>>>;
+type Seen = mock_maas::post_sink::Received;
 
 /// A loopback server answering 200, keeping each request's first line and body.
 fn serve() -> (std::net::SocketAddr, Seen) {
-    serve_answering("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+    serve_answering(mock_maas::post_sink::OK)
 }
 
 /// [`serve`], answering `answer` to every request.
 fn serve_answering(answer: &'static str) -> (std::net::SocketAddr, Seen) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut first = String::new();
-            let _ = reader.read_line(&mut first);
-            let mut length = 0usize;
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                line.clear();
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            log.lock().unwrap().push((
-                first.trim().to_string(),
-                String::from_utf8_lossy(&body).into_owned(),
-            ));
-            let _ = (&conn).write_all(answer.as_bytes());
-        }
-    });
-    (addr, seen)
+    mock_maas::post_sink::start(answer).unwrap()
 }
 
 #[test]

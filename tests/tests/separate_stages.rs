@@ -6,10 +6,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
 
 use common::*;
 
@@ -17,31 +15,9 @@ use common::*;
 const IMAGE_PUB: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIABNZtRAVa0mXZze7RbywGAB+DisQtxMKqzv5e7gmwpW root@image\n";
 
-/// A loopback server answering 200, counting the requests it received.
-fn serve() -> (std::net::SocketAddr, Arc<Mutex<u32>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(0));
-    let count = seen.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut length = 0usize;
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                line.clear();
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            *count.lock().unwrap() += 1;
-            let _ = (&conn)
-                .write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-        }
-    });
-    (addr, seen)
+/// A loopback server answering 200, keeping the requests it received.
+fn serve() -> (std::net::SocketAddr, mock_maas::post_sink::Received) {
+    mock_maas::post_sink::start(mock_maas::post_sink::OK).unwrap()
 }
 
 /// A NoCloud machine (its data found in the local stage) with the image's host key, whose
@@ -113,14 +89,14 @@ fn a_first_boot_in_separate_processes_replaces_the_host_keys_and_phones_home() {
     let first = public(r);
     assert!(first.starts_with("ssh-ed25519 "), "{first:?}\n{log}");
     assert_ne!(first, IMAGE_PUB, "the image's host key was kept\n{log}");
-    assert_eq!(*posts.lock().unwrap(), 1, "{log}");
+    assert_eq!(posts.lock().unwrap().len(), 1, "{log}");
     // The next boot of the same instance: neither again.
     reboot(r);
     for s in ["local", "network", "final"] {
         stage(r, s);
     }
     assert_eq!(public(r), first);
-    assert_eq!(*posts.lock().unwrap(), 1);
+    assert_eq!(posts.lock().unwrap().len(), 1);
 }
 
 #[test]
@@ -135,11 +111,11 @@ fn a_first_boot_whose_final_stage_did_not_end_phones_home_on_the_next_boot() {
     for s in ["local", "network"] {
         stage(r, s);
     }
-    assert_eq!(*posts.lock().unwrap(), 0);
+    assert_eq!(posts.lock().unwrap().len(), 0);
     reboot(r);
     let mut log = String::new();
     for s in ["local", "network", "final"] {
         log.push_str(&stderr(&stage(r, s)));
     }
-    assert_eq!(*posts.lock().unwrap(), 1, "{log}");
+    assert_eq!(posts.lock().unwrap().len(), 1, "{log}");
 }
